@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Install everything the project needs on Debian 12 (bookworm).
+# Idempotent: when every package is present at a suitable version it only
+# checks and returns.  Runs as root, or through sudo.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || die "need root or sudo to install packages"
+    SUDO=sudo
+fi
+
+PKGS=(
+    build-essential pkg-config git xz-utils ca-certificates
+    ninja-build flex bison python3 python3-venv dpkg-dev
+    libglib2.0-dev libpixman-1-dev libzstd-dev libslirp-dev libfdt-dev
+    libibverbs-dev librdmacm-dev libcmocka-dev libxxhash-dev
+    seabios ipxe-qemu qemu-system-data
+    iproute2 socat
+)
+MESON_MIN=1.5.0
+
+BACKPORTS_LIST=/etc/apt/sources.list.d/mig-transport-backports.sources
+DEBSRC_LIST=/etc/apt/sources.list.d/mig-transport-sid-src.sources
+
+write_if_changed() {
+    local file=$1 content=$2
+    if [ ! -f "$file" ] || [ "$(cat "$file")" != "$content" ]; then
+        printf '%s\n' "$content" | $SUDO tee "$file" >/dev/null
+        return 0
+    fi
+    return 1
+}
+
+missing_pkgs() {
+    local p
+    for p in "${PKGS[@]}"; do
+        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+            grep -q '^install ok installed' || echo "$p"
+    done
+}
+
+meson_ok() {
+    command -v meson >/dev/null || return 1
+    local v
+    v=$(meson --version 2>/dev/null) || return 1
+    [ "$(printf '%s\n%s\n' "$MESON_MIN" "$v" | sort -V | head -n1)" = "$MESON_MIN" ]
+}
+
+changed=0
+write_if_changed "$BACKPORTS_LIST" "Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" && changed=1
+write_if_changed "$DEBSRC_LIST" "Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" && changed=1
+
+need=$(missing_pkgs | tr '\n' ' ')
+if [ "$changed" = 0 ] && [ -z "$need" ] && meson_ok; then
+    info "deps: all packages present (meson $(meson --version))"
+    exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+info "deps: apt-get update"
+$SUDO apt-get update -qq
+if [ -n "$need" ]; then
+    info "deps: installing $need"
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $need
+fi
+if ! meson_ok; then
+    info "deps: installing meson >= $MESON_MIN from bookworm-backports"
+    $SUDO apt-get install -y -qq --no-install-recommends \
+        -t bookworm-backports meson
+fi
+meson_ok || die "meson >= $MESON_MIN not available after install"
+info "deps: done (meson $(meson --version))"
