@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Front door of the migration-transport patch series for QEMU 10.2.2.
+#   make            build the patched qemu-system-x86_64 (installs deps first)
+#   make check      every test tier, ending in "N passed, N failed"
+#   make series     export the upstream-style series and run checkpatch
+# See README.md.
+
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+S := scripts
+
+.PHONY: all build build-base deps fetch prepare check check-fast check-qemu \
+        series clean distclean help
+
+all: build
+
+help:
+	@sed -n '3,7p' Makefile | sed 's/^# *//'
+	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu clean distclean"
+
+deps:
+	@$(S)/deps.sh
+
+fetch: deps
+	@$(S)/fetch-base.sh
+
+prepare: fetch
+	@$(S)/prepare.sh
+
+build: prepare
+	@$(S)/build.sh
+
+build-base: prepare
+	@$(S)/build.sh --base
+
+# The fast tier alone: the policy units and their cmocka tests, no QEMU.
+check-fast: deps
+	@$(PYTHON) $(S)/check.py --tier fast
+
+# The QEMU tiers alone, on an existing build.
+check-qemu:
+	@$(PYTHON) $(S)/check.py --tier unit --tier qtest --tier interop
+
+check: build build-base
+	@$(PYTHON) $(S)/check.py
+
+series: prepare
+	@$(PYTHON) $(S)/series.py --export
+
+# Keeps the fetched base and the prepared trees; drops every build output.
+clean:
+	rm -rf build/qemu/build build/qemu-base/build build/fast \
+	       build/series build/series-tree build/check-logs
+
+distclean:
+	rm -rf build

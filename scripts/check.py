@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Run the project's test tiers in order and count their TAP results.
+
+Tiers (select with --tier, default all, in this order):
+  layout    the repository's own consistency (scripts/series.py --check)
+  fast      the QEMU-independent policy units (top-level meson.build, cmocka)
+  unit      QEMU's migration unit tests plus ours, built in the patched tree
+  qtest     upstream's quick migration-test suite on the patched build,
+            including every test group this project adds
+  interop   a subset of migration-test between the patched and the unpatched
+            base binaries, in both directions
+
+Every tier prints its own summary; the run ends with one line
+"N passed, N failed, N skipped".  Exit status is 0 only when nothing failed
+and every tier ran.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
+BLD = os.path.join(BUILD, "qemu", "build")
+BASE_BLD = os.path.join(BUILD, "qemu-base", "build")
+FAST = os.path.join(BUILD, "fast")
+
+QEMU_UNIT_TESTS = ["test-xbzrle", "test-vmstate"]
+
+# migration-test paths run between patched and unpatched binaries.  They
+# cover the main stream (RAM, devices), the return path and multifd: with
+# every new capability off, both directions must pass unchanged.
+INTEROP_PATHS = [
+    "/x86_64/migration/precopy/tcp/plain",
+    "/x86_64/migration/precopy/tcp/plain/switchover-ack",
+    "/x86_64/migration/precopy/unix/plain",
+    "/x86_64/migration/precopy/file/mapped-ram",
+    "/x86_64/migration/multifd/tcp/plain/zero-page/legacy",
+    "/x86_64/migration/postcopy/plain",
+]
+
+TAP_RE = re.compile(r"^\s*(not ok|ok)\b\s*(\d+)?\s*-?\s*(.*)$")
+
+
+class Tally:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.skipped = 0
+        self.failures = []
+
+    def add(self, other):
+        self.passed += other.passed
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.failures += other.failures
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def run_tap(name, cmd, env=None, timeout=600, cwd=None, logdir=None):
+    """Run one TAP-producing command; count its results.
+
+    A command that exits non-zero, times out, or prints no test result
+    counts as one failure of its own, so a crash is never a silent pass.
+    """
+    t = Tally()
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    start = time.monotonic()
+    out_lines = []
+    try:
+        proc = subprocess.Popen(cmd, env=full_env, cwd=cwd, text=True,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                errors="replace")
+        deadline = start + timeout
+        for line in proc.stdout:
+            out_lines.append(line)
+            m = TAP_RE.match(line)
+            if m:
+                what = m.group(3).strip()
+                if m.group(1) == "not ok":
+                    if "# TODO" in what:
+                        t.skipped += 1
+                    else:
+                        t.failed += 1
+                        t.failures.append(f"{name}: {what}")
+                        log(f"    FAIL {what}")
+                elif "# SKIP" in what or "# skip" in what:
+                    t.skipped += 1
+                else:
+                    t.passed += 1
+            if time.monotonic() > deadline:
+                proc.kill()
+                break
+        rc = proc.wait(timeout=max(1, deadline - time.monotonic() + 30))
+        timed_out = time.monotonic() > deadline
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc, timed_out = -9, True
+    except OSError as e:
+        rc, timed_out = -1, False
+        out_lines.append(f"cannot run {cmd[0]}: {e}\n")
+    elapsed = time.monotonic() - start
+    if logdir:
+        os.makedirs(logdir, exist_ok=True)
+        fname = re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + ".log"
+        with open(os.path.join(logdir, fname), "w") as f:
+            f.writelines(out_lines)
+    problem = None
+    if timed_out:
+        problem = f"timed out after {timeout}s"
+    elif rc != 0:
+        problem = f"exited with status {rc}"
+    elif t.passed + t.failed + t.skipped == 0:
+        problem = "ran no test"
+    if problem and not (rc != 0 and t.failed and not timed_out):
+        t.failed += 1
+        t.failures.append(f"{name}: {problem}")
+    if problem:
+        tail = "".join(out_lines[-25:])
+        log(f"    {name}: {problem}; last output:\n{tail}")
+    log(f"  {name}: {t.passed} passed, {t.failed} failed, "
+        f"{t.skipped} skipped ({elapsed:.0f}s)")
+    return t
+
+
+def meson_tests(builddir):
+    path = os.path.join(builddir, "meson-info", "intro-tests.json")
+    with open(path) as f:
+        return json.load(f)
+
+
+def sh(cmd, **kw):
+    log("  $ " + " ".join(cmd))
+    subprocess.run(cmd, check=True, **kw)
+
+
+def tier_layout(logdir):
+    t = run_tap("layout", [sys.executable,
+                           os.path.join(TOP, "scripts", "series.py"),
+                           "--check", "--tap"], logdir=logdir)
+    return t
+
+
+def tier_fast(logdir):
+    if not os.path.exists(os.path.join(FAST, "build.ninja")):
+        sh(["meson", "setup", FAST, TOP], stdout=subprocess.DEVNULL)
+    sh(["meson", "compile", "-C", FAST], stdout=subprocess.DEVNULL)
+    total = Tally()
+    for test in meson_tests(FAST):
+        env = dict(test.get("env") or {})
+        total.add(run_tap("fast/" + test["name"], test["cmd"], env=env,
+                          timeout=test.get("timeout") or 60, logdir=logdir))
+    return total
+
+
+def our_unit_tests():
+    d = os.path.join(TOP, "tests", "unit")
+    if not os.path.isdir(d):
+        return []
+    return sorted(f[:-2] for f in os.listdir(d)
+                  if f.startswith("test-") and f.endswith(".c"))
+
+
+def tier_unit(logdir):
+    total = Tally()
+    tests = {t["name"]: t for t in meson_tests(BLD)}
+    for name in QEMU_UNIT_TESTS + our_unit_tests():
+        test = tests.get(name)
+        if not test:
+            total.failed += 1
+            total.failures.append(f"unit/{name}: not registered in {BLD}")
+            log(f"    FAIL unit/{name}: not registered in the QEMU build")
+            continue
+        total.add(run_tap("unit/" + name, test["cmd"],
+                          env=test.get("env") or {},
+                          cwd=test.get("workdir") or BLD,
+                          timeout=(test.get("timeout") or 30) * 4,
+                          logdir=logdir))
+    return total
+
+
+def qtest_env():
+    for t in meson_tests(BLD):
+        if t["name"] == "qtest-x86_64/migration-test":
+            env = dict(t.get("env") or {})
+            break
+    else:
+        raise SystemExit("migration-test is not registered in " + BLD)
+    # meson gives paths relative to the build directory; make them absolute
+    # and drop helpers this project does not build.
+    for k, v in list(env.items()):
+        if k.startswith("QTEST_") and v.startswith("./"):
+            path = os.path.join(BLD, v[2:])
+            if os.path.exists(path):
+                env[k] = path
+            else:
+                del env[k]
+    env["QTEST_QEMU_BINARY"] = os.path.join(BLD, "qemu-system-x86_64")
+    env.setdefault("PYTHON", os.path.join(BLD, "pyvenv", "bin", "python3"))
+    return env
+
+
+def migration_test_cmd(paths=None):
+    """Quick mode runs upstream's smoke set; named paths need --full,
+    which registers every test so that -p can pick any of them."""
+    cmd = [os.path.join(BLD, "tests", "qtest", "migration-test"),
+           "--tap", "-k"]
+    if paths:
+        cmd.append("--full")
+    for p in paths or []:
+        cmd += ["-p", p]
+    return cmd
+
+
+def tier_qtest(logdir):
+    # Quick mode (no --full): upstream's smoke set plus our groups.
+    return run_tap("qtest/migration-test", migration_test_cmd(),
+                   env=qtest_env(), cwd=BLD, timeout=45 * 60, logdir=logdir)
+
+
+def tier_interop(logdir):
+    base = os.path.join(BASE_BLD, "qemu-system-x86_64")
+    total = Tally()
+    for label, var in (("patched-to-base", "QTEST_QEMU_BINARY_DST"),
+                       ("base-to-patched", "QTEST_QEMU_BINARY_SRC")):
+        env = qtest_env()
+        env[var] = base
+        t = run_tap("interop/" + label, migration_test_cmd(INTEROP_PATHS),
+                    env=env, cwd=BLD, timeout=20 * 60, logdir=logdir)
+        ran = t.passed + t.failed + t.skipped
+        if ran < len(INTEROP_PATHS):
+            t.failed += 1
+            t.failures.append(f"interop/{label}: ran {ran} of "
+                              f"{len(INTEROP_PATHS)} paths")
+            log(f"    FAIL interop/{label}: only {ran} of "
+                f"{len(INTEROP_PATHS)} paths exist")
+        total.add(t)
+    return total
+
+
+TIERS = [("layout", tier_layout), ("fast", tier_fast), ("unit", tier_unit),
+         ("qtest", tier_qtest), ("interop", tier_interop)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--tier", action="append",
+                    choices=[n for n, _ in TIERS],
+                    help="run only this tier (repeatable)")
+    args = ap.parse_args()
+    wanted = args.tier or [n for n, _ in TIERS]
+    logdir = os.path.join(BUILD, "check-logs")
+    grand = Tally()
+    start = time.monotonic()
+    for name, fn in TIERS:
+        if name not in wanted:
+            continue
+        log(f"== tier {name}")
+        t0 = time.monotonic()
+        try:
+            t = fn(logdir)
+        except (subprocess.CalledProcessError, SystemExit, OSError) as e:
+            t = Tally()
+            t.failed = 1
+            t.failures.append(f"{name}: could not run: {e}")
+            log(f"  tier {name} could not run: {e}")
+        log(f"== tier {name}: {t.passed} passed, {t.failed} failed, "
+            f"{t.skipped} skipped ({time.monotonic() - t0:.0f}s)")
+        grand.add(t)
+    log(f"== all tiers done in {time.monotonic() - start:.0f}s; "
+        f"logs in {logdir}")
+    if os.environ.get("MIG_CI_START"):
+        total = time.time() - int(os.environ["MIG_CI_START"])
+        log(f"== whole CI run so far: {total:.0f}s ({total / 60:.1f} min)")
+    for f in grand.failures:
+        log(f"  failed: {f}")
+    print(f"{grand.passed} passed, {grand.failed} failed, "
+          f"{grand.skipped} skipped")
+    return 1 if grand.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
