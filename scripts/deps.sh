@@ -25,6 +25,10 @@ PKGS=(
     iproute2 socat
 )
 MESON_MIN=1.5.0
+# SeaBIOS 1.16.2 (bookworm) hits a 32 s AHCI command timeout on QEMU 10.2
+# before it boots from disk ("Timeout at ahci_command"): every qtest
+# guest would wait for it.  bookworm-backports has the fix.
+SEABIOS_MIN=1.16.3
 
 BACKPORTS_LIST=/etc/apt/sources.list.d/mig-transport-backports.sources
 DEBSRC_LIST=/etc/apt/sources.list.d/mig-transport-sid-src.sources
@@ -44,6 +48,16 @@ missing_pkgs() {
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
             grep -q '^install ok installed' || echo "$p"
     done
+}
+
+version_ge() {
+    [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
+}
+
+seabios_ok() {
+    local v
+    v=$(dpkg-query -W -f='${Version}' seabios 2>/dev/null) || return 1
+    version_ge "$v" "$SEABIOS_MIN"
 }
 
 meson_ok() {
@@ -66,7 +80,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" && changed=1
 
 need=$(missing_pkgs | tr '\n' ' ')
-if [ "$changed" = 0 ] && [ -z "$need" ] && meson_ok; then
+if [ "$changed" = 0 ] && [ -z "$need" ] && meson_ok && seabios_ok; then
     info "deps: all packages present (meson $(meson --version))"
     exit 0
 fi
@@ -84,5 +98,11 @@ if ! meson_ok; then
     $SUDO apt-get install -y -qq --no-install-recommends \
         -t bookworm-backports meson
 fi
+if ! seabios_ok; then
+    info "deps: installing seabios >= $SEABIOS_MIN from bookworm-backports"
+    $SUDO apt-get install -y -qq --no-install-recommends \
+        -t bookworm-backports seabios
+fi
 meson_ok || die "meson >= $MESON_MIN not available after install"
+seabios_ok || die "seabios >= $SEABIOS_MIN not available after install"
 info "deps: done (meson $(meson --version))"
