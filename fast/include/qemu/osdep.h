@@ -24,4 +24,9 @@
 #include <string.h>
 #include <glib.h>
 
+/* The few macros of QEMU's osdep.h that the units use. */
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
+#endif
+
 #endif
