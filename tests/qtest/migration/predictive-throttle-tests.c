@@ -76,6 +76,7 @@ static void test_predictive_throttle_converge(void)
     };
     QTestState *from, *to;
     g_autoptr(QDict) pt = NULL;
+    char *hmp;
 
     if (migrate_start(&from, &to, uri, &args)) {
         return;
@@ -101,6 +102,9 @@ static void test_predictive_throttle_converge(void)
                     qdict_get_int(pt, "estimated-bandwidth"));
     /* released with the migration */
     g_assert_cmpint(qdict_get_int(pt, "percentage"), ==, 0);
+    hmp = qtest_hmp(from, "info migrate");
+    g_assert_nonnull(strstr(hmp, "Predictive throttle:"));
+    g_free(hmp);
 
     qtest_qmp_eventwait(to, "RESUME");
     wait_for_serial("dest_serial");
@@ -249,6 +253,7 @@ static void assert_param_refused(QTestState *who, const char *param,
 static void test_predictive_throttle_refusals(void)
 {
     QTestState *who = qtest_init("-machine none");
+    char *hmp;
 
     assert_caps_refused(who, "auto-converge",
                         "'predictive-throttle' conflicts with "
@@ -265,6 +270,23 @@ static void test_predictive_throttle_refusals(void)
     /* the refusals changed nothing */
     g_assert_cmpint(get_parameter_int(who, "throttle-target-ratio"), ==, 50);
     g_assert_false(capability_enabled(who, "predictive-throttle"));
+
+    /* HMP sets and shows the parameters, and refuses the same values */
+    hmp = qtest_hmp(who, "migrate_set_parameter throttle-target-ratio 40");
+    g_assert_cmpstr(hmp, ==, "");
+    g_free(hmp);
+    hmp = qtest_hmp(who, "migrate_set_parameter throttle-target-ratio 0");
+    g_assert_nonnull(strstr(hmp, "throttle-target-ratio"));
+    g_free(hmp);
+    hmp = qtest_hmp(who, "migrate_set_parameter throttle-prior-bandwidth 1G");
+    g_free(hmp);
+    g_assert_cmpint(get_parameter_int(who, "throttle-target-ratio"), ==, 40);
+    g_assert_cmpint(get_parameter_int(who, "throttle-prior-bandwidth"), ==,
+                    1024 * 1024 * 1024);
+    hmp = qtest_hmp(who, "info migrate_parameters");
+    g_assert_nonnull(strstr(hmp, "throttle-target-ratio: 40%"));
+    g_assert_nonnull(strstr(hmp, "throttle-prior-bandwidth: 1073741824"));
+    g_free(hmp);
     qtest_quit(who);
 }
 
