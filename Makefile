@@ -4,6 +4,8 @@
 #   make            build the patched qemu-system-x86_64 (installs deps first)
 #   make check      every test tier, ending in "N passed, N failed"
 #   make series     export the upstream-style series and run checkpatch
+#   make demo       migrate a real Linux guest with each configuration
+#   make bench      the benchmark matrix, results in bench/results/
 # See README.md.
 
 SHELL := /bin/bash
@@ -11,12 +13,12 @@ PYTHON ?= /usr/bin/python3
 S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu \
-        series clean distclean help
+        series demo bench clean distclean help
 
 all: build
 
 help:
-	@sed -n '3,7p' Makefile | sed 's/^# *//'
+	@sed -n '3,9p' Makefile | sed 's/^# *//'
 	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu clean distclean"
 
 deps:
@@ -48,10 +50,20 @@ check: build build-base
 series: prepare
 	@$(PYTHON) $(S)/series.py --export
 
+# Real-guest harness (bench/README.md): a Debian guest migrated between two
+# patched QEMUs with precopy and each available configuration, verified.
+demo: build
+	@PYTHON=$(PYTHON) $(S)/demo.sh
+
+# Every scenario x configuration x 3 repetitions; writes bench/results/.
+# BENCH_ARGS go to migbench.py bench, e.g. BENCH_ARGS="--scenarios mixed".
+bench: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh $(BENCH_ARGS)
+
 # Keeps the fetched base and the prepared trees; drops every build output.
 clean:
 	rm -rf build/qemu/build build/qemu-base/build build/fast \
-	       build/series build/series-tree build/check-logs
+	       build/series build/series-tree build/check-logs build/bench
 
 distclean:
 	rm -rf build

@@ -23,6 +23,7 @@ PKGS=(
     libibverbs-dev librdmacm-dev libcmocka-dev libxxhash-dev
     seabios ipxe-qemu qemu-system-data
     iproute2 socat
+    busybox-static e2fsprogs python3-matplotlib
 )
 MESON_MIN=1.5.0
 # SeaBIOS 1.16.2 (bookworm) hits a 32 s AHCI command timeout on QEMU 10.2

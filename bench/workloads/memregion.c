@@ -1,0 +1,175 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * memregion: hold a named memory region with a seeded pattern, for
+ * verifying that guest memory arrived intact after a migration.
+ *
+ *     memregion -n NAME -m MiB [-s SEED] -d DIR
+ *
+ * fills -m MiB of anonymous memory with a pattern derived from SEED,
+ * writes its pid to DIR/NAME.pid and waits.  On SIGUSR1 it checksums the
+ * memory it holds and writes
+ *
+ *     region NAME mib=M sum=<hex> expect=<hex> OK|FAIL
+ *
+ * to DIR/NAME.sum (written aside, then renamed).  "expect" is computed
+ * from the seed alone, never from memory, so a harness can compare the
+ * source's answer before migration, the destination's after, and both
+ * with what the pattern must be.  SIGTERM ends it.
+ *
+ * Copyright (c) 2025 The migration-transport project authors
+ */
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static uint64_t parse_u64(const char *s)
+{
+    uint64_t v = 0;
+
+    if (sscanf(s, "%" SCNi64, (int64_t *)&v) != 1) {
+        fprintf(stderr, "not a number: %s\n", s);
+        exit(2);
+    }
+    return v;
+}
+
+static volatile sig_atomic_t want_sum;
+static volatile sig_atomic_t want_exit;
+
+static void on_usr1(int sig)
+{
+    want_sum = 1;
+}
+
+static void on_term(int sig)
+{
+    want_exit = 1;
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static inline uint64_t pattern(uint64_t seed, uint64_t i)
+{
+    /* One expensive mix per 4 KiB page, a cheap one per word. */
+    return splitmix64(seed ^ (i >> 9)) ^ (i * 0x9e3779b97f4a7c15ULL);
+}
+
+static inline uint64_t mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
+
+static void write_atomic(const char *path, const char *text)
+{
+    char tmp[4096];
+    int fd, len = strlen(text);
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, text, len) != len) {
+        perror("memregion: writing result");
+        exit(1);
+    }
+    close(fd);
+    rename(tmp, path);
+}
+
+int main(int argc, char **argv)
+{
+    const char *name = NULL, *dir = NULL;
+    uint64_t mib = 64, seed = 1, nwords, i, expect, sum;
+    char path[4096], text[512];
+    struct sigaction sa;
+    sigset_t block, old;
+    uint64_t *mem;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "n:m:s:d:")) != -1) {
+        switch (opt) {
+        case 'n':
+            name = optarg;
+            break;
+        case 'm':
+            mib = parse_u64(optarg);
+            break;
+        case 's':
+            seed = parse_u64(optarg);
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        default:
+            goto usage;
+        }
+    }
+    if (!name || !dir || !mib) {
+        goto usage;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+
+    nwords = mib * 1024 * 1024 / 8;
+    mem = mmap(NULL, nwords * 8, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (mem == MAP_FAILED) {
+        perror("memregion: mmap");
+        return 1;
+    }
+    expect = 0xcbf29ce484222325ULL;
+    for (i = 0; i < nwords; i++) {
+        mem[i] = pattern(seed, i);
+        expect = mix(expect, pattern(seed, i));
+    }
+
+    snprintf(path, sizeof(path), "%s/%s.pid", dir, name);
+    snprintf(text, sizeof(text), "%d\n", (int)getpid());
+    write_atomic(path, text);
+
+    sigprocmask(SIG_BLOCK, &block, &old);
+    while (!want_exit) {
+        if (want_sum) {
+            want_sum = 0;
+            sum = 0xcbf29ce484222325ULL;
+            for (i = 0; i < nwords; i++) {
+                sum = mix(sum, mem[i]);
+            }
+            snprintf(text, sizeof(text),
+                     "region %s mib=%" PRIu64 " sum=%016" PRIx64
+                     " expect=%016" PRIx64 " %s\n", name, mib, sum, expect,
+                     sum == expect ? "OK" : "FAIL");
+            snprintf(path, sizeof(path), "%s/%s.sum", dir, name);
+            write_atomic(path, text);
+            continue;
+        }
+        sigsuspend(&old);
+    }
+    return 0;
+
+usage:
+    fprintf(stderr, "usage: memregion -n NAME -m MiB [-s SEED] -d DIR\n");
+    return 2;
+}

@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Migration configurations and guest scenarios of the demo and the bench.
+
+A configuration is one entry: a name, the capabilities to switch on and
+the parameters to set (on both sides, or on the source only with
+dest=False, for a capability that does not change the stream), and
+whether the driver switches to postcopy.  An entry whose
+capabilities the binary does not list in query-migrate-capabilities is
+skipped with a note, so a capability that has not landed yet costs nothing.
+To measure a new capability, add (or fix) its entry here.
+
+Values in params may use {workdir} (the run's private directory) and
+{disk_node} (the node name of the shared disk)."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Config:
+    name: str
+    caps: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    # switch to postcopy once the first pass over RAM has completed
+    postcopy: bool = False
+    # also set caps and params on the destination
+    dest: bool = True
+    # "baseline": QEMU's own features; "capability": this project's
+    kind: str = "baseline"
+    # a transport this harness cannot provide yet (e.g. "rdma")
+    needs: str = ""
+    note: str = ""
+
+
+CONFIGS = [
+    Config("precopy"),
+    Config("auto-converge", caps={"auto-converge": True},
+           params={"cpu-throttle-initial": 20,
+                   "cpu-throttle-increment": 10}),
+    Config("multifd-zstd", caps={"multifd": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd"}),
+    Config("postcopy-ram", caps={"postcopy-ram": True}, postcopy=True),
+
+    # The project's capabilities (architecture.md), first-cut parameters.
+    Config("disk-backed-pages", kind="capability",
+           caps={"disk-backed-pages": True},
+           params={"disk-backed-node": "{disk_node}"}),
+    Config("write-fault-groups", kind="capability",
+           caps={"write-fault-groups": True},
+           params={"write-fault-group-max": 16}),
+    # Source-side only (docs/devel/migration/predictive-throttle.rst).
+    Config("predictive-throttle", kind="capability",
+           caps={"predictive-throttle": True},
+           params={"throttle-target-ratio": 50}, dest=False),
+    Config("shared-file-spill", kind="capability",
+           caps={"shared-file-spill": True},
+           params={"spill-file": "{workdir}/spill.bin"}),
+    Config("rdma-pin-budget", kind="capability",
+           caps={"rdma-pin-budget": True},
+           params={"rdma-pin-limit": 64 * 1024 * 1024}, needs="rdma",
+           note="needs an RDMA link (Soft-RoCE inside a guest); "
+                "not run by this loopback harness"),
+]
+
+BY_NAME = {c.name: c for c in CONFIGS}
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    cache_mib: int = 0          # MiB of disk files read into the page cache
+    region_mib: int = 32        # verified static region
+    dirty_mib: int = 0          # dirtier working set (0: no dirtier)
+    dirty_rate: float = 0       # MB/s (0 with dirty_mib: unthrottled)
+    dirty_order: str = "rand"   # seq | rand
+    warmup_s: float = 3.0       # workload runs this long before migrating
+    # None: DEFAULTS["migrate_timeout"]; a migration still running then is
+    # cancelled and reported as failed ("timeout": did not converge)
+    migrate_timeout: float = None
+
+
+SCENARIOS = [
+    Scenario("idle", "booted guest, no workload (plus the verified region)"),
+    Scenario("pagecache", "160 MiB of disk files in the page cache",
+             cache_mib=160),
+    Scenario("dirty-seq", "dirtier: 128 MiB working set, 100 MB/s sequential",
+             dirty_mib=128, dirty_rate=100, dirty_order="seq"),
+    Scenario("dirty-rand", "dirtier: 128 MiB working set, 100 MB/s random",
+             dirty_mib=128, dirty_rate=100, dirty_order="rand"),
+    Scenario("mixed", "160 MiB page cache + dirtier 128 MiB at 100 MB/s "
+             "sequential", cache_mib=160, dirty_mib=128, dirty_rate=100,
+             dirty_order="seq"),
+    # CPU-bound dirtier (GB/s under TCG): plain precopy cannot converge;
+    # the throttling configurations are what this one measures.
+    Scenario("dirty-heavy", "dirtier: 128 MiB working set, sequential, "
+             "as fast as it can (precopy cannot converge)",
+             dirty_mib=128, dirty_rate=0, dirty_order="seq",
+             migrate_timeout=60),
+]
+
+SCENARIO_BY_NAME = {s.name: s for s in SCENARIOS}
+
+# The emulated link and the guest size shared by all runs.
+DEFAULTS = {
+    "mem_mib": 512,
+    "max_bandwidth": 128 * 1024 * 1024,    # bytes/s
+    "downtime_limit": 300,                 # ms (QEMU's default)
+    "migrate_timeout": 90,                 # s, then migrate_cancel: failed
+    "boot_timeout": 120,                   # s
+}

@@ -1,0 +1,367 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Real-guest live-migration demo and benchmark.
+
+    migbench.py demo  [--scenario mixed] [--configs a,b,...]
+    migbench.py bench [--reps 3] [--scenarios a,b] [--configs a,b]
+                      [--publish bench/results]
+
+Both boot Debian's kernel with busybox and the workload programs (the
+guest that scripts/guest/build-guest.sh builds), migrate it between two
+patched QEMUs over loopback with max-bandwidth emulating a link, verify
+the memory on the destination, and report.  Configurations and scenarios
+are in configs.py.  Work directories and full results go to build/bench/.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import configs  # noqa: E402
+import harness  # noqa: E402
+import report  # noqa: E402
+from vm import VM, probe_accel, read_guest_env  # noqa: E402
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
+QEMU_DEFAULT = os.path.join(BUILD, "qemu", "build", "qemu-system-x86_64")
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def qemu_version(qemu):
+    try:
+        out = subprocess.run([qemu, "--version"], capture_output=True,
+                             text=True, timeout=10).stdout
+        return out.splitlines()[0].strip()
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
+def binary_caps(qemu, guest, workdir):
+    """Capabilities this binary lists (asks a QEMU with no guest running)."""
+    vm = VM(qemu, workdir, "caps", guest, extra=["-S"])
+    try:
+        return sorted(harness.known_caps(vm))
+    finally:
+        vm.kill()
+
+
+def select_configs(names, caps):
+    """Split the configuration list into (to run, skipped with a reason)."""
+    chosen = configs.CONFIGS
+    if names:
+        unknown = [n for n in names if n not in configs.BY_NAME]
+        if unknown:
+            sys.exit("unknown configuration(s): %s (known: %s)" % (
+                ", ".join(unknown), ", ".join(configs.BY_NAME)))
+        chosen = [configs.BY_NAME[n] for n in names]
+    run, skipped = [], []
+    for c in chosen:
+        missing = [k for k in c.caps if k not in caps]
+        if missing:
+            skipped.append({"config": c.name, "reason":
+                            "this QEMU does not know capability %s" %
+                            ", ".join(missing)})
+        elif c.needs:
+            skipped.append({"config": c.name, "reason": c.note or
+                            "needs %s" % c.needs})
+        else:
+            run.append(c)
+    if not any(c.name == "precopy" for c in run):
+        run.insert(0, configs.BY_NAME["precopy"])
+    return run, skipped
+
+
+def setup(args, kind):
+    qemu = os.path.abspath(args.qemu)
+    if not os.access(qemu, os.X_OK):
+        sys.exit("no QEMU binary at %s (run make build)" % qemu)
+    guest = read_guest_env(BUILD)
+    os.makedirs(os.path.join(BUILD, "bench"), exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = tempfile.mkdtemp(prefix="%s-%s-" % (kind, stamp),
+                               dir=os.path.join(BUILD, "bench"))
+    # Unix socket paths are limited to 107 bytes: run directories are
+    # short ("run001") and the socket names too ("src.qmp").
+    if len(os.path.join(workdir, "run000", "kvmprobe.qmp")) > 107:
+        sys.exit("build path too long for unix sockets: %s" % workdir)
+    defaults = dict(configs.DEFAULTS)
+    if args.bandwidth:
+        defaults["max_bandwidth"] = int(args.bandwidth * 1024 * 1024)
+    accel, why = probe_accel(qemu, guest, workdir, log)
+    log("accelerator: %s (%s)" % (accel.upper(), why))
+    caps = binary_caps(qemu, guest, workdir)
+    meta = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(), "cpus": os.cpu_count(),
+        "qemu": qemu_version(qemu), "qemu_path": qemu,
+        "accel": accel, "accel_reason": why,
+        "kernel_package": guest.get("KPKG"), "busybox": guest.get("BUSYBOX"),
+        "mem_mib": defaults["mem_mib"],
+        "max_bandwidth_mib_s": defaults["max_bandwidth"] / 1024 / 1024,
+        "downtime_limit_ms": defaults["downtime_limit"],
+        "workdir": workdir,
+    }
+    return qemu, guest, workdir, defaults, accel, caps, meta
+
+
+def one(qemu, guest, accel, cfg, sc, workdir, defaults, label):
+    t = time.monotonic()
+    r = harness.run_one(qemu, guest, accel, cfg, sc, workdir, defaults)
+    if r["status"] == "ok":
+        g = report._guest(r)
+        log("%s: ok, verified: %.2f s, downtime %d ms, %.0f MB on the wire"
+            "%s (%.0f s wall)" % (
+                label, r["total_time_ms"] / 1000, r["downtime_ms"],
+                r["ram"]["transferred"] / 1e6,
+                ", guest %.0f%% of its speed" % (100 * g["ratio"]) if g
+                else "", time.monotonic() - t))
+    else:
+        extra = ""
+        if "source_intact_after_cancel" in r:
+            extra = (" (source still running, memory verified)"
+                     if r["source_intact_after_cancel"]
+                     else " (SOURCE MEMORY WRONG after cancel)")
+        log("%s: %s: %s%s" % (label, r["status"].upper(), r["reason"], extra))
+    # Keep the QEMU logs of failed runs only (MIGBENCH_KEEP=1: all).
+    if r["status"] == "ok" and not os.environ.get("MIGBENCH_KEEP"):
+        shutil.rmtree(workdir, ignore_errors=True)
+    return r
+
+
+def cmd_demo(args):
+    qemu, guest, workdir, defaults, accel, caps, meta = setup(args, "demo")
+    sc = configs.SCENARIO_BY_NAME[args.scenario]
+    run, skipped = select_configs(
+        args.configs.split(",") if args.configs else None, caps)
+    for s in skipped:
+        log("skipping %s: %s" % (s["config"], s["reason"]))
+    log("scenario %s: %s; %d MiB guest, link %g MiB/s, %s" % (
+        sc.name, sc.description, defaults["mem_mib"],
+        meta["max_bandwidth_mib_s"], accel.upper()))
+    t0 = time.monotonic()
+    results = []
+    for cfg in run:
+        r = one(qemu, guest, accel, cfg, sc,
+                os.path.join(workdir, "run%03d" % (len(results) + 1)),
+                defaults, "%s/%s" % (sc.name, cfg.name))
+        results.append(r)
+    base = next((r for r in results if r["config"] == "precopy"), None)
+    rows = [report.run_row(r, base) for r in results]
+    out = {"meta": meta, "scenario": sc.__dict__, "skipped": skipped,
+           "results": results, "wall_s": round(time.monotonic() - t0, 1)}
+    with open(os.path.join(workdir, "demo.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print()
+    print("Live migration of a real Linux guest: %s, %d MiB RAM, %s, "
+          "link capped at %g MiB/s (max-bandwidth), loopback TCP" % (
+              meta["kernel_package"], defaults["mem_mib"], accel.upper(),
+              meta["max_bandwidth_mib_s"]))
+    print("Workload: %s" % sc.description)
+    print()
+    print(report.text_table(rows, report.DEMO_COLS))
+    print()
+    for n in report.notes(results, skipped) + report.counters(results):
+        print(n)
+    nok = sum(r["status"] == "ok" for r in results)
+    print("%d of %d migrations completed and verified (memory region, "
+          "dirtier pages, page-cache files checked in the destination "
+          "guest); %.0f s. Details: %s/demo.json" % (
+              nok, len(results), time.monotonic() - t0, workdir))
+    return 1 if any(report.is_error(r) for r in results) else 0
+
+
+def cmd_bench(args):
+    qemu, guest, workdir, defaults, accel, caps, meta = setup(args, "bench")
+    scen = args.scenarios.split(",") if args.scenarios else \
+        [s.name for s in configs.SCENARIOS]
+    for s in scen:
+        if s not in configs.SCENARIO_BY_NAME:
+            sys.exit("unknown scenario %s (known: %s)" % (
+                s, ", ".join(configs.SCENARIO_BY_NAME)))
+    run, skipped = select_configs(
+        args.configs.split(",") if args.configs else None, caps)
+    for s in skipped:
+        log("skipping %s: %s" % (s["config"], s["reason"]))
+    total = args.reps * len(scen) * len(run)
+    log("bench: %d scenarios x %d configurations x %d repetitions = %d "
+        "migrations" % (len(scen), len(run), args.reps, total))
+    t0 = time.monotonic()
+    results = []
+    n = 0
+    # Repetition outermost: each configuration is measured next to
+    # precopy under the same machine conditions.
+    for rep in range(1, args.reps + 1):
+        for sname in scen:
+            sc = configs.SCENARIO_BY_NAME[sname]
+            for cfg in run:
+                n += 1
+                r = one(qemu, guest, accel, cfg, sc,
+                        os.path.join(workdir, "run%03d" % n), defaults,
+                        "[%d/%d] %s/%s rep %d" % (n, total, sname, cfg.name,
+                                                  rep))
+                r["rep"] = rep
+                results.append(r)
+    wall = time.monotonic() - t0
+    meta["wall_s"] = round(wall, 1)
+    meta["reps"] = args.reps
+    full = {"meta": meta,
+            "scenarios": {s: configs.SCENARIO_BY_NAME[s].__dict__
+                          for s in scen},
+            "configs": [c.name for c in run],
+            "skipped": skipped, "runs": results}
+    with open(os.path.join(workdir, "results-full.json"), "w") as f:
+        json.dump(full, f, indent=1)
+    write_outputs(full, [workdir] + ([args.publish] if args.publish else []),
+                  args.name)
+    nok = sum(r["status"] == "ok" for r in results)
+    log("%d of %d migrations verified; %.1f min; full results: %s" % (
+        nok, len(results), wall / 60,
+        os.path.join(workdir, "results-full.json")))
+    # Not converging in time is a result; a harness or memory failure is not.
+    return 1 if any(report.is_error(r) for r in results) else 0
+
+
+def write_outputs(full, outdirs, name):
+    """JSON (runs without timelines), Markdown and PNGs in each outdir."""
+    meta, results = full["meta"], full["runs"]
+    scen = list(full["scenarios"])
+    cfgs = full.get("configs") or list(dict.fromkeys(
+        r["config"] for r in results))
+    summary = report.summarize(results, scen, cfgs)
+    slim = {k: v for k, v in full.items() if k != "runs"}
+    slim["summary"] = summary
+    slim["runs"] = [{k: v for k, v in r.items()
+                     if k not in ("samples", "guest_tput_log", "traceback")}
+                    for r in results]
+    title = "%s, %s, %d MiB guest, %g MiB/s link" % (
+        meta["accel"].upper(),
+        meta["qemu"].replace("QEMU emulator version ", "QEMU "),
+        meta["mem_mib"], meta["max_bandwidth_mib_s"])
+    rows = report.bench_rows(summary)
+    nt = report.notes(results, full["skipped"])
+    md = ["# Live-migration benchmark (%s)" % name, "",
+          "%s; %s repetitions; guest kernel %s, 1 vCPU; run %s, %.0f min." % (
+              title, meta.get("reps"), meta["kernel_package"], meta["date"],
+              meta.get("wall_s", 0) / 60), "",
+          "Medians of verified runs; in parentheses the ratio to plain "
+          "precopy's median in the same run (the figure that counts: "
+          "absolute times on a shared 2-core TCG machine are noise). "
+          "\"guest tput during\" is the dirtier's own throughput during the "
+          "migration as a share of its throughput just before.", "",
+          "Accelerator: %s (%s)." % (meta["accel"].upper(),
+                                     meta["accel_reason"]),
+          "", report.md_table(rows, report.BENCH_COLS), "", "Scenarios:", ""]
+    md += ["- `%s`: %s" % (s, full["scenarios"][s]["description"])
+           for s in scen]
+    if nt:
+        md += ["", "Notes:", ""] + nt
+    firsts = {}
+    for r in results:
+        if r["status"] == "ok":
+            firsts.setdefault((r["scenario"], r["config"]), r)
+    ct = report.counters(list(firsts.values()))
+    if ct:
+        md += ["", "Capability counters (query-migrate, first verified run "
+               "of each):", ""] + ct
+    md += ["", "![bytes and time](%s-bytes-time.png)" % name, "",
+           "![transfer progress](%s-progress.png)" % name, ""]
+    for d in outdirs:
+        os.makedirs(d, exist_ok=True)
+        p = {
+            "json": os.path.join(d, name + ".json"),
+            "md": os.path.join(d, name + ".md"),
+            "bars": os.path.join(d, name + "-bytes-time.png"),
+            "progress": os.path.join(d, name + "-progress.png"),
+        }
+        with open(p["json"], "w") as f:
+            json.dump(slim, f, indent=1)
+        with open(p["md"], "w") as f:
+            f.write("\n".join(md))
+        try:
+            report.plot(results, summary, p["bars"], p["progress"], title)
+        except ImportError as e:
+            log("no plot: %s (install python3-matplotlib)" % e)
+            del p["bars"], p["progress"]
+        log("wrote %s" % ", ".join(p.values()))
+    print()
+    print(report.text_table(rows, report.BENCH_COLS))
+    print()
+    for n in nt:
+        print(n)
+
+
+def cmd_report(args):
+    with open(args.results) as f:
+        full = json.load(f)
+    outdirs = [os.path.dirname(os.path.abspath(args.results))]
+    if args.publish:
+        outdirs.append(args.publish)
+    write_outputs(full, outdirs, args.name)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--qemu", default=QEMU_DEFAULT)
+    ap.add_argument("--bandwidth", type=float,
+                    help="max-bandwidth in MiB/s (default %d)" %
+                    (configs.DEFAULTS["max_bandwidth"] >> 20))
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo")
+    d.add_argument("--scenario", default="mixed",
+                   choices=list(configs.SCENARIO_BY_NAME))
+    d.add_argument("--configs", help="comma-separated (default: all)")
+    b = sub.add_parser("bench")
+    b.add_argument("--reps", type=int, default=3)
+    b.add_argument("--scenarios", help="comma-separated (default: all)")
+    b.add_argument("--configs", help="comma-separated (default: all)")
+    b.add_argument("--name", default="bench",
+                   help="file name stem of the outputs")
+    b.add_argument("--publish", help="also write JSON/MD/PNG here")
+    r = sub.add_parser("report", help="rewrite JSON/MD/PNG from a "
+                       "results-full.json")
+    r.add_argument("results")
+    r.add_argument("--name", default="bench")
+    r.add_argument("--publish")
+    sub.add_parser("list")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGHUP, _sigterm)
+    if args.cmd == "list":
+        for c in configs.CONFIGS:
+            print("config   %-20s %s caps=%s params=%s%s" % (
+                c.name, c.kind, c.caps, c.params,
+                " (needs %s)" % c.needs if c.needs else ""))
+        for s in configs.SCENARIOS:
+            print("scenario %-20s %s" % (s.name, s.description))
+        return 0
+    try:
+        if args.cmd == "report":
+            return cmd_report(args)
+        return cmd_demo(args) if args.cmd == "demo" else cmd_bench(args)
+    except KeyboardInterrupt:
+        log("interrupted; QEMU processes stopped")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""A small synchronous QMP client (standard library only) with a deadline
+on every wait.  Asynchronous events are kept in .events."""
+
+import json
+import select
+import socket
+import time
+
+
+class QMPError(Exception):
+    """QMP returned an error, or the connection failed or timed out."""
+
+
+class QMP:
+    def __init__(self, path, timeout=30.0, alive=None):
+        self.path = path
+        self.events = []
+        self._buf = b""
+        self._id = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError as e:
+                self.sock.close()
+                if alive and not alive():
+                    raise QMPError("QEMU exited before QMP came up")
+                if time.monotonic() > deadline:
+                    raise QMPError("cannot connect to QMP at %s: %s" % (path, e))
+                time.sleep(0.05)
+        greeting = self._read_msg(deadline)
+        if "QMP" not in greeting:
+            raise QMPError("no QMP greeting: %r" % greeting)
+        self.cmd("qmp_capabilities", timeout=timeout)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _read_msg(self, deadline):
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QMPError("QMP timeout on %s" % self.path)
+            r, _, _ = select.select([self.sock], [], [], left)
+            if not r:
+                continue
+            data = self.sock.recv(65536)
+            if not data:
+                raise QMPError("QMP connection closed (%s)" % self.path)
+            self._buf += data
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd(self, name, args=None, timeout=10.0):
+        """Run one command; return its "return" value or raise QMPError."""
+        self._id += 1
+        msg = {"execute": name, "id": self._id}
+        if args:
+            msg["arguments"] = args
+        try:
+            self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        except OSError as e:
+            raise QMPError("QMP send failed (%s): %s" % (self.path, e))
+        deadline = time.monotonic() + timeout
+        while True:
+            resp = self._read_msg(deadline)
+            if "event" in resp:
+                self.events.append(resp)
+                continue
+            if resp.get("id") != self._id:
+                continue
+            if "error" in resp:
+                raise QMPError("%s: %s" % (name, resp["error"].get("desc")))
+            return resp.get("return")
