@@ -31,41 +31,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "workload.h"
+
 #define PAGE_SIZE 4096
 #define PAGE_WORDS (PAGE_SIZE / 8)
 #define TICK_NS 10000000LL
-
-static uint64_t parse_u64(const char *s)
-{
-    uint64_t v = 0;
-
-    if (sscanf(s, "%" SCNi64, (int64_t *)&v) != 1) {
-        fprintf(stderr, "not a number: %s\n", s);
-        exit(2);
-    }
-    return v;
-}
-
-static volatile sig_atomic_t want_verify;
-static volatile sig_atomic_t want_exit;
-
-static void on_usr1(int sig)
-{
-    want_verify = 1;
-}
-
-static void on_term(int sig)
-{
-    want_exit = 1;
-}
-
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 static int64_t now_ns(void)
 {
@@ -148,7 +118,6 @@ int main(int argc, char **argv)
     const char *log_path = NULL, *verify_path = NULL;
     int random_order = 0, opt, log_fd;
     int64_t next_tick, next_report, sec_start;
-    struct sigaction sa;
     uint64_t *ws;
     uint32_t *gens;
     uint64_t i;
@@ -185,12 +154,7 @@ int main(int argc, char **argv)
         usage();
     }
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_usr1;
-    sigaction(SIGUSR1, &sa, NULL);
-    sa.sa_handler = on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    workload_signals();
 
     npages = mib * 1024 * 1024 / PAGE_SIZE;
     ws = mmap(NULL, npages * PAGE_SIZE, PROT_READ | PROT_WRITE,
@@ -220,8 +184,8 @@ int main(int argc, char **argv)
         int64_t t;
         uint64_t n;
 
-        if (want_verify) {
-            want_verify = 0;
+        if (want_report) {
+            want_report = 0;
             verify(verify_path, ws, gens, npages, seed);
         }
         if (rate > 0) {
@@ -281,7 +245,7 @@ int main(int argc, char **argv)
             ts.tv_nsec = next_tick % 1000000000LL;
             while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &ts,
                                    NULL) == EINTR && !want_exit &&
-                   !want_verify) {
+                   !want_report) {
                 /* a signal: go round to handle it */
             }
         }

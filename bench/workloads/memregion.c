@@ -30,48 +30,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static uint64_t parse_u64(const char *s)
-{
-    uint64_t v = 0;
-
-    if (sscanf(s, "%" SCNi64, (int64_t *)&v) != 1) {
-        fprintf(stderr, "not a number: %s\n", s);
-        exit(2);
-    }
-    return v;
-}
-
-static volatile sig_atomic_t want_sum;
-static volatile sig_atomic_t want_exit;
-
-static void on_usr1(int sig)
-{
-    want_sum = 1;
-}
-
-static void on_term(int sig)
-{
-    want_exit = 1;
-}
-
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
+#include "workload.h"
 
 static inline uint64_t pattern(uint64_t seed, uint64_t i)
 {
     /* One expensive mix per 4 KiB page, a cheap one per word. */
     return splitmix64(seed ^ (i >> 9)) ^ (i * 0x9e3779b97f4a7c15ULL);
-}
-
-static inline uint64_t mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0x100000001b3ULL;
-    return h ^ (h >> 29);
 }
 
 static void write_atomic(const char *path, const char *text)
@@ -94,7 +58,6 @@ int main(int argc, char **argv)
     const char *name = NULL, *dir = NULL;
     uint64_t mib = 64, seed = 1, nwords, i, expect, sum;
     char path[4096], text[512];
-    struct sigaction sa;
     sigset_t block, old;
     uint64_t *mem;
     int opt;
@@ -121,12 +84,7 @@ int main(int argc, char **argv)
         goto usage;
     }
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_usr1;
-    sigaction(SIGUSR1, &sa, NULL);
-    sa.sa_handler = on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    workload_signals();
     sigemptyset(&block);
     sigaddset(&block, SIGUSR1);
     sigaddset(&block, SIGTERM);
@@ -151,8 +109,8 @@ int main(int argc, char **argv)
 
     sigprocmask(SIG_BLOCK, &block, &old);
     while (!want_exit) {
-        if (want_sum) {
-            want_sum = 0;
+        if (want_report) {
+            want_report = 0;
             sum = 0xcbf29ce484222325ULL;
             for (i = 0; i < nwords; i++) {
                 sum = mix(sum, mem[i]);

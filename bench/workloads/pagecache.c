@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "workload.h"
+
 #define BUF_SIZE (1024 * 1024)
 
 struct entry {
@@ -35,23 +37,6 @@ struct entry {
     uint64_t hash;
     uint64_t size;
 };
-
-static uint64_t parse_u64(const char *s)
-{
-    uint64_t v = 0;
-
-    if (sscanf(s, "%" SCNi64, (int64_t *)&v) != 1) {
-        fprintf(stderr, "not a number: %s\n", s);
-        exit(2);
-    }
-    return v;
-}
-
-static inline uint64_t mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0x100000001b3ULL;
-    return h ^ (h >> 29);
-}
 
 static int hash_file(const char *path, uint64_t limit, uint64_t *hash,
                      uint64_t *size)

@@ -1,0 +1,71 @@
+/*
+ * Helpers shared by the benchmark guest's workload programs
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef BENCH_WORKLOAD_H
+#define BENCH_WORKLOAD_H
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SIGUSR1 asks for a report (checksum, verification); TERM/INT to stop. */
+static volatile sig_atomic_t want_report;
+static volatile sig_atomic_t want_exit;
+
+static void on_usr1(int sig)
+{
+    want_report = 1;
+}
+
+static void on_term(int sig)
+{
+    want_exit = 1;
+}
+
+static inline void workload_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static inline uint64_t parse_u64(const char *s)
+{
+    uint64_t v = 0;
+
+    if (sscanf(s, "%" SCNi64, (int64_t *)&v) != 1) {
+        fprintf(stderr, "not a number: %s\n", s);
+        exit(2);
+    }
+    return v;
+}
+
+static inline uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* One step of the running checksum of a region or a file. */
+static inline uint64_t mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
+
+#endif
