@@ -13,7 +13,7 @@ PYTHON ?= /usr/bin/python3
 S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu \
-        series demo bench clean distclean help
+        series demo bench bench-throttle clean distclean help
 
 all: build
 
@@ -59,6 +59,14 @@ demo: build
 # BENCH_ARGS go to migbench.py bench, e.g. BENCH_ARGS="--scenarios mixed".
 bench: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh $(BENCH_ARGS)
+
+# predictive-throttle against no throttle and auto-converge (default and
+# tuned), dirtiers at 0.5x, 2x and 4x the link; bench/results/throttle.*
+bench-throttle: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name throttle \
+	    --scenarios throttle-0.5x,throttle-2x,throttle-4x \
+	    --configs precopy,auto-converge,auto-converge-tuned,predictive-throttle \
+	    $(BENCH_ARGS)
 
 # Keeps the fetched base and the prepared trees; drops every build output.
 clean:

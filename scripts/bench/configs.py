@@ -36,6 +36,12 @@ CONFIGS = [
     Config("auto-converge", caps={"auto-converge": True},
            params={"cpu-throttle-initial": 20,
                    "cpu-throttle-increment": 10}),
+    # auto-converge given its best shot on a fast dirtier: start high,
+    # step high, slow down near the end
+    Config("auto-converge-tuned", caps={"auto-converge": True},
+           params={"cpu-throttle-initial": 50,
+                   "cpu-throttle-increment": 20,
+                   "cpu-throttle-tailslow": True}),
     Config("multifd-zstd", caps={"multifd": True},
            params={"multifd-channels": 2, "multifd-compression": "zstd"}),
     Config("postcopy-ram", caps={"postcopy-ram": True}, postcopy=True),
@@ -97,6 +103,15 @@ SCENARIOS = [
              dirty_mib=128, dirty_rate=0, dirty_order="seq",
              migrate_timeout=60),
 ]
+
+# Dirtiers at a multiple of the 128 MiB/s (134 MB/s) link, for the
+# throttling configurations (make bench-throttle): at 0.5x precopy
+# converges by itself; at 2x and 4x it cannot.
+for _x, _rate in (("0.5x", 67), ("2x", 268), ("4x", 537)):
+    SCENARIOS.append(Scenario(
+        "throttle-" + _x, "dirtier: 128 MiB working set, %d MB/s "
+        "sequential (%s the link)" % (_rate, _x), dirty_mib=128,
+        dirty_rate=_rate, dirty_order="seq", migrate_timeout=45))
 
 SCENARIO_BY_NAME = {s.name: s for s in SCENARIOS}
 

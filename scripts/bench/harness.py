@@ -267,6 +267,11 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
         res["downtime_ms"] = info.get("downtime")
         res["setup_time_ms"] = info.get("setup-time")
         res["throttle_max"] = max(s["throttle"] for s in samples)
+        # guest CPU time the throttle took, per vCPU: the 100 ms samples'
+        # throttle integrated over the migration
+        res["throttle_s"] = round(sum(
+            (b["t"] - a["t"]) * a["throttle"] / 100.0
+            for a, b in zip(samples, samples[1:])), 3)
         res["ram"] = _migrate_stats(info)
 
         # The destination must be running the guest now.

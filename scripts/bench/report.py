@@ -151,6 +151,7 @@ def summarize(results, scenarios, configs):
                                        for r in ok]),
                 "throttle_max": _median([r.get("throttle_max", 0)
                                          for r in ok]),
+                "throttle_s": _median([r.get("throttle_s", 0) for r in ok]),
                 "guest_ratio": _median(g),
             }
             if cfg == "precopy":
@@ -160,6 +161,16 @@ def summarize(results, scenarios, configs):
                                    if base and s[k] is not None and
                                    base[k] else None)
             summary.append(s)
+        # against QEMU's nearest feature for the throttling capability
+        ac = next((s for s in summary if s["scenario"] == sc and
+                   s["config"] == "auto-converge" and s["ok"]), None)
+        for s in summary:
+            if s["scenario"] != sc:
+                continue
+            for k in ("time_s", "throttle_s"):
+                s[k + "_vs_ac"] = (s[k] / ac[k]
+                                   if ac and s[k] is not None and
+                                   ac.get(k) else None)
     return summary
 
 
@@ -167,6 +178,8 @@ BENCH_COLS = [
     ("scenario", "scenario"), ("config", "config"), ("okruns", "ok/runs"),
     ("time", "time s (x precopy)"), ("down", "downtime ms (x precopy)"),
     ("wire", "wire MB (x precopy)"), ("throttle", "throttle max"),
+    ("throttle_s", "throttle-s (x auto-converge)"),
+    ("time_ac", "time x auto-converge"),
     ("guest", "guest tput during"),
 ]
 
@@ -186,6 +199,11 @@ def bench_rows(summary):
             "down": cell("downtime_ms", "%.0f"),
             "wire": cell("wire_mb", "%.0f"),
             "throttle": _num(s["throttle_max"], "%.0f%%"),
+            "throttle_s": "-" if s.get("throttle_s") is None else
+            ("%.1f" % s["throttle_s"]) +
+            (" (%.2f)" % s["throttle_s_vs_ac"]
+             if s.get("throttle_s_vs_ac") is not None else ""),
+            "time_ac": _num(s.get("time_s_vs_ac"), "%.2f"),
             "guest": _num(s["guest_ratio"] and 100 * s["guest_ratio"],
                           "%.0f%%"),
         })
