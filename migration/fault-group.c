@@ -1,0 +1,154 @@
+/*
+ * Adaptive group size for write-fault dirty tracking
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/atomic.h"
+#include "fault-group.h"
+
+bool fault_groups_max_valid(uint64_t max_pages, const char **errmsg)
+{
+    if (max_pages < 1 || max_pages > FAULT_GROUP_REGION_PAGES ||
+        (max_pages & (max_pages - 1))) {
+        *errmsg = "must be a power of two from 1 to 512 pages";
+        return false;
+    }
+    return true;
+}
+
+void fault_groups_init(FaultGroups *g, uint64_t npages, uint64_t max_pages)
+{
+    g->npages = npages;
+    g->nregions = DIV_ROUND_UP(npages, FAULT_GROUP_REGION_PAGES);
+    g->max_order = 0;
+    while ((2ull << g->max_order) <= max_pages &&
+           g->max_order < FAULT_GROUP_REGION_SHIFT) {
+        g->max_order++;
+    }
+    g->regions = g_new0(FaultGroupRegion, MAX(g->nregions, 1));
+}
+
+void fault_groups_destroy(FaultGroups *g)
+{
+    g_free(g->regions);
+    g->regions = NULL;
+    g->nregions = 0;
+}
+
+void fault_groups_fault(FaultGroups *g, uint64_t page, uint64_t *first,
+                        uint64_t *count)
+{
+    FaultGroupRegion *r;
+    uint64_t size, group;
+
+    if (page >= g->npages) {
+        *first = page;
+        *count = 0;
+        return;
+    }
+    r = &g->regions[page >> FAULT_GROUP_REGION_SHIFT];
+    size = 1ull << MIN(qatomic_read(&r->order), g->max_order);
+    *first = page & ~(size - 1);
+    *count = MIN(size, g->npages - *first);
+
+    /* a run: the group right after (or before) the previous fault's */
+    group = *first / size;
+    if (r->last_group) {
+        uint64_t prev = r->last_group - 1;
+
+        if (prev + 1 == group || group + 1 == prev) {
+            qatomic_inc(&r->run_faults);
+        }
+    }
+    r->last_group = group + 1;
+    qatomic_inc(&r->faults);
+}
+
+static void step(FaultGroupRegion *r, unsigned max_order, int dir)
+{
+    unsigned order = r->order;
+
+    r->heat = 0;
+    r->idle = 0;
+    if (dir < 0 && order) {
+        order--;
+    } else if (dir > 0 && order < max_order) {
+        order++;
+    }
+    qatomic_set(&r->order, order);
+}
+
+/*
+ * Grow at least one step, and at once to a sixteenth of the pages the
+ * runs covered: long runs then take few faults from the next period on,
+ * while a run that starts or ends inside a group re-sends at most about
+ * one sixteenth of it unwritten.
+ */
+static void grow(FaultGroupRegion *r, unsigned max_order, uint64_t run_pages)
+{
+    unsigned order = r->order + 1;
+
+    while (order < max_order && (2ull << order) <= run_pages / 16) {
+        order++;
+    }
+    r->heat = 0;
+    r->idle = 0;
+    qatomic_set(&r->order, MIN(order, max_order));
+}
+
+FaultGroupStats fault_groups_sync(FaultGroups *g, uint64_t region,
+                                  uint32_t unprotected, uint32_t written)
+{
+    FaultGroupStats st = { 0 };
+    FaultGroupRegion *r;
+
+    if (region >= g->nregions) {
+        return st;
+    }
+    r = &g->regions[region];
+    st.faults = qatomic_xchg(&r->faults, 0);
+    st.run_faults = qatomic_xchg(&r->run_faults, 0);
+    /* group numbers change with the size: start the runs afresh */
+    r->last_group = 0;
+
+    if (!st.faults) {
+        if (++r->idle >= FAULT_GROUP_IDLE_STEP) {
+            step(r, g->max_order, -1);
+        }
+        return st;
+    }
+    r->idle = 0;
+    if (written != FAULT_GROUP_WRITTEN_UNKNOWN && unprotected &&
+               written < unprotected &&
+               (uint64_t)(unprotected - written) * 100 >
+               (uint64_t)unprotected * FAULT_GROUP_CLEAN_PCT) {
+        step(r, g->max_order, -1);
+    } else if (st.faults >= 2 && st.run_faults * 2 >= st.faults) {
+        if (++r->heat >= FAULT_GROUP_GROW_HEAT) {
+            grow(r, g->max_order, (uint64_t)(st.run_faults + 1) << r->order);
+        }
+    } else if (st.faults >= 2 && !st.run_faults) {
+        step(r, g->max_order, -1);
+    } else {
+        r->heat = 0;
+    }
+    return st;
+}
+
+double fault_groups_mean_size(const FaultGroups *g)
+{
+    double sum = 0;
+    uint64_t i;
+
+    if (!g->nregions) {
+        return 1;
+    }
+    for (i = 0; i < g->nregions; i++) {
+        sum += 1ull << g->regions[i].order;
+    }
+    return sum / g->nregions;
+}

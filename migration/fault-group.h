@@ -1,0 +1,106 @@
+/*
+ * Adaptive group size for write-fault dirty tracking
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * With write-fault-groups, guest RAM is write-protected during migration
+ * and one write fault makes a whole group of neighbouring pages writable,
+ * marking all of them for re-send.  Large groups take fewer faults when
+ * the guest writes memory in runs; small groups re-send fewer pages that
+ * were not written.  This controller picks the group size per region of
+ * FAULT_GROUP_REGION_PAGES pages.
+ *
+ * The fault thread calls fault_groups_fault() for every write fault: it
+ * returns the group to make writable and counts, per region, the faults
+ * and the "run faults", those in the group right next to the region's
+ * previous fault.  At every bitmap sync the migration thread calls
+ * fault_groups_sync() per region, which takes those counts and adjusts:
+ *
+ *  - FAULT_GROUP_GROW_HEAT periods with mostly run faults (idle periods
+ *    in between do not count against it): the guest writes in runs, the
+ *    groups grow at least one step, and at once to a sixteenth of the
+ *    pages the runs covered (up to the maximum);
+ *  - several faults and none of them in runs: scattered writes, the
+ *    groups halve;
+ *  - when the caller can tell how many of the group pages were really
+ *    written and more than FAULT_GROUP_CLEAN_PCT percent were not, the
+ *    groups halve;
+ *  - no fault for FAULT_GROUP_IDLE_STEP periods in a row: one step back.
+ *
+ * Concurrency: the fault thread reads a region's order and updates its
+ * counters with atomics; only the fault thread touches last_group; only
+ * the sync writes order and heat.  The code is QEMU-independent so that
+ * it can be unit tested on its own.
+ */
+
+#ifndef MIGRATION_FAULT_GROUP_H
+#define MIGRATION_FAULT_GROUP_H
+
+#define FAULT_GROUP_REGION_SHIFT 9
+#define FAULT_GROUP_REGION_PAGES (1u << FAULT_GROUP_REGION_SHIFT)
+#define FAULT_GROUP_GROW_HEAT 1
+#define FAULT_GROUP_IDLE_STEP 4
+#define FAULT_GROUP_CLEAN_PCT 25
+/* for fault_groups_sync(): the writes to group pages were not measured */
+#define FAULT_GROUP_WRITTEN_UNKNOWN UINT32_MAX
+
+typedef struct FaultGroupRegion {
+    uint32_t faults;            /* fault thread: atomic inc; sync: xchg */
+    uint32_t run_faults;
+    uint64_t last_group;        /* fault thread only: last group + 1 */
+    uint8_t order;              /* group = 1 << order pages */
+    uint8_t heat;               /* sync only: periods of runs */
+    uint8_t idle;               /* sync only: periods without faults */
+} FaultGroupRegion;
+
+typedef struct FaultGroupStats {
+    uint32_t faults;
+    uint32_t run_faults;
+} FaultGroupStats;
+
+typedef struct FaultGroups {
+    uint64_t npages;
+    uint64_t nregions;
+    unsigned max_order;
+    FaultGroupRegion *regions;
+} FaultGroups;
+
+/*
+ * Check a write-fault-group-max value: a power of two from 1 to
+ * FAULT_GROUP_REGION_PAGES.  On error return false and set *@errmsg.
+ */
+bool fault_groups_max_valid(uint64_t max_pages, const char **errmsg);
+
+/* Track @npages pages, all starting with single-page groups. */
+void fault_groups_init(FaultGroups *g, uint64_t npages, uint64_t max_pages);
+void fault_groups_destroy(FaultGroups *g);
+
+/*
+ * Fault thread: a write fault at @page.  Returns the group to make
+ * writable, [*first, *first + *count), aligned to its size and clipped to
+ * the tracked pages (*count is 0 for a page outside them).
+ */
+void fault_groups_fault(FaultGroups *g, uint64_t page, uint64_t *first,
+                        uint64_t *count);
+
+/*
+ * Migration thread, at a bitmap sync: close the period of @region, with
+ * @written of its group pages known to be written (or
+ * FAULT_GROUP_WRITTEN_UNKNOWN) out of @unprotected, and adapt its group
+ * size.  Returns the period's fault counts.
+ */
+FaultGroupStats fault_groups_sync(FaultGroups *g, uint64_t region,
+                                  uint32_t unprotected, uint32_t written);
+
+static inline unsigned fault_groups_size(const FaultGroups *g,
+                                         uint64_t region)
+{
+    return 1u << g->regions[region].order;
+}
+
+/* Mean group size over all regions, in pages. */
+double fault_groups_mean_size(const FaultGroups *g);
+
+#endif
