@@ -201,6 +201,82 @@ static int64_t get_parameter_int(QTestState *who, const char *name)
     return value;
 }
 
+/*
+ * Without seeding parameters, the rates an earlier migration attempt in
+ * the same process measured decide the next attempt's first throttle:
+ * after a cancelled migration, a second one to a new destination is
+ * throttled before it has measured anything.
+ */
+static void test_predictive_throttle_history(void)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    MigrateStart args = {
+        .paced_dirty_ticks = PACE_TICKS,
+        .caps[MIGRATION_CAPABILITY_PREDICTIVE_THROTTLE] = true,
+        .hide_stderr = true,
+    };
+    QTestState *from, *to, *to2;
+    g_autoptr(QDict) pt = NULL;
+    g_autoptr(GTimer) timer = g_timer_new();
+    bool measured = false;
+
+    if (migrate_start(&from, &to, uri, &args)) {
+        return;
+    }
+    set_link(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+
+    /* run until the model has measured the guest */
+    while (!measured && g_timer_elapsed(timer, NULL) < TIME_BUDGET_SEC) {
+        QDict *rsp = migrate_query(from);
+
+        /* reported once the migration is active */
+        if (qdict_haskey(rsp, "predictive-throttle")) {
+            QDict *cur = qdict_get_qdict(rsp, "predictive-throttle");
+
+            measured = qdict_get_int(cur, "estimated-dirty-rate") > 0 &&
+                       qdict_get_int(cur, "estimated-bandwidth") > 0;
+        }
+        qobject_unref(rsp);
+        g_usleep(100 * 1000);
+    }
+    g_assert(measured);
+
+    migrate_cancel(from);
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    qtest_wait_qemu(to);
+    qtest_quit(to);
+    wait_for_migration_status(from, "cancelled", NULL);
+
+    args = (MigrateStart) {
+        .only_target = true,
+        .paced_dirty_ticks = PACE_TICKS,
+        .hide_stderr = true,
+    };
+    if (migrate_start(&from, &to2, "defer", &args)) {
+        return;
+    }
+    migrate_incoming_qmp(to2, "tcp:127.0.0.1:0", NULL, "{}");
+    /* slow enough that the first pass is still running when we look */
+    migrate_set_parameter_int(from, "max-bandwidth", 1000 * 1000);
+    g_assert_cmpint(get_parameter_int(from, "throttle-prior-dirty-rate"),
+                    ==, 0);
+    migrate_qmp(from, to2, NULL, NULL, "{}");
+    wait_for_migration_status(from, "active", NULL);
+
+    pt = query_predictive_throttle(from);
+    g_assert_cmpint(get_migration_pass(from), <=, 1);
+    g_assert_cmpint(qdict_get_int(pt, "decisions"), ==, 1);
+    g_assert_cmpstr(qdict_get_str(pt, "state"), ==, "throttling");
+    g_assert_cmpint(qdict_get_int(pt, "percentage"), >, 0);
+
+    qtest_set_expected_status(to2, EXIT_FAILURE);
+    migrate_cancel(from);
+    wait_for_migration_status(from, "cancelled", NULL);
+    migrate_end(from, to2, false);
+}
+
 static bool capability_enabled(QTestState *who, const char *name)
 {
     QDict *rsp = qtest_qmp(who, "{ 'execute': 'query-migrate-capabilities' }");
@@ -303,6 +379,8 @@ void migration_test_add_predictive_throttle(MigrationTestEnv *env)
     }
     migration_test_add("/migration/predictive-throttle/seeded",
                        test_predictive_throttle_seeded);
+    migration_test_add("/migration/predictive-throttle/history",
+                       test_predictive_throttle_history);
     migration_test_add("/migration/predictive-throttle/converge",
                        test_predictive_throttle_converge);
     migration_test_add("/migration/predictive-throttle/baseline",
