@@ -77,9 +77,9 @@ static int check_page(const uint64_t *p, uint64_t idx, uint64_t gen,
 static void verify(const char *path, uint64_t *ws, const uint32_t *gens,
                    uint64_t npages, uint64_t seed)
 {
-    char tmp[4096], line[256];
+    char line[256];
     uint64_t i, bad = 0, first_bad = 0;
-    int fd, len;
+    int len;
 
     for (i = 0; i < npages; i++) {
         if (!check_page(ws + i * PAGE_WORDS, i, gens[i], seed)) {
@@ -93,14 +93,7 @@ static void verify(const char *path, uint64_t *ws, const uint32_t *gens,
                    "dirtier %s pages=%" PRIu64 " bad=%" PRIu64
                    " first_bad=%" PRIu64 "\n",
                    bad ? "FAIL" : "OK", npages, bad, first_bad);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, line, len) != len) {
-        perror("dirtier: verify file");
-        exit(1);
-    }
-    close(fd);
-    rename(tmp, path);
+    write_atomic(path, line, len);
 }
 
 static void usage(void)

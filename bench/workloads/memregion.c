@@ -38,21 +38,6 @@ static inline uint64_t pattern(uint64_t seed, uint64_t i)
     return splitmix64(seed ^ (i >> 9)) ^ (i * 0x9e3779b97f4a7c15ULL);
 }
 
-static void write_atomic(const char *path, const char *text)
-{
-    char tmp[4096];
-    int fd, len = strlen(text);
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, text, len) != len) {
-        perror("memregion: writing result");
-        exit(1);
-    }
-    close(fd);
-    rename(tmp, path);
-}
-
 int main(int argc, char **argv)
 {
     const char *name = NULL, *dir = NULL;
@@ -105,7 +90,7 @@ int main(int argc, char **argv)
 
     snprintf(path, sizeof(path), "%s/%s.pid", dir, name);
     snprintf(text, sizeof(text), "%d\n", (int)getpid());
-    write_atomic(path, text);
+    write_atomic(path, text, strlen(text));
 
     sigprocmask(SIG_BLOCK, &block, &old);
     while (!want_exit) {
@@ -120,7 +105,7 @@ int main(int argc, char **argv)
                      " expect=%016" PRIx64 " %s\n", name, mib, sum, expect,
                      sum == expect ? "OK" : "FAIL");
             snprintf(path, sizeof(path), "%s/%s.sum", dir, name);
-            write_atomic(path, text);
+            write_atomic(path, text, strlen(text));
             continue;
         }
         sigsuspend(&old);

@@ -9,12 +9,14 @@
 #ifndef BENCH_WORKLOAD_H
 #define BENCH_WORKLOAD_H
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* SIGUSR1 asks for a report (checksum, verification); TERM/INT to stop. */
 static volatile sig_atomic_t want_report;
@@ -66,6 +68,26 @@ static inline uint64_t mix(uint64_t h, uint64_t w)
 {
     h = (h ^ w) * 0x100000001b3ULL;
     return h ^ (h >> 29);
+}
+
+/*
+ * Write @len bytes of @text to @path as a whole: to a temporary file
+ * first, then renamed, so a reader never sees half a result.
+ */
+static inline void write_atomic(const char *path, const char *text,
+                                size_t len)
+{
+    char tmp[4096];
+    int fd;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len) {
+        perror(path);
+        exit(1);
+    }
+    close(fd);
+    rename(tmp, path);
 }
 
 #endif
