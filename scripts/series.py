@@ -88,6 +88,11 @@ def overlay_files():
     return [l for l in out.splitlines() if l]
 
 
+def repeated(items):
+    """The items that occur more than once, sorted."""
+    return sorted({i for i in items if items.count(i) > 1})
+
+
 def checks():
     """Yield (description, problem or None)."""
     try:
@@ -107,7 +112,7 @@ def checks():
         f"not listed: {stray}" if stray else None
 
     glue_in_steps = [g for s in steps for g in s.glue]
-    dup = sorted({g for g in glue_in_steps if glue_in_steps.count(g) > 1})
+    dup = repeated(glue_in_steps)
     yield "no glue patch is in two steps", f"{dup}" if dup else None
     yield "steps take glue patches in qemu/series order", \
         None if glue_in_steps == series else \
@@ -115,7 +120,7 @@ def checks():
 
     files = overlay_files()
     ov_in_steps = [o for s in steps for o in s.overlay]
-    dup = sorted({o for o in ov_in_steps if ov_in_steps.count(o) > 1})
+    dup = repeated(ov_in_steps)
     yield "no overlay file is in two steps", f"{dup}" if dup else None
     unlisted = [f for f in files if f not in ov_in_steps]
     yield "every overlay file is in a step", \
