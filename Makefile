@@ -27,7 +27,8 @@ deps:
 fetch: deps
 	@$(S)/fetch-base.sh
 
-prepare: fetch
+# prepare.sh fetches (and verifies) the base itself
+prepare: deps
 	@$(S)/prepare.sh
 
 build: prepare
