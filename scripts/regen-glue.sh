@@ -18,7 +18,7 @@ STATE=$SRC/.git/mig-transport
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-git -C "$SRC" format-patch -q --zero-commit --no-signature --no-stat \
+git -C "$SRC" format-patch -q -N --zero-commit --no-signature --no-stat \
     --full-index -o "$tmp" base..HEAD
 
 {
