@@ -1,0 +1,497 @@
+/*
+ * Dirty page tracking by write faults in groups (QEMU side)
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Guest RAM is write-protected with userfaultfd.  A fault thread takes
+ * the write faults: it asks the group-size controller (fault-group.c)
+ * for the group of the faulting page, makes the group writable, and
+ * then records it in a per-block bitmap.  At each dirty bitmap sync the
+ * migration thread takes the recorded groups, write-protects them again
+ * and only then merges them into the migration bitmap, so a write to a
+ * page after it was merged faults again and is recorded for the next
+ * sync.  The fault thread never takes the BQL nor the bitmap mutex.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/atomic.h"
+#include "qemu/bitmap.h"
+#include "qemu/error-report.h"
+#include "qemu/event_notifier.h"
+#include "qemu/rcu.h"
+#include "qemu/stats64.h"
+#include "qemu/thread.h"
+#include "qemu/userfaultfd.h"
+#include "qapi/error.h"
+#include "exec/target_page.h"
+#include "migration/misc.h"
+#include "system/ramblock.h"
+#include "options.h"
+#include "ram.h"
+#include "fault-group.h"
+#include "write-fault.h"
+#include "trace.h"
+
+/* Counters of the current or last migration, for query-migrate. */
+static struct {
+    Stat64 faults;
+    Stat64 pages_unprotected;
+    Stat64 neighbour_pages;
+    Stat64 pages_dirtied;
+    Stat64 syncs;
+    Stat64 mean_group_milli;
+} wfg_stats;
+
+#ifdef CONFIG_LINUX
+
+#include <poll.h>
+
+#define WFG_BATCH 64
+
+typedef struct WFGBlock {
+    RAMBlock *rb;
+    uint8_t *host;
+    uint64_t used;          /* bytes write-protected */
+    uint64_t npages;        /* host pages */
+    unsigned long *dirty;   /* fault thread: atomic set; sync: xchg */
+    unsigned long *taken;   /* sync only */
+    FaultGroups groups;
+} WFGBlock;
+
+static struct {
+    bool active;
+    int uffd;
+    unsigned host_shift;    /* host page size, log2 */
+    unsigned tp_per_hp;     /* target pages per host page */
+    WFGBlock *blocks;
+    unsigned nblocks;
+    QemuThread thread;
+    EventNotifier quit;
+    int inflight;           /* faults being handled by the fault thread */
+    bool failed;
+} wfg;
+
+static bool wfg_block_check(RAMBlock *rb, int fd, Error **errp)
+{
+    uint64_t ioctls = 0;
+
+    if (qemu_ram_is_shared(rb)) {
+        error_setg(errp, "Capability 'write-fault-groups' cannot track RAM "
+                   "block '%s': it is shared, and writes through other "
+                   "mappings of it would not fault", rb->idstr);
+        return false;
+    }
+    if (rb->page_size != qemu_real_host_page_size()) {
+        error_setg(errp, "Capability 'write-fault-groups' cannot track RAM "
+                   "block '%s': its page size %zu is not the host page "
+                   "size (huge pages are not supported)", rb->idstr,
+                   rb->page_size);
+        return false;
+    }
+    if (fd >= 0 &&
+        (uffd_register_memory(fd, rb->host, rb->max_length,
+                              UFFDIO_REGISTER_MODE_WP, &ioctls) ||
+         !(ioctls & BIT_ULL(_UFFDIO_WRITEPROTECT)))) {
+        error_setg(errp, "Capability 'write-fault-groups' cannot track RAM "
+                   "block '%s': its memory backend does not support "
+                   "userfaultfd write-protection", rb->idstr);
+        return false;
+    }
+    return true;
+}
+
+bool write_fault_groups_check(Error **errp)
+{
+    uint64_t features = 0;
+    RAMBlock *rb;
+    bool ok = true;
+    int fd;
+
+    if (qemu_real_host_page_size() < TARGET_PAGE_SIZE) {
+        error_setg(errp, "Capability 'write-fault-groups' needs host pages "
+                   "at least as large as target pages");
+        return false;
+    }
+    if (uffd_query_features(&features) ||
+        !(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+        error_setg(errp, "Capability 'write-fault-groups' needs userfaultfd "
+                   "write-protection, which this host kernel does not "
+                   "offer (or /dev/userfaultfd is not accessible)");
+        return false;
+    }
+    fd = uffd_create_fd(UFFD_FEATURE_PAGEFAULT_FLAG_WP, false);
+    if (fd < 0) {
+        error_setg(errp, "Capability 'write-fault-groups' could not open "
+                   "a userfaultfd");
+        return false;
+    }
+    WITH_RCU_READ_LOCK_GUARD() {
+        RAMBLOCK_FOREACH_NOT_IGNORED(rb) {
+            if (!wfg_block_check(rb, fd, errp)) {
+                ok = false;
+                break;
+            }
+        }
+    }
+    uffd_close_fd(fd);
+    return ok;
+}
+
+static void wfg_fault(const struct uffd_msg *msg)
+{
+    uint8_t *addr = (uint8_t *)(uintptr_t)msg->arg.pagefault.address;
+    uint64_t page, first, count;
+    WFGBlock *b = NULL;
+    unsigned i;
+
+    for (i = 0; i < wfg.nblocks; i++) {
+        if (addr >= wfg.blocks[i].host &&
+            addr < wfg.blocks[i].host + wfg.blocks[i].used) {
+            b = &wfg.blocks[i];
+            break;
+        }
+    }
+    if (!b) {
+        /* not ours to track (cannot happen): just let the writer go */
+        uffd_change_protection(wfg.uffd,
+                               (void *)QEMU_ALIGN_PTR_DOWN(addr,
+                                            qemu_real_host_page_size()),
+                               qemu_real_host_page_size(), false, false);
+        return;
+    }
+
+    page = (addr - b->host) >> wfg.host_shift;
+    fault_groups_fault(&b->groups, page, &first, &count);
+
+    /*
+     * Make the group writable first and record it after: a sync that
+     * takes the records in between does not re-protect the group, and
+     * the record made here is taken by a later sync.  The last sync
+     * waits for inflight to drop to zero.
+     */
+    if (uffd_change_protection(wfg.uffd, b->host + (first << wfg.host_shift),
+                               count << wfg.host_shift, false, false)) {
+        qatomic_set(&wfg.failed, true);
+    }
+    bitmap_set_atomic(b->dirty, first, count);
+    stat64_add(&wfg_stats.faults, 1);
+    stat64_add(&wfg_stats.pages_unprotected, count * wfg.tp_per_hp);
+    stat64_add(&wfg_stats.neighbour_pages, (count - 1) * wfg.tp_per_hp);
+    trace_write_fault_groups_fault(b->rb->idstr, page, first, count);
+}
+
+static void *wfg_fault_thread(void *opaque)
+{
+    struct uffd_msg msgs[WFG_BATCH];
+    struct pollfd pfd[2] = {
+        { .fd = wfg.uffd, .events = POLLIN },
+        { .fd = event_notifier_get_fd(&wfg.quit), .events = POLLIN },
+    };
+    int n, i;
+
+    for (;;) {
+        if (poll(pfd, ARRAY_SIZE(pfd), -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            error_report("write-fault-groups: poll failed: %s",
+                         strerror(errno));
+            qatomic_set(&wfg.failed, true);
+            break;
+        }
+        if (pfd[1].revents) {
+            break;
+        }
+        if (!(pfd[0].revents & POLLIN)) {
+            continue;
+        }
+
+        qatomic_inc(&wfg.inflight);
+        n = uffd_read_events(wfg.uffd, msgs, WFG_BATCH);
+        if (n < 0) {
+            qatomic_set(&wfg.failed, true);
+        }
+        for (i = 0; i < n; i++) {
+            if (msgs[i].event == UFFD_EVENT_PAGEFAULT &&
+                (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
+                wfg_fault(&msgs[i]);
+            }
+        }
+        qatomic_dec(&wfg.inflight);
+        if (n < 0) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void wfg_release(unsigned nblocks)
+{
+    unsigned i;
+
+    for (i = 0; i < nblocks; i++) {
+        WFGBlock *b = &wfg.blocks[i];
+
+        uffd_unregister_memory(wfg.uffd, b->host, b->rb->max_length);
+        memory_region_unref(b->rb->mr);
+        g_free(b->dirty);
+        g_free(b->taken);
+        fault_groups_destroy(&b->groups);
+    }
+    g_free(wfg.blocks);
+    wfg.blocks = NULL;
+    wfg.nblocks = 0;
+    uffd_close_fd(wfg.uffd);
+    wfg.uffd = -1;
+}
+
+bool write_fault_groups_start(Error **errp)
+{
+    uint64_t features = 0, want = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+    uint64_t max_pages, total = 0;
+    bool unpopulated;
+    unsigned n = 0, i;
+    uint64_t off;
+    RAMBlock *rb;
+
+    assert(!wfg.active);
+    if (!write_fault_groups_check(errp)) {
+        return false;
+    }
+
+    memset(&wfg_stats, 0, sizeof(wfg_stats));
+    wfg.host_shift = ctz64(qemu_real_host_page_size());
+    wfg.tp_per_hp = qemu_real_host_page_size() / TARGET_PAGE_SIZE;
+    max_pages = MAX(migrate_write_fault_group_max() / wfg.tp_per_hp, 1);
+    qatomic_set(&wfg.inflight, 0);
+    qatomic_set(&wfg.failed, false);
+
+    /*
+     * Write-protecting an unpopulated page needs UFFD_FEATURE_WP_UNPOPULATED
+     * (Linux 6.4); without it, read every page in first, as
+     * background-snapshot does, so that none is skipped.
+     */
+    uffd_query_features(&features);
+    unpopulated = features & UFFD_FEATURE_WP_UNPOPULATED;
+    if (unpopulated) {
+        want |= UFFD_FEATURE_WP_UNPOPULATED;
+    } else {
+        ram_write_tracking_prepare();
+    }
+    wfg.uffd = uffd_create_fd(want, true);
+    if (wfg.uffd < 0) {
+        error_setg(errp, "write-fault-groups: could not open a userfaultfd");
+        return false;
+    }
+
+    RCU_READ_LOCK_GUARD();
+    RAMBLOCK_FOREACH_NOT_IGNORED(rb) {
+        n++;
+    }
+    wfg.blocks = g_new0(WFGBlock, MAX(n, 1));
+    RAMBLOCK_FOREACH_NOT_IGNORED(rb) {
+        WFGBlock *b = &wfg.blocks[wfg.nblocks];
+
+        if (!unpopulated && (rb->mr->readonly || rb->mr->rom_device)) {
+            /* ram_write_tracking_prepare() leaves these out */
+            for (off = 0; off < rb->used_length; off += rb->page_size) {
+                /* volatile: the read itself populates the page */
+                (void)*(volatile uint8_t *)(rb->host + off);
+            }
+        }
+        if (uffd_register_memory(wfg.uffd, rb->host, rb->max_length,
+                                 UFFDIO_REGISTER_MODE_WP, NULL)) {
+            error_setg(errp, "write-fault-groups: could not register RAM "
+                       "block '%s' with userfaultfd", rb->idstr);
+            goto fail;
+        }
+        memory_region_ref(rb->mr);
+        b->rb = rb;
+        b->host = rb->host;
+        b->used = rb->used_length;
+        b->npages = rb->used_length >> wfg.host_shift;
+        b->dirty = bitmap_new(b->npages);
+        b->taken = bitmap_new(b->npages);
+        fault_groups_init(&b->groups, b->npages, max_pages);
+        wfg.nblocks++;
+        if (uffd_change_protection(wfg.uffd, b->host, b->used, true, false)) {
+            error_setg(errp, "write-fault-groups: could not write-protect "
+                       "RAM block '%s'", rb->idstr);
+            goto fail;
+        }
+        total += b->npages;
+    }
+
+    event_notifier_init(&wfg.quit, false);
+    qemu_thread_create(&wfg.thread, "mig/wfault", wfg_fault_thread, NULL,
+                       QEMU_THREAD_JOINABLE);
+    wfg.active = true;
+    trace_write_fault_groups_start(wfg.nblocks, total, max_pages,
+                                   unpopulated);
+    return true;
+
+fail:
+    for (i = 0; i < wfg.nblocks; i++) {
+        uffd_change_protection(wfg.uffd, wfg.blocks[i].host,
+                               wfg.blocks[i].used, false, false);
+    }
+    wfg_release(wfg.nblocks);
+    return false;
+}
+
+static uint64_t wfg_sync_block(WFGBlock *b)
+{
+    long words = BITS_TO_LONGS(b->npages), w;
+    uint64_t taken = 0, newly = 0, region, first, end;
+    unsigned long *bmap = b->rb->bmap;
+    unsigned k;
+
+    for (w = 0; w < words; w++) {
+        b->taken[w] = b->dirty[w] ? qatomic_xchg(&b->dirty[w], 0) : 0;
+    }
+
+    /* Re-protect every group taken before any of it reaches the bitmap. */
+    first = find_first_bit(b->taken, b->npages);
+    while (first < b->npages) {
+        uint8_t *start = b->host + (first << wfg.host_shift);
+
+        end = find_next_zero_bit(b->taken, b->npages, first);
+        if (uffd_change_protection(wfg.uffd, start,
+                                   (end - first) << wfg.host_shift,
+                                   true, false)) {
+            qatomic_set(&wfg.failed, true);
+        }
+        taken += end - first;
+        first = find_next_bit(b->taken, b->npages, end);
+    }
+
+    for (first = find_first_bit(b->taken, b->npages); first < b->npages;
+         first = find_next_bit(b->taken, b->npages, first + 1)) {
+        for (k = 0; k < wfg.tp_per_hp; k++) {
+            if (!test_and_set_bit(first * wfg.tp_per_hp + k, bmap)) {
+                newly++;
+            }
+        }
+    }
+
+    for (region = 0; region < b->groups.nregions; region++) {
+        uint64_t start = region * FAULT_GROUP_REGION_PAGES;
+        uint64_t len = MIN(FAULT_GROUP_REGION_PAGES, b->npages - start);
+
+        fault_groups_sync(&b->groups, region,
+                          bitmap_count_one_with_offset(b->taken, start, len),
+                          FAULT_GROUP_WRITTEN_UNKNOWN);
+    }
+    trace_write_fault_groups_sync_block(b->rb->idstr, taken, newly,
+            (uint64_t)(fault_groups_mean_size(&b->groups) * 1000));
+    return newly;
+}
+
+uint64_t write_fault_groups_sync(bool last_stage, Error **errp)
+{
+    uint64_t newly = 0, regions = 0;
+    double groups = 0;
+    unsigned i;
+
+    if (!wfg.active) {
+        return 0;
+    }
+    if (last_stage) {
+        /* the vCPUs are stopped: let the fault thread finish its faults */
+        while (qatomic_read(&wfg.inflight)) {
+            g_usleep(10);
+        }
+    }
+
+    for (i = 0; i < wfg.nblocks; i++) {
+        WFGBlock *b = &wfg.blocks[i];
+
+        newly += wfg_sync_block(b);
+        groups += fault_groups_mean_size(&b->groups) * b->groups.nregions;
+        regions += b->groups.nregions;
+    }
+    stat64_add(&wfg_stats.pages_dirtied, newly);
+    stat64_add(&wfg_stats.syncs, 1);
+    stat64_set(&wfg_stats.mean_group_milli,
+               regions ? (uint64_t)(groups * 1000 / regions) : 1000);
+    trace_write_fault_groups_sync(last_stage, newly,
+                                  stat64_get(&wfg_stats.faults));
+
+    if (qatomic_read(&wfg.failed)) {
+        error_setg(errp, "write-fault-groups: a userfaultfd operation "
+                   "failed, dirty pages can no longer be tracked");
+        return 0;
+    }
+    return newly;
+}
+
+void write_fault_groups_stop(void)
+{
+    unsigned i;
+
+    if (!wfg.active) {
+        return;
+    }
+    /* Make everything writable (and wake any waiting writer) first. */
+    for (i = 0; i < wfg.nblocks; i++) {
+        uffd_change_protection(wfg.uffd, wfg.blocks[i].host,
+                               wfg.blocks[i].used, false, false);
+    }
+    event_notifier_set(&wfg.quit);
+    qemu_thread_join(&wfg.thread);
+    event_notifier_cleanup(&wfg.quit);
+    trace_write_fault_groups_stop(stat64_get(&wfg_stats.faults),
+                                  stat64_get(&wfg_stats.pages_unprotected));
+    wfg_release(wfg.nblocks);
+    wfg.active = false;
+}
+
+bool write_fault_groups_active(void)
+{
+    return wfg.active;
+}
+
+#else /* !CONFIG_LINUX */
+
+bool write_fault_groups_check(Error **errp)
+{
+    error_setg(errp, "Capability 'write-fault-groups' needs Linux "
+               "userfaultfd write-protection");
+    return false;
+}
+
+bool write_fault_groups_start(Error **errp)
+{
+    return write_fault_groups_check(errp);
+}
+
+uint64_t write_fault_groups_sync(bool last_stage, Error **errp)
+{
+    return 0;
+}
+
+void write_fault_groups_stop(void)
+{
+}
+
+bool write_fault_groups_active(void)
+{
+    return false;
+}
+
+#endif /* CONFIG_LINUX */
+
+void write_fault_groups_fill_info(MigrationInfo *info)
+{
+    WriteFaultGroupsInfo *w = g_new0(WriteFaultGroupsInfo, 1);
+
+    w->faults = stat64_get(&wfg_stats.faults);
+    w->pages_unprotected = stat64_get(&wfg_stats.pages_unprotected);
+    w->neighbour_pages = stat64_get(&wfg_stats.neighbour_pages);
+    w->pages_dirtied = stat64_get(&wfg_stats.pages_dirtied);
+    w->syncs = stat64_get(&wfg_stats.syncs);
+    w->mean_group_size = stat64_get(&wfg_stats.mean_group_milli) / 1000.0;
+    info->write_fault_groups = w;
+}
