@@ -1,0 +1,358 @@
+/*
+ * QTest testcases for the write-fault-groups migration capability
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "migration/bootfile.h"
+#include "migration/framework.h"
+#include "migration/migration-qmp.h"
+#include "migration/migration-util.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "qemu/userfaultfd.h"
+
+/* dirty bitmap syncs to run through before letting the migration end */
+#define SYNCS_BEFORE_CONVERGE 6
+#define TIME_BUDGET_SEC       120
+#define LINK_BYTES_PER_SEC    (100 * 1000 * 1000)
+
+static char *tmpfs;
+static bool has_uffd_wp;
+static bool is_x86;
+
+/* Does this host kernel offer userfaultfd write-protection? */
+static bool uffd_wp_check(void)
+{
+#ifdef CONFIG_LINUX
+    uint64_t features;
+
+    if (!uffd_query_features(&features) &&
+        (features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+        return true;
+    }
+#endif
+    g_test_message("Skipping write-fault-groups migrations: no userfaultfd "
+                   "write-protection");
+    return false;
+}
+
+static QDict *query_write_faults(QTestState *who)
+{
+    QDict *rsp = migrate_query(who);
+    QDict *wf;
+
+    g_assert(qdict_haskey(rsp, "write-fault-groups"));
+    wf = qdict_get_qdict(rsp, "write-fault-groups");
+    qobject_ref(wf);
+    qobject_unref(rsp);
+    return wf;
+}
+
+/*
+ * Run the migration of the stock guest, which rewrites its 99 MiB
+ * sequentially, without letting it converge until @syncs dirty bitmap
+ * syncs have passed.
+ */
+static void run_until_syncs(QTestState *from, int syncs)
+{
+    g_autoptr(GTimer) timer = g_timer_new();
+
+    for (;;) {
+        QDict *rsp = migrate_query(from);
+        const char *status = qdict_get_str(rsp, "status");
+        bool done = g_str_equal(status, "completed");
+        int64_t count = 0;
+
+        g_assert(!g_str_equal(status, "failed"));
+        if (qdict_haskey(rsp, "ram")) {
+            count = qdict_get_int(qdict_get_qdict(rsp, "ram"),
+                                  "dirty-sync-count");
+        }
+        qobject_unref(rsp);
+        if (done || count >= syncs) {
+            g_test_message("%" PRId64 " syncs after %.1f s", count,
+                           g_timer_elapsed(timer, NULL));
+            return;
+        }
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, TIME_BUDGET_SEC);
+        g_usleep(50 * 1000);
+    }
+}
+
+/* The guest writes again: the byte of its first test page moves on. */
+static void assert_guest_writes(QTestState *who)
+{
+    g_autoptr(GTimer) timer = g_timer_new();
+    uint8_t first = qtest_readb(who, X86_TEST_MEM_START);
+
+    while (qtest_readb(who, X86_TEST_MEM_START) == first) {
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 10);
+        g_usleep(10 * 1000);
+    }
+}
+
+static QDict *migrate_with_write_faults(uint32_t group_max)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    MigrateStart args = { };
+    QTestState *from, *to;
+    QDict *wf;
+    char *hmp;
+
+    if (migrate_start(&from, &to, uri, &args)) {
+        return NULL;
+    }
+    /* only the source: the destination may be a QEMU without it */
+    migrate_set_capability(from, "write-fault-groups", true);
+    migrate_set_parameter_int(from, "write-fault-group-max", group_max);
+    /* passes of about a second, and a downtime no pass can meet */
+    migrate_set_parameter_int(from, "max-bandwidth", LINK_BYTES_PER_SEC);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    wait_for_serial("src_serial");
+
+    migrate_qmp(from, to, uri, NULL, "{}");
+    run_until_syncs(from, SYNCS_BEFORE_CONVERGE);
+    migrate_ensure_converge(from);
+    wait_for_migration_complete(from);
+
+    wf = query_write_faults(from);
+    g_test_message("group max %" PRIu32 ": %" PRId64 " faults made %"
+                   PRId64 " pages writable (%" PRId64 " neighbours), %"
+                   PRId64 " pages dirtied in %" PRId64 " syncs, mean group "
+                   "%.2f", group_max, qdict_get_int(wf, "faults"),
+                   qdict_get_int(wf, "pages-unprotected"),
+                   qdict_get_int(wf, "neighbour-pages"),
+                   qdict_get_int(wf, "pages-dirtied"),
+                   qdict_get_int(wf, "syncs"),
+                   qdict_get_double(wf, "mean-group-size"));
+    hmp = qtest_hmp(from, "info migrate");
+    g_assert_nonnull(strstr(hmp, "Write fault groups:"));
+    g_free(hmp);
+
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_for_serial("dest_serial");
+    /* checks every page of the destination */
+    migrate_end(from, to, true);
+    return wf;
+}
+
+/* One page per fault: every fault makes exactly its page writable. */
+static void test_write_fault_groups_per_page(void)
+{
+    g_autoptr(QDict) wf = migrate_with_write_faults(1);
+
+    if (!wf) {
+        return;
+    }
+    g_assert_cmpint(qdict_get_int(wf, "faults"), >, 0);
+    g_assert_cmpint(qdict_get_int(wf, "pages-unprotected"), ==,
+                    qdict_get_int(wf, "faults"));
+    g_assert_cmpint(qdict_get_int(wf, "neighbour-pages"), ==, 0);
+    g_assert_cmpint(qdict_get_int(wf, "pages-dirtied"), <=,
+                    qdict_get_int(wf, "faults"));
+    g_assert_cmpfloat(qdict_get_double(wf, "mean-group-size"), ==, 1.0);
+}
+
+/*
+ * Groups: the sequential writer takes several times fewer faults than
+ * it dirties pages, and the groups grew.
+ */
+static void test_write_fault_groups_groups(void)
+{
+    g_autoptr(QDict) wf = migrate_with_write_faults(64);
+
+    if (!wf) {
+        return;
+    }
+    g_assert_cmpint(qdict_get_int(wf, "faults"), >, 0);
+    g_assert_cmpint(qdict_get_int(wf, "faults") * 4, <,
+                    qdict_get_int(wf, "pages-dirtied"));
+    g_assert_cmpint(qdict_get_int(wf, "neighbour-pages"), >, 0);
+    g_assert_cmpfloat(qdict_get_double(wf, "mean-group-size"), >, 1.0);
+}
+
+/*
+ * A cancelled migration leaves the source running with its RAM writable
+ * and intact: its guest goes on writing, and a second migration without
+ * the capability delivers every page.
+ */
+static void test_write_fault_groups_cancel(void)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    MigrateStart args = {
+        .caps[MIGRATION_CAPABILITY_WRITE_FAULT_GROUPS] = true,
+        .hide_stderr = true,
+    };
+    QTestState *from, *to, *to2;
+    g_autoptr(QDict) wf = NULL;
+    g_autofree char *status = NULL;
+
+    if (migrate_start(&from, &to, uri, &args)) {
+        return;
+    }
+    migrate_set_parameter_int(from, "max-bandwidth", LINK_BYTES_PER_SEC);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    run_until_syncs(from, 3);
+    status = migrate_query_status(from);
+    g_assert_cmpstr(status, ==, "active");
+    wf = query_write_faults(from);
+    g_assert_cmpint(qdict_get_int(wf, "faults"), >, 0);
+
+    migrate_cancel(from);
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    qtest_wait_qemu(to);
+    qtest_quit(to);
+    wait_for_migration_status(from, "cancelled", NULL);
+    assert_guest_writes(from);
+
+    migrate_set_capability(from, "write-fault-groups", false);
+    args = (MigrateStart) {
+        .only_target = true,
+    };
+    if (migrate_start(&from, &to2, "defer", &args)) {
+        return;
+    }
+    migrate_incoming_qmp(to2, "tcp:127.0.0.1:0", NULL, "{}");
+    migrate_ensure_converge(from);
+    migrate_qmp(from, to2, NULL, NULL, "{}");
+    wait_for_migration_complete(from);
+    qtest_qmp_eventwait(to2, "RESUME");
+    migrate_end(from, to2, true);
+}
+
+static void assert_caps_refused(QTestState *who, const char *other,
+                                const char *error)
+{
+    QDict *rsp = qtest_qmp(who,
+        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
+        "{ 'capabilities': [ "
+        "{ 'capability': 'write-fault-groups', 'state': true }, "
+        "{ 'capability': %s, 'state': true } ] } }", other);
+
+    g_assert(qdict_haskey(rsp, "error"));
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"), error));
+    qobject_unref(rsp);
+}
+
+static void assert_param_refused(QTestState *who, int64_t value)
+{
+    QDict *rsp = qtest_qmp(who,
+        "{ 'execute': 'migrate-set-parameters', 'arguments': "
+        "{ 'write-fault-group-max': %" PRId64 " } }", value);
+
+    g_assert(qdict_haskey(rsp, "error"));
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"),
+                            "'write-fault-group-max' must be a power of "
+                            "two from 1 to 512"));
+    qobject_unref(rsp);
+}
+
+static int64_t get_group_max(QTestState *who)
+{
+    QDict *rsp = qtest_qmp_assert_success_ref(who,
+        "{ 'execute': 'query-migrate-parameters' }");
+    int64_t value = qdict_get_int(rsp, "write-fault-group-max");
+
+    qobject_unref(rsp);
+    return value;
+}
+
+/* Conflicts, bad group sizes and untrackable RAM get a clear error. */
+static void test_write_fault_groups_refusals(void)
+{
+    QTestState *who = qtest_init("-machine none");
+    QDict *rsp;
+    char *hmp;
+
+    assert_caps_refused(who, "postcopy-ram",
+                        "'write-fault-groups' conflicts with capability "
+                        "'postcopy-ram'");
+    assert_caps_refused(who, "background-snapshot",
+                        "write-fault-groups");
+    assert_caps_refused(who, "dirty-limit",
+                        "'write-fault-groups' conflicts with capability "
+                        "'dirty-limit'");
+    assert_caps_refused(who, "rdma-pin-all",
+                        "'write-fault-groups' conflicts with capability "
+                        "'rdma-pin-all'");
+    assert_param_refused(who, 0);
+    assert_param_refused(who, 3);
+    assert_param_refused(who, 1024);
+    g_assert_cmpint(get_group_max(who), ==, 64);
+
+    /* HMP sets and shows the parameter, and refuses the same values */
+    hmp = qtest_hmp(who, "migrate_set_parameter write-fault-group-max 16");
+    g_assert_cmpstr(hmp, ==, "");
+    g_free(hmp);
+    hmp = qtest_hmp(who, "migrate_set_parameter write-fault-group-max 48");
+    g_assert_nonnull(strstr(hmp, "power of two"));
+    g_free(hmp);
+    g_assert_cmpint(get_group_max(who), ==, 16);
+    hmp = qtest_hmp(who, "info migrate_parameters");
+    g_assert_nonnull(strstr(hmp, "write-fault-group-max: 16 pages"));
+    g_free(hmp);
+
+    if (!has_uffd_wp) {
+        rsp = qtest_qmp(who, "{ 'execute': 'migrate-set-capabilities', "
+                        "'arguments': { 'capabilities': [ "
+                        "{ 'capability': 'write-fault-groups', "
+                        "'state': true } ] } }");
+        g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                              "desc"),
+                                "needs userfaultfd write-protection"));
+        qobject_unref(rsp);
+        qtest_quit(who);
+        return;
+    }
+
+    /* without guest RAM there is nothing it cannot track */
+    migrate_set_capability(who, "write-fault-groups", true);
+    qtest_quit(who);
+
+    if (!is_x86) {
+        return;
+    }
+    /* shared RAM could be written through another mapping: refused */
+    who = qtest_init("-machine pc,memory-backend=mem0 -m 64M -object "
+                     "memory-backend-memfd,id=mem0,size=64M,share=on");
+    rsp = qtest_qmp(who, "{ 'execute': 'migrate-set-capabilities', "
+                    "'arguments': { 'capabilities': [ "
+                    "{ 'capability': 'write-fault-groups', 'state': true } "
+                    "] } }");
+    g_assert(qdict_haskey(rsp, "error"));
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"),
+                            "RAM block 'mem0': it is shared"));
+    qobject_unref(rsp);
+    qtest_quit(who);
+}
+
+void migration_test_add_write_fault_groups(MigrationTestEnv *env)
+{
+    tmpfs = env->tmpfs;
+    has_uffd_wp = uffd_wp_check();
+    is_x86 = env->is_x86;
+
+    migration_test_add("/migration/write-fault-groups/refusals",
+                       test_write_fault_groups_refusals);
+
+    if (!has_uffd_wp || !env->is_x86) {
+        /* the page checks below read the x86 guest's test memory */
+        return;
+    }
+    migration_test_add("/migration/write-fault-groups/per-page",
+                       test_write_fault_groups_per_page);
+    migration_test_add("/migration/write-fault-groups/groups",
+                       test_write_fault_groups_groups);
+    migration_test_add("/migration/write-fault-groups/cancel",
+                       test_write_fault_groups_cancel);
+}
