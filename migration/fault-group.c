@@ -44,6 +44,7 @@ void fault_groups_fault(FaultGroups *g, uint64_t page, uint64_t *first,
 {
     FaultGroupRegion *r;
     uint64_t size, group;
+    unsigned order;
 
     if (page >= g->npages) {
         *first = page;
@@ -51,19 +52,26 @@ void fault_groups_fault(FaultGroups *g, uint64_t page, uint64_t *first,
         return;
     }
     r = &g->regions[page >> FAULT_GROUP_REGION_SHIFT];
-    size = 1ull << MIN(qatomic_read(&r->order), g->max_order);
-    *first = page & ~(size - 1);
-    *count = MIN(size, g->npages - *first);
+    order = MIN(qatomic_read(&r->order), g->max_order);
+    group = page >> order;
 
     /* a run: the group right after (or before) the previous fault's */
-    group = *first / size;
-    if (r->last_group) {
-        uint64_t prev = r->last_group - 1;
-
-        if (prev + 1 == group || group + 1 == prev) {
-            qatomic_inc(&r->run_faults);
+    if (r->last_group && (r->last_group == group ||
+                          r->last_group == group + 2)) {
+        qatomic_inc(&r->run_faults);
+        if (++r->streak >= FAULT_GROUP_FAST_RUN && order < g->max_order) {
+            /* a long run in this period already: grow now */
+            r->streak = 0;
+            order++;
+            qatomic_set(&r->order, order);
+            group = page >> order;
         }
+    } else {
+        r->streak = 0;
     }
+    size = 1ull << order;
+    *first = group << order;
+    *count = MIN(size, g->npages - *first);
     r->last_group = group + 1;
     qatomic_inc(&r->faults);
 }
@@ -114,6 +122,7 @@ FaultGroupStats fault_groups_sync(FaultGroups *g, uint64_t region,
     st.run_faults = qatomic_xchg(&r->run_faults, 0);
     /* group numbers change with the size: start the runs afresh */
     r->last_group = 0;
+    r->streak = 0;
 
     if (!st.faults) {
         if (++r->idle >= FAULT_GROUP_IDLE_STEP) {
