@@ -13,7 +13,7 @@ PYTHON ?= /usr/bin/python3
 S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu \
-        series demo bench bench-throttle clean distclean help
+        series demo bench bench-throttle bench-wfg clean distclean help
 
 all: build
 
@@ -67,6 +67,12 @@ bench-throttle: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name throttle \
 	    --scenarios throttle-0.5x,throttle-2x,throttle-4x \
 	    --configs precopy,auto-converge,auto-converge-tuned,predictive-throttle \
+	    $(BENCH_ARGS)
+
+bench-wfg: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name write-fault-groups \
+	    --scenarios dirty-seq,dirty-rand,throttle-2x \
+	    --configs precopy,write-fault-groups-1,write-fault-groups \
 	    $(BENCH_ARGS)
 
 # Keeps the fetched base and the prepared trees; drops every build output.

@@ -50,9 +50,15 @@ CONFIGS = [
     Config("disk-backed-pages", kind="capability",
            caps={"disk-backed-pages": True},
            params={"disk-backed-node": "{disk_node}"}),
+    # Source-side only (docs/devel/migration/write-fault-groups.rst);
+    # group max 1 is per-page write-fault tracking, its own baseline.
     Config("write-fault-groups", kind="capability",
            caps={"write-fault-groups": True},
-           params={"write-fault-group-max": 16}),
+           params={"write-fault-group-max": 64}, dest=False),
+    Config("write-fault-groups-1", kind="capability",
+           caps={"write-fault-groups": True},
+           params={"write-fault-group-max": 1}, dest=False,
+           note="per-page write-fault tracking"),
     # Source-side only (docs/devel/migration/predictive-throttle.rst).
     Config("predictive-throttle", kind="capability",
            caps={"predictive-throttle": True},

@@ -117,6 +117,12 @@ def counters(results):
     return out
 
 
+def _faults(r):
+    """Write faults a write-fault-groups run took, or None."""
+    wf = r.get("ram", {}).get("extra", {}).get("write-fault-groups")
+    return wf.get("faults") if isinstance(wf, dict) else None
+
+
 def _median(xs):
     return statistics.median(xs) if xs else None
 
@@ -153,6 +159,8 @@ def summarize(results, scenarios, configs):
                                          for r in ok]),
                 "throttle_s": _median([r.get("throttle_s", 0) for r in ok]),
                 "guest_ratio": _median(g),
+                "faults": _median([_faults(r) for r in ok
+                                   if _faults(r) is not None]),
             }
             if cfg == "precopy":
                 base = s
@@ -171,6 +179,15 @@ def summarize(results, scenarios, configs):
                 s[k + "_vs_ac"] = (s[k] / ac[k]
                                    if ac and s[k] is not None and
                                    ac.get(k) else None)
+        # write faults against per-page write-fault tracking
+        pp = next((s for s in summary if s["scenario"] == sc and
+                   s["config"] == "write-fault-groups-1" and
+                   s.get("faults")), None)
+        for s in summary:
+            if s["scenario"] == sc:
+                s["faults_vs_per_page"] = (
+                    s["faults"] / pp["faults"]
+                    if pp and s.get("faults") is not None else None)
     return summary
 
 
@@ -181,6 +198,7 @@ BENCH_COLS = [
     ("throttle_s", "throttle-s (x auto-converge)"),
     ("time_ac", "time x auto-converge"),
     ("guest", "guest tput during"),
+    ("faults", "write faults (x per-page)"),
 ]
 
 
@@ -206,6 +224,10 @@ def bench_rows(summary):
             "time_ac": _num(s.get("time_s_vs_ac"), "%.2f"),
             "guest": _num(s["guest_ratio"] and 100 * s["guest_ratio"],
                           "%.0f%%"),
+            "faults": "-" if s.get("faults") is None else
+            ("%d" % s["faults"]) +
+            (" (%.3f)" % s["faults_vs_per_page"]
+             if s.get("faults_vs_per_page") is not None else ""),
         })
     return rows
 
