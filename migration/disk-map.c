@@ -1,0 +1,213 @@
+/*
+ * Guest-published map of RAM pages backed by shared-disk blocks
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "wire-codec.h"
+#include "disk-map.h"
+
+uint64_t disk_map_generation(const uint8_t *page)
+{
+    WireReader r;
+
+    wire_reader_init(&r, page + 16, 8);
+    return wire_get_le64(&r);
+}
+
+static bool seg_overlaps(const DiskMapLayout *map, uint64_t gpa,
+                         uint64_t len, uint32_t nseg)
+{
+    uint32_t i;
+
+    if (wire_ranges_overlap(gpa, len, map->map_gpa, DISK_MAP_PAGE_SIZE)) {
+        return true;
+    }
+    for (i = 0; i < nseg; i++) {
+        if (wire_ranges_overlap(gpa, len, map->seg[i].gpa,
+                                map->seg[i].records * DISK_MAP_RECORD_SIZE)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool disk_map_parse_header(const uint8_t *page, uint64_t map_gpa,
+                           const DiskMapEnv *env, DiskMapLayout *out,
+                           const char **err)
+{
+    uint64_t total = 0;
+    WireReader r;
+    uint32_t i;
+
+    memset(out, 0, sizeof(*out));
+    out->map_gpa = map_gpa;
+    if (map_gpa & (DISK_MAP_PAGE_SIZE - 1)) {
+        *err = "the map address is not 4096-aligned";
+        return false;
+    }
+    if (!env->in_ram(map_gpa, DISK_MAP_PAGE_SIZE, env->opaque)) {
+        *err = "the map header is not in guest RAM";
+        return false;
+    }
+
+    wire_reader_init(&r, page, DISK_MAP_PAGE_SIZE);
+    if (wire_get_le64(&r) != DISK_MAP_MAGIC) {
+        *err = "bad magic";
+        return false;
+    }
+    if (wire_get_le32(&r) != DISK_MAP_VERSION) {
+        *err = "unsupported version";
+        return false;
+    }
+    out->nsegments = wire_get_le32(&r);
+    out->generation = wire_get_le64(&r);
+    out->count = wire_get_le64(&r);
+    if (wire_get_le32(&r) != DISK_MAP_PAGE_SIZE ||
+        wire_get_le32(&r) != DISK_MAP_PAGE_SIZE) {
+        *err = "page and frame size must be 4096";
+        return false;
+    }
+    for (i = 0; i < 3; i++) {
+        if (wire_get_le64(&r)) {
+            *err = "reserved header fields are not zero";
+            return false;
+        }
+    }
+    if (out->generation & 1) {
+        *err = "the guest is changing the map (odd generation)";
+        return false;
+    }
+    if (out->nsegments < 1 || out->nsegments > DISK_MAP_MAX_SEGMENTS) {
+        *err = "bad segment count";
+        return false;
+    }
+    if (out->count > DISK_MAP_MAX_RECORDS) {
+        *err = "too many records";
+        return false;
+    }
+
+    for (i = 0; i < out->nsegments; i++) {
+        uint64_t gpa = wire_get_le64(&r);
+        uint64_t records = wire_get_le64(&r);
+
+        if (gpa & (DISK_MAP_PAGE_SIZE - 1) || !records ||
+            records > DISK_MAP_MAX_RECORDS) {
+            *err = "a segment is unaligned, empty or too long";
+            return false;
+        }
+        if (!env->in_ram(gpa, records * DISK_MAP_RECORD_SIZE, env->opaque)) {
+            *err = "a segment is not in guest RAM";
+            return false;
+        }
+        if (seg_overlaps(out, gpa, records * DISK_MAP_RECORD_SIZE, i)) {
+            *err = "segments overlap each other or the header";
+            return false;
+        }
+        out->seg[i].gpa = gpa;
+        out->seg[i].records = records;
+        total += records;
+    }
+    if (total != out->count) {
+        *err = "the record count does not match the segments";
+        return false;
+    }
+    return wire_reader_ok(&r);
+}
+
+DiskMapRecState disk_map_check_record(const DiskMapEnv *env,
+                                      const DiskMapLayout *map,
+                                      const uint8_t *rec,
+                                      DiskMapRecord *out)
+{
+    WireReader r;
+    uint64_t addr, frame;
+
+    wire_reader_init(&r, rec, DISK_MAP_RECORD_SIZE);
+    addr = wire_get_le64(&r);
+    frame = wire_get_le64(&r);
+    out->gpa = addr & ~DISK_MAP_REC_FLAGS;
+    out->frame = frame;
+
+    if (addr & DISK_MAP_REC_FLAGS & ~DISK_MAP_REC_MODIFIED) {
+        return DISK_MAP_REC_BAD_FLAGS;
+    }
+    if (!env->in_ram(out->gpa, DISK_MAP_PAGE_SIZE, env->opaque)) {
+        return DISK_MAP_REC_OUTSIDE_RAM;
+    }
+    if (frame >= env->disk_size / DISK_MAP_PAGE_SIZE) {
+        return DISK_MAP_REC_OUTSIDE_DISK;
+    }
+    if (seg_overlaps(map, out->gpa, DISK_MAP_PAGE_SIZE, map->nsegments)) {
+        return DISK_MAP_REC_IN_MAP;
+    }
+    if (addr & DISK_MAP_REC_MODIFIED) {
+        return DISK_MAP_REC_IS_MODIFIED;
+    }
+    return DISK_MAP_REC_OK;
+}
+
+static int cmp_gpa(const void *a, const void *b)
+{
+    const DiskMapRecord *x = a, *y = b;
+
+    return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+size_t disk_map_drop_duplicates(DiskMapRecord *recs, size_t n)
+{
+    size_t i = 0, kept = 0;
+
+    qsort(recs, n, sizeof(*recs), cmp_gpa);
+    while (i < n) {
+        size_t j = i + 1;
+
+        while (j < n && recs[j].gpa == recs[i].gpa) {
+            j++;
+        }
+        if (j == i + 1) {
+            recs[kept++] = recs[i];
+        }
+        i = j;
+    }
+    return kept;
+}
+
+const DiskMapRecord *disk_map_lookup(const DiskMapRecord *recs, size_t n,
+                                     uint64_t gpa)
+{
+    DiskMapRecord key = { .gpa = gpa };
+
+    return bsearch(&key, recs, n, sizeof(*recs), cmp_gpa);
+}
+
+void disk_ref_encode(uint8_t *buf, uint64_t offset, const uint8_t *hash)
+{
+    WireWriter w;
+
+    wire_writer_init(&w, buf, DISK_REF_RECORD_LEN);
+    wire_put_be64(&w, offset);
+    wire_put_bytes(&w, hash, DISK_REF_HASH_LEN);
+}
+
+bool disk_ref_decode(const uint8_t *buf, uint64_t disk_size,
+                     uint64_t *offset, uint8_t *hash)
+{
+    WireReader r;
+
+    wire_reader_init(&r, buf, DISK_REF_RECORD_LEN);
+    *offset = wire_get_be64(&r);
+    wire_get_bytes(&r, hash, DISK_REF_HASH_LEN);
+    return wire_reader_done(&r) &&
+           !(*offset & (DISK_MAP_PAGE_SIZE - 1)) &&
+           wire_range_fits(*offset, DISK_MAP_PAGE_SIZE, disk_size);
+}
+
+bool disk_ref_qualifies(const DiskRefPage *p)
+{
+    return p->in_map && !p->modified && !p->dirtied && !p->frame_written &&
+           !p->last_stage;
+}

@@ -1,0 +1,147 @@
+/*
+ * Guest-published map of RAM pages backed by shared-disk blocks
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The disk-backed-pages capability sends a guest page that is a clean
+ * copy of a block of a disk both hosts share as a reference: the disk
+ * offset and a hash of the page.  The guest tells QEMU which pages those
+ * are through a map in its own memory, at the guest-physical address of
+ * the disk-backed-map parameter.  This unit parses and validates that
+ * map, encodes and decodes the reference record of the stream, and
+ * decides which pages qualify.  It does not depend on the rest of QEMU,
+ * so that every malformed input can be unit tested.
+ *
+ * The layout (docs/devel/migration/disk-backed-pages.rst), all fields
+ * little-endian:
+ *
+ * Header page, 4096 bytes at the map address (4096-aligned):
+ *   0  u64 magic        DISK_MAP_MAGIC ("QDISKMAP")
+ *   8  u32 version      1
+ *  12  u32 nsegments    1..DISK_MAP_MAX_SEGMENTS
+ *  16  u64 generation   even while the map is stable; the guest makes
+ *                       it odd before changing the map and even again,
+ *                       incremented, after
+ *  24  u64 count        records in all segments, at most
+ *                       DISK_MAP_MAX_RECORDS
+ *  32  u32 page_size    4096
+ *  36  u32 frame_size   4096: the disk offset of frame f is f * 4096
+ *  40  24 bytes         reserved, zero
+ *  64  segment table:   nsegments entries of 16 bytes:
+ *                       u64 address (4096-aligned), u64 records
+ * Records, 16 bytes each, in the segments in order:
+ *   0  u64 page address | flags: the guest-physical address of the page
+ *                       (4096-aligned) in the upper bits, flags in the
+ *                       low 12: DISK_MAP_REC_MODIFIED, others reserved
+ *   8  u64 frame        the disk frame the page is a copy of
+ */
+
+#ifndef MIGRATION_DISK_MAP_H
+#define MIGRATION_DISK_MAP_H
+
+#define DISK_MAP_MAGIC              0x50414d4b53494451ULL
+#define DISK_MAP_VERSION            1
+#define DISK_MAP_PAGE_SIZE          4096
+#define DISK_MAP_HEADER_SIZE        64
+#define DISK_MAP_SEGMENT_SIZE       16
+#define DISK_MAP_MAX_SEGMENTS \
+    ((DISK_MAP_PAGE_SIZE - DISK_MAP_HEADER_SIZE) / DISK_MAP_SEGMENT_SIZE)
+#define DISK_MAP_RECORD_SIZE        16
+#define DISK_MAP_MAX_RECORDS        (1ull << 24)
+#define DISK_MAP_REC_MODIFIED       0x1ull
+#define DISK_MAP_REC_FLAGS          0xfffull
+
+/* The hash a reference carries: XXH3-128 of the page. */
+#define DISK_REF_HASH_LEN           16
+#define DISK_REF_RECORD_LEN         (8 + DISK_REF_HASH_LEN)
+
+typedef struct DiskMapEnv {
+    /* is [gpa, gpa + len) guest RAM? */
+    bool (*in_ram)(uint64_t gpa, uint64_t len, void *opaque);
+    void *opaque;
+    uint64_t disk_size;         /* bytes */
+} DiskMapEnv;
+
+typedef struct DiskMapSegment {
+    uint64_t gpa;
+    uint64_t records;
+} DiskMapSegment;
+
+typedef struct DiskMapLayout {
+    uint64_t map_gpa;
+    uint64_t generation;
+    uint64_t count;
+    uint32_t nsegments;
+    DiskMapSegment seg[DISK_MAP_MAX_SEGMENTS];
+} DiskMapLayout;
+
+typedef struct DiskMapRecord {
+    uint64_t gpa;
+    uint64_t frame;
+} DiskMapRecord;
+
+typedef enum DiskMapRecState {
+    DISK_MAP_REC_OK,
+    DISK_MAP_REC_IS_MODIFIED,   /* valid, but the page is no clean copy */
+    DISK_MAP_REC_BAD_FLAGS,     /* reserved flags set */
+    DISK_MAP_REC_OUTSIDE_RAM,
+    DISK_MAP_REC_OUTSIDE_DISK,
+    DISK_MAP_REC_IN_MAP,        /* the page holds part of the map itself */
+    DISK_MAP_REC__MAX,
+} DiskMapRecState;
+
+/*
+ * Parse and check the header page read from @map_gpa.  On success fill
+ * @out and return true; otherwise set *@err to why the map is refused.
+ * Refused: a bad magic, version, size or reserved field, an odd
+ * generation (the guest is changing the map), too many records, a
+ * record count that does not match the segments, and segments that are
+ * unaligned, outside RAM or overlap each other or the header page.
+ */
+bool disk_map_parse_header(const uint8_t *page, uint64_t map_gpa,
+                           const DiskMapEnv *env, DiskMapLayout *out,
+                           const char **err);
+
+/* The generation field of a header page, to re-check after reading. */
+uint64_t disk_map_generation(const uint8_t *page);
+
+/* Decode and check one record; bad records are to be ignored. */
+DiskMapRecState disk_map_check_record(const DiskMapEnv *env,
+                                      const DiskMapLayout *map,
+                                      const uint8_t *rec,
+                                      DiskMapRecord *out);
+
+/*
+ * Sort @recs by page address and drop every record whose page appears
+ * more than once (which frame is right cannot be known).  Returns the
+ * number of records kept.
+ */
+size_t disk_map_drop_duplicates(DiskMapRecord *recs, size_t n);
+
+/* Find the record of @gpa in @recs sorted by disk_map_drop_duplicates. */
+const DiskMapRecord *disk_map_lookup(const DiskMapRecord *recs, size_t n,
+                                     uint64_t gpa);
+
+/*
+ * The stream's reference record: be64 disk offset, then the hash.
+ * Encode into @buf of DISK_REF_RECORD_LEN bytes; decode checks the
+ * offset is frame-aligned and inside the disk.
+ */
+void disk_ref_encode(uint8_t *buf, uint64_t offset, const uint8_t *hash);
+bool disk_ref_decode(const uint8_t *buf, uint64_t disk_size,
+                     uint64_t *offset, uint8_t *hash);
+
+typedef struct DiskRefPage {
+    bool in_map;                /* a record names this page */
+    bool modified;              /* its modified flag was set */
+    bool dirtied;               /* written since the map was read */
+    bool frame_written;         /* its disk frame written since then */
+    bool last_stage;            /* the VM is stopped for switchover */
+} DiskRefPage;
+
+/* Send this page as a reference?  Otherwise it goes in full. */
+bool disk_ref_qualifies(const DiskRefPage *p);
+
+#endif

@@ -1,0 +1,326 @@
+/*
+ * Unit tests of the disk-backed-pages map parser and reference codec
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <setjmp.h>
+#include <cmocka.h>
+#include "migration/disk-map.h"
+
+#define PAGE DISK_MAP_PAGE_SIZE
+#define MiB (1024ull * 1024)
+
+/* Guest RAM: [0, 640 KiB) and [1 MiB, 256 MiB); the disk: 64 MiB. */
+static bool in_ram(uint64_t gpa, uint64_t len, void *opaque)
+{
+    uint64_t end = gpa + len;
+
+    if (end < gpa) {
+        return false;
+    }
+    return end <= 640 * 1024 || (gpa >= MiB && end <= 256 * MiB);
+}
+
+static const DiskMapEnv env = {
+    .in_ram = in_ram,
+    .disk_size = 64 * MiB,
+};
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = v >> (8 * i);
+    }
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = v >> (8 * i);
+    }
+}
+
+#define MAP_GPA   (100 * MiB)
+#define SEG0_GPA  (101 * MiB)
+#define SEG1_GPA  (102 * MiB)
+
+/* A valid header page: two segments of 300 and 200 records. */
+static void good_header(uint8_t *page)
+{
+    memset(page, 0, PAGE);
+    put_le64(page, DISK_MAP_MAGIC);
+    put_le32(page + 8, DISK_MAP_VERSION);
+    put_le32(page + 12, 2);
+    put_le64(page + 16, 42);
+    put_le64(page + 24, 500);
+    put_le32(page + 32, PAGE);
+    put_le32(page + 36, PAGE);
+    put_le64(page + 64, SEG0_GPA);
+    put_le64(page + 72, 300);
+    put_le64(page + 80, SEG1_GPA);
+    put_le64(page + 88, 200);
+}
+
+static void test_header_good(void **state)
+{
+    uint8_t page[PAGE];
+    DiskMapLayout map;
+    const char *err = NULL;
+
+    good_header(page);
+    assert_true(disk_map_parse_header(page, MAP_GPA, &env, &map, &err));
+    assert_int_equal(map.generation, 42);
+    assert_int_equal(disk_map_generation(page), 42);
+    assert_int_equal(map.count, 500);
+    assert_int_equal(map.nsegments, 2);
+    assert_int_equal(map.seg[1].gpa, SEG1_GPA);
+    assert_int_equal(map.seg[1].records, 200);
+    /* the magic spells QDISKMAP in memory */
+    assert_memory_equal(page, "QDISKMAP", 8);
+}
+
+typedef void (*Corrupt)(uint8_t *page);
+
+static void assert_refused(Corrupt corrupt, uint64_t map_gpa,
+                           const char *why)
+{
+    uint8_t page[PAGE];
+    DiskMapLayout map;
+    const char *err = NULL;
+
+    good_header(page);
+    if (corrupt) {
+        corrupt(page);
+    }
+    assert_false(disk_map_parse_header(page, map_gpa, &env, &map, &err));
+    assert_non_null(err);
+    if (!strstr(err, why)) {
+        fail_msg("refused with \"%s\", expected \"%s\"", err, why);
+    }
+}
+
+static void bad_magic(uint8_t *p)       { p[0] ^= 1; }
+static void bad_version(uint8_t *p)     { put_le32(p + 8, 2); }
+static void bad_page_size(uint8_t *p)   { put_le32(p + 32, 512); }
+static void bad_frame_size(uint8_t *p)  { put_le32(p + 36, 8192); }
+static void reserved_set(uint8_t *p)    { p[63] = 1; }
+static void odd_generation(uint8_t *p)  { put_le64(p + 16, 43); }
+static void no_segments(uint8_t *p)     { put_le32(p + 12, 0); }
+static void many_segments(uint8_t *p)
+{
+    put_le32(p + 12, DISK_MAP_MAX_SEGMENTS + 1);
+}
+static void huge_count(uint8_t *p)
+{
+    put_le64(p + 24, DISK_MAP_MAX_RECORDS + 1);
+}
+static void count_mismatch(uint8_t *p)  { put_le64(p + 24, 499); }
+static void seg_unaligned(uint8_t *p)   { put_le64(p + 64, SEG0_GPA + 8); }
+static void seg_empty(uint8_t *p)       { put_le64(p + 72, 0); }
+static void seg_hole(uint8_t *p)        { put_le64(p + 64, 700 * 1024); }
+static void seg_beyond(uint8_t *p)      { put_le64(p + 64, 256 * MiB - PAGE); }
+static void seg_on_header(uint8_t *p)   { put_le64(p + 64, MAP_GPA); }
+static void seg_overlap(uint8_t *p)
+{
+    /* segment 1 starts inside segment 0's 300 records (4800 bytes) */
+    put_le64(p + 80, SEG0_GPA + PAGE);
+}
+static void seg_wraps(uint8_t *p)       { put_le64(p + 64, -(uint64_t)PAGE); }
+
+static void test_header_refused(void **state)
+{
+    assert_refused(bad_magic, MAP_GPA, "magic");
+    assert_refused(bad_version, MAP_GPA, "version");
+    assert_refused(bad_page_size, MAP_GPA, "4096");
+    assert_refused(bad_frame_size, MAP_GPA, "4096");
+    assert_refused(reserved_set, MAP_GPA, "reserved");
+    assert_refused(odd_generation, MAP_GPA, "odd generation");
+    assert_refused(no_segments, MAP_GPA, "segment count");
+    assert_refused(many_segments, MAP_GPA, "segment count");
+    assert_refused(huge_count, MAP_GPA, "too many records");
+    assert_refused(count_mismatch, MAP_GPA, "does not match");
+    assert_refused(seg_unaligned, MAP_GPA, "unaligned");
+    assert_refused(seg_empty, MAP_GPA, "empty");
+    assert_refused(seg_hole, MAP_GPA, "not in guest RAM");
+    assert_refused(seg_beyond, MAP_GPA, "not in guest RAM");
+    assert_refused(seg_wraps, MAP_GPA, "not in guest RAM");
+    assert_refused(seg_on_header, MAP_GPA, "overlap");
+    assert_refused(seg_overlap, MAP_GPA, "overlap");
+    assert_refused(NULL, MAP_GPA + 8, "not 4096-aligned");
+    assert_refused(NULL, 300 * MiB, "not in guest RAM");
+}
+
+/*
+ * Randomly corrupted header pages, half of them with a valid magic:
+ * never accepted with inconsistent fields, never read out of bounds
+ * (ASan checks).
+ */
+static void test_header_garbage(void **state)
+{
+    GRand *rand = g_rand_new_with_seed(7);
+    uint8_t page[PAGE];
+
+    for (int n = 0; n < 20000; n++) {
+        DiskMapLayout map;
+        const char *err = NULL;
+
+        good_header(page);
+        for (int k = 0; k < 4; k++) {
+            page[g_rand_int_range(rand, n & 1 ? 8 : 0, 96)] =
+                g_rand_int_range(rand, 0, 256);
+        }
+        if (disk_map_parse_header(page, MAP_GPA, &env, &map, &err)) {
+            uint64_t total = 0;
+
+            assert_true(map.nsegments >= 1 &&
+                        map.nsegments <= DISK_MAP_MAX_SEGMENTS);
+            for (uint32_t i = 0; i < map.nsegments; i++) {
+                assert_true(in_ram(map.seg[i].gpa,
+                                   map.seg[i].records * 16, NULL));
+                total += map.seg[i].records;
+            }
+            assert_int_equal(total, map.count);
+            assert_false(map.generation & 1);
+        } else {
+            assert_non_null(err);
+        }
+    }
+    g_rand_free(rand);
+}
+
+static DiskMapRecState check(const DiskMapLayout *map, uint64_t addr,
+                             uint64_t frame, DiskMapRecord *out)
+{
+    uint8_t rec[DISK_MAP_RECORD_SIZE];
+
+    put_le64(rec, addr);
+    put_le64(rec + 8, frame);
+    return disk_map_check_record(&env, map, rec, out);
+}
+
+static void test_records(void **state)
+{
+    uint8_t page[PAGE];
+    DiskMapLayout map;
+    DiskMapRecord r;
+    const char *err;
+
+    good_header(page);
+    assert_true(disk_map_parse_header(page, MAP_GPA, &env, &map, &err));
+
+    assert_int_equal(check(&map, 120 * MiB, 7, &r), DISK_MAP_REC_OK);
+    assert_int_equal(r.gpa, 120 * MiB);
+    assert_int_equal(r.frame, 7);
+    assert_int_equal(check(&map, 120 * MiB | DISK_MAP_REC_MODIFIED, 7, &r),
+                     DISK_MAP_REC_IS_MODIFIED);
+    assert_int_equal(r.gpa, 120 * MiB);
+    assert_int_equal(check(&map, 120 * MiB | 0x2, 7, &r),
+                     DISK_MAP_REC_BAD_FLAGS);
+    assert_int_equal(check(&map, 120 * MiB | 0x800, 7, &r),
+                     DISK_MAP_REC_BAD_FLAGS);
+    assert_int_equal(check(&map, 700 * 1024, 7, &r),
+                     DISK_MAP_REC_OUTSIDE_RAM);
+    assert_int_equal(check(&map, 256 * MiB, 7, &r),
+                     DISK_MAP_REC_OUTSIDE_RAM);
+    assert_int_equal(check(&map, -(uint64_t)PAGE, 7, &r),
+                     DISK_MAP_REC_OUTSIDE_RAM);
+    /* the last frame of the disk, and one past it */
+    assert_int_equal(check(&map, 120 * MiB, 64 * MiB / PAGE - 1, &r),
+                     DISK_MAP_REC_OK);
+    assert_int_equal(check(&map, 120 * MiB, 64 * MiB / PAGE, &r),
+                     DISK_MAP_REC_OUTSIDE_DISK);
+    assert_int_equal(check(&map, 120 * MiB, UINT64_MAX, &r),
+                     DISK_MAP_REC_OUTSIDE_DISK);
+    /* pages holding the map: the header and both segments' pages */
+    assert_int_equal(check(&map, MAP_GPA, 1, &r), DISK_MAP_REC_IN_MAP);
+    assert_int_equal(check(&map, SEG0_GPA + PAGE, 1, &r),
+                     DISK_MAP_REC_IN_MAP);
+    assert_int_equal(check(&map, SEG1_GPA, 1, &r), DISK_MAP_REC_IN_MAP);
+    /* 300 records are 4800 bytes: the segment ends in its second page */
+    assert_int_equal(check(&map, SEG0_GPA + 2 * PAGE, 1, &r),
+                     DISK_MAP_REC_OK);
+}
+
+static void test_duplicates_dropped(void **state)
+{
+    DiskMapRecord recs[] = {
+        { 5 * PAGE, 1 }, { 3 * PAGE, 2 }, { 5 * PAGE, 3 }, { 9 * PAGE, 4 },
+        { 1 * PAGE, 5 }, { 5 * PAGE, 6 }, { 3 * PAGE, 2 },
+    };
+    size_t n = disk_map_drop_duplicates(recs, ARRAY_SIZE(recs));
+
+    /* 3 and 5 appear more than once: only 1 and 9 are left, sorted */
+    assert_int_equal(n, 2);
+    assert_int_equal(recs[0].gpa, 1 * PAGE);
+    assert_int_equal(recs[0].frame, 5);
+    assert_int_equal(recs[1].gpa, 9 * PAGE);
+    assert_non_null(disk_map_lookup(recs, n, 9 * PAGE));
+    assert_int_equal(disk_map_lookup(recs, n, 9 * PAGE)->frame, 4);
+    assert_null(disk_map_lookup(recs, n, 5 * PAGE));
+    assert_null(disk_map_lookup(recs, n, 2 * PAGE));
+    assert_int_equal(disk_map_drop_duplicates(recs, 0), 0);
+}
+
+static void test_ref_codec(void **state)
+{
+    uint8_t buf[DISK_REF_RECORD_LEN], hash[DISK_REF_HASH_LEN], out[16];
+    uint64_t off;
+
+    for (int i = 0; i < DISK_REF_HASH_LEN; i++) {
+        hash[i] = 0xa0 + i;
+    }
+    disk_ref_encode(buf, 12 * PAGE, hash);
+    /* big-endian offset, like the rest of the RAM stream */
+    assert_int_equal(buf[6], (12 * PAGE) >> 8);
+    assert_true(disk_ref_decode(buf, 64 * MiB, &off, out));
+    assert_int_equal(off, 12 * PAGE);
+    assert_memory_equal(out, hash, DISK_REF_HASH_LEN);
+
+    /* the last frame fits; past the disk, unaligned: refused */
+    disk_ref_encode(buf, 64 * MiB - PAGE, hash);
+    assert_true(disk_ref_decode(buf, 64 * MiB, &off, out));
+    disk_ref_encode(buf, 64 * MiB, hash);
+    assert_false(disk_ref_decode(buf, 64 * MiB, &off, out));
+    disk_ref_encode(buf, UINT64_MAX & ~(uint64_t)(PAGE - 1), hash);
+    assert_false(disk_ref_decode(buf, 64 * MiB, &off, out));
+    disk_ref_encode(buf, 12 * PAGE + 512, hash);
+    assert_false(disk_ref_decode(buf, 64 * MiB, &off, out));
+}
+
+static void test_qualifies(void **state)
+{
+    DiskRefPage p = { .in_map = true };
+
+    assert_true(disk_ref_qualifies(&p));
+    for (int bit = 0; bit < 5; bit++) {
+        DiskRefPage q = {
+            .in_map = bit != 0,
+            .modified = bit == 1,
+            .dirtied = bit == 2,
+            .frame_written = bit == 3,
+            .last_stage = bit == 4,
+        };
+
+        assert_false(disk_ref_qualifies(&q));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_header_good),
+        cmocka_unit_test(test_header_refused),
+        cmocka_unit_test(test_header_garbage),
+        cmocka_unit_test(test_records),
+        cmocka_unit_test(test_duplicates_dropped),
+        cmocka_unit_test(test_ref_codec),
+        cmocka_unit_test(test_qualifies),
+    };
+
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    return cmocka_run_group_tests_name("disk-map", tests, NULL, NULL);
+}
