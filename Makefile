@@ -12,14 +12,14 @@ SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
 S := scripts
 
-.PHONY: all build build-base deps fetch prepare check check-fast check-qemu \
+.PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
         series demo bench bench-throttle bench-wfg clean distclean help
 
 all: build
 
 help:
 	@sed -n '3,9p' Makefile | sed 's/^# *//'
-	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu clean distclean"
+	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma clean distclean"
 
 deps:
 	@$(S)/deps.sh
@@ -44,6 +44,10 @@ check-fast: deps
 # The QEMU tiers alone, on an existing build.
 check-qemu:
 	@$(PYTHON) $(S)/check.py --tier unit --tier qtest --tier interop
+
+# RDMA migration tests in a Soft-RoCE guest (the host has no RDMA).
+check-rdma: build
+	@$(PYTHON) $(S)/check.py --tier rdma
 
 check: build build-base
 	@$(PYTHON) $(S)/check.py

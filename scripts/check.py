@@ -10,6 +10,8 @@ Tiers (select with --tier, default all, in this order):
             including every test group this project adds
   interop   a subset of migration-test between the patched and the unpatched
             base binaries, in both directions
+  rdma      upstream's RDMA migration tests inside a TCG guest with
+            Soft-RoCE (scripts/guest/rdma-guest.sh; the host has no RDMA)
 
 Every tier prints its own summary; the run ends with one line
 "N passed, N failed, N skipped".  Exit status is 0 only when nothing failed
@@ -254,8 +256,24 @@ def tier_interop(logdir):
     return total
 
 
+def tier_rdma(logdir):
+    """The RDMA migration tests, in a TCG guest with Soft-RoCE (the host
+    has no RDMA).  A skip there means the guest's rxe link did not come
+    up: it counts as a failure, not as a skip."""
+    t = run_tap("rdma/guest", [os.path.join(TOP, "scripts", "guest",
+                                            "rdma-guest.sh")],
+                timeout=10 * 60, logdir=logdir)
+    if t.skipped:
+        t.failed += t.skipped
+        t.failures.append(f"rdma/guest: {t.skipped} test(s) skipped "
+                          "inside the Soft-RoCE guest")
+        t.skipped = 0
+    return t
+
+
 TIERS = [("layout", tier_layout), ("fast", tier_fast), ("unit", tier_unit),
-         ("qtest", tier_qtest), ("interop", tier_interop)]
+         ("qtest", tier_qtest), ("interop", tier_interop),
+         ("rdma", tier_rdma)]
 
 
 def main():

@@ -22,7 +22,7 @@ PKGS=(
     libglib2.0-dev libpixman-1-dev libzstd-dev libslirp-dev libfdt-dev
     libibverbs-dev librdmacm-dev libcmocka-dev libxxhash-dev
     seabios ipxe-qemu qemu-system-data
-    iproute2 socat
+    iproute2 socat ibverbs-providers
     busybox-static e2fsprogs python3-matplotlib
 )
 MESON_MIN=1.5.0
