@@ -3,8 +3,8 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * Only the relaxed accessors the policy units use, with the semantics of
- * QEMU's (include/qemu/atomic.h): a plain, untorn load or store.
+ * Only the accessors the policy units use, with the semantics of QEMU's
+ * (include/qemu/atomic.h).
  */
 
 #ifndef FAST_QEMU_ATOMIC_H
@@ -14,5 +14,12 @@
 #define qatomic_set(ptr, i)     __atomic_store_n(ptr, i, __ATOMIC_RELAXED)
 #define qatomic_inc(ptr)        ((void)__atomic_fetch_add(ptr, 1, __ATOMIC_SEQ_CST))
 #define qatomic_xchg(ptr, i)    __atomic_exchange_n(ptr, i, __ATOMIC_SEQ_CST)
+/* returns the value found, like QEMU's */
+#define qatomic_cmpxchg(ptr, old, new) ({                               \
+    typeof(*(ptr)) _old = (old);                                        \
+    (void)__atomic_compare_exchange_n(ptr, &_old, new, false,          \
+                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+    _old;                                                               \
+})
 
 #endif

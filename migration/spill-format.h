@@ -1,0 +1,171 @@
+/*
+ * shared-file-spill: the spill file format, freshness and page split
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * With shared-file-spill the source also writes pages to a file on
+ * storage both hosts reach, so that the destination can take them from
+ * there: to go faster when storage has bandwidth to spare, and to
+ * complete when the network connection breaks.  This unit holds what
+ * must be exactly right and is independent of QEMU:
+ *
+ *  - the file format: a header page and checksummed records, scanned so
+ *    that a truncated or corrupt file is detected and never loaded;
+ *  - the freshness rule: every page the source sends, by either path,
+ *    carries a sequence number from one counter, and the destination
+ *    applies a page only if its number is higher than that of the copy
+ *    it has, so it ends with the newest copy whichever path it came by;
+ *  - the split of a round of pages between the two paths: the network
+ *    takes pages from the front, the file from the back, and they meet
+ *    wherever their speeds make them meet.
+ *
+ * File layout (little-endian):
+ *
+ *   header, SPILL_HEADER_SIZE bytes:
+ *     0  u64 magic          SPILL_MAGIC ("QSPILL01")
+ *     8  u32 version        1
+ *    12  u32 page_size
+ *    16  u8  uuid[16]       the migration's; the stream carries it too
+ *    32  ...                reserved, zero
+ *  4088  u64 check          XXH3-64 of bytes 0..4087
+ *
+ *   records from SPILL_HEADER_SIZE on, each 8-aligned:
+ *     0  u32 magic          SPILL_REC_MAGIC ("SPR1")
+ *     4  u16 type           SpillRecType
+ *     6  u16 block          block number (BLOCK defines it, PAGE uses it)
+ *     8  u64 seq            sequence number, increasing along the file
+ *    16  u64 offset         PAGE: byte offset of the page in its block
+ *    24  u32 len            payload bytes
+ *    28  u32 check          low 32 bits of XXH3-64 of bytes 0..27 and
+ *                           the payload
+ *    32  payload, then zero padding to a multiple of 8
+ *
+ *   BLOCK payload: u64 block length, then the block's idstr (1-255
+ *   bytes, no NUL).  PAGE payload: page_size bytes.  STATE payload: the
+ *   device state.  END: no payload; nothing may follow it.
+ */
+
+#ifndef MIGRATION_SPILL_FORMAT_H
+#define MIGRATION_SPILL_FORMAT_H
+
+#define SPILL_MAGIC             0x31304c4c49505351ULL
+#define SPILL_VERSION           1
+#define SPILL_HEADER_SIZE       4096
+#define SPILL_UUID_LEN          16
+#define SPILL_REC_MAGIC         0x31525053u
+#define SPILL_REC_HEADER_SIZE   32
+#define SPILL_MAX_BLOCKS        256
+#define SPILL_MAX_STATE         (1u << 30)
+
+typedef enum SpillRecType {
+    SPILL_REC_BLOCK = 1,
+    SPILL_REC_PAGE = 2,
+    SPILL_REC_STATE = 3,
+    SPILL_REC_END = 4,
+} SpillRecType;
+
+typedef struct SpillHeader {
+    uint32_t page_size;
+    uint8_t uuid[SPILL_UUID_LEN];
+} SpillHeader;
+
+void spill_header_encode(uint8_t *buf, const SpillHeader *h);
+bool spill_header_decode(const uint8_t *buf, SpillHeader *h,
+                         const char **err);
+
+/* The bytes a record with @len payload bytes takes, padding included. */
+static inline uint64_t spill_record_size(uint32_t len)
+{
+    return SPILL_REC_HEADER_SIZE + (((uint64_t)len + 7) & ~7ull);
+}
+
+/* Encode a record into @buf (spill_record_size(len) bytes). */
+void spill_record_encode(uint8_t *buf, SpillRecType type, uint16_t block,
+                         uint64_t seq, uint64_t offset, const void *payload,
+                         uint32_t len);
+
+typedef struct SpillRecord {
+    SpillRecType type;
+    uint16_t block;
+    uint64_t seq;
+    uint64_t offset;
+    uint32_t len;
+    const uint8_t *payload;
+} SpillRecord;
+
+typedef struct SpillBlock {
+    uint64_t length;
+    char idstr[256];
+} SpillBlock;
+
+/*
+ * Reading a spill file record by record.  The scanner checks every
+ * record against what came before: known block numbers, page-aligned
+ * offsets inside their block, increasing sequence numbers, nothing
+ * after END.
+ */
+typedef struct SpillScan {
+    SpillHeader hdr;
+    uint64_t pos;               /* file offset of the next record */
+    uint64_t last_seq;
+    bool ended;
+    uint32_t nblocks;
+    SpillBlock blocks[SPILL_MAX_BLOCKS];
+} SpillScan;
+
+typedef enum SpillScanResult {
+    SPILL_SCAN_RECORD,          /* *rec is valid; pos moved past it */
+    SPILL_SCAN_MORE,            /* need @want bytes from pos */
+    SPILL_SCAN_END,             /* the END record was read */
+    SPILL_SCAN_CORRUPT,         /* *err says why; stop */
+} SpillScanResult;
+
+void spill_scan_init(SpillScan *s, const SpillHeader *hdr);
+
+/*
+ * Scan the record at s->pos from @buf, which holds @avail bytes of the
+ * file from s->pos on.  SPILL_SCAN_MORE sets *@want to the bytes the
+ * record needs: at the end of a file that is complete, that means the
+ * file is truncated.
+ */
+SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
+                                uint64_t avail, SpillRecord *rec,
+                                uint64_t *want, const char **err);
+
+/*
+ * Freshness: the sequence number of the copy of each page the
+ * destination holds (0: none yet).  Sequence numbers start at 1.
+ */
+typedef struct SpillSeqTable {
+    uint64_t npages;
+    uint64_t *seq;
+} SpillSeqTable;
+
+void spill_seq_init(SpillSeqTable *t, uint64_t npages);
+void spill_seq_destroy(SpillSeqTable *t);
+
+/*
+ * A copy of @page numbered @seq arrived.  Returns true, and records it,
+ * when it is newer than the copy held: the caller then loads it.
+ * Returns false for an older or repeated copy, which must be dropped.
+ */
+bool spill_seq_take(SpillSeqTable *t, uint64_t page, uint64_t seq);
+
+/*
+ * The split of one round of @n pages (indices 0..n-1 in the order the
+ * network sends them): the network claims from the front, the file
+ * writer from the back; no index is claimed twice and none is left.
+ * Safe to call from the two threads concurrently.
+ */
+typedef struct SpillRound {
+    uint64_t n;
+    uint64_t cursors;           /* front count << 32 | back count */
+} SpillRound;
+
+void spill_round_init(SpillRound *r, uint32_t n);
+bool spill_round_claim_front(SpillRound *r, uint64_t *index);
+bool spill_round_claim_back(SpillRound *r, uint64_t *index);
+
+#endif

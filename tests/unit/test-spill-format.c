@@ -1,0 +1,407 @@
+/*
+ * Unit tests of the shared-file-spill file format, freshness and split
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <setjmp.h>
+#include <cmocka.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#include "migration/spill-format.h"
+
+#define PS 512                  /* small pages keep the files small */
+
+static const SpillHeader hdr = {
+    .page_size = PS,
+    .uuid = "0123456789abcdef",
+};
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = v >> (8 * i);
+    }
+}
+
+/* Re-seal a header after changing it, so that only the change counts. */
+static void reseal(uint8_t *buf)
+{
+    put_le64(buf + SPILL_HEADER_SIZE - 8,
+             XXH3_64bits(buf, SPILL_HEADER_SIZE - 8));
+}
+
+static void test_header(void **state)
+{
+    uint8_t buf[SPILL_HEADER_SIZE];
+    SpillHeader h;
+    const char *err = NULL;
+
+    spill_header_encode(buf, &hdr);
+    assert_memory_equal(buf, "QSPILL01", 8);
+    assert_true(spill_header_decode(buf, &h, &err));
+    assert_int_equal(h.page_size, PS);
+    assert_memory_equal(h.uuid, hdr.uuid, SPILL_UUID_LEN);
+
+    buf[100] = 1;
+    assert_false(spill_header_decode(buf, &h, &err));
+    assert_non_null(strstr(err, "checksum"));
+    reseal(buf);
+    assert_false(spill_header_decode(buf, &h, &err));
+    assert_non_null(strstr(err, "reserved"));
+
+    spill_header_encode(buf, &hdr);
+    buf[0] = 'X';
+    reseal(buf);
+    assert_false(spill_header_decode(buf, &h, &err));
+    assert_non_null(strstr(err, "magic"));
+
+    spill_header_encode(buf, &hdr);
+    buf[8] = 2;
+    reseal(buf);
+    assert_false(spill_header_decode(buf, &h, &err));
+    assert_non_null(strstr(err, "version"));
+
+    spill_header_encode(buf, &hdr);
+    buf[12] = 0x10;             /* page size 528 */
+    buf[13] = 0x02;
+    reseal(buf);
+    assert_false(spill_header_decode(buf, &h, &err));
+    assert_non_null(strstr(err, "page size"));
+}
+
+/* A file being built: the bytes and where each record starts. */
+typedef struct File {
+    uint8_t *buf;
+    uint64_t len;
+    uint64_t seq;
+} File;
+
+static void file_init(File *f)
+{
+    f->buf = g_malloc(SPILL_HEADER_SIZE);
+    spill_header_encode(f->buf, &hdr);
+    f->len = SPILL_HEADER_SIZE;
+    f->seq = 0;
+}
+
+static void file_add(File *f, SpillRecType type, uint16_t block,
+                     uint64_t seq, uint64_t offset, const void *payload,
+                     uint32_t len)
+{
+    uint64_t size = spill_record_size(len);
+
+    f->buf = g_realloc(f->buf, f->len + size);
+    spill_record_encode(f->buf + f->len, type, block, seq, offset, payload,
+                        len);
+    f->len += size;
+}
+
+static void add_block(File *f, uint16_t n, const char *idstr, uint64_t length)
+{
+    uint8_t p[8 + 255];
+
+    put_le64(p, length);
+    memcpy(p + 8, idstr, strlen(idstr));
+    file_add(f, SPILL_REC_BLOCK, n, ++f->seq, 0, p, 8 + strlen(idstr));
+}
+
+static void add_page(File *f, uint16_t block, uint64_t offset, uint8_t fill)
+{
+    uint8_t p[PS];
+
+    memset(p, fill, PS);
+    file_add(f, SPILL_REC_PAGE, block, ++f->seq, offset, p, PS);
+}
+
+/* header, two blocks, three pages, device state, end */
+static void good_file(File *f)
+{
+    file_init(f);
+    add_block(f, 0, "pc.ram", 64 * PS);
+    add_block(f, 1, "vga.vram", 8 * PS);
+    add_page(f, 0, 3 * PS, 0x33);
+    add_page(f, 1, 7 * PS, 0x17);
+    add_page(f, 0, 63 * PS, 0x63);
+    file_add(f, SPILL_REC_STATE, 0, ++f->seq, 0, "device state!", 13);
+    file_add(f, SPILL_REC_END, 0, ++f->seq, 0, NULL, 0);
+}
+
+typedef struct ScanOut {
+    SpillScanResult last;
+    int records;
+    int pages;
+    uint64_t end_pos;
+    const char *err;
+} ScanOut;
+
+/* Scan the first @len bytes of @f, as a reader that has only those. */
+static ScanOut scan(const File *f, uint64_t len)
+{
+    SpillScan s;
+    SpillHeader h;
+    ScanOut o = { 0 };
+    const char *err = NULL;
+
+    if (len < SPILL_HEADER_SIZE || !spill_header_decode(f->buf, &h, &err)) {
+        o.last = SPILL_SCAN_CORRUPT;
+        o.err = err ? err : "short header";
+        return o;
+    }
+    spill_scan_init(&s, &h);
+    for (;;) {
+        SpillRecord rec;
+        uint64_t want = 0;
+
+        o.last = spill_scan_next(&s, f->buf + s.pos, len - s.pos, &rec, &want,
+                                 &o.err);
+        if (o.last == SPILL_SCAN_RECORD || o.last == SPILL_SCAN_END) {
+            /* never a record reaching past what the reader has */
+            assert_true(s.pos <= len);
+        }
+        if (o.last != SPILL_SCAN_RECORD) {
+            if (o.last == SPILL_SCAN_MORE) {
+                assert_true(want > len - s.pos);
+            }
+            o.end_pos = s.pos;
+            return o;
+        }
+        o.records++;
+        o.pages += rec.type == SPILL_REC_PAGE;
+        if (rec.type == SPILL_REC_PAGE && rec.block == 1) {
+            assert_int_equal(rec.offset, 7 * PS);
+            assert_int_equal(rec.payload[0], 0x17);
+            assert_string_equal(s.blocks[1].idstr, "vga.vram");
+        }
+    }
+}
+
+static void test_good_file(void **state)
+{
+    File f;
+    ScanOut o;
+
+    good_file(&f);
+    o = scan(&f, f.len);
+    assert_int_equal(o.last, SPILL_SCAN_END);
+    assert_int_equal(o.records, 6);
+    assert_int_equal(o.pages, 3);
+    assert_int_equal(o.end_pos, f.len);
+    g_free(f.buf);
+}
+
+/* Every prefix of the file: complete only when it is the whole file. */
+static void test_truncated(void **state)
+{
+    File f;
+
+    good_file(&f);
+    for (uint64_t len = 0; len < f.len; len++) {
+        ScanOut o = scan(&f, len);
+
+        assert_true(o.last == SPILL_SCAN_MORE ||
+                    (len < SPILL_HEADER_SIZE &&
+                     o.last == SPILL_SCAN_CORRUPT));
+    }
+    g_free(f.buf);
+}
+
+/*
+ * Every flipped bit of the file is detected: as corruption, or, when it
+ * makes a length ask for more bytes than the file has, as truncation.
+ * Either way the file does not reach its end record and is refused.
+ */
+static void test_corrupt_every_byte(void **state)
+{
+    File f;
+
+    good_file(&f);
+    for (uint64_t i = 0; i < f.len; i++) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            ScanOut o;
+
+            f.buf[i] ^= 1 << bit;
+            o = scan(&f, f.len);
+            if (o.last != SPILL_SCAN_CORRUPT && o.last != SPILL_SCAN_MORE) {
+                fail_msg("flip at byte %" PRIu64 " bit %d not detected",
+                         i, bit);
+            }
+            f.buf[i] ^= 1 << bit;
+        }
+    }
+    g_free(f.buf);
+}
+
+/* Well-sealed records that make no sense are refused too. */
+static void assert_corrupt(File *f, const char *why)
+{
+    ScanOut o = scan(f, f->len);
+
+    assert_int_equal(o.last, SPILL_SCAN_CORRUPT);
+    if (!strstr(o.err, why)) {
+        fail_msg("refused with \"%s\", expected \"%s\"", o.err, why);
+    }
+    g_free(f->buf);
+}
+
+static void test_semantic_corruption(void **state)
+{
+    File f;
+
+    file_init(&f);
+    add_page(&f, 0, 0, 1);
+    assert_corrupt(&f, "undefined block");
+
+    file_init(&f);
+    add_block(&f, 0, "pc.ram", 4 * PS);
+    add_page(&f, 0, 4 * PS, 1);
+    assert_corrupt(&f, "outside its block");
+
+    file_init(&f);
+    add_block(&f, 0, "pc.ram", 4 * PS);
+    add_page(&f, 0, PS / 2, 1);
+    assert_corrupt(&f, "outside its block");
+
+    file_init(&f);
+    add_block(&f, 1, "pc.ram", 4 * PS);
+    assert_corrupt(&f, "out of order");
+
+    file_init(&f);
+    add_block(&f, 0, "pc.ram", 4 * PS + 1);
+    assert_corrupt(&f, "bad block record");
+
+    file_init(&f);
+    add_block(&f, 0, "pc.ram", 4 * PS);
+    add_page(&f, 0, 0, 1);
+    f.seq -= 1;
+    add_page(&f, 0, PS, 1);
+    assert_corrupt(&f, "do not increase");
+
+    file_init(&f);
+    add_block(&f, 0, "pc.ram", 4 * PS);
+    file_add(&f, SPILL_REC_PAGE, 0, ++f.seq, 0, "short", 5);
+    assert_corrupt(&f, "page record length");
+
+    file_init(&f);
+    file_add(&f, 9, 0, ++f.seq, 0, NULL, 0);
+    assert_corrupt(&f, "unknown record type");
+
+    file_init(&f);
+    file_add(&f, SPILL_REC_END, 0, ++f.seq, 0, NULL, 0);
+    add_block(&f, 0, "pc.ram", 4 * PS);
+    assert_corrupt(&f, "after the end");
+
+    file_init(&f);
+    file_add(&f, SPILL_REC_END, 0, ++f.seq, 0, "x", 1);
+    assert_corrupt(&f, "end record with a payload");
+}
+
+/*
+ * Copies of 64 pages arrive by two paths in random order, the network
+ * usually first: whatever the order, the destination keeps the newest
+ * copy of each page, and drops every older one.
+ */
+static void test_freshness(void **state)
+{
+    enum { PAGES = 64, COPIES = 2000 };
+    GRand *rand = g_rand_new_with_seed(11);
+    uint64_t seq_of[COPIES], page_of[COPIES], newest[PAGES] = { 0 };
+    uint64_t held[PAGES] = { 0 };
+    bool used[COPIES] = { 0 };
+    SpillSeqTable t;
+
+    spill_seq_init(&t, PAGES);
+    for (int i = 0; i < COPIES; i++) {
+        seq_of[i] = i + 1;
+        page_of[i] = g_rand_int_range(rand, 0, PAGES);
+        newest[page_of[i]] = seq_of[i];
+    }
+    /* deliver in a random order: pick a random undelivered copy */
+    for (int n = 0; n < COPIES; n++) {
+        int i;
+
+        do {
+            i = g_rand_int_range(rand, 0, COPIES);
+        } while (used[i]);
+        used[i] = true;
+        if (spill_seq_take(&t, page_of[i], seq_of[i])) {
+            assert_true(seq_of[i] > held[page_of[i]]);
+            held[page_of[i]] = seq_of[i];
+        } else {
+            assert_true(seq_of[i] <= held[page_of[i]]);
+        }
+        /* the same copy again, by the other path: dropped */
+        assert_false(spill_seq_take(&t, page_of[i], seq_of[i]));
+    }
+    for (int p = 0; p < PAGES; p++) {
+        assert_int_equal(held[p], newest[p]);
+    }
+    assert_false(spill_seq_take(&t, PAGES, 99999));
+    assert_false(spill_seq_take(&t, 0, 0));
+    spill_seq_destroy(&t);
+    g_rand_free(rand);
+}
+
+typedef struct Claimer {
+    SpillRound *r;
+    bool front;
+    uint8_t *owner;
+    uint64_t count;
+} Claimer;
+
+static gpointer claimer(gpointer opaque)
+{
+    Claimer *c = opaque;
+    uint64_t idx;
+
+    while (c->front ? spill_round_claim_front(c->r, &idx)
+                    : spill_round_claim_back(c->r, &idx)) {
+        c->owner[idx] += c->front ? 1 : 2;
+        c->count++;
+    }
+    return NULL;
+}
+
+/*
+ * The network and the file writer claim one round from two threads: each
+ * page is claimed once, the network's are a prefix, the file's the rest.
+ */
+static void test_round_split(void **state)
+{
+    for (uint32_t n = 0; n < 200000; n = n * 3 + 7) {
+        SpillRound r;
+        uint8_t *owner = g_new0(uint8_t, MAX(n, 1));
+        Claimer f = { &r, true, owner, 0 }, b = { &r, false, owner, 0 };
+        GThread *tf, *tb;
+
+        spill_round_init(&r, n);
+        tf = g_thread_new("front", claimer, &f);
+        tb = g_thread_new("back", claimer, &b);
+        g_thread_join(tf);
+        g_thread_join(tb);
+        assert_int_equal(f.count + b.count, n);
+        for (uint64_t i = 0; i < n; i++) {
+            assert_int_equal(owner[i], i < f.count ? 1 : 2);
+        }
+        g_free(owner);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_header),
+        cmocka_unit_test(test_good_file),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_corrupt_every_byte),
+        cmocka_unit_test(test_semantic_corruption),
+        cmocka_unit_test(test_freshness),
+        cmocka_unit_test(test_round_split),
+    };
+
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    return cmocka_run_group_tests_name("spill-format", tests, NULL, NULL);
+}
