@@ -27,18 +27,6 @@
 
 static char *tmpfs;
 
-static QDict *query_predictive_throttle(QTestState *who)
-{
-    QDict *rsp = migrate_query(who);
-    QDict *pt;
-
-    g_assert(qdict_haskey(rsp, "predictive-throttle"));
-    pt = qdict_get_qdict(rsp, "predictive-throttle");
-    qobject_ref(pt);
-    qobject_unref(rsp);
-    return pt;
-}
-
 static void set_link(QTestState *who)
 {
     migrate_set_parameter_int(who, "max-bandwidth", LINK_BYTES_PER_SEC);
@@ -87,7 +75,7 @@ static void test_predictive_throttle_converge(void)
     migrate_qmp(from, to, uri, NULL, "{}");
     g_assert(wait_complete_within(from, TIME_BUDGET_SEC));
 
-    pt = query_predictive_throttle(from);
+    pt = migrate_query_member(from, "predictive-throttle");
     g_test_message("predictive throttle: %" PRId64 " decisions, "
                    "%" PRId64 " ms throttled, unthrottled dirty rate "
                    "%" PRId64 " B/s, bandwidth %" PRId64 " B/s",
@@ -173,7 +161,7 @@ static void test_predictive_throttle_seeded(void)
     migrate_qmp(from, to, uri, NULL, "{}");
     wait_for_migration_status(from, "active", NULL);
 
-    pt = query_predictive_throttle(from);
+    pt = migrate_query_member(from, "predictive-throttle");
     g_assert_cmpint(get_migration_pass(from), <=, 1);
     g_assert_cmpstr(qdict_get_str(pt, "state"), ==, "throttling");
     g_assert_cmpint(qdict_get_int(pt, "percentage"), ==, 88);
@@ -265,7 +253,7 @@ static void test_predictive_throttle_history(void)
     migrate_qmp(from, to2, NULL, NULL, "{}");
     wait_for_migration_status(from, "active", NULL);
 
-    pt = query_predictive_throttle(from);
+    pt = migrate_query_member(from, "predictive-throttle");
     g_assert_cmpint(get_migration_pass(from), <=, 1);
     g_assert_cmpint(qdict_get_int(pt, "decisions"), ==, 1);
     g_assert_cmpstr(qdict_get_str(pt, "state"), ==, "throttling");
@@ -300,29 +288,23 @@ static bool capability_enabled(QTestState *who, const char *name)
 static void assert_caps_refused(QTestState *who, const char *other,
                                 const char *error)
 {
-    QDict *rsp = qtest_qmp(who,
+    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
         "{ 'execute': 'migrate-set-capabilities', 'arguments': "
         "{ 'capabilities': [ "
         "{ 'capability': 'predictive-throttle', 'state': true }, "
         "{ 'capability': %s, 'state': true } ] } }", other);
 
-    g_assert(qdict_haskey(rsp, "error"));
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
-                                          "desc"), error));
-    qobject_unref(rsp);
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), error));
 }
 
 static void assert_param_refused(QTestState *who, const char *param,
                                  int64_t value, const char *error)
 {
-    QDict *rsp = qtest_qmp(who,
+    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
         "{ 'execute': 'migrate-set-parameters', 'arguments': "
         "{ %s: %" PRId64 " } }", param, value);
 
-    g_assert(qdict_haskey(rsp, "error"));
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
-                                          "desc"), error));
-    qobject_unref(rsp);
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), error));
 }
 
 /* Conflicting capabilities and bad parameter values get a clear error. */

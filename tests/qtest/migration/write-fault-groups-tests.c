@@ -41,18 +41,6 @@ static bool uffd_wp_check(void)
     return false;
 }
 
-static QDict *query_write_faults(QTestState *who)
-{
-    QDict *rsp = migrate_query(who);
-    QDict *wf;
-
-    g_assert(qdict_haskey(rsp, "write-fault-groups"));
-    wf = qdict_get_qdict(rsp, "write-fault-groups");
-    qobject_ref(wf);
-    qobject_unref(rsp);
-    return wf;
-}
-
 /*
  * Run the migration of the stock guest, which rewrites its 99 MiB
  * sequentially, without letting it converge until @syncs dirty bitmap
@@ -120,7 +108,7 @@ static QDict *migrate_with_write_faults(uint32_t group_max)
     migrate_ensure_converge(from);
     wait_for_migration_complete(from);
 
-    wf = query_write_faults(from);
+    wf = migrate_query_member(from, "write-fault-groups");
     g_test_message("group max %" PRIu32 ": %" PRId64 " faults made %"
                    PRId64 " pages writable (%" PRId64 " neighbours), %"
                    PRId64 " pages dirtied in %" PRId64 " syncs, mean group "
@@ -203,7 +191,7 @@ static void test_write_fault_groups_cancel(void)
     run_until_syncs(from, 3);
     status = migrate_query_status(from);
     g_assert_cmpstr(status, ==, "active");
-    wf = query_write_faults(from);
+    wf = migrate_query_member(from, "write-fault-groups");
     g_assert_cmpint(qdict_get_int(wf, "faults"), >, 0);
 
     migrate_cancel(from);
@@ -231,30 +219,34 @@ static void test_write_fault_groups_cancel(void)
 static void assert_caps_refused(QTestState *who, const char *other,
                                 const char *error)
 {
-    QDict *rsp = qtest_qmp(who,
+    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
         "{ 'execute': 'migrate-set-capabilities', 'arguments': "
         "{ 'capabilities': [ "
         "{ 'capability': 'write-fault-groups', 'state': true }, "
         "{ 'capability': %s, 'state': true } ] } }", other);
 
-    g_assert(qdict_haskey(rsp, "error"));
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
-                                          "desc"), error));
-    qobject_unref(rsp);
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), error));
+}
+
+static void assert_enable_refused(QTestState *who, const char *error)
+{
+    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
+        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
+        "{ 'capabilities': [ "
+        "{ 'capability': 'write-fault-groups', 'state': true } ] } }");
+
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), error));
 }
 
 static void assert_param_refused(QTestState *who, int64_t value)
 {
-    QDict *rsp = qtest_qmp(who,
+    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
         "{ 'execute': 'migrate-set-parameters', 'arguments': "
         "{ 'write-fault-group-max': %" PRId64 " } }", value);
 
-    g_assert(qdict_haskey(rsp, "error"));
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
-                                          "desc"),
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
                             "'write-fault-group-max' must be a power of "
                             "two from 1 to 512"));
-    qobject_unref(rsp);
 }
 
 static int64_t get_group_max(QTestState *who)
@@ -271,7 +263,6 @@ static int64_t get_group_max(QTestState *who)
 static void test_write_fault_groups_refusals(void)
 {
     QTestState *who = qtest_init("-machine none");
-    QDict *rsp;
     char *hmp;
 
     assert_caps_refused(who, "postcopy-ram",
@@ -303,14 +294,7 @@ static void test_write_fault_groups_refusals(void)
     g_free(hmp);
 
     if (!has_uffd_wp) {
-        rsp = qtest_qmp(who, "{ 'execute': 'migrate-set-capabilities', "
-                        "'arguments': { 'capabilities': [ "
-                        "{ 'capability': 'write-fault-groups', "
-                        "'state': true } ] } }");
-        g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
-                                              "desc"),
-                                "needs userfaultfd write-protection"));
-        qobject_unref(rsp);
+        assert_enable_refused(who, "needs userfaultfd write-protection");
         qtest_quit(who);
         return;
     }
@@ -325,15 +309,7 @@ static void test_write_fault_groups_refusals(void)
     /* shared RAM could be written through another mapping: refused */
     who = qtest_init("-machine pc,memory-backend=mem0 -m 64M -object "
                      "memory-backend-memfd,id=mem0,size=64M,share=on");
-    rsp = qtest_qmp(who, "{ 'execute': 'migrate-set-capabilities', "
-                    "'arguments': { 'capabilities': [ "
-                    "{ 'capability': 'write-fault-groups', 'state': true } "
-                    "] } }");
-    g_assert(qdict_haskey(rsp, "error"));
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
-                                          "desc"),
-                            "RAM block 'mem0': it is shared"));
-    qobject_unref(rsp);
+    assert_enable_refused(who, "RAM block 'mem0': it is shared");
     qtest_quit(who);
 }
 
