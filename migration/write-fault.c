@@ -27,6 +27,7 @@
 #include "qapi/error.h"
 #include "exec/target_page.h"
 #include "migration/misc.h"
+#include "system/memory.h"
 #include "system/ramblock.h"
 #include "options.h"
 #include "ram.h"
@@ -71,6 +72,7 @@ static struct {
     EventNotifier quit;
     int inflight;           /* faults being handled by the fault thread */
     bool failed;
+    bool abandoned;         /* fault thread: memory unregistered on error */
 } wfg;
 
 static bool wfg_block_check(RAMBlock *rb, int fd, Error **errp)
@@ -114,6 +116,12 @@ bool write_fault_groups_check(Error **errp)
                    "at least as large as target pages");
         return false;
     }
+    if (!wfg.active && ram_block_discard_is_disabled()) {
+        error_setg(errp, "Capability 'write-fault-groups' cannot be used "
+                   "while RAM discards are disabled, as VFIO devices do: "
+                   "their DMA into guest RAM would not be seen");
+        return false;
+    }
     if (uffd_query_features(&features) ||
         !(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
         error_setg(errp, "Capability 'write-fault-groups' needs userfaultfd "
@@ -139,6 +147,28 @@ bool write_fault_groups_check(Error **errp)
     return ok;
 }
 
+/*
+ * Fault thread, after a failed userfaultfd operation: nothing tracked
+ * can be trusted any more, and a writer may wait for a fault that will
+ * never be resolved.  Unregister all of guest RAM, which removes the
+ * protection and wakes every waiting writer; the migration fails at its
+ * next sync.
+ */
+static void wfg_abandon(void)
+{
+    unsigned i;
+
+    qatomic_set(&wfg.failed, true);
+    if (wfg.abandoned) {
+        return;
+    }
+    qatomic_set(&wfg.abandoned, true);
+    for (i = 0; i < wfg.nblocks; i++) {
+        uffd_unregister_memory(wfg.uffd, wfg.blocks[i].host,
+                               wfg.blocks[i].rb->max_length);
+    }
+}
+
 static void wfg_fault(const struct uffd_msg *msg)
 {
     uint8_t *addr = (uint8_t *)(uintptr_t)msg->arg.pagefault.address;
@@ -155,10 +185,12 @@ static void wfg_fault(const struct uffd_msg *msg)
     }
     if (!b) {
         /* not ours to track (cannot happen): just let the writer go */
-        uffd_change_protection(wfg.uffd,
-                               (void *)QEMU_ALIGN_PTR_DOWN(addr,
-                                            qemu_real_host_page_size()),
-                               qemu_real_host_page_size(), false, false);
+        if (uffd_change_protection(wfg.uffd,
+                                   (void *)QEMU_ALIGN_PTR_DOWN(addr,
+                                                qemu_real_host_page_size()),
+                                   qemu_real_host_page_size(), false, false)) {
+            wfg_abandon();
+        }
         return;
     }
 
@@ -173,7 +205,8 @@ static void wfg_fault(const struct uffd_msg *msg)
      */
     if (uffd_change_protection(wfg.uffd, b->host + (first << wfg.host_shift),
                                count << wfg.host_shift, false, false)) {
-        qatomic_set(&wfg.failed, true);
+        wfg_abandon();
+        return;
     }
     bitmap_set_atomic(b->dirty, first, count);
     stat64_add(&wfg_stats.faults, 1);
@@ -198,7 +231,7 @@ static void *wfg_fault_thread(void *opaque)
             }
             error_report("write-fault-groups: poll failed: %s",
                          strerror(errno));
-            qatomic_set(&wfg.failed, true);
+            wfg_abandon();
             break;
         }
         if (pfd[1].revents) {
@@ -211,7 +244,7 @@ static void *wfg_fault_thread(void *opaque)
         qatomic_inc(&wfg.inflight);
         n = uffd_read_events(wfg.uffd, msgs, WFG_BATCH);
         if (n < 0) {
-            qatomic_set(&wfg.failed, true);
+            wfg_abandon();
         }
         for (i = 0; i < n; i++) {
             if (msgs[i].event == UFFD_EVENT_PAGEFAULT &&
@@ -234,7 +267,9 @@ static void wfg_release(unsigned nblocks)
     for (i = 0; i < nblocks; i++) {
         WFGBlock *b = &wfg.blocks[i];
 
-        uffd_unregister_memory(wfg.uffd, b->host, b->rb->max_length);
+        if (!wfg.abandoned) {
+            uffd_unregister_memory(wfg.uffd, b->host, b->rb->max_length);
+        }
         memory_region_unref(b->rb->mr);
         g_free(b->dirty);
         g_free(b->taken);
@@ -267,6 +302,17 @@ bool write_fault_groups_start(Error **errp)
     max_pages = MAX(migrate_write_fault_group_max() / wfg.tp_per_hp, 1);
     qatomic_set(&wfg.inflight, 0);
     qatomic_set(&wfg.failed, false);
+    wfg.abandoned = false;
+
+    /*
+     * Discarding a page (balloon, virtio-mem) drops its write protection:
+     * a later write would not fault.  No discards while tracking.
+     */
+    if (ram_block_discard_disable(true)) {
+        error_setg(errp, "Capability 'write-fault-groups' cannot be used "
+                   "with a device that discards guest RAM (virtio-mem)");
+        return false;
+    }
 
     /*
      * Write-protecting an unpopulated page needs UFFD_FEATURE_WP_UNPOPULATED
@@ -283,8 +329,17 @@ bool write_fault_groups_start(Error **errp)
     wfg.uffd = uffd_create_fd(want, true);
     if (wfg.uffd < 0) {
         error_setg(errp, "write-fault-groups: could not open a userfaultfd");
+        ram_block_discard_disable(false);
         return false;
     }
+    if (event_notifier_init(&wfg.quit, false) < 0) {
+        error_setg(errp, "write-fault-groups: could not create an eventfd");
+        uffd_close_fd(wfg.uffd);
+        ram_block_discard_disable(false);
+        return false;
+    }
+    /* DMA into guest RAM does not fault: have it marked dirty instead */
+    qatomic_set(&global_dirty_software, true);
 
     RCU_READ_LOCK_GUARD();
     RAMBLOCK_FOREACH_NOT_IGNORED(rb) {
@@ -324,7 +379,6 @@ bool write_fault_groups_start(Error **errp)
         total += b->npages;
     }
 
-    event_notifier_init(&wfg.quit, false);
     qemu_thread_create(&wfg.thread, "mig/wfault", wfg_fault_thread, NULL,
                        QEMU_THREAD_JOINABLE);
     wfg.active = true;
@@ -338,6 +392,9 @@ fail:
                                wfg.blocks[i].used, false, false);
     }
     wfg_release(wfg.nblocks);
+    event_notifier_cleanup(&wfg.quit);
+    qatomic_set(&global_dirty_software, false);
+    ram_block_discard_disable(false);
     return false;
 }
 
@@ -349,7 +406,8 @@ static uint64_t wfg_sync_block(WFGBlock *b)
     unsigned k;
 
     for (w = 0; w < words; w++) {
-        b->taken[w] = b->dirty[w] ? qatomic_xchg(&b->dirty[w], 0) : 0;
+        b->taken[w] = qatomic_read(&b->dirty[w]) ?
+                      qatomic_xchg(&b->dirty[w], 0) : 0;
     }
 
     /* Re-protect every group taken before any of it reaches the bitmap. */
@@ -404,6 +462,11 @@ uint64_t write_fault_groups_sync(bool last_stage, Error **errp)
             g_usleep(10);
         }
     }
+    if (qatomic_read(&wfg.failed)) {
+        error_setg(errp, "write-fault-groups: a userfaultfd operation "
+                   "failed, dirty pages can no longer be tracked");
+        return 0;
+    }
 
     for (i = 0; i < wfg.nblocks; i++) {
         WFGBlock *b = &wfg.blocks[i];
@@ -418,12 +481,6 @@ uint64_t write_fault_groups_sync(bool last_stage, Error **errp)
                regions ? (uint64_t)(groups * 1000 / regions) : 1000);
     trace_write_fault_groups_sync(last_stage, newly,
                                   stat64_get(&wfg_stats.faults));
-
-    if (qatomic_read(&wfg.failed)) {
-        error_setg(errp, "write-fault-groups: a userfaultfd operation "
-                   "failed, dirty pages can no longer be tracked");
-        return 0;
-    }
     return newly;
 }
 
@@ -435,13 +492,15 @@ void write_fault_groups_stop(void)
         return;
     }
     /* Make everything writable (and wake any waiting writer) first. */
-    for (i = 0; i < wfg.nblocks; i++) {
+    for (i = 0; i < wfg.nblocks && !qatomic_read(&wfg.abandoned); i++) {
         uffd_change_protection(wfg.uffd, wfg.blocks[i].host,
                                wfg.blocks[i].used, false, false);
     }
     event_notifier_set(&wfg.quit);
     qemu_thread_join(&wfg.thread);
     event_notifier_cleanup(&wfg.quit);
+    qatomic_set(&global_dirty_software, false);
+    ram_block_discard_disable(false);
     trace_write_fault_groups_stop(stat64_get(&wfg_stats.faults),
                                   stat64_get(&wfg_stats.pages_unprotected));
     wfg_release(wfg.nblocks);
