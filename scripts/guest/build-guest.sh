@@ -49,7 +49,7 @@ mkdir -p "$G/dl" "$G/kernel" "$G/bin"
 # --- kernel: resolve through the meta package ------------------------------
 resolve_kernel_pkg() {
     apt-cache depends linux-image-amd64 2>/dev/null |
-        awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+        awk '/Depends: linux-image-[0-9]/ && !f { print $2; f = 1 }'
 }
 KPKG=$(resolve_kernel_pkg || true)
 if [ -z "$KPKG" ] && [ "$(id -u)" = 0 ] && [ ! -f "$G/guest.env" ]; then
@@ -118,8 +118,8 @@ chmod 755 "$R/init"
 cp "$G"/bin/* "$R/usr/bin/"
 : >"$R/lib/modules/load-order"
 for m in $MODULES; do
-    ko=$(find "$MODDIR/kernel" -name "$m.ko" -o -name "$m.ko.xz" |
-         head -n1)
+    ko=$(find "$MODDIR/kernel" \( -name "$m.ko" -o -name "$m.ko.xz" \) \
+         -print -quit)
     [ -n "$ko" ] || die "guest: module $m not in $KPKG"
     case "$ko" in
     *.xz) xz -dc "$ko" >"$R/lib/modules/$m.ko" ;;

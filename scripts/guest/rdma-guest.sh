@@ -59,7 +59,9 @@ cp "$here/init-rdma" "$D/init"
 chmod 755 "$D/init"
 : >"$D/lib/modules/load-order"
 for m in $MODULES; do
-    ko=$(find "$MODDIR/kernel" -name "$m.ko" -o -name "$m.ko.xz" | head -n1)
+    # no "| head": with pipefail, find's SIGPIPE would end the script
+    ko=$(find "$MODDIR/kernel" \( -name "$m.ko" -o -name "$m.ko.xz" \) \
+         -print -quit)
     [ -n "$ko" ] || die "rdma-guest: module $m not in $KPKG"
     case "$ko" in
     *.xz) xz -dc "$ko" >"$D/lib/modules/$m.ko" ;;
@@ -92,7 +94,8 @@ cp "$PROVIDERS"/librxe-* "$D$PROVIDERS/"
 libs() {
     ldd "$@" 2>/dev/null | awk '/=> \// { print $3 } /^\t\// { print $1 }'
 }
-gcc_s=$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ { print $NF; exit }')
+# read all of ldconfig's output: an early exit would SIGPIPE it (pipefail)
+gcc_s=$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ && !f { print $NF; f = 1 }')
 for lib in $(libs "$D/q/qemu-system-x86_64" "$D/q/migration-test" \
              "$D/usr/bin/bash" "$D/usr/bin/sed" "$D/usr/bin/rdma" \
              "$D/usr/sbin/ip" "$D$PROVIDERS"/librxe-* | sort -u) $gcc_s; do
