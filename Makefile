@@ -13,7 +13,7 @@ PYTHON ?= /usr/bin/python3
 S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
-        series demo bench bench-throttle bench-wfg clean distclean help
+        series demo bench bench-throttle bench-wfg bench-rdma clean distclean help
 
 all: build
 
@@ -62,8 +62,10 @@ demo: build
 
 # Every scenario x configuration x 3 repetitions; writes bench/results/.
 # BENCH_ARGS go to migbench.py bench, e.g. BENCH_ARGS="--scenarios mixed".
+# Then the RDMA comparison, which needs its own guest (bench-rdma).
 bench: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh $(BENCH_ARGS)
+	@/usr/bin/python3 $(S)/bench/rdma_report.py
 
 # predictive-throttle against no throttle and auto-converge (default and
 # tuned), dirtiers at 0.5x, 2x and 4x the link; bench/results/throttle.*
@@ -72,6 +74,11 @@ bench-throttle: build
 	    --scenarios throttle-0.5x,throttle-2x,throttle-4x \
 	    --configs precopy,auto-converge,auto-converge-tuned,predictive-throttle \
 	    $(BENCH_ARGS)
+
+# rdma-pin-budget against rdma-pin-all and dynamic registration, in the
+# Soft-RoCE guest; bench/results/rdma-pin-budget.*
+bench-rdma: build
+	@/usr/bin/python3 $(S)/bench/rdma_report.py
 
 bench-wfg: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name write-fault-groups \

@@ -83,6 +83,20 @@ static void lru_append(PinBudget *b, int64_t i)
     b->lru_tail = i;
 }
 
+static void lru_prepend(PinBudget *b, int64_t i)
+{
+    PinChunk *c = &b->chunks[i];
+
+    c->prev = -1;
+    c->next = b->lru_head;
+    if (b->lru_head >= 0) {
+        b->chunks[b->lru_head].prev = i;
+    } else {
+        b->lru_tail = i;
+    }
+    b->lru_head = i;
+}
+
 static void pin(PinBudget *b, PinChunk *c)
 {
     b->st.pinned += c->size;
@@ -125,6 +139,11 @@ bool pin_budget_designate(PinBudget *b, uint64_t chunk, uint64_t size)
     g_assert_not_reached();
 }
 
+static bool fits(const PinBudget *b, uint64_t pinned, uint64_t size)
+{
+    return pinned <= b->limit && size <= b->limit - pinned;
+}
+
 PinSelect pin_budget_select(PinBudget *b, uint64_t *chunk)
 {
     PinChunk *c;
@@ -133,8 +152,7 @@ PinSelect pin_budget_select(PinBudget *b, uint64_t *chunk)
         return PIN_SELECT_NONE;
     }
     c = &b->chunks[b->q_head];
-    if (c->state == PIN_CHUNK_IDLE && b->st.pinned <= b->limit &&
-        c->size <= b->limit - b->st.pinned) {
+    if (c->state == PIN_CHUNK_IDLE && fits(b, b->st.pinned, c->size)) {
         *chunk = b->q_head;
         b->q_head = c->qnext;
         if (b->q_head < 0) {
@@ -147,10 +165,15 @@ PinSelect pin_budget_select(PinBudget *b, uint64_t *chunk)
         b->st.registrations++;
         return PIN_SELECT_REGISTER;
     }
-    if (b->lru_head >= 0) {
+    /*
+     * Evict only what the head still needs: when the chunks being
+     * unregistered make room enough (or the head is one of them), wait.
+     */
+    if (!fits(b, b->st.pinned - b->unpinning, c->size) && b->lru_head >= 0) {
         *chunk = b->lru_head;
         lru_remove(b, b->lru_head);
         b->chunks[*chunk].state = PIN_CHUNK_UNPINNING;
+        b->unpinning += b->chunks[*chunk].size;
         return PIN_SELECT_EVICT;
     }
     b->st.stalls++;
@@ -181,6 +204,7 @@ void pin_budget_unregistered(PinBudget *b, uint64_t chunk)
     assert(c->state == PIN_CHUNK_UNPINNING);
     c->state = PIN_CHUNK_IDLE;
     b->st.pinned -= c->size;
+    b->unpinning -= c->size;
     b->st.unregistrations++;
 }
 
@@ -202,4 +226,26 @@ void pin_budget_write_completed(PinBudget *b, uint64_t chunk)
         c->state = PIN_CHUNK_DONE;
         lru_append(b, chunk);
     }
+}
+
+void pin_budget_release(PinBudget *b, uint64_t chunk)
+{
+    PinChunk *c = &b->chunks[chunk];
+
+    assert(c->state == PIN_CHUNK_PINNED);
+    c->state = PIN_CHUNK_DONE;
+    lru_prepend(b, chunk);
+}
+
+uint64_t pin_budget_release_unused(PinBudget *b, int64_t keep)
+{
+    uint64_t i, n = 0;
+
+    for (i = 0; i < b->nchunks; i++) {
+        if (b->chunks[i].state == PIN_CHUNK_PINNED && (int64_t)i != keep) {
+            pin_budget_release(b, i);
+            n++;
+        }
+    }
+    return n;
 }

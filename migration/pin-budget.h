@@ -20,6 +20,7 @@
  *   PINNED --write_posted--> INFLIGHT --last write_completed--> DONE
  *   DONE --write_posted--> INFLIGHT          (designated again: reuse)
  *   DONE --select evicts--> UNPINNING --unregistered--> IDLE
+ *   PINNED --release--> DONE                 (pinned ahead, not written)
  *
  * PINNING, PINNED, INFLIGHT, DONE and UNPINNING count against the
  * budget.  The scheduler is QEMU-independent and single-threaded: the
@@ -66,6 +67,7 @@ typedef struct PinBudget {
     PinChunk *chunks;
     int64_t lru_head, lru_tail; /* least recently completed first */
     int64_t q_head, q_tail;
+    uint64_t unpinning;         /* bytes of chunks in UNPINNING */
     PinBudgetStats st;
 } PinBudget;
 
@@ -97,7 +99,11 @@ void pin_budget_destroy(PinBudget *b);
  */
 bool pin_budget_designate(PinBudget *b, uint64_t chunk, uint64_t size);
 
-/* The selector: what to do next, and the chunk to do it with. */
+/*
+ * The selector: what to do next, and the chunk to do it with.  It
+ * evicts no more than the oldest designated chunk needs: while the
+ * chunks being unregistered would make room for it, it stalls.
+ */
 PinSelect pin_budget_select(PinBudget *b, uint64_t *chunk);
 
 void pin_budget_registered(PinBudget *b, uint64_t chunk);
@@ -106,6 +112,20 @@ void pin_budget_register_failed(PinBudget *b, uint64_t chunk);
 void pin_budget_unregistered(PinBudget *b, uint64_t chunk);
 void pin_budget_write_posted(PinBudget *b, uint64_t chunk);
 void pin_budget_write_completed(PinBudget *b, uint64_t chunk);
+
+/*
+ * A PINNED @chunk will not be written after all: it was pinned ahead
+ * of the data path, which went elsewhere, or its pages turned out to
+ * be zero.  It becomes DONE, and the first chunk evicted for room.
+ */
+void pin_budget_release(PinBudget *b, uint64_t chunk);
+
+/*
+ * Release every PINNED chunk but @keep (-1: none); returns how many.
+ * For when nothing is in flight and the selector stalls: the budget is
+ * then held only by chunks pinned ahead.
+ */
+uint64_t pin_budget_release_unused(PinBudget *b, int64_t keep);
 
 static inline PinChunkState pin_budget_state(const PinBudget *b,
                                              uint64_t chunk)

@@ -10,8 +10,9 @@ Tiers (select with --tier, default all, in this order):
             including every test group this project adds
   interop   a subset of migration-test between the patched and the unpatched
             base binaries, in both directions
-  rdma      upstream's RDMA migration tests inside a TCG guest with
-            Soft-RoCE (scripts/guest/rdma-guest.sh; the host has no RDMA)
+  rdma      upstream's RDMA migration tests and rdma-pin-budget's inside a
+            TCG guest with Soft-RoCE (scripts/guest/rdma-guest.sh; the host
+            has no RDMA)
 
 Every tier prints its own summary; the run ends with one line
 "N passed, N failed, N skipped".  Exit status is 0 only when nothing failed

@@ -12,7 +12,8 @@
 # arguments; their TAP output comes back on the serial console and is
 # printed here, so that check.py can count it.
 #
-#   rdma-guest.sh [PATH...]    (default: upstream's rdma/plain tests)
+#   rdma-guest.sh [PATH...]    (default: upstream's rdma/plain tests and
+#                               the rdma-pin-budget tests)
 #
 # Exit status: that of the guest run (0 when the TAP block came back).
 set -euo pipefail
@@ -25,8 +26,9 @@ G=$BUILD/guest
 R=$BUILD/rdma-guest
 TIMEOUT=${RDMA_GUEST_TIMEOUT:-420}
 PATHS=("$@")
-# -p matches a prefix: this one is upstream's plain and plain/ipv6 tests
-[ ${#PATHS[@]} -gt 0 ] || PATHS=(/x86_64/migration/precopy/rdma/plain)
+# -p matches a prefix: upstream's plain and plain/ipv6 tests, and ours
+[ ${#PATHS[@]} -gt 0 ] || PATHS=(/x86_64/migration/precopy/rdma/plain
+                                 /x86_64/migration/rdma-pin-budget)
 
 # Soft-RoCE, in load order (guest-notes.md).
 MODULES="dummy crc32_generic configfs ib_core ib_uverbs udp_tunnel

@@ -90,10 +90,10 @@ static void test_evicts_lru_never_inflight(void **state)
     pin_budget_write_completed(&b, 0);
     assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_EVICT);
     assert_int_equal(c, 2);
-    /* still counted until it is unregistered */
+    /* still counted until it is unregistered; 2 makes room enough */
     assert_int_equal(b.st.pinned, 4 * CHUNK);
-    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_EVICT);
-    assert_int_equal(c, 0);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_STALL);
+    assert_int_equal(pin_budget_state(&b, 0), PIN_CHUNK_DONE);
     pin_budget_unregistered(&b, 2);
     assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_REGISTER);
     assert_int_equal(c, 9);
@@ -146,6 +146,112 @@ static void test_register_failed(void **state)
     assert_int_equal(b.st.pinned, 0);
     assert_int_equal(pin_budget_state(&b, 1), PIN_CHUNK_IDLE);
     assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_NONE);
+    pin_budget_destroy(&b);
+}
+
+/* Chunks pinned ahead and not written are released, and evicted first. */
+static void test_release(void **state)
+{
+    PinBudget b;
+    uint64_t c;
+
+    pin_budget_init(&b, 4 * CHUNK, 8);
+    for (uint64_t i = 0; i < 4; i++) {
+        assert_false(pin_budget_designate(&b, i, CHUNK));
+        assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_REGISTER);
+        pin_budget_registered(&b, c);
+    }
+    /* 0 and 1 are written; 2 and 3 were pinned ahead */
+    pin_budget_write_posted(&b, 0);
+    pin_budget_write_completed(&b, 0);
+    pin_budget_write_posted(&b, 1);
+    /* the budget is full: the next chunk stalls while 1 is in flight */
+    pin_budget_designate(&b, 6, CHUNK);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_EVICT);
+    assert_int_equal(c, 0);
+    pin_budget_unregistered(&b, 0);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_REGISTER);
+    assert_int_equal(c, 6);
+    pin_budget_registered(&b, 6);
+    pin_budget_designate(&b, 7, CHUNK);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_STALL);
+    /* 6 is the chunk the data path waits for: kept */
+    assert_int_equal(pin_budget_release_unused(&b, 6), 2);
+    assert_int_equal(pin_budget_state(&b, 2), PIN_CHUNK_DONE);
+    assert_int_equal(pin_budget_state(&b, 6), PIN_CHUNK_PINNED);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_EVICT);
+    assert_true(c == 2 || c == 3);
+    assert_int_equal(pin_budget_state(&b, 1), PIN_CHUNK_INFLIGHT);
+    /* a released chunk designated again is reused without pinning */
+    assert_true(pin_budget_designate(&b, 5 - c, CHUNK));
+    assert_int_equal(b.st.reuses, 1);
+    assert_true(b.st.pinned <= b.limit);
+    pin_budget_destroy(&b);
+}
+
+/* The selector evicts no more than the oldest designated chunk needs. */
+static void test_no_over_eviction(void **state)
+{
+    PinBudget b;
+    uint64_t c;
+
+    pin_budget_init(&b, 4 * CHUNK, 8);
+    for (uint64_t i = 0; i < 4; i++) {
+        pin_budget_designate(&b, i, CHUNK);
+        pin_budget_select(&b, &c);
+        pin_budget_registered(&b, c);
+        pin_budget_write_posted(&b, c);
+        pin_budget_write_completed(&b, c);
+    }
+    pin_budget_designate(&b, 4, CHUNK);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_EVICT);
+    assert_int_equal(c, 0);
+    /* 0's unregistration will make the room: wait for it */
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_STALL);
+    assert_int_equal(pin_budget_state(&b, 1), PIN_CHUNK_DONE);
+    /* 0 is wanted again while it is being unregistered */
+    assert_false(pin_budget_designate(&b, 0, CHUNK));
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_STALL);
+    pin_budget_unregistered(&b, 0);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_REGISTER);
+    assert_int_equal(c, 4);
+    pin_budget_registered(&b, 4);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_EVICT);
+    assert_int_equal(c, 1);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_STALL);
+    pin_budget_unregistered(&b, 1);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_REGISTER);
+    assert_int_equal(c, 0);
+    assert_int_equal(b.st.unregistrations, 2);
+    assert_int_equal(b.unpinning, 0);
+    pin_budget_destroy(&b);
+}
+
+/* A short chunk at the head needs less room than a full one. */
+static void test_evicts_for_size(void **state)
+{
+    PinBudget b;
+    uint64_t c;
+
+    pin_budget_init(&b, 4 * CHUNK, 8);
+    for (uint64_t i = 0; i < 4; i++) {
+        pin_budget_designate(&b, i, CHUNK / 2);
+        pin_budget_select(&b, &c);
+        pin_budget_registered(&b, c);
+        pin_budget_write_posted(&b, c);
+        pin_budget_write_completed(&b, c);
+    }
+    pin_budget_designate(&b, 4, CHUNK);
+    pin_budget_designate(&b, 5, 2 * CHUNK);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_REGISTER);
+    pin_budget_registered(&b, c);
+    /* 3 of 4 chunks pinned: 5 needs two halves evicted, not more */
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_EVICT);
+    assert_int_equal(c, 0);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_EVICT);
+    assert_int_equal(c, 1);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_STALL);
+    assert_int_equal(pin_budget_state(&b, 2), PIN_CHUNK_DONE);
     pin_budget_destroy(&b);
 }
 
@@ -205,6 +311,11 @@ static void random_interleavings(uint64_t limit_chunks, guint32 seed)
                     break;
                 }
                 pin_budget_registered(&b, c);
+                if (g_rand_int_range(rand, 0, 20) == 0) {
+                    /* pinned ahead, not written: released, wanted again */
+                    pin_budget_release(&b, c);
+                    assert_true(pin_budget_designate(&b, c, size[c]));
+                }
                 pin_budget_write_posted(&b, c);
                 m[c].inflight++;
                 m[c].wanted = false;
@@ -266,6 +377,9 @@ int main(void)
         cmocka_unit_test(test_evicts_lru_never_inflight),
         cmocka_unit_test(test_designate_while_unpinning),
         cmocka_unit_test(test_register_failed),
+        cmocka_unit_test(test_release),
+        cmocka_unit_test(test_no_over_eviction),
+        cmocka_unit_test(test_evicts_for_size),
         cmocka_unit_test(test_random_interleavings),
     };
 
