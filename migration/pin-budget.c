@@ -149,6 +149,7 @@ PinSelect pin_budget_select(PinBudget *b, uint64_t *chunk)
     PinChunk *c;
 
     if (b->q_head < 0) {
+        b->stalled = false;
         return PIN_SELECT_NONE;
     }
     c = &b->chunks[b->q_head];
@@ -163,6 +164,7 @@ PinSelect pin_budget_select(PinBudget *b, uint64_t *chunk)
         c->state = PIN_CHUNK_PINNING;
         pin(b, c);
         b->st.registrations++;
+        b->stalled = false;
         return PIN_SELECT_REGISTER;
     }
     /*
@@ -174,9 +176,14 @@ PinSelect pin_budget_select(PinBudget *b, uint64_t *chunk)
         lru_remove(b, b->lru_head);
         b->chunks[*chunk].state = PIN_CHUNK_UNPINNING;
         b->unpinning += b->chunks[*chunk].size;
+        b->stalled = false;
         return PIN_SELECT_EVICT;
     }
-    b->st.stalls++;
+    /* a selector woken again and again while it waits stalls once */
+    if (!b->stalled) {
+        b->st.stalls++;
+        b->stalled = true;
+    }
     return PIN_SELECT_STALL;
 }
 

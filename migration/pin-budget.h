@@ -58,7 +58,8 @@ typedef struct PinBudgetStats {
     uint64_t registrations;
     uint64_t unregistrations;
     uint64_t reuses;            /* designated while still registered */
-    uint64_t stalls;            /* selections that had to wait */
+    uint64_t stalls;            /* waits for room: stalling selections
+                                 * with no progress between count once */
 } PinBudgetStats;
 
 typedef struct PinBudget {
@@ -68,6 +69,7 @@ typedef struct PinBudget {
     int64_t lru_head, lru_tail; /* least recently completed first */
     int64_t q_head, q_tail;
     uint64_t unpinning;         /* bytes of chunks in UNPINNING */
+    bool stalled;               /* the last selection stalled */
     PinBudgetStats st;
 } PinBudget;
 

@@ -84,6 +84,10 @@ static void test_evicts_lru_never_inflight(void **state)
     pin_budget_designate(&b, 9, CHUNK);
     assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_STALL);
     assert_int_equal(b.st.stalls, 1);
+    /* a selector woken again with nothing changed: the same wait */
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_STALL);
+    assert_int_equal(pin_budget_select(&b, &c), PIN_SELECT_STALL);
+    assert_int_equal(b.st.stalls, 1);
 
     /* completed in the order 2, 0: 2 is evicted first */
     pin_budget_write_completed(&b, 2);
