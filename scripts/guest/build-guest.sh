@@ -141,7 +141,10 @@ mkdir -p "$D/data"
 (cd "$D/data" && "$G/bin/pagecache" -w "$D/MANIFEST" f* >/dev/null)
 info "guest: mkfs.ext4 -d ($DISK_MIB MiB)"
 rm -f "$G/disk.img.tmp"
-mkfs.ext4 -q -F -L migdisk -d "$D" "$G/disk.img.tmp" "${DISK_MIB}M" >/dev/null
+# 4 KiB blocks (mke2fs.conf gives a disk this small 1 KiB ones), so that
+# page cache pages are copies of 4096-aligned disk blocks: what diskmap
+# publishes for disk-backed-pages.
+mkfs.ext4 -q -F -b 4096 -L migdisk -d "$D" "$G/disk.img.tmp" "${DISK_MIB}M" >/dev/null
 mv "$G/disk.img.tmp" "$G/disk.img"
 DISK_DATA_MIB=$((DISK_FILES * DISK_FILE_MIB))
 rm -rf "$D/data"
