@@ -9,8 +9,11 @@ capabilities the binary does not list in query-migrate-capabilities is
 skipped with a note, so a capability that has not landed yet costs nothing.
 To measure a new capability, add (or fix) its entry here.
 
-Values in params may use {workdir} (the run's private directory) and
-{disk_node} (the node name of the shared disk)."""
+Values in params may use {workdir} (the run's private directory),
+{disk_node} (the node name of the shared disk) and, with hook="diskmap",
+{disk_map} (the guest-physical address of the map diskmap published).
+A value that is only a placeholder keeps the placeholder's type (the
+map address is an integer)."""
 
 from dataclasses import dataclass, field
 
@@ -29,6 +32,14 @@ class Config:
     # a transport this harness cannot provide yet (e.g. "rdma")
     needs: str = ""
     note: str = ""
+    # parameters set on the source only (after params, which go to both)
+    src_params: dict = field(default_factory=dict)
+    # "diskmap": once the page cache is filled, run diskmap in the guest
+    # (bench/workloads/diskmap.c) and give its map address as {disk_map};
+    # after the migration ask it whether any mapped page moved
+    hook: str = ""
+    # run only in these scenarios (empty: all)
+    scenarios: tuple = ()
 
 
 CONFIGS = [
@@ -45,11 +56,19 @@ CONFIGS = [
     Config("multifd-zstd", caps={"multifd": True},
            params={"multifd-channels": 2, "multifd-compression": "zstd"}),
     Config("postcopy-ram", caps={"postcopy-ram": True}, postcopy=True),
+    # The fair baseline of disk-backed-pages, which needs the return path.
+    Config("return-path", caps={"return-path": True},
+           scenarios=("pagecache", "mixed")),
 
     # The project's capabilities (architecture.md), first-cut parameters.
+    # docs/devel/migration/disk-backed-pages.rst: both sides know the
+    # shared disk's node; the source reads the map the guest published
+    # (diskmap, started by the hook) and re-sends over the return path.
     Config("disk-backed-pages", kind="capability",
-           caps={"disk-backed-pages": True},
-           params={"disk-backed-node": "{disk_node}"}),
+           caps={"return-path": True, "disk-backed-pages": True},
+           params={"disk-backed-node": "{disk_node}"},
+           src_params={"disk-backed-map": "{disk_map}"},
+           hook="diskmap", scenarios=("pagecache", "mixed")),
     # Source-side only (docs/devel/migration/write-fault-groups.rst);
     # group max 1 is per-page write-fault tracking, its own baseline.
     Config("write-fault-groups", kind="capability",

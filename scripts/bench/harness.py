@@ -24,7 +24,13 @@ SAMPLE_S = 0.1
 def _fmt_params(params, ctx):
     out = {}
     for k, v in params.items():
-        out[k] = v.format(**ctx) if isinstance(v, str) else v
+        if isinstance(v, str) and v[:1] == "{" and v[-1:] == "}" and \
+                v[1:-1] in ctx:
+            out[k] = ctx[v[1:-1]]       # a lone placeholder keeps its type
+        elif isinstance(v, str):
+            out[k] = v.format(**ctx)
+        else:
+            out[k] = v
     return out
 
 
@@ -53,6 +59,50 @@ def start_workload(con, sc):
                 "-v %s/dirtier.ver >%s/dirtier.out 2>&1 & echo $! >%s/dirtier.pid"
                 % (sc.dirty_mib, sc.dirty_rate, sc.dirty_order, WL, WL, WL, WL))
     return out
+
+
+DISKMAP_LINE = re.compile(r"^diskmap: map 0x([0-9a-f]+) records (\d+) "
+                          r"segments (\d+)$", re.M)
+DISKMAP_CHECK = re.compile(r"^diskmap: check (\d+) pages (\d+) moved (\d+) "
+                           r"map-pages (\d+) map-moved (\d+) (OK|FAIL)$",
+                           re.M)
+
+
+def start_diskmap(con, sc):
+    """Publish the map of the cached files for disk-backed-pages.
+
+    Runs bench/workloads/diskmap over the files the page cache holds (the
+    same -M as the fill, so the same pages) and waits for the line with
+    the guest-physical address of its map, which becomes {disk_map}."""
+    con.run("diskmap -M %d /mnt/data/f* >%s/diskmap.out 2>&1 & "
+            "echo $! >%s/diskmap.pid" % (sc.cache_mib, WL, WL))
+    _, txt = con.run(
+        "i=0; while ! grep -q '^diskmap: map ' %s/diskmap.out && "
+        "kill -0 $(cat %s/diskmap.pid) 2>/dev/null && [ $i -lt 1200 ]; do "
+        "usleep 50000; i=$((i+1)); done; cat %s/diskmap.out" % (WL, WL, WL),
+        timeout=90)
+    m = DISKMAP_LINE.search(txt)
+    if not m:
+        raise GuestError("diskmap published no map: %r" % txt.strip()[-400:])
+    return {"map": int(m.group(1), 16), "records": int(m.group(2)),
+            "segments": int(m.group(3)), "output": txt.strip()}
+
+
+def diskmap_check(con):
+    """Ask diskmap (SIGUSR1) whether any page moved since it published."""
+    out = "%s/diskmap.out" % WL
+    _, txt = con.run(
+        "n=$(grep -c '^diskmap: check' %s); kill -USR1 $(cat %s/diskmap.pid)"
+        " && i=0 && while [ $(grep -c '^diskmap: check' %s) -le $n ] && "
+        "[ $i -lt 1200 ]; do usleep 50000; i=$((i+1)); done; "
+        "grep '^diskmap: check' %s | tail -n 1" % (out, WL, out, out),
+        timeout=90)
+    m = DISKMAP_CHECK.search(txt)
+    if not m:
+        raise GuestError("diskmap check gave no answer: %r" % txt.strip())
+    return {"pages": int(m.group(2)), "moved": int(m.group(3)),
+            "map_pages": int(m.group(4)), "map_moved": int(m.group(5)),
+            "ok": m.group(6) == "OK", "line": m.group(0)}
 
 
 def verify(con, sc, where):
@@ -153,9 +203,8 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
         "caps": cfg.caps, "params": {}, "postcopy": cfg.postcopy,
         "workdir": workdir,
     }
+    # The shared disk: a raw format node over a file node (vm.py).
     ctx = {"workdir": workdir, "disk_node": "shared0"}
-    params = _fmt_params(cfg.params, ctx)
-    res["params"] = params
     src = dst = None
     t_wall0 = time.monotonic()
     try:
@@ -171,7 +220,18 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
             res["reason"] = "binary lacks capability %s" % ", ".join(missing)
             return res
 
+        if cfg.hook == "diskmap" and not sc.cache_mib:
+            res["status"] = "skipped"
+            res["reason"] = "%s needs a scenario with page cache" % cfg.name
+            return res
+
         res.update(start_workload(con, sc))
+        if cfg.hook == "diskmap":
+            res["diskmap"] = start_diskmap(con, sc)
+            ctx["disk_map"] = res["diskmap"]["map"]
+        params = _fmt_params(cfg.params, ctx)
+        src_params = dict(params, **_fmt_params(cfg.src_params, ctx))
+        res["params"] = src_params
         pre = verify(con, sc, "source")
         res["verify_source"] = pre
         t_warm = time.monotonic()
@@ -185,8 +245,9 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
         for vm in (src, dst) if cfg.dest else (src,):
             if caps:
                 vm.qmp.cmd("migrate-set-capabilities", {"capabilities": caps})
-            if params:
-                vm.qmp.cmd("migrate-set-parameters", params)
+            p = src_params if vm is src else params
+            if p:
+                vm.qmp.cmd("migrate-set-parameters", p)
         src.qmp.cmd("migrate-set-parameters", {
             "max-bandwidth": defaults["max_bandwidth"],
             "downtime-limit": defaults["downtime_limit"]})
@@ -283,10 +344,20 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
                 raise QMPError("destination not running 30 s after completion")
             time.sleep(0.1)
 
+        # A capability's destination-side counters (query-migrate there).
+        res["dest_extra"] = {
+            k: v for k, v in _migrate_stats(
+                dst.qmp.cmd("query-migrate"))["extra"].items()
+            if isinstance(v, dict)}
+
         res["status"] = "unverified"
         dcon = dst.open_console()
         post = verify(dcon, sc, "destination")
         res["verify_dest"] = post
+        if cfg.hook == "diskmap":
+            # the destination's copy of the guest: did any page move
+            # between publishing the map and the switchover?
+            res["diskmap_check"] = diskmap_check(dcon)
         if sc.dirty_mib:
             rows = read_dirtier_log(dcon)
             res["guest_tput"] = slowdown(rows, offset, t0, t_end, t_warm)

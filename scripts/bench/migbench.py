@@ -89,6 +89,23 @@ def select_configs(names, caps):
     return run, skipped
 
 
+def split_by_scenario(run, scen, skipped):
+    """Drop the configurations limited to other scenarios (Config.scenarios)
+    from @run for each of @scen, noting each once in @skipped.  Returns
+    {scenario: [configs]}."""
+    out = {}
+    for sname in scen:
+        out[sname] = [c for c in run
+                      if not c.scenarios or sname in c.scenarios]
+    for c in run:
+        left = [s for s in scen if c.scenarios and s not in c.scenarios]
+        if left:
+            skipped.append({"config": c.name, "reason":
+                            "not run in %s (only in %s)" % (
+                                ", ".join(left), ", ".join(c.scenarios))})
+    return out
+
+
 def setup(args, kind):
     qemu = os.path.abspath(args.qemu)
     if not os.access(qemu, os.X_OK):
@@ -151,6 +168,7 @@ def cmd_demo(args):
     sc = configs.SCENARIO_BY_NAME[args.scenario]
     run, skipped = select_configs(
         args.configs.split(",") if args.configs else None, caps)
+    run = split_by_scenario(run, [sc.name], skipped)[sc.name]
     for s in skipped:
         log("skipping %s: %s" % (s["config"], s["reason"]))
     log("scenario %s: %s; %d MiB guest, link %g MiB/s, %s" % (
@@ -198,11 +216,12 @@ def cmd_bench(args):
                 s, ", ".join(configs.SCENARIO_BY_NAME)))
     run, skipped = select_configs(
         args.configs.split(",") if args.configs else None, caps)
+    per_scen = split_by_scenario(run, scen, skipped)
     for s in skipped:
         log("skipping %s: %s" % (s["config"], s["reason"]))
-    total = args.reps * len(scen) * len(run)
-    log("bench: %d scenarios x %d configurations x %d repetitions = %d "
-        "migrations" % (len(scen), len(run), args.reps, total))
+    total = args.reps * sum(len(v) for v in per_scen.values())
+    log("bench: %d scenarios x up to %d configurations x %d repetitions "
+        "= %d migrations" % (len(scen), len(run), args.reps, total))
     t0 = time.monotonic()
     results = []
     n = 0
@@ -211,7 +230,7 @@ def cmd_bench(args):
     for rep in range(1, args.reps + 1):
         for sname in scen:
             sc = configs.SCENARIO_BY_NAME[sname]
-            for cfg in run:
+            for cfg in per_scen[sname]:
                 n += 1
                 r = one(qemu, guest, accel, cfg, sc,
                         os.path.join(workdir, "run%03d" % n), defaults,
@@ -348,8 +367,11 @@ def main():
     signal.signal(signal.SIGHUP, _sigterm)
     if args.cmd == "list":
         for c in configs.CONFIGS:
-            print("config   %-20s %s caps=%s params=%s%s" % (
+            print("config   %-20s %s caps=%s params=%s%s%s%s%s" % (
                 c.name, c.kind, c.caps, c.params,
+                " source-params=%s" % c.src_params if c.src_params else "",
+                " hook=%s" % c.hook if c.hook else "",
+                " (only %s)" % ",".join(c.scenarios) if c.scenarios else "",
                 " (needs %s)" % c.needs if c.needs else ""))
         for s in configs.SCENARIOS:
             print("scenario %-20s %s" % (s.name, s.description))
