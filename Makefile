@@ -13,7 +13,8 @@ PYTHON ?= /usr/bin/python3
 S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
-        series demo bench bench-throttle bench-wfg bench-rdma clean distclean help
+        series demo bench bench-throttle bench-wfg bench-disk bench-rdma clean \
+        distclean help
 
 all: build
 
@@ -84,6 +85,16 @@ bench-wfg: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name write-fault-groups \
 	    --scenarios dirty-seq,dirty-rand,throttle-2x \
 	    --configs precopy,write-fault-groups-1,write-fault-groups \
+	    $(BENCH_ARGS)
+
+# disk-backed-pages against precopy, return-path (which the capability
+# needs) and multifd-zstd, with 160 MiB of page cache, alone and with a
+# dirtier; diskmap publishes the map in the guest.
+# bench/results/disk-backed-pages.*
+bench-disk: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name disk-backed-pages \
+	    --scenarios pagecache,mixed \
+	    --configs precopy,return-path,multifd-zstd,disk-backed-pages \
 	    $(BENCH_ARGS)
 
 # Keeps the fetched base and the prepared trees; drops every build output.
