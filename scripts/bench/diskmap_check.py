@@ -242,8 +242,10 @@ def cmd_guest(args):
     mem_mib = configs.DEFAULTS["mem_mib"]
     sc = configs.Scenario("diskmap-check", "", cache_mib=args.mib)
     dump = os.path.join(workdir, "ram.bin")
-    vm = VM(args.qemu, workdir, "guest", guest, accel=accel, mem_mib=mem_mib)
+    vm = None
     try:
+        vm = VM(args.qemu, workdir, "guest", guest, accel=accel,
+                mem_mib=mem_mib)
         con = vm.open_console()
         con.wait_ready(configs.DEFAULTS["boot_timeout"])
         _, txt = con.run("pagecache -M %d -c /mnt/MANIFEST /mnt/data/f*" %
@@ -275,7 +277,8 @@ def cmd_guest(args):
         print("diskmap_check: %s" % ("OK" if ok else "FAIL"))
         return 0 if ok else 1
     finally:
-        vm.kill()
+        if vm:
+            vm.kill()
         if not args.keep:
             if os.path.exists(dump):
                 os.unlink(dump)
