@@ -125,6 +125,13 @@ const DiskMapRecord *disk_map_lookup(const DiskMapRecord *recs, size_t n,
                                      uint64_t gpa);
 
 /*
+ * The hash of a page of DISK_MAP_PAGE_SIZE bytes that a reference
+ * carries: XXH3-128 in its canonical (big-endian) form, into @hash of
+ * DISK_REF_HASH_LEN bytes.
+ */
+void disk_ref_hash(const void *page, uint8_t *hash);
+
+/*
  * The stream's reference record: be64 disk offset, then the hash.
  * Encode into @buf of DISK_REF_RECORD_LEN bytes; decode checks the
  * offset is frame-aligned and inside the disk.

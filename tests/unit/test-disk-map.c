@@ -10,6 +10,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "migration/disk-map.h"
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define PAGE DISK_MAP_PAGE_SIZE
 #define MiB (1024ull * 1024)
@@ -291,6 +293,37 @@ static void test_ref_codec(void **state)
     assert_false(disk_ref_decode(buf, 64 * MiB, &off, out));
 }
 
+/* XXH3-128 of exactly one page, in canonical big-endian form */
+static void test_ref_hash(void **state)
+{
+    static uint8_t page[2 * PAGE];
+    uint8_t h1[DISK_REF_HASH_LEN], h2[DISK_REF_HASH_LEN];
+    XXH128_hash_t x;
+
+    for (size_t i = 0; i < sizeof(page); i++) {
+        page[i] = (uint8_t)(i * 131 + 7);
+    }
+    disk_ref_hash(page, h1);
+    x = XXH3_128bits(page, PAGE);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(h1[i], (uint8_t)(x.high64 >> (56 - 8 * i)));
+        assert_int_equal(h1[8 + i], (uint8_t)(x.low64 >> (56 - 8 * i)));
+    }
+
+    /* bytes past the page do not count; any bit of the page does */
+    page[PAGE] ^= 1;
+    disk_ref_hash(page, h2);
+    assert_memory_equal(h1, h2, DISK_REF_HASH_LEN);
+    for (size_t bit = 0; bit < PAGE * 8; bit += 4093) {
+        page[bit / 8] ^= 1 << (bit % 8);
+        disk_ref_hash(page, h2);
+        assert_memory_not_equal(h1, h2, DISK_REF_HASH_LEN);
+        page[bit / 8] ^= 1 << (bit % 8);
+    }
+    disk_ref_hash(page, h2);
+    assert_memory_equal(h1, h2, DISK_REF_HASH_LEN);
+}
+
 static void test_qualifies(void **state)
 {
     DiskRefPage p = { .in_map = true };
@@ -318,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_duplicates_dropped),
         cmocka_unit_test(test_ref_codec),
+        cmocka_unit_test(test_ref_hash),
         cmocka_unit_test(test_qualifies),
     };
 
