@@ -1,0 +1,690 @@
+/*
+ * disk-backed-pages: send clean copies of shared-disk blocks as references
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Source: at setup, read the map the guest published at disk-backed-map,
+ * keep for each RAM block the pages it names (sorted, as DiskMapRecords
+ * whose gpa field holds the page's offset in the block) and a bitmap of
+ * the pages whose first send may still be a reference, and track the
+ * writes to disk-backed-node with a dirty bitmap.  A reference is the
+ * frame's disk offset and the XXH3-128 hash of the page as sent.
+ *
+ * Destination: read the frame through a read-only BlockBackend, and take
+ * it only if it matches the hash.  Otherwise the page is pending: the
+ * source hears of it over the return path (MIG_RP_MSG_DISK_REF_NACK) and
+ * sends it again in full.  Before switchover the source stops sending
+ * references and waits for a PONG; since the destination checks every
+ * reference before it reads on, every refusal has reached the source by
+ * then, and the last pass sends those pages in full.  A destination that
+ * still has a pending page at the end of the stream fails the migration
+ * instead of starting the guest.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bitmap.h"
+#include "qemu/bitops.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "qemu/rcu.h"
+#include "qemu/stats64.h"
+#include "qemu/main-loop.h"
+#include "qemu/memalign.h"
+#include "qapi/error.h"
+#include "block/block.h"
+#include "block/block_int-common.h"
+#include "block/dirty-bitmap.h"
+#include "system/block-backend.h"
+#include "system/address-spaces.h"
+#include "system/memory.h"
+#include "system/physmem.h"
+#include "system/ramblock.h"
+#include "exec/target_page.h"
+#include "migration.h"
+#include "migration-stats.h"
+#include "options.h"
+#include "qemu-file.h"
+#include "ram.h"
+#include "savevm.h"
+#include "disk-backed.h"
+#include "trace.h"
+
+/* How long the source waits for the destination to check its references */
+#define DISK_BACKED_CLOSE_TIMEOUT_MS    (60 * 1000)
+
+typedef struct DiskBackedBlock {
+    DiskMapRecord *recs;        /* source: gpa = offset in the block */
+    size_t nrecs;
+    unsigned long *cand;        /* source: may still go as a reference */
+    unsigned long *pending;     /* destination: refused, not yet in full */
+} DiskBackedBlock;
+
+typedef struct DiskBackedNack {
+    RAMBlock *rb;
+    ram_addr_t offset;
+} DiskBackedNack;
+
+static struct {
+    BlockDriverState *bs;       /* source */
+    BdrvDirtyBitmap *written;   /* source: disk blocks written since setup */
+    BlockBackend *blk;          /* destination */
+    uint8_t *bounce;            /* destination: one page */
+    uint64_t disk_size;
+    bool closed;                /* source: no more references */
+
+    QemuMutex lock;             /* protects nacks and map_status */
+    GArray *nacks;              /* of DiskBackedNack */
+    uint32_t nack_count;        /* atomic: nacks->len */
+
+    uint64_t pending;           /* destination: pending pages */
+
+    char *map_status;
+    Stat64 map_records;
+    Stat64 map_ignored;
+    Stat64 map_modified;
+    Stat64 pages_referenced;
+    Stat64 bytes_saved;
+    Stat64 references_refused;
+    Stat64 disk_bytes_read;
+} db;
+
+static void __attribute__((__constructor__)) disk_backed_init(void)
+{
+    qemu_mutex_init(&db.lock);
+}
+
+/* Takes ownership of @status */
+static void disk_backed_set_status(char *status)
+{
+    WITH_QEMU_LOCK_GUARD(&db.lock) {
+        g_free(db.map_status);
+        db.map_status = status;
+    }
+}
+
+static void disk_backed_reset_stats(const char *status)
+{
+    disk_backed_set_status(g_strdup(status));
+    stat64_set(&db.map_records, 0);
+    stat64_set(&db.map_ignored, 0);
+    stat64_set(&db.map_modified, 0);
+    stat64_set(&db.pages_referenced, 0);
+    stat64_set(&db.bytes_saved, 0);
+    stat64_set(&db.references_refused, 0);
+    stat64_set(&db.disk_bytes_read, 0);
+}
+
+static BlockDriverState *disk_backed_find_node(Error **errp)
+{
+    const char *name = migrate_disk_backed_node();
+    BlockDriverState *bs;
+
+    if (!name || !*name) {
+        error_setg(errp, "Capability 'disk-backed-pages' needs parameter "
+                   "'disk-backed-node'");
+        return NULL;
+    }
+    bs = bdrv_find_node(name);
+    if (!bs) {
+        error_setg(errp, "Parameter 'disk-backed-node': no block node "
+                   "named '%s'", name);
+        return NULL;
+    }
+    /*
+     * The destination reads the node while it is inactive: only a raw
+     * node has no metadata that could be stale then.
+     */
+    if (!bs->drv || (strcmp(bs->drv->format_name, "raw") &&
+                     strcmp(bs->drv->format_name, "file") &&
+                     strcmp(bs->drv->format_name, "host_device"))) {
+        error_setg(errp, "Parameter 'disk-backed-node': node '%s' has "
+                   "format '%s'; only raw nodes are supported", name,
+                   bs->drv ? bs->drv->format_name : "none");
+        return NULL;
+    }
+    return bs;
+}
+
+bool disk_backed_check_node(Error **errp)
+{
+    if (qemu_target_page_size() != DISK_MAP_PAGE_SIZE) {
+        error_setg(errp, "Capability 'disk-backed-pages' needs %d-byte "
+                   "target pages", DISK_MAP_PAGE_SIZE);
+        return false;
+    }
+    return disk_backed_find_node(errp) != NULL;
+}
+
+static DiskBackedBlock *disk_backed_block(RAMBlock *rb)
+{
+    if (!rb->disk_backed) {
+        rb->disk_backed = g_new0(DiskBackedBlock, 1);
+    }
+    return rb->disk_backed;
+}
+
+static void disk_backed_free_blocks(void)
+{
+    RAMBlock *rb;
+
+    RCU_READ_LOCK_GUARD();
+    RAMBLOCK_FOREACH(rb) {
+        DiskBackedBlock *b = rb->disk_backed;
+
+        if (b) {
+            g_free(b->recs);
+            g_free(b->cand);
+            g_free(b->pending);
+            g_free(b);
+            rb->disk_backed = NULL;
+        }
+    }
+}
+
+/* Source: the map */
+
+/* DiskMapEnv.in_ram: is all of [gpa, gpa + len) guest RAM? */
+static bool disk_backed_in_ram(uint64_t gpa, uint64_t len, void *opaque)
+{
+    if (gpa + len < gpa) {
+        return false;
+    }
+    RCU_READ_LOCK_GUARD();
+    while (len) {
+        hwaddr xlat, l = len;
+        MemoryRegion *mr;
+
+        mr = address_space_translate(&address_space_memory, gpa, &xlat, &l,
+                                     false, MEMTXATTRS_UNSPECIFIED);
+        if (!memory_region_is_ram(mr) || memory_region_is_ram_device(mr) ||
+            !l) {
+            return false;
+        }
+        gpa += l;
+        len -= MIN(l, len);
+    }
+    return true;
+}
+
+static bool disk_backed_read_gpa(uint64_t gpa, void *buf, uint64_t len)
+{
+    return address_space_read(&address_space_memory, gpa,
+                              MEMTXATTRS_UNSPECIFIED, buf, len) == MEMTX_OK;
+}
+
+/* The RAM block and offset of guest page @gpa, if it is migrated RAM */
+static RAMBlock *disk_backed_gpa_to_block(uint64_t gpa, ram_addr_t *offset)
+{
+    hwaddr xlat, l = DISK_MAP_PAGE_SIZE;
+    MemoryRegion *mr;
+    RAMBlock *rb;
+
+    RCU_READ_LOCK_GUARD();
+    mr = address_space_translate(&address_space_memory, gpa, &xlat, &l,
+                                 false, MEMTXATTRS_UNSPECIFIED);
+    if (!memory_region_is_ram(mr) || l < DISK_MAP_PAGE_SIZE) {
+        return NULL;
+    }
+    rb = qemu_ram_block_from_host((uint8_t *)memory_region_get_ram_ptr(mr) +
+                                  xlat, false, offset);
+    if (!rb || !qemu_ram_is_migratable(rb) ||
+        *offset + DISK_MAP_PAGE_SIZE > rb->used_length) {
+        return NULL;
+    }
+    return rb;
+}
+
+/*
+ * Read the map and record its valid records per RAM block.  Returns the
+ * status for query-migrate: "ok", or why the map is not used.
+ */
+static char *disk_backed_read_map(uint64_t map_gpa)
+{
+    DiskMapEnv env = {
+        .in_ram = disk_backed_in_ram,
+        .disk_size = db.disk_size,
+    };
+    g_autofree uint8_t *page = g_malloc(DISK_MAP_PAGE_SIZE);
+    g_autofree uint8_t *recs = NULL;
+    g_autofree DiskMapLayout *map = g_new0(DiskMapLayout, 1);
+    uint64_t ignored = 0, modified = 0, valid = 0;
+    const char *err;
+    RAMBlock *rb;
+    int tries;
+
+    for (tries = 0; tries < 3; tries++) {
+        uint64_t done = 0;
+
+        if (!disk_backed_read_gpa(map_gpa, page, DISK_MAP_PAGE_SIZE)) {
+            return g_strdup("refused: map address not readable");
+        }
+        if (!disk_map_parse_header(page, map_gpa, &env, map, &err)) {
+            if (disk_map_generation(page) & 1) {
+                continue;       /* the guest is changing it: read again */
+            }
+            return g_strdup_printf("refused: %s", err);
+        }
+        g_free(recs);
+        recs = g_try_malloc(map->count * DISK_MAP_RECORD_SIZE);
+        if (!recs && map->count) {
+            return g_strdup("refused: no memory for the map");
+        }
+        for (uint32_t i = 0; i < map->nsegments; i++) {
+            uint64_t len = map->seg[i].records * DISK_MAP_RECORD_SIZE;
+
+            if (!disk_backed_read_gpa(map->seg[i].gpa, recs + done, len)) {
+                return g_strdup("refused: segment not readable");
+            }
+            done += len;
+        }
+        if (!disk_backed_read_gpa(map_gpa, page, DISK_MAP_PAGE_SIZE)) {
+            return g_strdup("refused: map address not readable");
+        }
+        if (disk_map_generation(page) == map->generation) {
+            break;
+        }
+    }
+    if (tries == 3) {
+        return g_strdup("refused: the map kept changing while read");
+    }
+
+    /* Sort the records into their RAM blocks */
+    for (uint64_t i = 0; i < map->count; i++) {
+        DiskMapRecord r;
+        DiskBackedBlock *b;
+        ram_addr_t offset;
+
+        switch (disk_map_check_record(&env, map,
+                                      recs + i * DISK_MAP_RECORD_SIZE, &r)) {
+        case DISK_MAP_REC_OK:
+            break;
+        case DISK_MAP_REC_IS_MODIFIED:
+            modified++;
+            continue;
+        default:
+            ignored++;
+            continue;
+        }
+        rb = disk_backed_gpa_to_block(r.gpa, &offset);
+        if (!rb) {
+            ignored++;
+            continue;
+        }
+        b = disk_backed_block(rb);
+        if (!(b->nrecs & (b->nrecs + 1))) {
+            /* at 0, 1, 3, 7, ... records: double */
+            b->recs = g_renew(DiskMapRecord, b->recs, 2 * b->nrecs + 2);
+        }
+        b->recs[b->nrecs].gpa = offset;
+        b->recs[b->nrecs].frame = r.frame;
+        b->nrecs++;
+    }
+
+    RCU_READ_LOCK_GUARD();
+    RAMBLOCK_FOREACH_MIGRATABLE(rb) {
+        DiskBackedBlock *b = rb->disk_backed;
+        size_t kept;
+
+        if (!b || !b->nrecs) {
+            continue;
+        }
+        /* a page named twice, maybe through aliases: which frame is it? */
+        kept = disk_map_drop_duplicates(b->recs, b->nrecs);
+        ignored += b->nrecs - kept;
+        b->nrecs = kept;
+        b->cand = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
+        for (size_t i = 0; i < kept; i++) {
+            set_bit(b->recs[i].gpa >> TARGET_PAGE_BITS, b->cand);
+        }
+        valid += kept;
+    }
+    stat64_set(&db.map_records, valid);
+    stat64_set(&db.map_ignored, ignored);
+    stat64_set(&db.map_modified, modified);
+    trace_disk_backed_map(map_gpa, map->count, valid, ignored, modified);
+    return g_strdup("ok");
+}
+
+bool disk_backed_save_setup(Error **errp)
+{
+    uint64_t map_gpa = migrate_disk_backed_map();
+    BlockDriverState *bs;
+
+    disk_backed_reset_stats("none");
+    WITH_QEMU_LOCK_GUARD(&db.lock) {
+        db.nacks = g_array_new(false, false, sizeof(DiskBackedNack));
+        qatomic_set(&db.nack_count, 0);
+    }
+    db.closed = false;
+
+    if (!disk_backed_check_node(errp)) {
+        return false;
+    }
+    bs = disk_backed_find_node(errp);
+    bdrv_ref(bs);
+    db.bs = bs;
+    db.written = bdrv_create_dirty_bitmap(bs, DISK_MAP_PAGE_SIZE, NULL, errp);
+    if (!db.written) {
+        error_prepend(errp, "disk-backed-pages: cannot track writes to "
+                      "node '%s': ", bdrv_get_node_name(bs));
+        return false;
+    }
+    db.disk_size = bdrv_dirty_bitmap_size(db.written);
+
+    if (!map_gpa) {
+        return true;
+    }
+    disk_backed_set_status(disk_backed_read_map(map_gpa));
+    return true;
+}
+
+void disk_backed_save_cleanup(void)
+{
+    if (db.written) {
+        bdrv_release_dirty_bitmap(db.written);
+        db.written = NULL;
+    }
+    if (db.bs) {
+        bdrv_unref(db.bs);
+        db.bs = NULL;
+    }
+    if (db.nacks) {
+        WITH_QEMU_LOCK_GUARD(&db.lock) {
+            g_array_free(db.nacks, true);
+            db.nacks = NULL;
+            qatomic_set(&db.nack_count, 0);
+        }
+    }
+    disk_backed_free_blocks();
+}
+
+bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
+                          uint8_t *rec)
+{
+    DiskBackedBlock *b = rb->disk_backed;
+    const DiskMapRecord *r;
+    uint8_t hash[DISK_REF_HASH_LEN];
+    void *host = rb->host + offset;
+    DiskRefPage p = { .in_map = true };
+
+    if (!b || !b->cand || !test_and_clear_bit(offset >> TARGET_PAGE_BITS,
+                                              b->cand)) {
+        return false;
+    }
+    r = disk_map_lookup(b->recs, b->nrecs, offset);
+    assert(r);
+    p.last_stage = last_stage || db.closed;
+    p.frame_written = bdrv_dirty_bitmap_get(db.written,
+                                            r->frame * DISK_MAP_PAGE_SIZE);
+    if (!disk_ref_qualifies(&p)) {
+        trace_disk_backed_save_full(rb->idstr, offset, p.frame_written);
+        return false;
+    }
+    if (buffer_is_zero(host, DISK_MAP_PAGE_SIZE)) {
+        return false;           /* a zero page record is smaller */
+    }
+    disk_ref_hash(host, hash);
+    disk_ref_encode(rec, r->frame * DISK_MAP_PAGE_SIZE, hash);
+    return true;
+}
+
+void disk_backed_ref_sent(uint64_t len)
+{
+    stat64_add(&db.pages_referenced, 1);
+    stat64_add(&db.bytes_saved, DISK_MAP_PAGE_SIZE - len);
+}
+
+int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
+{
+    DiskBackedNack n;
+
+    RCU_READ_LOCK_GUARD();
+    n.rb = qemu_ram_block_by_name(idstr);
+    if (!n.rb || !QEMU_IS_ALIGNED(offset, DISK_MAP_PAGE_SIZE) ||
+        offset >= n.rb->used_length) {
+        error_setg(errp, "disk-backed-pages: the destination refused a "
+                   "reference to page 0x%" PRIx64 " of '%s', which was "
+                   "never sent", offset, idstr);
+        return -EINVAL;
+    }
+    n.offset = offset;
+    trace_disk_backed_nack(idstr, offset);
+    stat64_add(&db.references_refused, 1);
+    WITH_QEMU_LOCK_GUARD(&db.lock) {
+        if (db.nacks) {
+            g_array_append_val(db.nacks, n);
+            qatomic_set(&db.nack_count, db.nacks->len);
+        }
+    }
+    return 0;
+}
+
+bool disk_backed_take_nack(RAMBlock **rb, ram_addr_t *offset)
+{
+    DiskBackedNack n;
+
+    if (!qatomic_read(&db.nack_count)) {
+        return false;
+    }
+    WITH_QEMU_LOCK_GUARD(&db.lock) {
+        if (!db.nacks || !db.nacks->len) {
+            return false;
+        }
+        n = g_array_index(db.nacks, DiskBackedNack, db.nacks->len - 1);
+        g_array_set_size(db.nacks, db.nacks->len - 1);
+        qatomic_set(&db.nack_count, db.nacks->len);
+    }
+    *rb = n.rb;
+    *offset = n.offset;
+    return true;
+}
+
+int disk_backed_close_refs(QEMUFile *f, QemuSemaphore *pong, Error **errp)
+{
+    MigrationState *s = migrate_get_current();
+    int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+
+    db.closed = true;
+    qemu_savevm_send_ping(f, QEMU_VM_PING_DISK_REFS);
+    if (qemu_fflush(f) < 0) {
+        error_setg(errp, "disk-backed-pages: cannot send the last ping");
+        return -EIO;
+    }
+    while (qemu_sem_timedwait(pong, 100)) {
+        if (migrate_has_error(s) || qemu_file_get_error(f) ||
+            !migration_is_running()) {
+            error_setg(errp, "disk-backed-pages: the migration stopped "
+                       "while the destination checked its references");
+            return -EIO;
+        }
+        if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start >
+            DISK_BACKED_CLOSE_TIMEOUT_MS) {
+            error_setg(errp, "disk-backed-pages: the destination did not "
+                       "check its references within %d s",
+                       DISK_BACKED_CLOSE_TIMEOUT_MS / 1000);
+            return -ETIMEDOUT;
+        }
+    }
+    trace_disk_backed_close_refs(qemu_clock_get_ms(QEMU_CLOCK_REALTIME) -
+                                 start, qatomic_read(&db.nack_count));
+    return 0;
+}
+
+/* Destination */
+
+static void disk_backed_blk_unref_bh(void *opaque)
+{
+    blk_unref(opaque);
+}
+
+/* Drop the BlockBackend; callable in coroutine context as well */
+static void disk_backed_blk_close(void)
+{
+    if (db.blk) {
+        /* detaching takes the graph lock, which no coroutine may take */
+        aio_bh_schedule_oneshot(qemu_get_aio_context(),
+                                disk_backed_blk_unref_bh, db.blk);
+        db.blk = NULL;
+    }
+    qemu_vfree(db.bounce);
+    db.bounce = NULL;
+}
+
+bool disk_backed_incoming_open(Error **errp)
+{
+    BlockDriverState *bs;
+    BlockBackend *blk;
+    int64_t size;
+
+    GLOBAL_STATE_CODE();
+    disk_backed_blk_close();
+    if (!disk_backed_check_node(errp)) {
+        return false;
+    }
+    bs = disk_backed_find_node(errp);
+    /*
+     * Read-only, sharing everything: the guest's own device owns the
+     * node, which stays inactive until the guest starts here.
+     */
+    blk = blk_new(bdrv_get_aio_context(bs), BLK_PERM_CONSISTENT_READ,
+                  BLK_PERM_ALL);
+    if (blk_insert_bs(blk, bs, errp) < 0) {
+        error_prepend(errp, "disk-backed-pages: cannot read node '%s': ",
+                      bdrv_get_node_name(bs));
+        blk_unref(blk);
+        return false;
+    }
+    blk_set_allow_aio_context_change(blk, true);
+    size = blk_getlength(blk);
+    if (size < 0) {
+        error_setg_errno(errp, -size, "disk-backed-pages: cannot get the "
+                         "size of node '%s'", bdrv_get_node_name(bs));
+        blk_unref(blk);
+        return false;
+    }
+    db.disk_size = size;
+    db.blk = blk;
+    db.bounce = qemu_blockalign(bs, DISK_MAP_PAGE_SIZE);
+    return true;
+}
+
+bool disk_backed_load_setup(Error **errp)
+{
+    disk_backed_reset_stats("none");
+    db.pending = 0;
+    if (!db.blk) {
+        error_setg(errp, "disk-backed-pages: node '%s' is not open; set the "
+                   "capability before migrate-incoming",
+                   migrate_disk_backed_node());
+        return false;
+    }
+    return true;
+}
+
+void disk_backed_load_cleanup(void)
+{
+    disk_backed_blk_close();
+    disk_backed_free_blocks();
+}
+
+static void disk_backed_set_pending(RAMBlock *rb, ram_addr_t addr,
+                                    bool pending)
+{
+    DiskBackedBlock *b = disk_backed_block(rb);
+    unsigned long page = addr >> TARGET_PAGE_BITS;
+
+    if (!b->pending) {
+        if (!pending) {
+            return;
+        }
+        b->pending = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
+    }
+    if (pending && !test_and_set_bit(page, b->pending)) {
+        db.pending++;
+    } else if (!pending && test_and_clear_bit(page, b->pending)) {
+        db.pending--;
+    }
+}
+
+int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
+                         const uint8_t *rec)
+{
+    MigrationIncomingState *mis = migration_incoming_get_current();
+    uint8_t hash[DISK_REF_HASH_LEN], got[DISK_REF_HASH_LEN];
+    uint8_t *buf = db.bounce;
+    uint64_t offset;
+    int ret;
+
+    if (!db.blk) {
+        error_report("disk-backed-pages: a reference arrived, but no "
+                     "disk-backed-node is open");
+        return -EINVAL;
+    }
+    if (!disk_ref_decode(rec, db.disk_size, &offset, hash)) {
+        error_report("disk-backed-pages: malformed reference to disk "
+                     "offset 0x%" PRIx64 " (disk size %" PRIu64 ") for "
+                     "page 0x%" PRIx64 " of '%s'", offset, db.disk_size,
+                     (uint64_t)addr, rb->idstr);
+        return -EINVAL;
+    }
+    ret = blk_pread(db.blk, offset, DISK_MAP_PAGE_SIZE, buf, 0);
+    if (ret >= 0) {
+        stat64_add(&db.disk_bytes_read, DISK_MAP_PAGE_SIZE);
+        disk_ref_hash(buf, got);
+    }
+    if (ret >= 0 && !memcmp(got, hash, DISK_REF_HASH_LEN)) {
+        memcpy(host, buf, DISK_MAP_PAGE_SIZE);
+        disk_backed_set_pending(rb, addr, false);
+        stat64_add(&db.pages_referenced, 1);
+        return 0;
+    }
+
+    /* Not this page: leave it alone, and ask for it in full */
+    trace_disk_backed_load_refused(rb->idstr, addr, offset, ret);
+    stat64_add(&db.references_refused, 1);
+    disk_backed_set_pending(rb, addr, true);
+    if (!mis->to_src_file) {
+        error_report("disk-backed-pages: a reference was refused and there "
+                     "is no return path to ask for the page");
+        return -EINVAL;
+    }
+    migrate_send_rp_disk_ref_nack(mis, rb->idstr, addr);
+    return 0;
+}
+
+void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr)
+{
+    if (db.pending) {
+        disk_backed_set_pending(rb, addr, false);
+    }
+}
+
+bool disk_backed_load_complete(Error **errp)
+{
+    if (db.pending) {
+        error_setg(errp, "disk-backed-pages: %" PRIu64 " page(s) whose disk "
+                   "reference was refused never arrived in full",
+                   db.pending);
+        return false;
+    }
+    return true;
+}
+
+void disk_backed_populate_info(MigrationInfo *info)
+{
+    DiskBackedPagesInfo *p = g_new0(DiskBackedPagesInfo, 1);
+
+    WITH_QEMU_LOCK_GUARD(&db.lock) {
+        p->map_status = g_strdup(db.map_status ? db.map_status : "none");
+    }
+    p->map_records = stat64_get(&db.map_records);
+    p->map_ignored = stat64_get(&db.map_ignored);
+    p->map_modified = stat64_get(&db.map_modified);
+    p->pages_referenced = stat64_get(&db.pages_referenced);
+    p->bytes_saved = stat64_get(&db.bytes_saved);
+    p->references_refused = stat64_get(&db.references_refused);
+    p->disk_bytes_read = stat64_get(&db.disk_bytes_read);
+    info->disk_backed_pages = p;
+}

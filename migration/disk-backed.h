@@ -1,0 +1,83 @@
+/*
+ * disk-backed-pages: send clean copies of shared-disk blocks as references
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The QEMU side of the disk-backed-pages capability; the map parser,
+ * the reference record and the policy are in disk-map.c.  See
+ * docs/devel/migration/disk-backed-pages.rst.
+ */
+
+#ifndef MIGRATION_DISK_BACKED_H
+#define MIGRATION_DISK_BACKED_H
+
+#include "system/ramblock.h"
+#include "qapi/qapi-types-migration.h"
+#include "disk-map.h"
+
+/* Both sides: is disk-backed-node a raw node this QEMU has? */
+bool disk_backed_check_node(Error **errp);
+
+/*
+ * Source, from ram_save_setup() with the BQL held: open the node, start
+ * tracking writes to it and read the guest's map.  A map that cannot be
+ * used is no error: every page then goes in full.
+ */
+bool disk_backed_save_setup(Error **errp);
+void disk_backed_save_cleanup(void);
+
+/*
+ * Source, migration thread: may page @offset of @rb go as a reference?
+ * If so, fill @rec with the reference record and return true.  The
+ * first send of a page decides: later sends are always in full.
+ */
+bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
+                          uint8_t *rec);
+/* Source: a reference of @len bytes in the stream has replaced a page. */
+void disk_backed_ref_sent(uint64_t len);
+
+/* Source, return-path thread: the destination refused a reference. */
+int disk_backed_ref_nacked(const char *idstr, uint64_t offset,
+                           Error **errp);
+/*
+ * Source, migration thread: take one refused page to mark dirty again.
+ * Returns false when there is none.
+ */
+bool disk_backed_take_nack(RAMBlock **rb, ram_addr_t *offset);
+
+/*
+ * Source, migration thread, before the VM is stopped for switchover:
+ * send no more references, and wait until the destination has checked
+ * every reference sent, so that every refusal has arrived.
+ */
+int disk_backed_close_refs(QEMUFile *f, QemuSemaphore *pong,
+                           Error **errp);
+
+/*
+ * Destination, from migrate-incoming: open disk-backed-node for reading.
+ * It is closed again at the end of the incoming migration.
+ */
+bool disk_backed_incoming_open(Error **errp);
+
+/* Destination, from ram_load_setup() and ram_load_cleanup(). */
+bool disk_backed_load_setup(Error **errp);
+void disk_backed_load_cleanup(void);
+
+/*
+ * Destination: load the reference record @rec for page @addr of @rb at
+ * @host.  A block that does not match its hash is refused: the page
+ * stays pending and the source is asked for it in full.  Returns
+ * -EINVAL for a malformed record.
+ */
+int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
+                         const uint8_t *rec);
+/* Destination: page @addr of @rb arrived in full. */
+void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr);
+/* Destination, at the end of the stream: has every page arrived? */
+bool disk_backed_load_complete(Error **errp);
+
+void disk_backed_populate_info(MigrationInfo *info);
+
+#endif
