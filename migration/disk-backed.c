@@ -58,13 +58,9 @@ typedef struct DiskBackedBlock {
     DiskMapRecord *recs;        /* source: gpa = offset in the block */
     size_t nrecs;
     unsigned long *cand;        /* source: may still go as a reference */
+    unsigned long *nacked;      /* source: refused, to mark dirty (atomic) */
     unsigned long *pending;     /* destination: refused, not yet in full */
 } DiskBackedBlock;
-
-typedef struct DiskBackedNack {
-    RAMBlock *rb;
-    ram_addr_t offset;
-} DiskBackedNack;
 
 static struct {
     BlockDriverState *bs;       /* source */
@@ -73,10 +69,10 @@ static struct {
     uint8_t *bounce;            /* destination: one page */
     uint64_t disk_size;
     bool closed;                /* source: no more references */
+    bool pong;                  /* source: the destination checked all */
+    uint64_t nack_count;        /* source, atomic: bits set in nacked */
 
-    QemuMutex lock;             /* protects nacks and map_status */
-    GArray *nacks;              /* of DiskBackedNack */
-    uint32_t nack_count;        /* atomic: nacks->len */
+    QemuMutex lock;             /* protects map_status */
 
     uint64_t pending;           /* destination: pending pages */
 
@@ -176,6 +172,7 @@ static void disk_backed_free_blocks(void)
         if (b) {
             g_free(b->recs);
             g_free(b->cand);
+            g_free(b->nacked);
             g_free(b->pending);
             g_free(b);
             rb->disk_backed = NULL;
@@ -184,6 +181,19 @@ static void disk_backed_free_blocks(void)
 }
 
 /* Source: the map */
+
+/* Atomically set (@set) or clear bit @nr of @map; was it flipped? */
+static bool disk_backed_flip_bit_atomic(unsigned long *map, unsigned long nr,
+                                        bool set)
+{
+    unsigned long mask = BIT_MASK(nr);
+    unsigned long *p = map + BIT_WORD(nr);
+
+    if (set) {
+        return !(qatomic_fetch_or(p, mask) & mask);
+    }
+    return qatomic_fetch_and(p, ~mask) & mask;
+}
 
 /* DiskMapEnv.in_ram: is all of [gpa, gpa + len) guest RAM? */
 static bool disk_backed_in_ram(uint64_t gpa, uint64_t len, void *opaque)
@@ -229,7 +239,8 @@ static RAMBlock *disk_backed_gpa_to_block(uint64_t gpa, ram_addr_t *offset)
     }
     rb = qemu_ram_block_from_host((uint8_t *)memory_region_get_ram_ptr(mr) +
                                   xlat, false, offset);
-    if (!rb || !qemu_ram_is_migratable(rb) ||
+    if (!rb || !qemu_ram_is_migratable(rb) || !rb->bmap ||
+        !QEMU_IS_ALIGNED(*offset, DISK_MAP_PAGE_SIZE) ||
         *offset + DISK_MAP_PAGE_SIZE > rb->used_length) {
         return NULL;
     }
@@ -265,6 +276,12 @@ static char *disk_backed_read_map(uint64_t map_gpa)
                 continue;       /* the guest is changing it: read again */
             }
             return g_strdup_printf("refused: %s", err);
+        }
+        if (map->count > ram_bytes_total() / DISK_MAP_PAGE_SIZE) {
+            /* bounds what a guest can make QEMU read and allocate */
+            return g_strdup_printf("refused: %" PRIu64 " records for %"
+                                   PRIu64 " pages of RAM", map->count,
+                                   ram_bytes_total() / DISK_MAP_PAGE_SIZE);
         }
         g_free(recs);
         recs = g_try_malloc(map->count * DISK_MAP_RECORD_SIZE);
@@ -315,7 +332,13 @@ static char *disk_backed_read_map(uint64_t map_gpa)
         b = disk_backed_block(rb);
         if (!(b->nrecs & (b->nrecs + 1))) {
             /* at 0, 1, 3, 7, ... records: double */
-            b->recs = g_renew(DiskMapRecord, b->recs, 2 * b->nrecs + 2);
+            DiskMapRecord *more = g_try_renew(DiskMapRecord, b->recs,
+                                              2 * b->nrecs + 2);
+
+            if (!more) {
+                return g_strdup("refused: no memory for the map");
+            }
+            b->recs = more;
         }
         b->recs[b->nrecs].gpa = offset;
         b->recs[b->nrecs].frame = r.frame;
@@ -335,6 +358,7 @@ static char *disk_backed_read_map(uint64_t map_gpa)
         ignored += b->nrecs - kept;
         b->nrecs = kept;
         b->cand = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
+        b->nacked = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
         for (size_t i = 0; i < kept; i++) {
             set_bit(b->recs[i].gpa >> TARGET_PAGE_BITS, b->cand);
         }
@@ -352,11 +376,10 @@ bool disk_backed_save_setup(Error **errp)
     uint64_t map_gpa = migrate_disk_backed_map();
     BlockDriverState *bs;
 
+    disk_backed_save_cleanup();
     disk_backed_reset_stats("none");
-    WITH_QEMU_LOCK_GUARD(&db.lock) {
-        db.nacks = g_array_new(false, false, sizeof(DiskBackedNack));
-        qatomic_set(&db.nack_count, 0);
-    }
+    qatomic_set(&db.nack_count, 0);
+    qatomic_set(&db.pong, false);
     db.closed = false;
 
     if (!disk_backed_check_node(errp)) {
@@ -390,13 +413,6 @@ void disk_backed_save_cleanup(void)
         bdrv_unref(db.bs);
         db.bs = NULL;
     }
-    if (db.nacks) {
-        WITH_QEMU_LOCK_GUARD(&db.lock) {
-            g_array_free(db.nacks, true);
-            db.nacks = NULL;
-            qatomic_set(&db.nack_count, 0);
-        }
-    }
     disk_backed_free_blocks();
 }
 
@@ -414,9 +430,14 @@ bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
         return false;
     }
     r = disk_map_lookup(b->recs, b->nrecs, offset);
-    assert(r);
+    if (!r) {
+        return false;
+    }
     p.last_stage = last_stage || db.closed;
-    p.frame_written = bdrv_dirty_bitmap_get(db.written,
+    /* a disk that shrank since setup: as if written */
+    p.frame_written = r->frame * DISK_MAP_PAGE_SIZE >=
+                      bdrv_dirty_bitmap_size(db.written) ||
+                      bdrv_dirty_bitmap_get(db.written,
                                             r->frame * DISK_MAP_PAGE_SIZE);
     if (!disk_ref_qualifies(&p)) {
         trace_disk_backed_save_full(rb->idstr, offset, p.frame_written);
@@ -438,61 +459,76 @@ void disk_backed_ref_sent(uint64_t len)
 
 int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
 {
-    DiskBackedNack n;
+    DiskBackedBlock *b;
+    RAMBlock *rb;
 
     RCU_READ_LOCK_GUARD();
-    n.rb = qemu_ram_block_by_name(idstr);
-    if (!n.rb || !QEMU_IS_ALIGNED(offset, DISK_MAP_PAGE_SIZE) ||
-        offset >= n.rb->used_length) {
-        error_setg(errp, "disk-backed-pages: the destination refused a "
-                   "reference to page 0x%" PRIx64 " of '%s', which was "
-                   "never sent", offset, idstr);
+    rb = qemu_ram_block_by_name(idstr);
+    b = rb ? rb->disk_backed : NULL;
+    /* only a page that went as a reference can be refused */
+    if (!b || !b->nacked || !QEMU_IS_ALIGNED(offset, DISK_MAP_PAGE_SIZE) ||
+        offset >= rb->used_length ||
+        !disk_map_lookup(b->recs, b->nrecs, offset) ||
+        test_bit(offset >> TARGET_PAGE_BITS, b->cand)) {
+        error_setg(errp, "disk-backed-pages: the destination refused page "
+                   "0x%" PRIx64 " of RAM block '%s', which was not sent as "
+                   "a reference", offset, idstr);
         return -EINVAL;
     }
-    n.offset = offset;
     trace_disk_backed_nack(idstr, offset);
     stat64_add(&db.references_refused, 1);
-    WITH_QEMU_LOCK_GUARD(&db.lock) {
-        if (db.nacks) {
-            g_array_append_val(db.nacks, n);
-            qatomic_set(&db.nack_count, db.nacks->len);
-        }
+    if (disk_backed_flip_bit_atomic(b->nacked, offset >> TARGET_PAGE_BITS,
+                                    true)) {
+        qatomic_inc(&db.nack_count);
     }
     return 0;
 }
 
-bool disk_backed_take_nack(RAMBlock **rb, ram_addr_t *offset)
+uint64_t disk_backed_take_nacks(RAMBlock *rb, unsigned long *bmap)
 {
-    DiskBackedNack n;
+    DiskBackedBlock *b = rb->disk_backed;
+    unsigned long npages, page;
+    uint64_t dirtied = 0;
 
-    if (!qatomic_read(&db.nack_count)) {
-        return false;
+    if (!qatomic_read(&db.nack_count) || !b || !b->nacked) {
+        return 0;
     }
-    WITH_QEMU_LOCK_GUARD(&db.lock) {
-        if (!db.nacks || !db.nacks->len) {
-            return false;
+    npages = rb->used_length >> TARGET_PAGE_BITS;
+    for (page = find_first_bit(b->nacked, npages); page < npages;
+         page = find_next_bit(b->nacked, npages, page + 1)) {
+        if (!disk_backed_flip_bit_atomic(b->nacked, page, false)) {
+            continue;
         }
-        n = g_array_index(db.nacks, DiskBackedNack, db.nacks->len - 1);
-        g_array_set_size(db.nacks, db.nacks->len - 1);
-        qatomic_set(&db.nack_count, db.nacks->len);
+        qatomic_dec(&db.nack_count);
+        if (!test_and_set_bit(page, bmap)) {
+            dirtied++;
+        }
     }
-    *rb = n.rb;
-    *offset = n.offset;
-    return true;
+    return dirtied;
 }
 
-int disk_backed_close_refs(QEMUFile *f, QemuSemaphore *pong, Error **errp)
+void disk_backed_pong(void)
+{
+    qatomic_set(&db.pong, true);
+}
+
+int disk_backed_close_refs(QEMUFile *f, Error **errp)
 {
     MigrationState *s = migrate_get_current();
     int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
     db.closed = true;
+    if (!stat64_get(&db.pages_referenced)) {
+        return 0;               /* nothing to refuse */
+    }
+    qatomic_set(&db.pong, false);
     qemu_savevm_send_ping(f, QEMU_VM_PING_DISK_REFS);
     if (qemu_fflush(f) < 0) {
         error_setg(errp, "disk-backed-pages: cannot send the last ping");
         return -EIO;
     }
-    while (qemu_sem_timedwait(pong, 100)) {
+    while (!qatomic_read(&db.pong)) {
+        g_usleep(2 * 1000);
         if (migrate_has_error(s) || qemu_file_get_error(f) ||
             !migration_is_running()) {
             error_setg(errp, "disk-backed-pages: the migration stopped "
@@ -507,6 +543,8 @@ int disk_backed_close_refs(QEMUFile *f, QemuSemaphore *pong, Error **errp)
             return -ETIMEDOUT;
         }
     }
+    /* the return-path thread saw every NACK before the PONG */
+    smp_mb_acquire();
     trace_disk_backed_close_refs(qemu_clock_get_ms(QEMU_CLOCK_REALTIME) -
                                  start, qatomic_read(&db.nack_count));
     return 0;
@@ -622,14 +660,18 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
                      "disk-backed-node is open");
         return -EINVAL;
     }
-    if (!disk_ref_decode(rec, db.disk_size, &offset, hash)) {
+    if (!disk_ref_decode(rec, UINT64_MAX, &offset, hash)) {
         error_report("disk-backed-pages: malformed reference to disk "
-                     "offset 0x%" PRIx64 " (disk size %" PRIu64 ") for "
-                     "page 0x%" PRIx64 " of '%s'", offset, db.disk_size,
-                     (uint64_t)addr, rb->idstr);
+                     "offset 0x%" PRIx64 " for page 0x%" PRIx64 " of '%s'",
+                     offset, (uint64_t)addr, rb->idstr);
         return -EINVAL;
     }
-    ret = blk_pread(db.blk, offset, DISK_MAP_PAGE_SIZE, buf, 0);
+    if (offset >= db.disk_size || db.disk_size - offset < DISK_MAP_PAGE_SIZE) {
+        /* the disk is smaller here: refused like a block that differs */
+        ret = -ERANGE;
+    } else {
+        ret = blk_pread(db.blk, offset, DISK_MAP_PAGE_SIZE, buf, 0);
+    }
     if (ret >= 0) {
         stat64_add(&db.disk_bytes_read, DISK_MAP_PAGE_SIZE);
         disk_ref_hash(buf, got);

@@ -38,22 +38,27 @@ bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
 /* Source: a reference of @len bytes in the stream has replaced a page. */
 void disk_backed_ref_sent(uint64_t len);
 
-/* Source, return-path thread: the destination refused a reference. */
+/*
+ * Source, return-path thread: the destination refused the reference to
+ * page @offset of RAM block @idstr.  Fails for a page that was not sent
+ * as a reference.
+ */
 int disk_backed_ref_nacked(const char *idstr, uint64_t offset,
                            Error **errp);
+/* Source, return-path thread: the pong to QEMU_VM_PING_DISK_REFS. */
+void disk_backed_pong(void);
 /*
- * Source, migration thread: take one refused page to mark dirty again.
- * Returns false when there is none.
+ * Source, migration thread with bitmap_mutex and RCU held: mark the
+ * refused pages of @rb dirty in @bmap; returns how many were clean.
  */
-bool disk_backed_take_nack(RAMBlock **rb, ram_addr_t *offset);
+uint64_t disk_backed_take_nacks(RAMBlock *rb, unsigned long *bmap);
 
 /*
  * Source, migration thread, before the VM is stopped for switchover:
  * send no more references, and wait until the destination has checked
  * every reference sent, so that every refusal has arrived.
  */
-int disk_backed_close_refs(QEMUFile *f, QemuSemaphore *pong,
-                           Error **errp);
+int disk_backed_close_refs(QEMUFile *f, Error **errp);
 
 /*
  * Destination, from migrate-incoming: open disk-backed-node for reading.

@@ -28,7 +28,8 @@
 #define FIRST_FRAME     100             /* planted page i copies frame 100+i */
 /* records with something to check */
 #define MODIFIED_PAGE   5               /* modified flag set: in full */
-#define WRONG_PAGE      10              /* names another frame: refused */
+/* names another frame: refused, and as late as possible */
+#define WRONG_PAGE      (PLANT_PAGES - 1)
 #define WRONG_FRAME     3000
 #define REWRITTEN_PAGE  20              /* its frame is written meanwhile */
 #define BAD_RECORDS     6               /* ignored, see map_build() */
@@ -237,8 +238,13 @@ static void test_disk_backed_refs(void)
     map_build(from, MAP_GOOD);
     migrate_set_parameter_int(from, "disk-backed-map", MAP_GPA);
     migrate_set_parameter_int(from, "max-bandwidth", SLOW_BYTES_PER_SEC);
-    migrate_set_parameter_int(from, "downtime-limit", 1);
     wait_for_serial("src_serial");
+    /*
+     * With the guest stopped the source is ready to switch over as soon
+     * as the first pass has sent the references, maybe before the
+     * destination has checked the last one, the refused one.
+     */
+    qtest_qmp_assert_success(from, "{ 'execute' : 'stop'}");
 
     migrate_qmp(from, to, uri, NULL, "{}");
     wait_for_migration_status(from, "active", NULL);
@@ -247,12 +253,9 @@ static void test_disk_backed_refs(void)
                     (FIRST_FRAME + REWRITTEN_PAGE) * PAGE, PAGE);
     g_assert_cmpstr(hmp, !=, NULL);
     g_free(hmp);
-    while (read_ram_property_int(from, "dirty-sync-count") < 2) {
-        g_usleep(20 * 1000);
-    }
-    migrate_ensure_converge(from);
     wait_for_migration_complete(from);
-    qtest_qmp_eventwait(to, "RESUME");
+    qtest_qmp_assert_success(to, "{ 'execute' : 'cont'}");
+    wait_for_resume(to, get_dst());
     wait_for_serial("dest_serial");
 
     src = migrate_query_member(from, "disk-backed-pages");
@@ -446,6 +449,7 @@ static void test_disk_backed_refusals(void)
                         "'postcopy-ram'");
     assert_caps_refused(who, "mapped-ram", "conflicts with capability "
                         "'mapped-ram'");
+    assert_caps_refused(who, "background-snapshot", "not compatible with");
 
     err = qtest_qmp_assert_failure_ref(who,
         "{ 'execute': 'migrate-set-parameters', 'arguments': "
@@ -453,6 +457,8 @@ static void test_disk_backed_refusals(void)
     g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
                     "Parameter 'disk-backed-map' must be aligned to 4096 "
                     "bytes, not 0x1001");
+    qobject_unref(err);
+    err = NULL;
 
     /* HMP sets and shows both parameters */
     hmp = qtest_hmp(who, "migrate_set_parameter disk-backed-node disk0");
