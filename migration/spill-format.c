@@ -156,7 +156,13 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
             return corrupt(err, "device state record too long");
         }
         break;
+    case SPILL_REC_STREAM:
+        if (!rec->len || rec->len > SPILL_MAX_STREAM) {
+            return corrupt(err, "bad stream record length");
+        }
+        break;
     case SPILL_REC_END:
+    case SPILL_REC_ABORT:
         if (rec->len) {
             return corrupt(err, "end record with a payload");
         }
@@ -211,7 +217,14 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
             return corrupt(err, "page offset outside its block");
         }
         break;
+    case SPILL_REC_STREAM:
+        if (rec->offset != s->stream_end) {
+            return corrupt(err, "a gap or overlap in the stream records");
+        }
+        s->stream_end += rec->len;
+        break;
     case SPILL_REC_END:
+    case SPILL_REC_ABORT:
         if (avail > size) {
             return corrupt(err, "data after the end record");
         }
@@ -222,7 +235,14 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
     }
     s->last_seq = rec->seq;
     s->pos += size;
-    return rec->type == SPILL_REC_END ? SPILL_SCAN_END : SPILL_SCAN_RECORD;
+    switch (rec->type) {
+    case SPILL_REC_END:
+        return SPILL_SCAN_END;
+    case SPILL_REC_ABORT:
+        return SPILL_SCAN_ABORT;
+    default:
+        return SPILL_SCAN_RECORD;
+    }
 }
 
 void spill_seq_init(SpillSeqTable *t, uint64_t npages)

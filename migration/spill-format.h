@@ -44,7 +44,10 @@
  *
  *   BLOCK payload: u64 block length, then the block's idstr (1-255
  *   bytes, no NUL).  PAGE payload: page_size bytes.  STATE payload: the
- *   device state.  END: no payload; nothing may follow it.
+ *   device state.  STREAM payload: 1 to SPILL_MAX_STREAM bytes of the
+ *   migration stream from byte offset on; the STREAM records of a file
+ *   hold the stream from byte 0 on, without gaps.  END and ABORT: no
+ *   payload; nothing may follow them.
  */
 
 #ifndef MIGRATION_SPILL_FORMAT_H
@@ -58,12 +61,17 @@
 #define SPILL_REC_HEADER_SIZE   32
 #define SPILL_MAX_BLOCKS        256
 #define SPILL_MAX_STATE         (1u << 30)
+#define SPILL_MAX_STREAM        (4u << 20)
 
 typedef enum SpillRecType {
     SPILL_REC_BLOCK = 1,
     SPILL_REC_PAGE = 2,
     SPILL_REC_STATE = 3,
     SPILL_REC_END = 4,
+    /* bytes of the migration stream from byte @offset on */
+    SPILL_REC_STREAM = 5,
+    /* the source gave up: nothing of the file may be used */
+    SPILL_REC_ABORT = 6,
 } SpillRecType;
 
 typedef struct SpillHeader {
@@ -110,6 +118,7 @@ typedef struct SpillScan {
     SpillHeader hdr;
     uint64_t pos;               /* file offset of the next record */
     uint64_t last_seq;
+    uint64_t stream_end;        /* stream bytes the STREAM records hold */
     bool ended;
     uint32_t nblocks;
     SpillBlock blocks[SPILL_MAX_BLOCKS];
@@ -119,6 +128,7 @@ typedef enum SpillScanResult {
     SPILL_SCAN_RECORD,          /* *rec is valid; pos moved past it */
     SPILL_SCAN_MORE,            /* need @want bytes from pos */
     SPILL_SCAN_END,             /* the END record was read */
+    SPILL_SCAN_ABORT,           /* the ABORT record was read; stop */
     SPILL_SCAN_CORRUPT,         /* *err says why; stop */
 } SpillScanResult;
 

@@ -304,6 +304,103 @@ static void test_semantic_corruption(void **state)
  * usually first: whatever the order, the destination keeps the newest
  * copy of each page, and drops every older one.
  */
+/* A file of STREAM records: the migration stream, teed */
+static void stream_file(File *f, uint64_t total, uint32_t chunk)
+{
+    g_autofree uint8_t *bytes = g_malloc(total);
+
+    for (uint64_t i = 0; i < total; i++) {
+        bytes[i] = i * 7 + 3;
+    }
+    file_init(f);
+    for (uint64_t off = 0; off < total; off += chunk) {
+        uint32_t len = MIN(chunk, total - off);
+
+        file_add(f, SPILL_REC_STREAM, 0, ++f->seq, off, bytes + off, len);
+    }
+}
+
+static SpillScanResult scan_stream(const File *f, uint64_t *stream_end,
+                                   const char **err)
+{
+    SpillScan s;
+    SpillHeader h;
+    SpillScanResult r;
+
+    assert_true(spill_header_decode(f->buf, &h, err));
+    spill_scan_init(&s, &h);
+    do {
+        SpillRecord rec;
+        uint64_t want;
+
+        r = spill_scan_next(&s, f->buf + s.pos, f->len - s.pos, &rec, &want,
+                            err);
+        if (r == SPILL_SCAN_RECORD) {
+            assert_int_equal(rec.type, SPILL_REC_STREAM);
+            /* the payload is the stream's bytes at its offset */
+            assert_int_equal(rec.payload[0], (uint8_t)(rec.offset * 7 + 3));
+        }
+    } while (r == SPILL_SCAN_RECORD);
+    *stream_end = s.stream_end;
+    return r;
+}
+
+static void test_stream_records(void **state)
+{
+    uint64_t end;
+    const char *err = NULL;
+    File f;
+
+    /* complete: every byte, then END */
+    stream_file(&f, 100000, 4096);
+    file_add(&f, SPILL_REC_END, 0, ++f.seq, 0, NULL, 0);
+    assert_int_equal(scan_stream(&f, &end, &err), SPILL_SCAN_END);
+    assert_int_equal(end, 100000);
+    g_free(f.buf);
+
+    /* still being written: the reader needs more */
+    stream_file(&f, 100000, 4096);
+    assert_int_equal(scan_stream(&f, &end, &err), SPILL_SCAN_MORE);
+    assert_int_equal(end, 100000);
+    g_free(f.buf);
+
+    /* the source gave up */
+    stream_file(&f, 10000, 4096);
+    file_add(&f, SPILL_REC_ABORT, 0, ++f.seq, 0, NULL, 0);
+    assert_int_equal(scan_stream(&f, &end, &err), SPILL_SCAN_ABORT);
+    g_free(f.buf);
+
+    /* a gap: bytes 4096-8191 missing */
+    stream_file(&f, 4096, 4096);
+    {
+        uint8_t b[4096] = { 0 };
+
+        b[0] = (uint8_t)(8192 * 7 + 3);
+        file_add(&f, SPILL_REC_STREAM, 0, ++f.seq, 8192, b, sizeof(b));
+    }
+    assert_int_equal(scan_stream(&f, &end, &err), SPILL_SCAN_CORRUPT);
+    assert_non_null(strstr(err, "gap"));
+    g_free(f.buf);
+
+    /* empty and oversized records */
+    file_init(&f);
+    file_add(&f, SPILL_REC_STREAM, 0, ++f.seq, 0, NULL, 0);
+    assert_int_equal(scan_stream(&f, &end, &err), SPILL_SCAN_CORRUPT);
+    assert_non_null(strstr(err, "stream record length"));
+    g_free(f.buf);
+
+    /* one flipped payload bit anywhere: refused */
+    stream_file(&f, 9000, 3000);
+    file_add(&f, SPILL_REC_END, 0, ++f.seq, 0, NULL, 0);
+    for (uint64_t i = SPILL_HEADER_SIZE + SPILL_REC_HEADER_SIZE; i < f.len;
+         i += 997) {
+        f.buf[i] ^= 0x10;
+        assert_int_equal(scan_stream(&f, &end, &err), SPILL_SCAN_CORRUPT);
+        f.buf[i] ^= 0x10;
+    }
+    g_free(f.buf);
+}
+
 static void test_freshness(void **state)
 {
     enum { PAGES = 64, COPIES = 2000 };
@@ -398,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupt_every_byte),
         cmocka_unit_test(test_semantic_corruption),
+        cmocka_unit_test(test_stream_records),
         cmocka_unit_test(test_freshness),
         cmocka_unit_test(test_round_split),
     };
