@@ -1,0 +1,46 @@
+/*
+ * shared-file-spill: the migration stream also through a shared file
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef MIGRATION_SPILL_H
+#define MIGRATION_SPILL_H
+
+#include "io/channel.h"
+#include "qapi/qapi-types-migration.h"
+
+/* Both sides: is spill-file set? */
+bool spill_check_params(Error **errp);
+
+/*
+ * Source, from migrate: create spill-file (truncated) and write its
+ * header, before the connection is made.
+ */
+bool spill_prepare_outgoing(Error **errp);
+
+/*
+ * Source: the channel the migration stream goes through: every byte to
+ * @net and, as STREAM records, to the spill file.  When @net breaks,
+ * the stream goes on through the file alone.
+ */
+QIOChannel *spill_wrap_outgoing(QIOChannel *net);
+
+/*
+ * Destination: the channel the migration stream comes from: @net, and
+ * from the spill file, at the same stream offset, once @net breaks.
+ * Fails when the spill file is not there or not a spill file.
+ */
+QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp);
+
+/*
+ * Source, after the last byte of the stream: if the network is lost,
+ * wait until the destination has read the whole stream from the file.
+ */
+bool spill_wait_destination(QIOChannel *ioc, Error **errp);
+
+void spill_populate_info(MigrationInfo *info);
+
+#endif

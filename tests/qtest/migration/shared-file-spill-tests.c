@@ -1,0 +1,442 @@
+/*
+ * QTest testcases for the shared-file-spill migration capability
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The source connects to a TCP forwarder in this test, which forwards to
+ * the destination and can cut both connections after a given number of
+ * bytes, as a broken network would.  The migration must then complete
+ * through the spill file, with every page of the guest checked.
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "migration/bootfile.h"
+#include "migration/framework.h"
+#include "migration/migration-qmp.h"
+#include "migration/migration-util.h"
+#include "qobject/qdict.h"
+#include "qemu/sockets.h"
+#include <poll.h>
+
+#define MiB (1024 * 1024)
+
+static char *tmpfs;
+
+typedef struct Forwarder {
+    int listen_fd;
+    int port;
+    char *dest_host;
+    int dest_port;
+    uint64_t cut_after;         /* source -> destination bytes; 0: never */
+    uint64_t forwarded;
+    bool cut;
+    GThread *thread;
+} Forwarder;
+
+static bool write_all(int fd, const char *buf, ssize_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        buf += n;
+        len -= n;
+    }
+    return true;
+}
+
+static gpointer forwarder_run(gpointer opaque)
+{
+    Forwarder *fw = opaque;
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    int src, dst;
+    char buf[64 * 1024];
+
+    src = accept(fw->listen_fd, NULL, NULL);
+    g_assert(src >= 0);
+    dst = socket(AF_INET, SOCK_STREAM, 0);
+    addr.sin_port = htons(fw->dest_port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert(connect(dst, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+
+    for (;;) {
+        struct pollfd pfd[2] = {
+            { .fd = src, .events = POLLIN },
+            { .fd = dst, .events = POLLIN },
+        };
+
+        if (poll(pfd, 2, 1000) < 0 && errno != EINTR) {
+            break;
+        }
+        if (pfd[0].revents) {
+            ssize_t n = read(src, buf, sizeof(buf));
+
+            if (n <= 0) {
+                break;
+            }
+            if (fw->cut_after && fw->forwarded + n >= fw->cut_after) {
+                /* the network breaks: in the middle of this chunk */
+                write_all(dst, buf, fw->cut_after - fw->forwarded);
+                fw->forwarded = fw->cut_after;
+                fw->cut = true;
+                break;
+            }
+            if (!write_all(dst, buf, n)) {
+                break;
+            }
+            fw->forwarded += n;
+        }
+        if (pfd[1].revents) {
+            ssize_t n = read(dst, buf, sizeof(buf));
+
+            if (n <= 0 || !write_all(src, buf, n)) {
+                break;
+            }
+        }
+    }
+    /* a reset, not an orderly close, on both sides */
+    shutdown(src, SHUT_RDWR);
+    shutdown(dst, SHUT_RDWR);
+    close(src);
+    close(dst);
+    return NULL;
+}
+
+static Forwarder *forwarder_start(QTestState *to, uint64_t cut_after)
+{
+    Forwarder *fw = g_new0(Forwarder, 1);
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    socklen_t len = sizeof(addr);
+    g_autofree char *uri = migrate_get_connect_uri(to);
+    const char *port;
+
+    /* tcp:127.0.0.1:PORT */
+    port = strrchr(uri, ':');
+    g_assert(port);
+    fw->dest_port = atoi(port + 1);
+    fw->cut_after = cut_after;
+    fw->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert(bind(fw->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+    g_assert(listen(fw->listen_fd, 1) == 0);
+    g_assert(getsockname(fw->listen_fd, (struct sockaddr *)&addr, &len) == 0);
+    fw->port = ntohs(addr.sin_port);
+    fw->thread = g_thread_new("forwarder", forwarder_run, fw);
+    return fw;
+}
+
+static void forwarder_free(Forwarder *fw)
+{
+    g_thread_join(fw->thread);
+    close(fw->listen_fd);
+    g_free(fw);
+}
+
+static void unlink_ack(const char *spill)
+{
+    g_autofree char *ack = g_strdup_printf("%s.ack", spill);
+
+    unlink(ack);
+}
+
+/* What migrate_end() would remove, for tests that cannot call it */
+static void unlink_serials(void)
+{
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *serial = g_strdup_printf("%s/%s_serial", tmpfs,
+                                                  i ? "dest" : "src");
+        unlink(serial);
+    }
+}
+
+/* The source's guest goes on writing its memory */
+static void assert_source_runs(QTestState *from)
+{
+    g_autoptr(GTimer) timer = g_timer_new();
+    uint8_t first = qtest_readb(from, X86_TEST_MEM_START);
+
+    while (qtest_readb(from, X86_TEST_MEM_START) == first) {
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 10);
+        g_usleep(10 * 1000);
+    }
+}
+
+static void set_spill(QTestState *who, const char *path)
+{
+    migrate_set_capability(who, "shared-file-spill", true);
+    migrate_set_parameter_str(who, "spill-file", path);
+}
+
+/*
+ * Migrate the live bootblock guest through the forwarder, cut after
+ * @cut_after bytes (0: never), and check every page on the destination.
+ */
+static void do_test_spill(uint64_t cut_after, bool converge_first)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *uri = NULL;
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) dst = NULL;
+    MigrateStart args = { .hide_stderr = true };
+    QTestState *from, *to;
+    Forwarder *fw;
+
+    if (migrate_start(&from, &to, "defer", &args)) {
+        return;
+    }
+    set_spill(from, spill);
+    set_spill(to, spill);
+    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "{}");
+    fw = forwarder_start(to, cut_after);
+    uri = g_strdup_printf("tcp:127.0.0.1:%d", fw->port);
+    if (converge_first) {
+        migrate_ensure_converge(from);
+    } else {
+        /* some passes, so that the cut can come in the middle */
+        migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
+        migrate_set_parameter_int(from, "downtime-limit", 1);
+    }
+    wait_for_serial("src_serial");
+
+    migrate_qmp(from, to, uri, NULL, "{}");
+    if (!converge_first) {
+        while (read_ram_property_int(from, "dirty-sync-count") < 3) {
+            g_usleep(20 * 1000);
+        }
+        migrate_ensure_converge(from);
+    }
+    wait_for_migration_complete(from);
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_for_serial("dest_serial");
+
+    src = migrate_query_member(from, "shared-file-spill");
+    dst = migrate_query_member(to, "shared-file-spill");
+    g_test_message("cut after %" PRIu64 " of %" PRIu64 " bytes: source "
+                   "wrote %" PRId64 " bytes in %" PRId64 " records, "
+                   "failovers %" PRId64 "; destination read %" PRId64
+                   " bytes from the file in %" PRId64 " records, "
+                   "failovers %" PRId64, cut_after, fw->forwarded,
+                   qdict_get_int(src, "file-bytes"),
+                   qdict_get_int(src, "records"),
+                   qdict_get_int(src, "failovers"),
+                   qdict_get_int(dst, "file-bytes"),
+                   qdict_get_int(dst, "records"),
+                   qdict_get_int(dst, "failovers"));
+    g_assert_cmpint(qdict_get_int(src, "file-errors"), ==, 0);
+    g_assert_cmpint(qdict_get_int(src, "file-bytes"), >,
+                    qdict_get_int(dst, "file-bytes"));
+    if (cut_after) {
+        g_assert_true(fw->cut);
+        g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
+        g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 1);
+        g_assert_cmpint(qdict_get_int(dst, "file-bytes"), >, 0);
+    } else {
+        g_assert_false(fw->cut);
+        g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "file-bytes"), ==, 0);
+    }
+    /* checks every page of the destination */
+    migrate_end(from, to, true);
+    forwarder_free(fw);
+    unlink(spill);
+    unlink_ack(spill);
+}
+
+static void test_spill_no_fault(void)
+{
+    do_test_spill(0, false);
+}
+
+static void test_spill_cut_early(void)
+{
+    do_test_spill(1 * MiB, false);
+}
+
+static void test_spill_cut_middle(void)
+{
+    /* in the second pass over the guest's 150 MiB */
+    do_test_spill(200 * MiB, false);
+}
+
+static void test_spill_cut_last(void)
+{
+    /* converging at once: the cut falls in the last stage */
+    do_test_spill(60 * MiB, true);
+}
+
+/* A corrupt spill file is refused, not loaded; the source runs on */
+static void test_spill_corrupt(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *uri = NULL;
+    MigrateStart args = { .hide_stderr = true };
+    QTestState *from, *to;
+    Forwarder *fw;
+    int fd;
+
+    if (migrate_start(&from, &to, "defer", &args)) {
+        return;
+    }
+    set_spill(from, spill);
+    set_spill(to, spill);
+    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "{}");
+    /* about a second before the cut */
+    fw = forwarder_start(to, 32 * MiB);
+    uri = g_strdup_printf("tcp:127.0.0.1:%d", fw->port);
+    migrate_ensure_non_converge(from);
+    migrate_set_parameter_int(from, "max-bandwidth", 32 * MiB);
+    wait_for_serial("src_serial");
+    qtest_set_expected_status(to, EXIT_FAILURE);
+
+    /*
+     * Garbage in the first record, once the source has written it and
+     * before the destination reads the file: it must refuse it.
+     */
+    migrate_qmp(from, to, uri, NULL, "{}");
+    for (;;) {
+        struct stat st;
+
+        g_assert(stat(spill, &st) == 0);
+        if (st.st_size > 64 * 1024) {
+            break;
+        }
+        g_usleep(1000);
+    }
+    g_assert_false(fw->cut);
+    fd = open(spill, O_WRONLY);
+    g_assert(fd >= 0);
+    g_assert(pwrite(fd, "garbage!", 8, 4096 + 64) == 8);
+    close(fd);
+
+    qtest_wait_qemu(to);
+    qtest_quit(to);
+    /* no destination reads the file: the source gives up and runs on */
+    wait_for_migration_fail(from, true);
+    assert_source_runs(from);
+    qtest_quit(from);
+    forwarder_free(fw);
+    unlink(spill);
+    unlink_ack(spill);
+    unlink_serials();
+}
+
+/* Capability conflicts and setup errors */
+static void test_spill_refusals(void)
+{
+    QTestState *who = qtest_init("-machine none");
+    g_autoptr(QDict) err = NULL;
+    char *hmp;
+
+    err = qtest_qmp_assert_failure_ref(who,
+        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
+        "{ 'capabilities': [ "
+        "{ 'capability': 'return-path', 'state': true }, "
+        "{ 'capability': 'shared-file-spill', 'state': true } ] } }");
+    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
+                    "Capability 'shared-file-spill' conflicts with "
+                    "capability 'return-path'");
+    qobject_unref(err);
+    err = qtest_qmp_assert_failure_ref(who,
+        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
+        "{ 'capabilities': [ "
+        "{ 'capability': 'multifd', 'state': true }, "
+        "{ 'capability': 'shared-file-spill', 'state': true } ] } }");
+    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
+                    "Capability 'shared-file-spill' conflicts with "
+                    "capability 'multifd'");
+    qobject_unref(err);
+
+    /* no spill-file */
+    migrate_set_capability(who, "shared-file-spill", true);
+    err = qtest_qmp_assert_failure_ref(who,
+        "{ 'execute': 'migrate', 'arguments': "
+        "{ 'uri': 'tcp:127.0.0.1:1' } }");
+    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
+                    "Capability 'shared-file-spill' needs parameter "
+                    "'spill-file'");
+    qobject_unref(err);
+
+    /* an unwritable spill path: refused, nothing started */
+    migrate_set_parameter_str(who, "spill-file", "/nonexistent/dir/spill");
+    err = qtest_qmp_assert_failure_ref(who,
+        "{ 'execute': 'migrate', 'arguments': "
+        "{ 'uri': 'tcp:127.0.0.1:1' } }");
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
+                            "Parameter 'spill-file': "));
+    qobject_unref(err);
+    err = qtest_qmp_assert_failure_ref(who,
+        "{ 'execute': 'migrate', 'arguments': "
+        "{ 'uri': 'file:/tmp/x' } }");
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
+                            "'shared-file-spill' needs a socket"));
+    qobject_unref(err);
+    err = NULL;
+
+    hmp = qtest_hmp(who, "migrate_set_parameter spill-file /tmp/spill");
+    g_assert_cmpstr(hmp, ==, "");
+    g_free(hmp);
+    hmp = qtest_hmp(who, "info migrate_parameters");
+    g_assert_nonnull(strstr(hmp, "spill-file: '/tmp/spill'"));
+    g_free(hmp);
+    qtest_quit(who);
+}
+
+/* Set on the source only: the destination refuses the stream */
+static void test_spill_one_side(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    MigrateStart args = { .hide_stderr = true };
+    g_autofree char *uri = NULL;
+    QTestState *from, *to;
+
+    if (migrate_start(&from, &to, "defer", &args)) {
+        return;
+    }
+    set_spill(from, spill);
+    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "{}");
+    uri = migrate_get_connect_uri(to);
+    wait_for_serial("src_serial");
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    migrate_qmp(from, to, uri, NULL, "{}");
+    qtest_wait_qemu(to);
+    qtest_quit(to);
+    /* no destination reads the file: the source gives up and runs on */
+    wait_for_migration_fail(from, true);
+    assert_source_runs(from);
+    qtest_quit(from);
+    unlink(spill);
+    unlink_ack(spill);
+    unlink_serials();
+}
+
+void migration_test_add_shared_file_spill(MigrationTestEnv *env)
+{
+    tmpfs = env->tmpfs;
+
+    migration_test_add("/migration/shared-file-spill/refusals",
+                       test_spill_refusals);
+    if (!env->is_x86) {
+        return;
+    }
+    migration_test_add("/migration/shared-file-spill/no-fault",
+                       test_spill_no_fault);
+    migration_test_add("/migration/shared-file-spill/cut/early",
+                       test_spill_cut_early);
+    migration_test_add("/migration/shared-file-spill/cut/middle",
+                       test_spill_cut_middle);
+    migration_test_add("/migration/shared-file-spill/cut/last",
+                       test_spill_cut_last);
+    migration_test_add("/migration/shared-file-spill/corrupt",
+                       test_spill_corrupt);
+    migration_test_add("/migration/shared-file-spill/one-side",
+                       test_spill_one_side);
+}
