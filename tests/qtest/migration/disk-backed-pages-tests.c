@@ -284,7 +284,11 @@ static void test_disk_backed_refs(void)
     g_assert_cmpint(qdict_get_int(src, "references-refused"), ==, 1);
     g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 1);
     g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), ==, refs - 1);
-    g_assert_cmpint(qdict_get_int(dst, "disk-bytes-read"), ==, refs * PAGE);
+    /* read in windows around the frames: about what was referenced */
+    g_assert_cmpint(qdict_get_int(dst, "disk-bytes-read"), >=,
+                    (refs - 1) * PAGE);
+    g_assert_cmpint(qdict_get_int(dst, "disk-bytes-read"), <,
+                    2 * refs * PAGE);
     g_assert_cmpint(qdict_get_int(src, "bytes-saved"), >, refs * (PAGE - 64));
 
     hmp = qtest_hmp(from, "info migrate");
