@@ -27,6 +27,12 @@
  * stream.  Without an acknowledgement for SPILL_ACK_TIMEOUT_MS the
  * migration fails and the guest runs on at the source.
  *
+ * END is the commit: the source writes it only once it has decided that
+ * the migration succeeded, and a destination that read from the file
+ * starts the guest only once it has read END; ABORT, or no END for
+ * SPILL_COMMIT_TIMEOUT_MS, fails it.  So the two never both run the
+ * guest.
+ *
  * The file is written from the migration thread as the stream is
  * flushed, so the storage must keep up with the network; see
  * docs/devel/migration/shared-file-spill.rst.
@@ -40,6 +46,8 @@
 #include "qemu/stats64.h"
 #include "qemu/timer.h"
 #include "qemu/coroutine.h"
+#include "qemu/main-loop.h"
+#include "block/aio.h"
 #include "qapi/error.h"
 #include "qom/object.h"
 #include "io/channel.h"
@@ -54,7 +62,9 @@
 #define SPILL_STALL_MS          (30 * 1000)
 #define SPILL_POLL_NS           (10 * SCALE_MS)
 /* A source without the network waits this long for the destination */
-#define SPILL_ACK_TIMEOUT_MS    (15 * 1000)
+#define SPILL_ACK_TIMEOUT_MS    (30 * 1000)
+/* A destination that read from the file waits this long for END */
+#define SPILL_COMMIT_TIMEOUT_MS (120 * 1000)
 #define SPILL_ACK_WINDOW        (64 * 1024 * 1024)
 /* The acknowledgement file: magic, the migration's uuid, stream bytes */
 #define SPILL_ACK_MAGIC         "QSPILLAK"
@@ -69,7 +79,8 @@ struct QIOChannelSpill {
     int fd;                     /* the spill file, -1 once given up */
     bool source;
     bool net_ok;                /* the network still carries the stream */
-    bool shutdown;              /* cancelled: fail, do not fail over */
+    bool shutdown;              /* atomic; cancelled: fail, no failover */
+    bool committed;             /* source: END written */
     uint64_t stream_pos;        /* stream bytes written or read */
     uint64_t seq;               /* source: records written */
     uint64_t file_pos;          /* source: where the next record goes */
@@ -85,6 +96,7 @@ struct QIOChannelSpill {
 
 static struct {
     int out_fd;                 /* source, from migrate to the channel */
+    char *out_path;
     uint8_t out_uuid[SPILL_UUID_LEN];
     Stat64 file_bytes;
     Stat64 records;
@@ -129,7 +141,9 @@ bool spill_prepare_outgoing(Error **errp)
         sp.out_fd = -1;
     }
     spill_reset_stats();
-    fd = qemu_create(path, O_WRONLY | O_TRUNC | O_CLOEXEC, 0600, errp);
+    /* a new file, never the inode an earlier destination may still read */
+    unlink(path);
+    fd = qemu_create(path, O_WRONLY | O_EXCL | O_CLOEXEC, 0600, errp);
     if (fd < 0) {
         error_prepend(errp, "Parameter 'spill-file': ");
         return false;
@@ -145,6 +159,8 @@ bool spill_prepare_outgoing(Error **errp)
     }
     memcpy(sp.out_uuid, h.uuid, sizeof(h.uuid));
     sp.out_fd = fd;
+    g_free(sp.out_path);
+    sp.out_path = g_strdup(path);
     {
         /* an acknowledgement left by an earlier migration */
         g_autofree char *ack = g_strdup_printf("%s.ack", path);
@@ -236,7 +252,7 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
     uint64_t acked = spill_acked(sc), last = acked;
 
     while (acked + window < sc->stream_pos) {
-        if (sc->shutdown) {
+        if (qatomic_read(&sc->shutdown)) {
             error_setg(errp, "shared-file-spill: cancelled");
             return -1;
         }
@@ -258,7 +274,7 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
     return 0;
 }
 
-bool spill_wait_destination(QIOChannel *ioc, Error **errp)
+bool spill_commit(QIOChannel *ioc, Error **errp)
 {
     QIOChannelSpill *sc;
 
@@ -266,10 +282,28 @@ bool spill_wait_destination(QIOChannel *ioc, Error **errp)
         return true;
     }
     sc = QIO_CHANNEL_SPILL(ioc);
-    if (!sc->source || sc->net_ok) {
+    if (!sc->source) {
         return true;
     }
-    return spill_wait_acked(sc, 0, errp) == 0;
+    if (!sc->net_ok && spill_wait_acked(sc, 0, errp) < 0) {
+        return false;
+    }
+    if (sc->fd >= 0 &&
+        spill_write_record(sc, SPILL_REC_END, NULL, 0, 0, 0)) {
+        /* without the network the destination starts on this alone */
+        if (!sc->net_ok && qemu_fdatasync(sc->fd) < 0) {
+            error_setg_errno(errp, errno, "shared-file-spill: cannot sync "
+                             "the spill file");
+            return false;
+        }
+        sc->committed = true;
+    } else if (!sc->net_ok) {
+        error_setg(errp, "shared-file-spill: cannot write the end of the "
+                   "spill file");
+        return false;
+    }
+    trace_spill_close(true, sc->stream_pos, sc->file_pos);
+    return true;
 }
 
 static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
@@ -283,7 +317,7 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
         error_setg(errp, "shared-file-spill: unexpected write");
         return -1;
     }
-    if (sc->shutdown) {
+    if (qatomic_read(&sc->shutdown)) {
         error_setg(errp, "shared-file-spill: cancelled");
         return -1;
     }
@@ -296,7 +330,7 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
         Error *err = NULL;
 
         if (qio_channel_writev_all(sc->net, iov, niov, &err) < 0) {
-            if (sc->fd < 0 || sc->shutdown) {
+            if (sc->fd < 0 || qatomic_read(&sc->shutdown)) {
                 error_propagate(errp, err);
                 return -1;
             }
@@ -307,6 +341,12 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
             trace_spill_failover(true, sc->stream_pos);
             stat64_add(&sp.failovers, 1);
             sc->net_ok = false;
+            /* a half-broken connection: make the destination fail over */
+            if (qio_channel_has_feature(sc->net,
+                                        QIO_CHANNEL_FEATURE_SHUTDOWN)) {
+                qio_channel_shutdown(sc->net, QIO_CHANNEL_SHUTDOWN_BOTH,
+                                     NULL);
+            }
         }
     } else if (sc->fd < 0) {
         error_setg(errp, "shared-file-spill: both the network and the spill "
@@ -314,7 +354,9 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
         return -1;
     }
     sc->stream_pos += total;
-    if (!sc->net_ok && spill_wait_acked(sc, SPILL_ACK_WINDOW, errp) < 0) {
+    /* not with the BQL held: spill_commit() waits for the rest */
+    if (!sc->net_ok && !bql_locked() &&
+        spill_wait_acked(sc, SPILL_ACK_WINDOW, errp) < 0) {
         return -1;
     }
     return total;
@@ -400,6 +442,16 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
             sc->cur_off = rec.offset;
             sc->cur_len = rec.len;
             since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            if (qatomic_read(&sc->shutdown)) {
+                error_setg(errp, "shared-file-spill: cancelled");
+                return -1;
+            }
+            if (qemu_in_coroutine() && !(rec.seq % 64)) {
+                /* scanning a long file: let the main loop run */
+                aio_co_schedule(qemu_get_current_aio_context(),
+                                qemu_coroutine_self());
+                qemu_coroutine_yield();
+            }
             continue;
         case SPILL_SCAN_END:
             if (sc->stream_pos < sc->scan.stream_end) {
@@ -418,7 +470,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                        "used", sc->scan.pos, why);
             return -1;
         case SPILL_SCAN_MORE:
-            if (sc->shutdown) {
+            if (qatomic_read(&sc->shutdown)) {
                 error_setg(errp, "shared-file-spill: cancelled");
                 return -1;
             }
@@ -470,7 +522,8 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
             sc->stream_pos += n;
             return n;
         }
-        if (n == QIO_CHANNEL_ERR_BLOCK || sc->shutdown || sc->fd < 0) {
+        if (n == QIO_CHANNEL_ERR_BLOCK || qatomic_read(&sc->shutdown) ||
+            sc->fd < 0) {
             error_propagate(errp, err);
             return n;
         }
@@ -502,7 +555,7 @@ static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
 {
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
 
-    sc->shutdown = true;
+    qatomic_set(&sc->shutdown, true);
     if (!qio_channel_has_feature(sc->net, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
         return 0;
     }
@@ -518,17 +571,10 @@ static int spill_close(QIOChannel *ioc, Error **errp)
         sc->ack_fd = -1;
     }
     if (sc->fd >= 0) {
-        if (sc->source) {
-            bool done = migrate_get_current()->state ==
-                        MIGRATION_STATUS_COMPLETED;
-
-            /* END: the stream is whole; ABORT: use nothing of it */
-            spill_write_record(sc, done ? SPILL_REC_END : SPILL_REC_ABORT,
-                               NULL, 0, 0, 0);
-            if (sc->fd >= 0) {
-                qemu_fdatasync(sc->fd);
-            }
-            trace_spill_close(done, sc->stream_pos, sc->file_pos);
+        if (sc->source && !sc->committed) {
+            /* use nothing of it */
+            spill_write_record(sc, SPILL_REC_ABORT, NULL, 0, 0, 0);
+            trace_spill_close(false, sc->stream_pos, sc->file_pos);
         }
         if (sc->fd >= 0) {
             close(sc->fd);
@@ -609,11 +655,10 @@ static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool source)
     sc->source = source;
     sc->net_ok = true;
     sc->ack_fd = -1;
-    sc->ack_path = g_strdup_printf("%s.ack", migrate_spill_file());
-    if (qio_channel_has_feature(net, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
-        qio_channel_set_feature(QIO_CHANNEL(sc),
-                                QIO_CHANNEL_FEATURE_SHUTDOWN);
-    }
+    sc->ack_path = g_strdup_printf("%s.ack", source && sp.out_path ?
+                                   sp.out_path : migrate_spill_file());
+    /* forwarded to @net where it can; the wait loops see it anyway */
+    qio_channel_set_feature(QIO_CHANNEL(sc), QIO_CHANNEL_FEATURE_SHUTDOWN);
     qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill");
     return sc;
 }
@@ -669,6 +714,54 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
     spill_scan_init(&sc->scan, &h);
     trace_spill_incoming(path);
     return QIO_CHANNEL(sc);
+}
+
+bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
+{
+    int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    QIOChannelSpill *sc;
+
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        return true;
+    }
+    sc = QIO_CHANNEL_SPILL(ioc);
+    if (sc->source || sc->net_ok) {
+        return true;            /* the network brought it all */
+    }
+    spill_ack(sc);
+    for (;;) {
+        SpillRecord rec;
+        const char *why = NULL;
+
+        switch (spill_read_record(sc, &rec, &why)) {
+        case SPILL_SCAN_END:
+            return true;
+        case SPILL_SCAN_RECORD:
+            continue;           /* bytes past the stream's end: unused */
+        case SPILL_SCAN_ABORT:
+            error_setg(errp, "shared-file-spill: the source abandoned the "
+                       "migration after sending all of it");
+            return false;
+        case SPILL_SCAN_CORRUPT:
+            error_setg(errp, "shared-file-spill: the spill file is corrupt "
+                       "at offset %" PRIu64 ": %s", sc->scan.pos, why);
+            return false;
+        case SPILL_SCAN_MORE:
+            if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start >
+                SPILL_COMMIT_TIMEOUT_MS) {
+                error_setg(errp, "shared-file-spill: the source did not "
+                           "confirm the migration within %d s",
+                           SPILL_COMMIT_TIMEOUT_MS / 1000);
+                return false;
+            }
+            if (qemu_in_coroutine()) {
+                qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, SPILL_POLL_NS);
+            } else {
+                g_usleep(SPILL_POLL_NS / SCALE_US);
+            }
+            continue;
+        }
+    }
 }
 
 void spill_populate_info(MigrationInfo *info)

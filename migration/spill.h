@@ -36,10 +36,19 @@ QIOChannel *spill_wrap_outgoing(QIOChannel *net);
 QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp);
 
 /*
- * Source, after the last byte of the stream: if the network is lost,
- * wait until the destination has read the whole stream from the file.
+ * Source, after the last byte of the stream, with the BQL free: if the
+ * network is lost, wait until the destination has read the whole stream
+ * from the file; then write END, which lets a destination that reads
+ * the file start the guest.  After a false return the migration must
+ * fail (the file then ends in ABORT).
  */
-bool spill_wait_destination(QIOChannel *ioc, Error **errp);
+bool spill_commit(QIOChannel *ioc, Error **errp);
+
+/*
+ * Destination, after the stream loaded: if it came partly from the
+ * file, wait for the source's END; false: do not start the guest.
+ */
+bool spill_incoming_commit(QIOChannel *ioc, Error **errp);
 
 void spill_populate_info(MigrationInfo *info);
 
