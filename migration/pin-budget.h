@@ -58,8 +58,7 @@ typedef struct PinBudgetStats {
     uint64_t registrations;
     uint64_t unregistrations;
     uint64_t reuses;            /* designated while still registered */
-    uint64_t stalls;            /* waits for room: stalling selections
-                                 * with no progress between count once */
+    uint64_t stalls;            /* waits for room (one per wait) */
 } PinBudgetStats;
 
 typedef struct PinBudget {
