@@ -176,6 +176,37 @@ static void set_spill(QTestState *who, const char *path)
 }
 
 /*
+ * Both QEMUs with the capability and the same spill file, the source to
+ * connect through a forwarder that cuts after @cut_after bytes (0:
+ * never).  Returns the URI to migrate to, or NULL when skipped.
+ */
+static char *spill_start(QTestState **from, QTestState **to,
+                         const char *spill, uint64_t cut_after,
+                         Forwarder **fw)
+{
+    MigrateStart args = { .hide_stderr = true };
+
+    if (migrate_start(from, to, "defer", &args)) {
+        return NULL;
+    }
+    set_spill(*from, spill);
+    set_spill(*to, spill);
+    migrate_incoming_qmp(*to, "tcp:127.0.0.1:0", NULL, "{}");
+    *fw = forwarder_start(*to, cut_after);
+    return g_strdup_printf("tcp:127.0.0.1:%d", (*fw)->port);
+}
+
+/* What a test leaves behind, once both QEMUs are gone */
+static void spill_cleanup(Forwarder *fw, const char *spill)
+{
+    if (fw) {
+        forwarder_free(fw);
+    }
+    unlink(spill);
+    unlink_ack(spill);
+}
+
+/*
  * Migrate the live bootblock guest through the forwarder, cut after
  * @cut_after bytes (0: never), and check every page on the destination.
  */
@@ -185,18 +216,13 @@ static void do_test_spill(uint64_t cut_after, bool converge_first)
     g_autofree char *uri = NULL;
     g_autoptr(QDict) src = NULL;
     g_autoptr(QDict) dst = NULL;
-    MigrateStart args = { .hide_stderr = true };
     QTestState *from, *to;
     Forwarder *fw;
 
-    if (migrate_start(&from, &to, "defer", &args)) {
+    uri = spill_start(&from, &to, spill, cut_after, &fw);
+    if (!uri) {
         return;
     }
-    set_spill(from, spill);
-    set_spill(to, spill);
-    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "{}");
-    fw = forwarder_start(to, cut_after);
-    uri = g_strdup_printf("tcp:127.0.0.1:%d", fw->port);
     if (converge_first) {
         migrate_ensure_converge(from);
     } else {
@@ -245,9 +271,7 @@ static void do_test_spill(uint64_t cut_after, bool converge_first)
     }
     /* checks every page of the destination */
     migrate_end(from, to, true);
-    forwarder_free(fw);
-    unlink(spill);
-    unlink_ack(spill);
+    spill_cleanup(fw, spill);
 }
 
 static void test_spill_no_fault(void)
@@ -277,20 +301,15 @@ static void test_spill_corrupt(void)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     g_autofree char *uri = NULL;
-    MigrateStart args = { .hide_stderr = true };
     QTestState *from, *to;
     Forwarder *fw;
     int fd;
 
-    if (migrate_start(&from, &to, "defer", &args)) {
+    /* about a second before the cut */
+    uri = spill_start(&from, &to, spill, 32 * MiB, &fw);
+    if (!uri) {
         return;
     }
-    set_spill(from, spill);
-    set_spill(to, spill);
-    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "{}");
-    /* about a second before the cut */
-    fw = forwarder_start(to, 32 * MiB);
-    uri = g_strdup_printf("tcp:127.0.0.1:%d", fw->port);
     migrate_ensure_non_converge(from);
     migrate_set_parameter_int(from, "max-bandwidth", 32 * MiB);
     wait_for_serial("src_serial");
@@ -322,9 +341,7 @@ static void test_spill_corrupt(void)
     wait_for_migration_fail(from, true);
     assert_source_runs(from);
     qtest_quit(from);
-    forwarder_free(fw);
-    unlink(spill);
-    unlink_ack(spill);
+    spill_cleanup(fw, spill);
     unlink_serials();
 }
 
@@ -337,19 +354,14 @@ static void test_spill_cancel(void)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     g_autofree char *uri = NULL;
-    MigrateStart args = { .hide_stderr = true };
     g_autoptr(GTimer) timer = g_timer_new();
     QTestState *from, *to;
     Forwarder *fw;
 
-    if (migrate_start(&from, &to, "defer", &args)) {
+    uri = spill_start(&from, &to, spill, 1 * MiB, &fw);
+    if (!uri) {
         return;
     }
-    set_spill(from, spill);
-    set_spill(to, spill);
-    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "{}");
-    fw = forwarder_start(to, 1 * MiB);
-    uri = g_strdup_printf("tcp:127.0.0.1:%d", fw->port);
     migrate_ensure_non_converge(from);
     wait_for_serial("src_serial");
     qtest_set_expected_status(to, EXIT_FAILURE);
@@ -371,9 +383,7 @@ static void test_spill_cancel(void)
     qtest_quit(to);
     assert_source_runs(from);
     qtest_quit(from);
-    forwarder_free(fw);
-    unlink(spill);
-    unlink_ack(spill);
+    spill_cleanup(fw, spill);
     unlink_serials();
 }
 
@@ -461,8 +471,7 @@ static void test_spill_one_side(void)
     wait_for_migration_fail(from, true);
     assert_source_runs(from);
     qtest_quit(from);
-    unlink(spill);
-    unlink_ack(spill);
+    spill_cleanup(NULL, spill);
     unlink_serials();
 }
 
