@@ -81,9 +81,11 @@ struct QIOChannelSpill {
     bool net_ok;                /* the network still carries the stream */
     bool shutdown;              /* atomic; cancelled: fail, no failover */
     bool committed;             /* source: END written */
+    char *path;                 /* the spill file */
     uint64_t stream_pos;        /* stream bytes written or read */
     uint64_t seq;               /* source: records written */
     uint64_t file_pos;          /* source: where the next record goes */
+    uint64_t synced_pos;        /* source: file_pos at the last sync */
     uint8_t *buf;               /* a record */
     size_t buf_size;
     uint8_t uuid[SPILL_UUID_LEN];
@@ -98,6 +100,7 @@ static struct {
     int out_fd;                 /* source, from migrate to the channel */
     char *out_path;
     uint8_t out_uuid[SPILL_UUID_LEN];
+    uint8_t in_uuid[SPILL_UUID_LEN];    /* the file the destination opened */
     Stat64 file_bytes;
     Stat64 records;
     Stat64 failovers;
@@ -191,9 +194,10 @@ static void spill_give_up_file(QIOChannelSpill *sc, int err)
     sc->fd = -1;
 }
 
-static bool spill_write_record(QIOChannelSpill *sc, SpillRecType type,
-                               const struct iovec *iov, size_t niov,
-                               size_t iov_off, uint32_t len)
+/* 0, or the errno of a write that failed (the file is then unchanged) */
+static int spill_try_write_record(QIOChannelSpill *sc, SpillRecType type,
+                                  const struct iovec *iov, size_t niov,
+                                  size_t iov_off, uint32_t len)
 {
     uint64_t size = spill_record_size(len);
     ssize_t done;
@@ -211,15 +215,44 @@ static bool spill_write_record(QIOChannelSpill *sc, SpillRecType type,
             continue;
         }
         if (n <= 0) {
-            spill_give_up_file(sc, n < 0 ? errno : ENOSPC);
-            return false;
+            return n < 0 ? errno : ENOSPC;
         }
         done += n;
     }
     sc->file_pos += size;
     stat64_add(&sp.file_bytes, size);
     stat64_add(&sp.records, 1);
-    return true;
+    return 0;
+}
+
+static bool spill_write_record(QIOChannelSpill *sc, SpillRecType type,
+                               const struct iovec *iov, size_t niov,
+                               size_t iov_off, uint32_t len)
+{
+    int err = spill_try_write_record(sc, type, iov, niov, iov_off, len);
+
+    if (err) {
+        spill_give_up_file(sc, err);
+    }
+    return !err;
+}
+
+/*
+ * Source: make what was written visible to the destination's host
+ * (storage shared over the network may hold it back until then).
+ */
+static int spill_sync(QIOChannelSpill *sc, Error **errp)
+{
+    if (sc->fd < 0 || sc->synced_pos == sc->file_pos) {
+        return 0;
+    }
+    if (qemu_fdatasync(sc->fd) < 0) {
+        error_setg_errno(errp, errno, "shared-file-spill: cannot sync the "
+                         "spill file");
+        return -1;
+    }
+    sc->synced_pos = sc->file_pos;
+    return 0;
 }
 
 /* Source: the stream bytes the destination acknowledges, or 0 */
@@ -251,6 +284,9 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     uint64_t acked = spill_acked(sc), last = acked;
 
+    if (acked + window < sc->stream_pos && spill_sync(sc, errp) < 0) {
+        return -1;
+    }
     while (acked + window < sc->stream_pos) {
         if (qatomic_read(&sc->shutdown)) {
             error_setg(errp, "shared-file-spill: cancelled");
@@ -288,19 +324,28 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
     if (!sc->net_ok && spill_wait_acked(sc, 0, errp) < 0) {
         return false;
     }
-    if (sc->fd >= 0 &&
-        spill_write_record(sc, SPILL_REC_END, NULL, 0, 0, 0)) {
+    if (sc->net_ok) {
+        /*
+         * A destination that took the whole stream from the network may
+         * have removed the file already: END is then of no use to anyone,
+         * and failing to write it is no error.
+         */
+        if (sc->fd >= 0 &&
+            !spill_try_write_record(sc, SPILL_REC_END, NULL, 0, 0, 0)) {
+            sc->committed = true;
+        }
+    } else {
         /* without the network the destination starts on this alone */
-        if (!sc->net_ok && qemu_fdatasync(sc->fd) < 0) {
-            error_setg_errno(errp, errno, "shared-file-spill: cannot sync "
-                             "the spill file");
+        if (sc->fd < 0 ||
+            !spill_write_record(sc, SPILL_REC_END, NULL, 0, 0, 0)) {
+            error_setg(errp, "shared-file-spill: cannot write the end of "
+                       "the spill file");
+            return false;
+        }
+        if (spill_sync(sc, errp) < 0) {
             return false;
         }
         sc->committed = true;
-    } else if (!sc->net_ok) {
-        error_setg(errp, "shared-file-spill: cannot write the end of the "
-                   "spill file");
-        return false;
     }
     trace_spill_close(true, sc->stream_pos, sc->file_pos);
     return true;
@@ -346,6 +391,10 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
                                         QIO_CHANNEL_FEATURE_SHUTDOWN)) {
                 qio_channel_shutdown(sc->net, QIO_CHANNEL_SHUTDOWN_BOTH,
                                      NULL);
+            }
+            /* the destination reads on from here */
+            if (spill_sync(sc, errp) < 0) {
+                return -1;
             }
         }
     } else if (sc->fd < 0) {
@@ -562,6 +611,24 @@ static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
     return qio_channel_shutdown(sc->net, how, errp);
 }
 
+/*
+ * Remove the spill file and its acknowledgement file, if @path is still
+ * the file @fd is open on (and not one a later migration created).
+ */
+static void spill_remove(const char *path, int fd)
+{
+    g_autofree char *ack = g_strdup_printf("%s.ack", path);
+    struct stat a, b;
+
+    if (fstat(fd, &a) < 0 || stat(path, &b) < 0 ||
+        a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+        return;
+    }
+    unlink(ack);
+    unlink(path);
+    trace_spill_remove(path);
+}
+
 static int spill_close(QIOChannel *ioc, Error **errp)
 {
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
@@ -575,6 +642,14 @@ static int spill_close(QIOChannel *ioc, Error **errp)
             /* use nothing of it */
             spill_write_record(sc, SPILL_REC_ABORT, NULL, 0, 0, 0);
             trace_spill_close(false, sc->stream_pos, sc->file_pos);
+            /*
+             * A destination reading it holds it open and reads ABORT
+             * (or loses it): it fails either way.  Committed, the file
+             * is the destination's to remove, which may still need END.
+             */
+            if (sc->fd >= 0) {
+                spill_remove(sc->path, sc->fd);
+            }
         }
         if (sc->fd >= 0) {
             close(sc->fd);
@@ -613,6 +688,7 @@ static void spill_finalize(Object *obj)
         close(sc->ack_fd);
     }
     object_unref(OBJECT(sc->net));
+    g_free(sc->path);
     g_free(sc->ack_path);
     g_free(sc->buf);
 }
@@ -655,8 +731,9 @@ static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool source)
     sc->source = source;
     sc->net_ok = true;
     sc->ack_fd = -1;
-    sc->ack_path = g_strdup_printf("%s.ack", source && sp.out_path ?
-                                   sp.out_path : migrate_spill_file());
+    sc->path = g_strdup(source && sp.out_path ? sp.out_path :
+                        migrate_spill_file());
+    sc->ack_path = g_strdup_printf("%s.ack", sc->path);
     /* forwarded to @net where it can; the wait loops see it anyway */
     qio_channel_set_feature(QIO_CHANNEL(sc), QIO_CHANNEL_FEATURE_SHUTDOWN);
     qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill");
@@ -670,6 +747,7 @@ QIOChannel *spill_wrap_outgoing(QIOChannel *net)
     sp.out_fd = -1;
     memcpy(sc->uuid, sp.out_uuid, sizeof(sc->uuid));
     sc->file_pos = SPILL_HEADER_SIZE;
+    sc->synced_pos = sc->file_pos;      /* the header was synced */
     if (sc->fd < 0) {
         warn_report("shared-file-spill: no spill file; the network alone "
                     "carries the migration");
@@ -711,6 +789,7 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
     }
     sc = spill_new(net, fd, false);
     memcpy(sc->uuid, h.uuid, sizeof(sc->uuid));
+    memcpy(sp.in_uuid, h.uuid, sizeof(sp.in_uuid));
     spill_scan_init(&sc->scan, &h);
     trace_spill_incoming(path);
     return QIO_CHANNEL(sc);
@@ -725,8 +804,13 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
         return true;
     }
     sc = QIO_CHANNEL_SPILL(ioc);
-    if (sc->source || sc->net_ok) {
-        return true;            /* the network brought it all */
+    if (sc->source) {
+        return true;
+    }
+    if (sc->net_ok) {
+        /* the network brought it all: nobody needs the file any more */
+        spill_remove(sc->path, sc->fd);
+        return true;
     }
     spill_ack(sc);
     for (;;) {
@@ -735,6 +819,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
 
         switch (spill_read_record(sc, &rec, &why)) {
         case SPILL_SCAN_END:
+            spill_remove(sc->path, sc->fd);
             return true;
         case SPILL_SCAN_RECORD:
             continue;           /* bytes past the stream's end: unused */
@@ -761,6 +846,32 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
             }
             continue;
         }
+    }
+}
+
+void spill_outgoing_uuid(uint8_t *uuid)
+{
+    memcpy(uuid, sp.out_uuid, SPILL_UUID_LEN);
+}
+
+bool spill_incoming_check_uuid(const uint8_t *uuid, Error **errp)
+{
+    if (memcmp(uuid, sp.in_uuid, SPILL_UUID_LEN)) {
+        error_setg(errp, "shared-file-spill: '%s' is not the spill file the "
+                   "source writes (another migration's, or a stale copy)",
+                   migrate_spill_file());
+        return false;
+    }
+    return true;
+}
+
+void spill_cleanup_outgoing(void)
+{
+    if (sp.out_fd >= 0) {
+        /* created, but the connection failed before it was used */
+        spill_remove(sp.out_path, sp.out_fd);
+        close(sp.out_fd);
+        sp.out_fd = -1;
     }
 }
 

@@ -50,6 +50,17 @@ bool spill_commit(QIOChannel *ioc, Error **errp);
  */
 bool spill_incoming_commit(QIOChannel *ioc, Error **errp);
 
+/*
+ * The spill file's uuid goes in the configuration section: the source
+ * sends the one it wrote, the destination checks that the file it
+ * opened has it.
+ */
+void spill_outgoing_uuid(uint8_t *uuid);
+bool spill_incoming_check_uuid(const uint8_t *uuid, Error **errp);
+
+/* Source, at the end of a migration: a spill file never connected */
+void spill_cleanup_outgoing(void);
+
 void spill_populate_info(MigrationInfo *info);
 
 #endif

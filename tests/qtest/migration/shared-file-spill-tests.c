@@ -20,6 +20,8 @@
 #include "qobject/qdict.h"
 #include "qemu/sockets.h"
 #include <poll.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define MiB (1024 * 1024)
 
@@ -157,6 +159,20 @@ static void unlink_serials(void)
     }
 }
 
+/* Neither the spill file nor its acknowledgements are left behind */
+static void assert_spill_removed(const char *spill)
+{
+    g_autofree char *ack = g_strdup_printf("%s.ack", spill);
+    g_autoptr(GTimer) timer = g_timer_new();
+
+    /* a failed source removes them in its cleanup, after "failed" */
+    while (g_file_test(spill, G_FILE_TEST_EXISTS) ||
+           g_file_test(ack, G_FILE_TEST_EXISTS)) {
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 10);
+        g_usleep(10 * 1000);
+    }
+}
+
 /* The source's guest goes on writing its memory */
 static void assert_source_runs(QTestState *from)
 {
@@ -213,6 +229,7 @@ static void spill_cleanup(Forwarder *fw, const char *spill)
 static void do_test_spill(uint64_t cut_after, bool converge_first)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *spill_ack = g_strdup_printf("%s.ack", spill);
     g_autofree char *uri = NULL;
     g_autoptr(QDict) src = NULL;
     g_autoptr(QDict) dst = NULL;
@@ -258,6 +275,9 @@ static void do_test_spill(uint64_t cut_after, bool converge_first)
                    qdict_get_int(dst, "failovers"));
     g_assert_cmpint(qdict_get_int(src, "file-errors"), ==, 0);
     g_assert_cmpint(qdict_get_int(src, "file-bytes"), >, 0);
+    /* the destination removed them before it started the guest */
+    g_assert_false(g_file_test(spill, G_FILE_TEST_EXISTS));
+    g_assert_false(g_file_test(spill_ack, G_FILE_TEST_EXISTS));
     if (cut_after) {
         g_assert_true(fw->cut);
         g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
@@ -340,6 +360,7 @@ static void test_spill_corrupt(void)
     /* no destination reads the file: the source gives up and runs on */
     wait_for_migration_fail(from, true);
     assert_source_runs(from);
+    assert_spill_removed(spill);
     qtest_quit(from);
     spill_cleanup(fw, spill);
     unlink_serials();
@@ -382,6 +403,7 @@ static void test_spill_cancel(void)
     qtest_wait_qemu(to);
     qtest_quit(to);
     assert_source_runs(from);
+    assert_spill_removed(spill);
     qtest_quit(from);
     spill_cleanup(fw, spill);
     unlink_serials();
@@ -475,6 +497,53 @@ static void test_spill_one_side(void)
     unlink_serials();
 }
 
+/*
+ * A spill file that is not the one the source writes, but well formed:
+ * the header of another migration, as a stale copy on the destination's
+ * host would have.  The destination refuses it before it loads a page.
+ */
+static void test_spill_stale(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *stale = g_strdup_printf("%s/spill-stale", tmpfs);
+    MigrateStart args = { .hide_stderr = true };
+    g_autofree char *uri = NULL;
+    uint8_t hdr[4096] = { 0 };
+    QTestState *from, *to;
+
+    /* spill-format.h: magic, version, page size, uuid; check at 4088 */
+    stq_le_p(hdr, 0x31304c4c49505351ULL);
+    stl_le_p(hdr + 8, 1);
+    stl_le_p(hdr + 12, 4096);
+    memset(hdr + 16, 0x5a, 16);
+    stq_le_p(hdr + 4088, XXH3_64bits(hdr, 4088));
+    g_assert(g_file_set_contents(stale, (char *)hdr, sizeof(hdr), NULL));
+
+    if (migrate_start(&from, &to, "defer", &args)) {
+        unlink(stale);
+        return;
+    }
+    set_spill(from, spill);
+    set_spill(to, stale);
+    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "{}");
+    uri = migrate_get_connect_uri(to);
+    wait_for_serial("src_serial");
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    migrate_qmp(from, to, uri, NULL, "{}");
+    qtest_wait_qemu(to);
+    qtest_quit(to);
+    /* the destination never acknowledges: the source gives up, runs on */
+    wait_for_migration_fail(from, true);
+    assert_source_runs(from);
+    assert_spill_removed(spill);
+    qtest_quit(from);
+    /* not the source's file: nobody removed it */
+    g_assert_true(g_file_test(stale, G_FILE_TEST_EXISTS));
+    unlink(stale);
+    spill_cleanup(NULL, spill);
+    unlink_serials();
+}
+
 void migration_test_add_shared_file_spill(MigrationTestEnv *env)
 {
     tmpfs = env->tmpfs;
@@ -498,4 +567,6 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_cancel);
     migration_test_add("/migration/shared-file-spill/one-side",
                        test_spill_one_side);
+    migration_test_add("/migration/shared-file-spill/stale",
+                       test_spill_stale);
 }
