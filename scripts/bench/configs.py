@@ -40,6 +40,19 @@ class Config:
     hook: str = ""
     # run only in these scenarios (empty: all)
     scenarios: tuple = ()
+    # "tcp" (default), or "file": migrate to {workdir}/mapped.bin, and
+    # start the destination only once the source has completed, to load
+    # that file (QEMU's own file migration, e.g. with mapped-ram)
+    transport: str = "tcp"
+    # max-bandwidth for this configuration (bytes/s; 0: the link's)
+    max_bandwidth: int = 0
+    # > 0: migrate through the harness's TCP forwarder, which breaks the
+    # connection after this fraction of the bytes precopy sent in the same
+    # scenario of the same run (the median so far)
+    cut: float = 0.0
+    # with cut: the broken migration fails; check the source, then start
+    # a fresh destination and migrate again from zero, without a cut
+    restart: bool = False
 
 
 CONFIGS = [

@@ -7,10 +7,21 @@ capabilities and parameters on both, migrates over loopback TCP while
 sampling query-migrate every 100 ms, then asks the destination guest for
 the same checksums and for the workload's own throughput log.  The result
 says "ok" only when the migration completed AND every check passed;
-otherwise status is "failed" or "unverified" with the reason."""
+otherwise status is "failed" or "unverified" with the reason.
+
+Three variants, chosen by the configuration (configs.Config):
+transport "file" migrates to a file and starts the destination only
+once the source has completed, to load it (mapped-ram); cut sends the
+migration through Forwarder, which breaks the connection at a given byte;
+with restart, the broken migration must fail with the source running and
+intact, and a fresh destination then takes a migration from zero.  Every
+run records the time from migrate to the destination's RESUME event and
+the guest's pause (the source's STOP to that RESUME)."""
 
 import os
 import re
+import socket
+import threading
 import time
 import traceback
 
@@ -32,6 +43,141 @@ def _fmt_params(params, ctx):
         else:
             out[k] = v
     return out
+
+
+class Forwarder:
+    """A TCP forwarder between source and destination: a broken network.
+
+    Listens on 127.0.0.1 (an ephemeral port), accepts one connection,
+    connects it to the destination's port and pumps both directions in two
+    threads, counting the bytes from source to destination.  With @cut,
+    once that many bytes have passed it shuts both sockets down and closes
+    them (the source's next writes fail, the destination reads the end of
+    the stream): the network breaks at an exact byte of the stream."""
+
+    BUF = 1 << 20
+
+    def __init__(self, dst_port, cut=None, timeout=60.0):
+        self.dst_port = dst_port
+        self.cut = cut
+        self.timeout = timeout
+        self.bytes = 0          # source -> destination, delivered
+        self.bytes_in = 0       # source -> destination, received
+        self.bytes_back = 0     # destination -> source
+        self.t_first = self.t_cut = self.t_end = None
+        self.cut_done = False
+        self.error = None
+        self._a = self._b = None
+        self._lock = threading.Lock()
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(1)
+        self.port = self.lsock.getsockname()[1]
+        self._thr = threading.Thread(target=self._run, daemon=True,
+                                     name="forwarder")
+        self._thr.start()
+
+    def _run(self):
+        try:
+            self.lsock.settimeout(self.timeout)
+            a, _ = self.lsock.accept()
+            a.settimeout(None)
+            b = socket.create_connection(("127.0.0.1", self.dst_port),
+                                         timeout=self.timeout)
+            b.settimeout(None)
+            for sk in (a, b):
+                sk.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._a, self._b = a, b
+        except OSError as e:
+            self.error = "forwarder: %s" % e
+            return
+        finally:
+            self.lsock.close()
+        back = threading.Thread(target=self._pump_back, daemon=True,
+                                name="forwarder-back")
+        back.start()
+        self._pump()
+        back.join(timeout=5)
+        self.t_end = time.monotonic()
+
+    def _pump(self):
+        a, b = self._a, self._b
+        buf = bytearray(self.BUF)
+        view = memoryview(buf)
+        try:
+            while True:
+                n = a.recv_into(buf)
+                if not n:
+                    self._shut(b, socket.SHUT_WR)
+                    return
+                if self.t_first is None:
+                    self.t_first = time.monotonic()
+                self.bytes_in += n
+                if self.cut is not None and self.bytes + n >= self.cut:
+                    b.sendall(view[:self.cut - self.bytes])
+                    self.bytes = self.cut
+                    self.t_cut = time.monotonic()
+                    self.cut_done = True
+                    self.close()
+                    return
+                b.sendall(view[:n])
+                self.bytes += n
+        except OSError as e:
+            if not self.cut_done:
+                self.error = "forwarder: %s" % e
+            self.close()
+
+    def _pump_back(self):
+        a, b = self._a, self._b
+        try:
+            while True:
+                data = b.recv(65536)
+                if not data:
+                    self._shut(a, socket.SHUT_WR)
+                    return
+                self.bytes_back += len(data)
+                a.sendall(data)
+        except OSError:
+            pass
+
+    @staticmethod
+    def _shut(sk, how):
+        try:
+            sk.shutdown(how)
+        except OSError:
+            pass
+
+    def close(self):
+        """Shut down and close both connections (and stop listening)."""
+        with self._lock:
+            for sk in (self._a, self._b):
+                if sk is not None:
+                    self._shut(sk, socket.SHUT_RDWR)
+                    try:
+                        sk.close()
+                    except OSError:
+                        pass
+            try:
+                self.lsock.close()
+            except OSError:
+                pass
+
+    def stats(self, t0):
+        """What went through, times relative to @t0 (host monotonic)."""
+        rel = (lambda t: None if t is None else round(t - t0, 3))
+        span = ((self.t_cut or self.t_end or time.monotonic()) -
+                self.t_first) if self.t_first else None
+        return {
+            "cut_at": self.cut, "cut": self.cut_done,
+            "bytes": self.bytes, "bytes_in": self.bytes_in,
+            "bytes_back": self.bytes_back,
+            "first_byte_s": rel(self.t_first), "cut_s": rel(self.t_cut),
+            # throughput it passed until the cut (or the end): a forwarder
+            # that limited the migration would show here
+            "mib_s": round(self.bytes / span / 1048576, 1)
+            if span else None,
+            "error": self.error,
+        }
 
 
 def known_caps(vm):
@@ -194,8 +340,112 @@ def _migrate_stats(info):
     return out
 
 
-def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
-    """Migrate once; never raises for a failed migration: see result."""
+def _configure(vm, caps, params):
+    if caps:
+        vm.qmp.cmd("migrate-set-capabilities", {"capabilities": caps})
+    if params:
+        vm.qmp.cmd("migrate-set-parameters", params)
+
+
+def _listen(dst, exit_on_error=True):
+    """migrate-incoming on an ephemeral loopback port; return the port."""
+    args = {"uri": "tcp:127.0.0.1:0"}
+    if not exit_on_error:
+        # a failed incoming migration stays to be asked what happened
+        args["exit-on-error"] = False
+    dst.qmp.cmd("migrate-incoming", args)
+    for _ in range(50):
+        sa = dst.qmp.cmd("query-migrate").get("socket-address") or []
+        if sa and sa[0].get("port"):
+            return int(sa[0]["port"])
+        time.sleep(0.1)
+    raise QMPError("destination reported no listening port")
+
+
+def _event_time(vm, name):
+    """Host wall-clock time of the last QMP event @name seen on @vm."""
+    evs = [e for e in vm.qmp.events if e.get("event") == name]
+    if not evs:
+        return None
+    ts = evs[-1].get("timestamp", {})
+    return ts.get("seconds", 0) + ts.get("microseconds", 0) / 1e6
+
+
+def _intact(pre, after):
+    return (after["region_ok"] and after["region_sum"] == pre["region_sum"]
+            and after.get("dirtier_ok", True) and
+            after.get("pagecache_ok", True))
+
+
+def _spill(d):
+    v = (d or {}).get("shared-file-spill")
+    return v if isinstance(v, dict) else None
+
+
+def _follow(src, dst, cfg, t0, limit, samples):
+    """Sample the source's query-migrate every 100 ms until the migration
+    ends or @limit seconds pass.  Returns (status, info, postcopy start,
+    timed out)."""
+    t_start = time.monotonic()
+    postcopy_started = None
+    while True:
+        now = time.monotonic()
+        t = now - t0
+        info = src.qmp.cmd("query-migrate")
+        st = info.get("status")
+        ram = info.get("ram", {})
+        samples.append({
+            "t": round(t, 3), "status": st,
+            "transferred": ram.get("transferred", 0),
+            "remaining": ram.get("remaining", 0),
+            "dirty_rate": ram.get("dirty-pages-rate", 0),
+            "syncs": ram.get("dirty-sync-count", 0),
+            "throttle": info.get("cpu-throttle-percentage", 0),
+        })
+        if st in ("completed", "failed", "cancelled"):
+            return st, info, postcopy_started, False
+        if (cfg.postcopy and postcopy_started is None and
+                st == "active" and ram.get("dirty-sync-count", 0) >= 2):
+            src.qmp.cmd("migrate-start-postcopy")
+            postcopy_started = round(t, 3)
+        if now - t_start > limit:
+            return st, info, postcopy_started, True
+        if not src.alive() or (dst is not None and not dst.alive()):
+            raise QMPError("a QEMU process died during migration")
+        time.sleep(SAMPLE_S)
+
+
+def _timed_out(res, src, con, sc, pre, st, info, limit):
+    """Cancel a migration that did not converge; the source must run on
+    with its memory intact: check that too."""
+    ram = info.get("ram", {})
+    try:
+        src.qmp.cmd("migrate_cancel")
+    except QMPError:
+        pass
+    res["reason"] = ("timeout: not complete after %d s (%s, %d dirty syncs, "
+                     "%d MB sent)" % (limit, st,
+                                      ram.get("dirty-sync-count", 0),
+                                      ram.get("transferred", 0) / 1e6))
+    res["timeout"] = True
+    deadline = time.monotonic() + 15
+    while (src.qmp.cmd("query-migrate").get("status") not in
+           ("cancelled", "failed", "completed") and
+           time.monotonic() < deadline):
+        time.sleep(0.1)
+    after = verify(con, sc, "source after cancel")
+    res["verify_source_after_cancel"] = after
+    res["source_intact_after_cancel"] = _intact(pre, after)
+    return res
+
+
+def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
+            cut=None):
+    """Migrate once; never raises for a failed migration: see result.
+
+    @cut: for a configuration with cfg.cut, {"bytes": n, ...}: where the
+    forwarder breaks the connection (migbench computes it from the
+    precopy runs of the same scenario); stored with the result."""
     os.makedirs(workdir, exist_ok=True)
     res = {
         "config": cfg.name, "scenario": sc.name, "accel": accel,
@@ -205,11 +455,13 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
     }
     # The shared disk: a raw format node over a file node (vm.py).
     ctx = {"workdir": workdir, "disk_node": "shared0"}
-    src = dst = None
+    src = dst = fwd = None
+    vms = []
     t_wall0 = time.monotonic()
     try:
         src = VM(qemu, workdir, "src", guest, accel=accel,
                  mem_mib=defaults["mem_mib"])
+        vms.append(src)
         con = src.open_console()
         con.wait_ready(defaults["boot_timeout"])
         res["boot_s"] = round(time.monotonic() - t_wall0, 2)
@@ -224,6 +476,8 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
             res["status"] = "skipped"
             res["reason"] = "%s needs a scenario with page cache" % cfg.name
             return res
+        if cfg.cut and not (cut and cut.get("bytes")):
+            raise ValueError("%s needs a cut byte count" % cfg.name)
 
         res.update(start_workload(con, sc))
         if cfg.hook == "diskmap":
@@ -239,92 +493,106 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
         if left > 0:
             time.sleep(left)
 
-        dst = VM(qemu, workdir, "dst", guest, accel=accel,
-                 mem_mib=defaults["mem_mib"], incoming=True)
         caps = [{"capability": k, "state": v} for k, v in cfg.caps.items()]
-        for vm in (src, dst) if cfg.dest else (src,):
-            if caps:
-                vm.qmp.cmd("migrate-set-capabilities", {"capabilities": caps})
-            p = src_params if vm is src else params
-            if p:
-                vm.qmp.cmd("migrate-set-parameters", p)
+        bandwidth = cfg.max_bandwidth or defaults["max_bandwidth"]
+        res["max_bandwidth"] = bandwidth
+        if cfg.transport == "file":
+            # QEMU's file migration: no destination until the file is
+            # complete.
+            path = os.path.join(workdir, "mapped.bin")
+            uri = "file:" + path
+        else:
+            dst = VM(qemu, workdir, "dst", guest, accel=accel,
+                     mem_mib=defaults["mem_mib"], incoming=True)
+            vms.append(dst)
+            if cfg.dest:
+                _configure(dst, caps, params)
+        _configure(src, caps, src_params)
         src.qmp.cmd("migrate-set-parameters", {
-            "max-bandwidth": defaults["max_bandwidth"],
+            "max-bandwidth": bandwidth,
             "downtime-limit": defaults["downtime_limit"]})
-        dst.qmp.cmd("migrate-incoming", {"uri": "tcp:127.0.0.1:0"})
-        port = None
-        for _ in range(50):
-            sa = dst.qmp.cmd("query-migrate").get("socket-address") or []
-            if sa and sa[0].get("port"):
-                port = int(sa[0]["port"])
-                break
-            time.sleep(0.1)
-        if not port:
-            raise QMPError("destination reported no listening port")
+        if dst is not None:
+            port = _listen(dst, exit_on_error=not cfg.cut)
+            uri = "tcp:127.0.0.1:%d" % port
+            if cfg.cut:
+                res["cut"] = dict(cut)
+                fwd = Forwarder(port, cut=int(cut["bytes"]))
+                uri = "tcp:127.0.0.1:%d" % fwd.port
 
         offset = guest_clock_offset(con) if sc.dirty_mib else 0.0
         samples = []
-        t0 = time.monotonic()
-        src.qmp.cmd("migrate", {"uri": "tcp:127.0.0.1:%d" % port})
-        postcopy_started = None
-        info = {}
-        limit = sc.migrate_timeout or defaults["migrate_timeout"]
-        while True:
-            t = time.monotonic() - t0
-            info = src.qmp.cmd("query-migrate")
-            st = info.get("status")
-            ram = info.get("ram", {})
-            samples.append({
-                "t": round(t, 3), "status": st,
-                "transferred": ram.get("transferred", 0),
-                "remaining": ram.get("remaining", 0),
-                "dirty_rate": ram.get("dirty-pages-rate", 0),
-                "syncs": ram.get("dirty-sync-count", 0),
-                "throttle": info.get("cpu-throttle-percentage", 0),
-            })
-            if st in ("completed", "failed", "cancelled"):
-                break
-            if (cfg.postcopy and postcopy_started is None and
-                    st == "active" and ram.get("dirty-sync-count", 0) >= 2):
-                src.qmp.cmd("migrate-start-postcopy")
-                postcopy_started = round(t, 3)
-            if t > limit:
-                try:
-                    src.qmp.cmd("migrate_cancel")
-                except QMPError:
-                    pass
-                res["reason"] = ("timeout: not complete after %d s (%s, "
-                                 "%d dirty syncs, %d MB sent)" % (
-                                     limit, st, ram.get("dirty-sync-count", 0),
-                                     ram.get("transferred", 0) / 1e6))
-                res["timeout"] = True
-                res["samples"] = samples
-                # A cancelled migration must leave the source running with
-                # its memory intact: check that too.
-                deadline = time.monotonic() + 15
-                while (src.qmp.cmd("query-migrate").get("status") not in
-                       ("cancelled", "failed", "completed") and
-                       time.monotonic() < deadline):
-                    time.sleep(0.1)
-                after = verify(con, sc, "source after cancel")
-                res["verify_source_after_cancel"] = after
-                res["source_intact_after_cancel"] = (
-                    after["region_ok"] and
-                    after["region_sum"] == pre["region_sum"] and
-                    after.get("dirtier_ok", True) and
-                    after.get("pagecache_ok", True))
-                return res
-            if not src.alive() or not dst.alive():
-                raise QMPError("a QEMU process died during migration")
-            time.sleep(SAMPLE_S)
-        t_end = time.monotonic()
         res["samples"] = samples
+        limit = sc.migrate_timeout or defaults["migrate_timeout"]
+        t0 = time.monotonic()
+        t0_wall = time.time()
+        src.qmp.cmd("migrate", {"uri": uri})
+        st, info, postcopy_started, timed_out = _follow(
+            src, dst, cfg, t0, limit, samples)
+        if fwd:
+            res["forwarder"] = fwd.stats(t0)
+        if timed_out:
+            return _timed_out(res, src, con, sc, pre, st, info, limit)
+
+        # Harness time between the attempts of a restart (checking the
+        # source): not part of the migration's time.
+        excluded = 0.0
+        if cfg.restart:
+            fwd.close()
+            res["forwarder"] = fwd.stats(t0)
+            a1 = {"status": st, "error": info.get("error-desc", ""),
+                  "failed_s": round(time.monotonic() - t0, 3),
+                  "transferred": max(s["transferred"] for s in samples),
+                  "wire_bytes": fwd.bytes}
+            res["attempt1"] = a1
+            a1["dest_status"] = (dst.qmp.cmd("query-migrate").get("status")
+                                 if dst.alive() else "exited")
+            if st != "failed":
+                res["reason"] = ("the cut did not break the first migration "
+                                 "(%s, forwarder cut %s)" % (
+                                     st, res["forwarder"]["cut"]))
+                return res
+            # Today's only option: the guest runs on at the source; check
+            # that, then a fresh destination and a migration from zero.
+            t_x = time.monotonic()
+            status = src.qmp.cmd("query-status").get("status")
+            after = verify(con, sc, "source after the cut")
+            res["verify_source_after_failure"] = after
+            res["source_running_after_failure"] = status == "running"
+            res["source_intact_after_failure"] = (
+                status == "running" and _intact(pre, after))
+            dst.kill()
+            vms.remove(dst)
+            if not res["source_intact_after_failure"]:
+                res["reason"] = ("after the cut the source is not running "
+                                 "with its memory intact (%s)" % status)
+                return res
+            excluded = time.monotonic() - t_x
+            res["restart_excluded_s"] = round(excluded, 3)
+            dst = VM(qemu, workdir, "dst2", guest, accel=accel,
+                     mem_mib=defaults["mem_mib"], incoming=True)
+            vms.append(dst)
+            if cfg.dest:
+                _configure(dst, caps, params)
+            port = _listen(dst)
+            res["restart_at_s"] = round(time.monotonic() - t0 - excluded, 3)
+            src.qmp.cmd("migrate", {"uri": "tcp:127.0.0.1:%d" % port})
+            # sample times go on from the first migrate, less the check
+            st, info, postcopy_started, timed_out = _follow(
+                src, dst, cfg, t0 + excluded, limit, samples)
+            if timed_out:
+                return _timed_out(res, src, con, sc, pre, st, info, limit)
+        t_end = time.monotonic()
         res["postcopy_started_s"] = postcopy_started
         if st != "completed":
             res["reason"] = "migration %s: %s" % (st, info.get("error-desc", ""))
+            if dst is not None and dst.alive():
+                d = dst.qmp.cmd("query-migrate")
+                res["reason"] += " (destination: %s %s)" % (
+                    d.get("status"), d.get("error-desc", ""))
             return res
 
         res["total_time_ms"] = info.get("total-time")
+        res["src_total_time_ms"] = info.get("total-time")
         res["downtime_ms"] = info.get("downtime")
         res["setup_time_ms"] = info.get("setup-time")
         res["throttle_max"] = max(s["throttle"] for s in samples)
@@ -334,6 +602,43 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
             (b["t"] - a["t"]) * a["throttle"] / 100.0
             for a, b in zip(samples, samples[1:])), 3)
         res["ram"] = _migrate_stats(info)
+        if fwd:
+            res["forwarder"] = fwd.stats(t0)
+
+        if cfg.transport == "file":
+            # The source has completed (its guest paused): now the
+            # destination, which loads the file.
+            t_d = time.monotonic()
+            dst = VM(qemu, workdir, "dst", guest, accel=accel,
+                     mem_mib=defaults["mem_mib"], incoming=True)
+            vms.append(dst)
+            if cfg.dest:
+                _configure(dst, caps, params)
+            t_in = time.monotonic()
+            res["dst_start_ms"] = round((t_in - t_d) * 1000)
+            dst.qmp.cmd("migrate-incoming", {"uri": uri})
+            deadline = t_in + limit
+            while True:
+                d = dst.qmp.cmd("query-migrate")
+                if d.get("status") == "completed":
+                    break
+                if d.get("status") in ("failed", "cancelled"):
+                    res["reason"] = "destination load %s: %s" % (
+                        d.get("status"), d.get("error-desc", ""))
+                    return res
+                if not dst.alive():
+                    raise QMPError("destination exited loading the file")
+                if time.monotonic() > deadline:
+                    raise QMPError("destination did not load the file "
+                                   "within %d s" % limit)
+                time.sleep(0.02)
+            res["dst_load_ms"] = round((time.monotonic() - t_in) * 1000)
+            if dst.qmp.cmd("query-status").get("status") != "running":
+                dst.qmp.cmd("cont")
+                res["dst_cont"] = True
+            fst = os.stat(path)
+            res["file_size"] = fst.st_size
+            res["file_allocated"] = fst.st_blocks * 512
 
         # The destination must be running the guest now.
         deadline = time.monotonic() + 30
@@ -342,7 +647,35 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
                 break
             if time.monotonic() > deadline:
                 raise QMPError("destination not running 30 s after completion")
-            time.sleep(0.1)
+            time.sleep(0.02)
+        t_seen = time.monotonic()
+        # Time to the destination running: from migrate to its RESUME
+        # event (QEMU's timestamp, host wall clock); the guest's pause:
+        # the source's STOP to the destination's RESUME.
+        t_resume = _event_time(dst, "RESUME")
+        t_stop = _event_time(src, "STOP")
+        if t_resume is not None:
+            res["running_ms"] = round((t_resume - t0_wall - excluded) * 1000)
+        else:
+            res["running_ms"] = round((t_seen - t0 - excluded) * 1000)
+            res["running_by"] = "poll"
+        if t_resume is not None and t_stop is not None:
+            res["paused_ms"] = round((t_resume - t_stop) * 1000)
+        if cfg.transport == "file" or cfg.restart:
+            # the source's total-time is only a part of these
+            res["total_time_ms"] = res["running_ms"]
+        stream = res["ram"].get("transferred", 0)
+        if cfg.transport == "file":
+            res["wire_bytes"] = 0
+            res["file_bytes"] = stream
+        elif cfg.restart:
+            res["wire_bytes"] = res["attempt1"]["wire_bytes"] + stream
+            res["stream_bytes"] = res["attempt1"]["transferred"] + stream
+        elif fwd:
+            res["wire_bytes"] = fwd.bytes
+        sp = _spill(res["ram"]["extra"])
+        if sp:
+            res["file_bytes"] = sp.get("file-bytes")
 
         # A capability's destination-side counters (query-migrate there).
         res["dest_extra"] = {
@@ -373,6 +706,17 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
         if problems:
             res["reason"] = "; ".join(problems)
             return res
+        if cfg.cut and not cfg.restart:
+            # it must have completed through the file
+            fo = [(_spill(x) or {}).get("failovers")
+                  for x in (res["ram"]["extra"], res["dest_extra"])]
+            if not res["forwarder"]["cut"] or fo != [1, 1]:
+                res["status"] = "failed"
+                res["reason"] = ("completed and verified, but not through "
+                                 "the file: forwarder cut %s, failovers "
+                                 "source %s destination %s" % (
+                                     res["forwarder"]["cut"], fo[0], fo[1]))
+                return res
         res["status"] = "ok"
         res["verified"] = True
         return res
@@ -380,13 +724,14 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print):
         res["reason"] = "%s: %s" % (type(e).__name__, e)
         if not isinstance(e, (QMPError, GuestError, OSError)):
             res["traceback"] = traceback.format_exc()
-        for vm in (src, dst):
-            if vm and not vm.alive():
+        for vm in vms:
+            if not vm.alive():
                 res["reason"] += " [%s exited: %s]" % (
                     vm.name, vm.log_tail(300).strip())
         return res
     finally:
-        for vm in (src, dst):
-            if vm:
-                vm.kill()
+        if fwd:
+            fwd.close()
+        for vm in vms:
+            vm.kill()
         res["wall_s"] = round(time.monotonic() - t_wall0, 2)
