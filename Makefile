@@ -13,8 +13,8 @@ PYTHON ?= /usr/bin/python3
 S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
-        series demo bench bench-throttle bench-wfg bench-disk bench-rdma clean \
-        distclean help
+        series demo bench bench-throttle bench-wfg bench-disk bench-spill bench-rdma \
+        clean distclean help
 
 all: build
 
@@ -95,6 +95,16 @@ bench-disk: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name disk-backed-pages \
 	    --scenarios pagecache,mixed \
 	    --configs precopy,return-path,multifd-zstd,disk-backed-pages \
+	    $(BENCH_ARGS)
+
+# shared-file-spill against precopy and mapped-ram (QEMU's file migration)
+# with no fault, and with the network cut halfway (a forwarder in the
+# harness) against today's answer, a restart from zero.
+# bench/results/shared-file-spill.*
+bench-spill: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name shared-file-spill \
+	    --scenarios pagecache,mixed \
+	    --configs precopy,mapped-ram,shared-file-spill,shared-file-spill-cut50,precopy-cut50-restart \
 	    $(BENCH_ARGS)
 
 # Keeps the fetched base and the prepared trees; drops every build output.

@@ -95,9 +95,29 @@ CONFIGS = [
     Config("predictive-throttle", kind="capability",
            caps={"predictive-throttle": True},
            params={"throttle-target-ratio": 50}, dest=False),
+    # QEMU's own file migration, the nearest existing feature to
+    # shared-file-spill: the whole migration through a file, the
+    # destination started once the source has completed.  Storage is not
+    # capped like the link.
+    Config("mapped-ram", caps={"mapped-ram": True}, transport="file",
+           max_bandwidth=64 << 30, scenarios=("pagecache", "mixed"),
+           note="file: migration to {workdir}/mapped.bin, destination "
+                "started when the source completed"),
+    # docs/devel/migration/shared-file-spill.rst: the stream goes to the
+    # network and to the file; no fault here, so this is its overhead.
     Config("shared-file-spill", kind="capability",
            caps={"shared-file-spill": True},
            params={"spill-file": "{workdir}/spill.bin"}),
+    # The same with the network broken halfway: it must complete through
+    # the file (one failover on each side).
+    Config("shared-file-spill-cut50", kind="capability",
+           caps={"shared-file-spill": True},
+           params={"spill-file": "{workdir}/spill.bin"}, cut=0.5,
+           scenarios=("pagecache", "mixed")),
+    # Today's answer to the same broken network: the migration fails, the
+    # guest runs on at the source, a fresh destination, migrate from zero.
+    Config("precopy-cut50-restart", cut=0.5, restart=True,
+           scenarios=("pagecache", "mixed")),
     Config("rdma-pin-budget", kind="capability",
            caps={"rdma-pin-budget": True},
            params={"rdma-pin-limit": 64 * 1024 * 1024}, needs="rdma",

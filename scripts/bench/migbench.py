@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,9 +85,37 @@ def select_configs(names, caps):
                             "needs %s" % c.needs})
         else:
             run.append(c)
-    if not any(c.name == "precopy" for c in run):
-        run.insert(0, configs.BY_NAME["precopy"])
+    # precopy first: the ratios are against it, and a configuration with
+    # a cut (Config.cut) breaks the network at a share of what precopy
+    # sent in the same scenario, measured before it in each repetition
+    run = [configs.BY_NAME["precopy"]] + [c for c in run
+                                          if c.name != "precopy"]
     return run, skipped
+
+
+def cut_point(cfg, sc, results):
+    """Where a configuration with a cut breaks the network: cfg.cut of the
+    median ram.transferred of this scenario's verified precopy runs so far
+    in this run; without one, of a fixed estimate from the scenario (the
+    guest's non-zero memory: its kernel and programs, ~64 MiB, plus the
+    page cache, the region and the dirtier's working set), said so in
+    "basis"."""
+    sent = sorted(r["ram"]["transferred"] for r in results
+                  if r["scenario"] == sc.name and r["config"] == "precopy"
+                  and r["status"] == "ok")
+    if sent:
+        base = statistics.median(sent)
+        basis = ("median ram.transferred of %d verified precopy run%s of "
+                 "%s in this run" % (len(sent), "s" if len(sent) > 1 else "",
+                                     sc.name))
+    else:
+        base = (64 + sc.cache_mib + sc.region_mib + sc.dirty_mib) << 20
+        basis = ("FIXED ESTIMATE (no verified precopy run of %s yet): "
+                 "64 MiB + page cache + region + dirtier working set" %
+                 sc.name)
+    return {"fraction": cfg.cut, "base_bytes": int(base),
+            "bytes": int(cfg.cut * base), "basis": basis,
+            "estimated": not sent}
 
 
 def split_by_scenario(run, scen, skipped):
@@ -139,15 +168,28 @@ def setup(args, kind):
     return qemu, guest, workdir, defaults, accel, caps, meta
 
 
-def one(qemu, guest, accel, cfg, sc, workdir, defaults, label):
+def one(qemu, guest, accel, cfg, sc, workdir, defaults, label,
+        results=()):
     t = time.monotonic()
-    r = harness.run_one(qemu, guest, accel, cfg, sc, workdir, defaults)
+    cut = cut_point(cfg, sc, results) if cfg.cut else None
+    if cut:
+        log("%s: the forwarder cuts after %.0f MB (%g of %.0f MB, %s)" % (
+            label, cut["bytes"] / 1e6, cut["fraction"],
+            cut["base_bytes"] / 1e6, cut["basis"]))
+    r = harness.run_one(qemu, guest, accel, cfg, sc, workdir, defaults,
+                        cut=cut)
     if r["status"] == "ok":
         g = report._guest(r)
+        sp = report.spill_counts(r)
         log("%s: ok, verified: %.2f s, downtime %d ms, %.0f MB on the wire"
-            "%s (%.0f s wall)" % (
+            "%s%s%s (%.0f s wall)" % (
                 label, r["total_time_ms"] / 1000, r["downtime_ms"],
-                r["ram"]["transferred"] / 1e6,
+                report._wire(r) / 1e6,
+                ", %.2f s to the destination running" % (
+                    r["running_ms"] / 1000) if "running_ms" in r else "",
+                ", spill file %.0f MB, failovers %s/%s" % (
+                    (sp["file_bytes"] or 0) / 1e6, sp["failovers_src"],
+                    sp["failovers_dst"]) if sp else "",
                 ", guest %.0f%% of its speed" % (100 * g["ratio"]) if g
                 else "", time.monotonic() - t))
     else:
@@ -156,6 +198,10 @@ def one(qemu, guest, accel, cfg, sc, workdir, defaults, label):
             extra = (" (source still running, memory verified)"
                      if r["source_intact_after_cancel"]
                      else " (SOURCE MEMORY WRONG after cancel)")
+        elif "source_intact_after_failure" in r:
+            extra = (" (source still running, memory verified)"
+                     if r["source_intact_after_failure"]
+                     else " (SOURCE NOT RUNNING INTACT after the cut)")
         log("%s: %s: %s%s" % (label, r["status"].upper(), r["reason"], extra))
     # Keep the QEMU logs of failed runs only (MIGBENCH_KEEP=1: all).
     if r["status"] == "ok" and not os.environ.get("MIGBENCH_KEEP"):
@@ -179,7 +225,7 @@ def cmd_demo(args):
     for cfg in run:
         r = one(qemu, guest, accel, cfg, sc,
                 os.path.join(workdir, "run%03d" % (len(results) + 1)),
-                defaults, "%s/%s" % (sc.name, cfg.name))
+                defaults, "%s/%s" % (sc.name, cfg.name), results)
         results.append(r)
     base = next((r for r in results if r["config"] == "precopy"), None)
     rows = [report.run_row(r, base) for r in results]
@@ -235,7 +281,7 @@ def cmd_bench(args):
                 r = one(qemu, guest, accel, cfg, sc,
                         os.path.join(workdir, "run%03d" % n), defaults,
                         "[%d/%d] %s/%s rep %d" % (n, total, sname, cfg.name,
-                                                  rep))
+                                                  rep), results)
                 r["rep"] = rep
                 results.append(r)
     wall = time.monotonic() - t0
@@ -276,6 +322,15 @@ def write_outputs(full, outdirs, name):
         meta["mem_mib"], meta["max_bandwidth_mib_s"])
     rows = report.bench_rows(summary)
     nt = report.notes(results, full["skipped"])
+    # shared-file-spill's own table (make bench-spill): time to the
+    # destination running, the guest's pause, network, stream and file
+    # bytes, failovers, and the comparisons of report.SPILL_PAIRS
+    spill = any(s["config"] in report.SPILL_CONFIGS for s in summary)
+    if spill:
+        slim["spill_comparisons"] = report.spill_comparisons(summary)
+        srows = report.spill_rows(summary)
+        slines = report.spill_lines(summary, slim["spill_comparisons"],
+                                    meta["max_bandwidth_mib_s"])
     md = ["# Live-migration benchmark (%s)" % name, "",
           "%s; %s repetitions; guest kernel %s, 1 vCPU; run %s, %.0f min." % (
               title, meta.get("reps"), meta["kernel_package"], meta["date"],
@@ -286,8 +341,32 @@ def write_outputs(full, outdirs, name):
           "\"guest tput during\" is the dirtier's own throughput during the "
           "migration as a share of its throughput just before.", "",
           "Accelerator: %s (%s)." % (meta["accel"].upper(),
-                                     meta["accel_reason"]),
-          "", report.md_table(rows, report.BENCH_COLS), "", "Scenarios:", ""]
+                                     meta["accel_reason"]), ""]
+    if spill:
+        md += ["## shared-file-spill", "",
+               "*to destination running*: from the source's `migrate` to "
+               "the destination's `RESUME` event (QEMU's timestamps); for "
+               "mapped-ram that includes starting the destination and "
+               "loading the file, for precopy-cut50-restart both attempts "
+               "(less the harness's check of the source between them). "
+               "*guest paused*: the source's `STOP` to the destination's "
+               "`RESUME`. *downtime (QEMU)*: the source's `downtime`. "
+               "*network MB*: bytes that reached the destination over TCP "
+               "(the forwarder's count when it cut the connection, both "
+               "attempts of the restart, none for mapped-ram); *stream MB*: "
+               "the source's `ram.transferred` (both attempts of the "
+               "restart); *file MB*: the spill file's `file-bytes`, or what "
+               "mapped-ram wrote to its file; *read from file MB*: the "
+               "destination's spill `file-bytes` (what it read from the file "
+               "after failing over). *failovers*: "
+               "`shared-file-spill` `failovers` on the source and on the "
+               "destination.", "",
+               report.md_table(srows, report.SPILL_COLS), ""] + slines + [
+               "", "## Every counter, as in the other benchmarks", "",
+               "*time s* is the source's total-time, except for mapped-ram "
+               "and precopy-cut50-restart, where it is the time to the "
+               "destination running; *wire MB* is network MB above.", ""]
+    md += [report.md_table(rows, report.BENCH_COLS), "", "Scenarios:", ""]
     md += ["- `%s`: %s" % (s, full["scenarios"][s]["description"])
            for s in scen]
     if nt:
@@ -315,7 +394,13 @@ def write_outputs(full, outdirs, name):
         with open(p["md"], "w") as f:
             f.write("\n".join(md))
         try:
-            report.plot(results, summary, p["bars"], p["progress"], title)
+            if spill:
+                report.plot(results, summary, p["bars"], p["progress"],
+                            title, time_key="running_s",
+                            time_label="time to destination running (s)")
+            else:
+                report.plot(results, summary, p["bars"], p["progress"],
+                            title)
         except ImportError as e:
             log("no plot: %s (install python3-matplotlib)" % e)
             del p["bars"], p["progress"]
@@ -323,6 +408,12 @@ def write_outputs(full, outdirs, name):
     print()
     print(report.text_table(rows, report.BENCH_COLS))
     print()
+    if spill:
+        print(report.text_table(srows, report.SPILL_COLS))
+        print()
+        for ln in slines:
+            print(ln)
+        print()
     for n in nt:
         print(n)
 

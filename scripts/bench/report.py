@@ -11,7 +11,28 @@ def _num(v, fmt="%.1f", none="-"):
 
 
 def _wire(r):
+    """Bytes that went over the network: ram.transferred, unless the run
+    says otherwise (the forwarder's count when it cut the connection, both
+    attempts of a restart, 0 for a file migration)."""
+    if "wire_bytes" in r:
+        return r["wire_bytes"]
     return r.get("ram", {}).get("transferred")
+
+
+def spill_counts(r):
+    """A run's shared-file-spill counters on both sides, or None."""
+    sides = []
+    for ex in (r.get("ram", {}).get("extra", {}), r.get("dest_extra", {})):
+        v = (ex or {}).get("shared-file-spill")
+        sides.append(v if isinstance(v, dict) else {})
+    if not any(sides):
+        return None
+    return {"file_bytes": sides[0].get("file-bytes"),
+            "records": sides[0].get("records"),
+            "dst_file_bytes": sides[1].get("file-bytes"),
+            "failovers_src": sides[0].get("failovers"),
+            "failovers_dst": sides[1].get("failovers"),
+            "file_errors": sides[0].get("file-errors")}
 
 
 def _guest(r):
@@ -87,6 +108,11 @@ def notes(results, skipped):
                 extra = ("; after migrate_cancel the source ran on with its "
                          "memory verified" if r["source_intact_after_cancel"]
                          else "; SOURCE MEMORY WRONG after migrate_cancel")
+            elif "source_intact_after_failure" in r:
+                extra = ("; after the cut the source ran on with its "
+                         "memory verified"
+                         if r["source_intact_after_failure"]
+                         else "; SOURCE NOT RUNNING INTACT after the cut")
             out.append("- %s/%s%s: %s, %s%s" % (
                 r["scenario"], r["config"],
                 " rep %d" % r["rep"] if "rep" in r else "",
@@ -186,9 +212,11 @@ def summarize(results, scenarios, configs):
                 "faults": _median([_faults(r) for r in ok
                                    if _faults(r) is not None]),
             }
+            s.update(_time_parts(ok))
             if cfg == "precopy":
                 base = s
-            for k in ("time_s", "downtime_ms", "wire_mb"):
+            for k in ("time_s", "downtime_ms", "wire_mb", "running_s",
+                      "src_total_s", "paused_ms"):
                 s[k + "_ratio"] = (s[k] / base[k]
                                    if base and s[k] is not None and
                                    base[k] else None)
@@ -213,6 +241,188 @@ def summarize(results, scenarios, configs):
                     s["faults"] / pp["faults"]
                     if pp and s.get("faults") is not None else None)
     return summary
+
+
+def _mb(v):
+    return None if v is None else v / MB
+
+
+def _time_parts(ok):
+    """Medians of what the harness measures beyond query-migrate: time
+    to the destination running, the guest's pause, and the parts of the
+    file, cut and restart configurations."""
+    def med(f):
+        xs = [v for v in (f(r) for r in ok) if v is not None]
+        return _median(xs)
+
+    def sp(k):
+        return lambda r: (spill_counts(r) or {}).get(k)
+
+    def a1(k):
+        return lambda r: r.get("attempt1", {}).get(k)
+
+    def fw(k):
+        return lambda r: r.get("forwarder", {}).get(k)
+
+    run = [r["running_ms"] / 1000 for r in ok if "running_ms" in r]
+    out = {
+        "running_s": _median(run),
+        "running_s_range": [min(run), max(run)] if run else None,
+        "src_total_s": med(lambda r: r.get("src_total_time_ms") and
+                           r["src_total_time_ms"] / 1000),
+        "paused_ms": med(lambda r: r.get("paused_ms")),
+        "stream_mb": med(lambda r: r.get("stream_bytes",
+                                         r.get("ram", {}).get("transferred"))
+                         / MB),
+        "file_mb": med(lambda r: r.get("file_bytes") and
+                       r["file_bytes"] / MB),
+        "dst_file_mb": med(lambda r: _mb(sp("dst_file_bytes")(r))),
+        "failovers_src": med(sp("failovers_src")),
+        "failovers_dst": med(sp("failovers_dst")),
+        "file_errors": med(sp("file_errors")),
+        "dst_start_ms": med(lambda r: r.get("dst_start_ms")),
+        "dst_load_ms": med(lambda r: r.get("dst_load_ms")),
+        "attempt1_s": med(a1("failed_s")),
+        "attempt1_wire_mb": med(lambda r: r.get("attempt1") and
+                                r["attempt1"]["wire_bytes"] / MB),
+        "restart_at_s": med(lambda r: r.get("restart_at_s")),
+        "restart_excluded_s": med(lambda r: r.get("restart_excluded_s")),
+        "cut_mb": med(lambda r: r.get("cut") and r["cut"]["bytes"] / MB),
+        "cut_s": med(fw("cut_s")),
+        "fwd_mib_s": med(fw("mib_s")),
+        "cut_estimated": any(r.get("cut", {}).get("estimated") for r in ok),
+    }
+    return out
+
+
+# shared-file-spill's comparisons: (config, against, what it measures)
+SPILL_PAIRS = [
+    ("shared-file-spill", "precopy", "overhead with no fault"),
+    ("shared-file-spill", "mapped-ram", "against QEMU's file migration"),
+    ("shared-file-spill-cut50", "precopy-cut50-restart",
+     "network broken halfway: failover against a restart from zero"),
+]
+SPILL_CONFIGS = ("mapped-ram", "shared-file-spill", "shared-file-spill-cut50",
+                 "precopy-cut50-restart")
+
+
+def spill_comparisons(summary):
+    """Per scenario, the ratios of SPILL_PAIRS (medians over medians)."""
+    out = []
+    for sc in dict.fromkeys(s["scenario"] for s in summary):
+        by = {s["config"]: s for s in summary if s["scenario"] == sc}
+        for a, b, what in SPILL_PAIRS:
+            x, y = by.get(a), by.get(b)
+            if not x or not y:
+                continue
+            c = {"scenario": sc, "config": a, "against": b, "what": what}
+            for k in ("running_s", "src_total_s", "downtime_ms",
+                      "paused_ms", "wire_mb", "stream_mb"):
+                c[k] = (x[k] / y[k] if x.get(k) is not None and y.get(k)
+                        else None)
+            out.append(c)
+    return out
+
+
+SPILL_COLS = [
+    ("scenario", "scenario"), ("config", "config"), ("okruns", "ok/runs"),
+    ("running", "to destination running s (x precopy)"),
+    ("src_total", "source total-time s"),
+    ("down", "downtime ms (QEMU)"),
+    ("paused", "guest paused ms"),
+    ("wire", "network MB"), ("stream", "stream MB"),
+    ("file", "file MB"), ("dst_file", "read from file MB"),
+    ("failovers", "failovers src/dst"),
+]
+
+
+def spill_rows(summary):
+    rows = []
+    for s in summary:
+        if s["config"] != "precopy" and s["config"] not in SPILL_CONFIGS:
+            continue
+        fo = "-"
+        if s.get("failovers_src") is not None or \
+                s.get("failovers_dst") is not None:
+            fo = "%s/%s" % (_num(s.get("failovers_src"), "%g"),
+                            _num(s.get("failovers_dst"), "%g"))
+        rows.append({
+            "scenario": s["scenario"], "config": s["config"],
+            "okruns": "%d/%d" % (s["ok"], s["runs"]),
+            "running": "-" if s.get("running_s") is None else
+            ("%.2f" % s["running_s"]) +
+            (" (%.2f)" % s["running_s_ratio"]
+             if s.get("running_s_ratio") is not None else ""),
+            "src_total": _num(s.get("src_total_s"), "%.2f"),
+            "down": _num(s.get("downtime_ms"), "%.0f"),
+            "paused": _num(s.get("paused_ms"), "%.0f"),
+            "wire": _num(s.get("wire_mb"), "%.0f"),
+            "stream": _num(s.get("stream_mb"), "%.0f"),
+            "file": _num(s.get("file_mb"), "%.0f"),
+            "dst_file": _num(s.get("dst_file_mb"), "%.0f"),
+            "failovers": fo,
+        })
+    return rows
+
+
+def spill_lines(summary, comparisons, max_bw_mib_s):
+    """The ratios and the parts of each configuration, as Markdown list
+    items."""
+    out = []
+    for c in comparisons:
+        parts = ["time to destination running x%.2f" % c["running_s"]
+                 if c["running_s"] is not None else
+                 "time to destination running: no verified run"]
+        if c["src_total_s"] is not None and c["against"] == "precopy":
+            parts.append("source total-time x%.2f" % c["src_total_s"])
+        if c["paused_ms"] is not None:
+            parts.append("guest paused x%.2f" % c["paused_ms"])
+        if c["wire_mb"] is not None:
+            parts.append("network bytes x%.2f" % c["wire_mb"])
+        line = "- %s: %s vs %s (%s): %s" % (
+            c["scenario"], c["config"], c["against"], c["what"],
+            ", ".join(parts))
+        if c["against"] == "precopy" and c["running_s"] is not None:
+            over = [v for v in (c["running_s"], c["src_total_s"])
+                    if v is not None]
+            worst = max(over) - 1
+            line += ("; overhead %+.1f%% (the larger of the two): %s the "
+                     "goal of at most 5%%" % (
+                         100 * worst,
+                         "within" if worst <= 0.05 else "NOT within"))
+        out.append(line)
+    for s in summary:
+        if s["config"] == "mapped-ram" and s["ok"]:
+            out.append("- %s/mapped-ram parts: source total-time %s s, "
+                       "destination QEMU started in %s ms, loaded the file "
+                       "in %s ms (medians)" % (
+                           s["scenario"], _num(s["src_total_s"], "%.2f"),
+                           _num(s["dst_start_ms"], "%.0f"),
+                           _num(s["dst_load_ms"], "%.0f")))
+        if s["config"] in ("shared-file-spill-cut50",
+                           "precopy-cut50-restart") and s.get("cut_mb"):
+            out.append("- %s/%s: the forwarder cut after %.0f MB (%s), "
+                       "%.2f s after migrate; it passed %s MiB/s until "
+                       "then (link cap %g MiB/s)" % (
+                           s["scenario"], s["config"], s["cut_mb"],
+                           "FIXED ESTIMATE, no verified precopy run before"
+                           if s["cut_estimated"] else
+                           "half the median precopy stream so far",
+                           s["cut_s"] or 0, _num(s["fwd_mib_s"], "%.0f"),
+                           max_bw_mib_s))
+        if s["config"] == "precopy-cut50-restart" and s["ok"]:
+            out.append("- %s/precopy-cut50-restart parts: the first "
+                       "migration failed %.2f s after migrate with %.0f MB "
+                       "through; the source ran on, verified; the second "
+                       "migrate %.2f s after the first (not counting %.1f s "
+                       "of the harness checking the source in between); "
+                       "destination running at %.2f s (medians)" % (
+                           s["scenario"], s["attempt1_s"] or 0,
+                           s["attempt1_wire_mb"] or 0,
+                           s["restart_at_s"] or 0,
+                           s["restart_excluded_s"] or 0,
+                           s["running_s"] or 0))
+    return out
 
 
 BENCH_COLS = [
@@ -256,7 +466,8 @@ def bench_rows(summary):
     return rows
 
 
-def plot(results, summary, path_bars, path_progress, title):
+def plot(results, summary, path_bars, path_progress, title,
+         time_key="time_s", time_label="total time (s)"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -266,7 +477,7 @@ def plot(results, summary, path_bars, path_progress, title):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / max(1, len(cfgs))
     for ax, key, label in ((axes[0], "wire_mb", "bytes on the wire (MB)"),
-                           (axes[1], "time_s", "total time (s)")):
+                           (axes[1], time_key, time_label)):
         for i, c in enumerate(cfgs):
             xs, ys, lo, hi = [], [], [], []
             for j, sc in enumerate(scen):
@@ -313,13 +524,18 @@ def plot(results, summary, path_bars, path_progress, title):
             ax.plot(t, b, label=c)
             if r.get("postcopy_started_s") is not None:
                 ax.axvline(r["postcopy_started_s"], ls=":", lw=0.8)
+            cut_s = r.get("forwarder", {}).get("cut_s")
+            if cut_s is not None:
+                ax.axvline(cut_s, ls="--", lw=0.8,
+                           color=ax.lines[-1].get_color())
         ax.set_title(sc)
         ax.set_xlabel("seconds since migrate")
         ax.set_ylabel("MB transferred")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("transfer progress, first verified run (dotted: "
-                 "postcopy starts)\n" + title, fontsize=10)
+                 "postcopy starts, dashed: the network is cut)\n" + title,
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path_progress, dpi=90)
     plt.close(fig)
