@@ -15,6 +15,7 @@ are in configs.py.  Work directories and full results go to build/bench/.
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -53,6 +54,18 @@ def qemu_version(qemu):
         return out.splitlines()[0].strip()
     except (OSError, subprocess.SubprocessError, IndexError):
         return "unknown"
+
+
+def binary_id(qemu):
+    """mtime and SHA-256 of the binary: the tree may be rebuilt between
+    runs, and a result must say which build it measured."""
+    h = hashlib.sha256()
+    with open(qemu, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"mtime": datetime.datetime.fromtimestamp(
+        os.stat(qemu).st_mtime).isoformat(timespec="seconds"),
+        "sha256": h.hexdigest()}
 
 
 def binary_caps(qemu, guest, workdir):
@@ -158,6 +171,7 @@ def setup(args, kind):
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "host": platform.node(), "cpus": os.cpu_count(),
         "qemu": qemu_version(qemu), "qemu_path": qemu,
+        "qemu_binary": binary_id(qemu),
         "accel": accel, "accel_reason": why,
         "kernel_package": guest.get("KPKG"), "busybox": guest.get("BUSYBOX"),
         "mem_mib": defaults["mem_mib"],
@@ -342,6 +356,10 @@ def write_outputs(full, outdirs, name):
           "migration as a share of its throughput just before.", "",
           "Accelerator: %s (%s)." % (meta["accel"].upper(),
                                      meta["accel_reason"]), ""]
+    if meta.get("qemu_binary"):
+        md += ["QEMU binary: %s, built %s, sha256 %s." % (
+            meta["qemu_path"], meta["qemu_binary"]["mtime"],
+            meta["qemu_binary"]["sha256"][:16]), ""]
     if spill:
         md += ["## shared-file-spill", "",
                "*to destination running*: from the source's `migrate` to "
