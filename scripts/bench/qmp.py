@@ -31,7 +31,16 @@ class QMP:
                 if time.monotonic() > deadline:
                     raise QMPError("cannot connect to QMP at %s: %s" % (path, e))
                 time.sleep(0.05)
-        greeting = self._read_msg(deadline)
+        # QEMU broadcasts events to a QMP monitor from its start, until the
+        # connection's OPENED event has switched it to capabilities
+        # negotiation: a client that connects just as the guest starts can
+        # read RESUME before the greeting.  Keep such events.
+        while True:
+            greeting = self._read_msg(deadline)
+            if "event" in greeting and len(self.events) < 100:
+                self.events.append(greeting)
+                continue
+            break
         if "QMP" not in greeting:
             raise QMPError("no QMP greeting: %r" % greeting)
         self.cmd("qmp_capabilities", timeout=timeout)
