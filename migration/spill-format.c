@@ -7,7 +7,6 @@
  */
 
 #include "qemu/osdep.h"
-#include "qemu/atomic.h"
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 #include "wire-codec.h"
@@ -85,7 +84,8 @@ void spill_record_encode(uint8_t *buf, SpillRecType type, uint16_t block,
 
     memset(buf + SPILL_REC_HEADER_SIZE + len, 0,
            size - SPILL_REC_HEADER_SIZE - len);
-    if (len) {
+    /* the payload may change under us (guest RAM): seal the copy */
+    if (len && payload != buf + SPILL_REC_HEADER_SIZE) {
         memcpy(buf + SPILL_REC_HEADER_SIZE, payload, len);
     }
     wire_writer_init(&w, buf, SPILL_REC_HEADER_SIZE);
@@ -95,7 +95,7 @@ void spill_record_encode(uint8_t *buf, SpillRecType type, uint16_t block,
     wire_put_le64(&w, seq);
     wire_put_le64(&w, offset);
     wire_put_le32(&w, len);
-    wire_put_le32(&w, record_check(buf, payload, len));
+    wire_put_le32(&w, record_check(buf, buf + SPILL_REC_HEADER_SIZE, len));
 }
 
 void spill_scan_init(SpillScan *s, const SpillHeader *hdr)
@@ -265,40 +265,4 @@ bool spill_seq_take(SpillSeqTable *t, uint64_t page, uint64_t seq)
     }
     t->seq[page] = seq;
     return true;
-}
-
-void spill_round_init(SpillRound *r, uint32_t n)
-{
-    r->n = n;
-    qatomic_set(&r->cursors, 0);
-}
-
-static bool claim(SpillRound *r, bool front, uint64_t *index)
-{
-    uint64_t cur = qatomic_read(&r->cursors), next, old;
-
-    for (;;) {
-        uint64_t f = cur >> 32, b = cur & 0xffffffffu;
-
-        if (f + b >= r->n) {
-            return false;
-        }
-        next = front ? cur + (1ull << 32) : cur + 1;
-        old = qatomic_cmpxchg(&r->cursors, cur, next);
-        if (old == cur) {
-            *index = front ? f : r->n - 1 - b;
-            return true;
-        }
-        cur = old;
-    }
-}
-
-bool spill_round_claim_front(SpillRound *r, uint64_t *index)
-{
-    return claim(r, true, index);
-}
-
-bool spill_round_claim_back(SpillRound *r, uint64_t *index)
-{
-    return claim(r, false, index);
 }

@@ -1,5 +1,5 @@
 /*
- * shared-file-spill: the spill file format, freshness and page split
+ * shared-file-spill: the spill file format and the freshness rule
  *
  * Copyright (c) 2026 The migration-transport authors
  *
@@ -16,10 +16,7 @@
  *  - the freshness rule: every page the source sends, by either path,
  *    carries a sequence number from one counter, and the destination
  *    applies a page only if its number is higher than that of the copy
- *    it has, so it ends with the newest copy whichever path it came by;
- *  - the split of a round of pages between the two paths: the network
- *    takes pages from the front, the file from the back, and they meet
- *    wherever their speeds make them meet.
+ *    it has, so it ends with the newest copy whichever path it came by.
  *
  * File layout (little-endian):
  *
@@ -89,7 +86,11 @@ static inline uint64_t spill_record_size(uint32_t len)
     return SPILL_REC_HEADER_SIZE + (((uint64_t)len + 7) & ~7ull);
 }
 
-/* Encode a record into @buf (spill_record_size(len) bytes). */
+/*
+ * Encode a record into @buf (spill_record_size(len) bytes).  @payload is
+ * copied once, and the checksum covers the copy: it may be memory that
+ * changes meanwhile, or already @buf + SPILL_REC_HEADER_SIZE.
+ */
 void spill_record_encode(uint8_t *buf, SpillRecType type, uint16_t block,
                          uint64_t seq, uint64_t offset, const void *payload,
                          uint32_t len);
@@ -162,20 +163,5 @@ void spill_seq_destroy(SpillSeqTable *t);
  * Returns false for an older or repeated copy, which must be dropped.
  */
 bool spill_seq_take(SpillSeqTable *t, uint64_t page, uint64_t seq);
-
-/*
- * The split of one round of @n pages (indices 0..n-1 in the order the
- * network sends them): the network claims from the front, the file
- * writer from the back; no index is claimed twice and none is left.
- * Safe to call from the two threads concurrently.
- */
-typedef struct SpillRound {
-    uint64_t n;
-    uint64_t cursors;           /* front count << 32 | back count */
-} SpillRound;
-
-void spill_round_init(SpillRound *r, uint32_t n);
-bool spill_round_claim_front(SpillRound *r, uint64_t *index);
-bool spill_round_claim_back(SpillRound *r, uint64_t *index);
 
 #endif

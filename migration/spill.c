@@ -52,7 +52,15 @@
 #include "qom/object.h"
 #include "io/channel.h"
 #include "exec/target_page.h"
+#include "system/ramblock.h"
+#include "exec/ramlist.h"
+#include "qemu/rcu_queue.h"
+#include "qemu/rcu.h"
+#include "qemu/thread.h"
+#include "qemu/cutils.h"
+#include "migration/vmstate.h"
 #include "migration.h"
+#include "ram.h"
 #include "options.h"
 #include "spill-format.h"
 #include "spill.h"
@@ -105,7 +113,61 @@ static struct {
     Stat64 records;
     Stat64 failovers;
     Stat64 file_errors;
+    Stat64 pages;
+    Stat64 stale_pages;
 } sp = { .out_fd = -1 };
+
+/*
+ * The page datapath.  The source's writer thread claims dirty pages
+ * from the back of RAM (ram_spill_claim()) while the migration thread
+ * sends them from the front, and writes them as PAGE records to
+ * spill-file + ".pages"; the destination's reader thread loads them as
+ * the file grows.  Every copy of a page, by either path, carries a
+ * sequence number from spill_seq, and the destination loads a copy only
+ * if it is newer than the one it holds (SpillSeqTable).
+ */
+#define SPILL_PAGES_BATCH       64
+#define SPILL_PAGES_SUFFIX      ".pages"
+
+static uint64_t spill_seq;      /* atomic: the last number given out */
+
+static struct {
+    int fd;                     /* source: from prepare to start */
+    QemuThread thread;
+    bool running;
+    bool stop;                  /* atomic */
+    uint64_t pos;               /* file offset of the next record */
+    uint64_t end;               /* pos once stopped: the marker's value */
+    int err;                    /* the write that failed, or 0 */
+    uint32_t nblocks;
+    RAMBlock *blocks[SPILL_MAX_BLOCKS];
+    uint8_t *buf;
+} pw = { .fd = -1 };
+
+static struct {
+    int fd;
+    QemuThread thread;
+    bool running;
+    bool stop;                  /* atomic */
+    bool done;                  /* atomic: the reader thread stopped */
+    bool marker;                /* the source said where the file ends */
+    uint64_t pos;               /* atomic: file bytes read and applied */
+    char *err;                  /* why the reader stopped early */
+    QemuMutex lock;             /* the seq table and the page copies */
+    SpillSeqTable seq;
+    SpillScan scan;
+    RAMBlock *blocks[SPILL_MAX_BLOCKS];
+    uint8_t *buf;
+    size_t buf_size;
+    uint8_t *bounce;            /* a page off the network */
+} pr = { .fd = -1 };
+
+/* the marker: where the source's pages file ends */
+typedef struct SpillMarker {
+    uint64_t end;
+} SpillMarker;
+
+static SpillMarker spill_marker;
 
 bool spill_check_params(Error **errp)
 {
@@ -125,12 +187,39 @@ static void spill_reset_stats(void)
     stat64_set(&sp.records, 0);
     stat64_set(&sp.failovers, 0);
     stat64_set(&sp.file_errors, 0);
+    stat64_set(&sp.pages, 0);
+    stat64_set(&sp.stale_pages, 0);
+}
+
+/* A new file at @path with a spill header carrying @h */
+static int spill_create(const char *path, const SpillHeader *h, Error **errp)
+{
+    uint8_t hdr[SPILL_HEADER_SIZE];
+    int fd;
+
+    /* a new file, never the inode an earlier destination may still read */
+    unlink(path);
+    fd = qemu_create(path, O_WRONLY | O_EXCL | O_CLOEXEC, 0600, errp);
+    if (fd < 0) {
+        error_prepend(errp, "Parameter 'spill-file': ");
+        return -1;
+    }
+    spill_header_encode(hdr, h);
+    if (qemu_write_full(fd, hdr, sizeof(hdr)) != sizeof(hdr) ||
+        qemu_fdatasync(fd) < 0) {
+        error_setg_errno(errp, errno, "Parameter 'spill-file': cannot write "
+                         "'%s'", path);
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    return fd;
 }
 
 bool spill_prepare_outgoing(Error **errp)
 {
-    uint8_t hdr[SPILL_HEADER_SIZE];
     SpillHeader h = { .page_size = qemu_target_page_size() };
+    g_autofree char *pages = NULL;
     const char *path;
     int fd;
 
@@ -138,26 +227,21 @@ bool spill_prepare_outgoing(Error **errp)
         return false;
     }
     path = migrate_spill_file();
-    if (sp.out_fd >= 0) {
-        /* an earlier migrate that never connected */
-        close(sp.out_fd);
-        sp.out_fd = -1;
-    }
+    /* an earlier migrate that never connected */
+    spill_cleanup_outgoing();
     spill_reset_stats();
-    /* a new file, never the inode an earlier destination may still read */
-    unlink(path);
-    fd = qemu_create(path, O_WRONLY | O_EXCL | O_CLOEXEC, 0600, errp);
+    qatomic_set(&spill_seq, 0);
+    spill_marker.end = 0;
+    qemu_guest_getrandom_nofail(h.uuid, sizeof(h.uuid));
+    fd = spill_create(path, &h, errp);
     if (fd < 0) {
-        error_prepend(errp, "Parameter 'spill-file': ");
         return false;
     }
-    qemu_guest_getrandom_nofail(h.uuid, sizeof(h.uuid));
-    spill_header_encode(hdr, &h);
-    if (qemu_write_full(fd, hdr, sizeof(hdr)) != sizeof(hdr) ||
-        qemu_fdatasync(fd) < 0) {
-        error_setg_errno(errp, errno, "Parameter 'spill-file': cannot write "
-                         "'%s'", path);
+    pages = g_strconcat(path, SPILL_PAGES_SUFFIX, NULL);
+    pw.fd = spill_create(pages, &h, errp);
+    if (pw.fd < 0) {
         close(fd);
+        unlink(path);
         return false;
     }
     memcpy(sp.out_uuid, h.uuid, sizeof(h.uuid));
@@ -618,6 +702,7 @@ static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
 static void spill_remove(const char *path, int fd)
 {
     g_autofree char *ack = g_strdup_printf("%s.ack", path);
+    g_autofree char *pages = g_strconcat(path, SPILL_PAGES_SUFFIX, NULL);
     struct stat a, b;
 
     if (fstat(fd, &a) < 0 || stat(path, &b) < 0 ||
@@ -625,6 +710,7 @@ static void spill_remove(const char *path, int fd)
         return;
     }
     unlink(ack);
+    unlink(pages);
     unlink(path);
     trace_spill_remove(path);
 }
@@ -755,6 +841,356 @@ QIOChannel *spill_wrap_outgoing(QIOChannel *net)
     return QIO_CHANNEL(sc);
 }
 
+/* Destination: the pages file beside @path, of the same migration */
+static int spill_open_pages(const char *path, const SpillHeader *h,
+                            Error **errp)
+{
+    g_autofree char *pages = g_strconcat(path, SPILL_PAGES_SUFFIX, NULL);
+    uint8_t hdr[SPILL_HEADER_SIZE];
+    const char *why;
+    SpillHeader ph;
+    int fd;
+
+    fd = qemu_open(pages, O_RDONLY | O_CLOEXEC, errp);
+    if (fd < 0) {
+        error_prepend(errp, "Parameter 'spill-file': ");
+        return -1;
+    }
+    if (pread(fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
+        !spill_header_decode(hdr, &ph, &why) ||
+        memcmp(ph.uuid, h->uuid, sizeof(ph.uuid)) ||
+        ph.page_size != h->page_size) {
+        error_setg(errp, "Parameter 'spill-file': '%s' is not the pages "
+                   "file of '%s'", pages, path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * Destination: load one copy of a page if it is the newest so far.
+ * 1: loaded, 0: an older copy, dropped, -1: error.
+ */
+static int spill_apply(RAMBlock *rb, uint64_t offset, void *host,
+                        uint64_t seq, const void *data, Error **errp)
+{
+    uint64_t index = (rb->offset + offset) >> qemu_target_page_bits();
+    size_t page = qemu_target_page_size();
+    bool take;
+
+    if (index >= pr.seq.npages) {
+        error_setg(errp, "shared-file-spill: page %" PRIu64 " of %s "
+                   "outside guest RAM", offset, rb->idstr);
+        return -1;
+    }
+    qemu_mutex_lock(&pr.lock);
+    take = spill_seq_take(&pr.seq, index, seq);
+    if (take) {
+        if (data) {
+            memcpy(host, data, page);
+        } else if (!buffer_is_zero(host, page)) {
+            memset(host, 0, page);
+        }
+    }
+    qemu_mutex_unlock(&pr.lock);
+    if (!take) {
+        stat64_add(&sp.stale_pages, 1);
+    }
+    return take;
+}
+
+bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
+                     const void *data, Error **errp)
+{
+    if (!pr.seq.seq) {
+        error_setg(errp, "shared-file-spill: a page before the RAM setup");
+        return false;
+    }
+    if (qatomic_load_acquire(&pr.done) && pr.err) {
+        /* fail now: the source fails over, then gives up and runs on */
+        error_setg(errp, "%s", pr.err);
+        return false;
+    }
+    return spill_apply(rb, offset, host, seq, data, errp) >= 0;
+}
+
+uint8_t *spill_page_buffer(void)
+{
+    if (!pr.bounce) {
+        pr.bounce = g_malloc(qemu_target_page_size());
+    }
+    return pr.bounce;
+}
+
+/* Destination: the record at pr.scan.pos into pr.buf */
+static SpillScanResult spill_pages_read(SpillRecord *rec, const char **why)
+{
+    uint64_t ask = SPILL_REC_HEADER_SIZE, want = 0;
+    SpillScanResult r;
+
+    for (;;) {
+        ssize_t n;
+
+        if (pr.buf_size < ask) {
+            g_free(pr.buf);
+            pr.buf = g_malloc(ask);
+            pr.buf_size = ask;
+        }
+        n = pread(pr.fd, pr.buf, ask, pr.scan.pos);
+        if (n < 0) {
+            *why = strerror(errno);
+            return SPILL_SCAN_CORRUPT;
+        }
+        r = spill_scan_next(&pr.scan, pr.buf, n, rec, &want, why);
+        if (r != SPILL_SCAN_MORE || (uint64_t)n < ask || want <= ask) {
+            return r;
+        }
+        ask = want;
+    }
+}
+
+/* Destination: one record of the pages file; false: stop reading */
+static bool spill_pages_record(SpillRecord *rec, Error **errp)
+{
+    size_t page = qemu_target_page_size();
+    RAMBlock *rb;
+
+    switch (rec->type) {
+    case SPILL_REC_BLOCK: {
+        g_autofree char *idstr = g_strndup((const char *)rec->payload + 8,
+                                           rec->len - 8);
+
+        rb = qemu_ram_block_by_name(idstr);
+        if (!rb || migrate_ram_is_ignored(rb) ||
+            rb->used_length != ldq_le_p(rec->payload)) {
+            error_setg(errp, "shared-file-spill: the pages file names RAM "
+                       "block '%s' of %" PRIu64 " bytes, which this side "
+                       "does not migrate", idstr, ldq_le_p(rec->payload));
+            return false;
+        }
+        pr.blocks[rec->block] = rb;
+        return true;
+    }
+    case SPILL_REC_PAGE:
+        rb = pr.blocks[rec->block];
+        if (rec->len != page || rec->offset + page > rb->used_length) {
+            error_setg(errp, "shared-file-spill: page %" PRIu64 " outside "
+                       "RAM block '%s'", rec->offset, rb->idstr);
+            return false;
+        }
+        switch (spill_apply(rb, rec->offset, rb->host + rec->offset,
+                            rec->seq, rec->payload, errp)) {
+        case -1:
+            return false;
+        case 1:
+            stat64_add(&sp.pages, 1);
+        }
+        stat64_add(&sp.file_bytes, spill_record_size(rec->len));
+        stat64_add(&sp.records, 1);
+        return true;
+    default:
+        error_setg(errp, "shared-file-spill: unexpected record type %d in "
+                   "the pages file", rec->type);
+        return false;
+    }
+}
+
+static void *spill_pages_reader(void *opaque)
+{
+    Error *err = NULL;
+
+    rcu_register_thread();
+    while (!qatomic_read(&pr.stop)) {
+        SpillRecord rec;
+        const char *why = NULL;
+        SpillScanResult r;
+        bool ok;
+
+        r = spill_pages_read(&rec, &why);
+        if (r == SPILL_SCAN_MORE) {
+            g_usleep(1000);
+            continue;
+        }
+        if (r != SPILL_SCAN_RECORD) {
+            error_setg(&err, "shared-file-spill: the pages file is corrupt "
+                       "at offset %" PRIu64 ": %s", pr.scan.pos,
+                       why ? why : "unexpected end");
+            break;
+        }
+        WITH_RCU_READ_LOCK_GUARD() {
+            ok = spill_pages_record(&rec, &err);
+        }
+        if (!ok) {
+            break;
+        }
+        qatomic_set(&pr.pos, pr.scan.pos);
+    }
+    if (err) {
+        pr.err = g_strdup(error_get_pretty(err));
+        error_free(err);
+    }
+    qatomic_store_release(&pr.done, true);
+    rcu_unregister_thread();
+    return NULL;
+}
+
+bool spill_pages_incoming_start(Error **errp)
+{
+    RAMBlock *rb;
+    uint64_t npages = 0;
+
+    if (pr.fd < 0 || pr.running) {
+        return true;
+    }
+    WITH_RCU_READ_LOCK_GUARD() {
+        RAMBLOCK_FOREACH(rb) {
+            npages = MAX(npages, (rb->offset + rb->max_length) >>
+                         qemu_target_page_bits());
+        }
+    }
+    qemu_mutex_init(&pr.lock);
+    spill_seq_init(&pr.seq, npages);
+    memset(pr.blocks, 0, sizeof(pr.blocks));
+    qatomic_set(&pr.stop, false);
+    qatomic_set(&pr.done, false);
+    qatomic_set(&pr.pos, pr.scan.pos);
+    pr.marker = false;
+    g_clear_pointer(&pr.err, g_free);
+    pr.running = true;
+    qemu_thread_create(&pr.thread, "mig/spill/pages", spill_pages_reader,
+                       NULL, QEMU_THREAD_JOINABLE);
+    return true;
+}
+
+void spill_pages_incoming_stop(void)
+{
+    if (pr.running) {
+        qatomic_set(&pr.stop, true);
+        qemu_thread_join(&pr.thread);
+        pr.running = false;
+    }
+    if (pr.seq.seq) {
+        spill_seq_destroy(&pr.seq);
+        qemu_mutex_destroy(&pr.lock);
+    }
+    if (pr.fd >= 0) {
+        close(pr.fd);
+        pr.fd = -1;
+    }
+    g_clear_pointer(&pr.bounce, g_free);
+    g_clear_pointer(&pr.buf, g_free);
+    pr.buf_size = 0;
+}
+
+/*
+ * Destination, from the stream: the source's pages file ends at @end.
+ * Wait until the reader has loaded all of it.
+ */
+static bool spill_pages_wait(uint64_t end, Error **errp)
+{
+    int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    uint64_t last = qatomic_read(&pr.pos);
+
+    if (!end) {
+        return true;            /* the source wrote no pages */
+    }
+    if (!pr.running) {
+        error_setg(errp, "shared-file-spill: pages in the file, but no "
+                   "reader");
+        return false;
+    }
+    for (;;) {
+        uint64_t pos = qatomic_read(&pr.pos);
+
+        if (pos >= end) {
+            break;
+        }
+        if (qatomic_load_acquire(&pr.done)) {
+            break;
+        }
+        if (pos != last) {
+            last = pos;
+            since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+        }
+        if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since > SPILL_STALL_MS) {
+            error_setg(errp, "shared-file-spill: the pages file stopped at "
+                       "%" PRIu64 " of %" PRIu64 " bytes", pos, end);
+            return false;
+        }
+        if (qemu_in_coroutine()) {
+            qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, SCALE_MS);
+        } else {
+            g_usleep(1000);
+        }
+    }
+    /* the reader stops at the end the source gave, not past it */
+    qatomic_set(&pr.stop, true);
+    qemu_thread_join(&pr.thread);
+    pr.running = false;
+    if (pr.err && qatomic_read(&pr.pos) < end) {
+        error_setg(errp, "%s", pr.err);
+        return false;
+    }
+    /*
+     * Past @end the reader may have loaded whole records of a write that
+     * failed in its middle: their pages went dirty again at the source,
+     * and newer copies followed.
+     */
+    if (qatomic_read(&pr.pos) < end) {
+        error_setg(errp, "shared-file-spill: the pages file has a record "
+                   "across its end (%" PRIu64 ")", end);
+        return false;
+    }
+    trace_spill_pages_loaded(stat64_get(&sp.pages),
+                             stat64_get(&sp.stale_pages), end);
+    return true;
+}
+
+static bool spill_marker_needed(void *opaque)
+{
+    return migrate_shared_file_spill();
+}
+
+static bool spill_marker_pre_save(void *opaque, Error **errp)
+{
+    if (pw.running) {
+        /* its pages would be neither in the file's end nor re-sent */
+        error_setg(errp, "shared-file-spill: the pages writer still runs");
+        return false;
+    }
+    return true;
+}
+
+static bool spill_marker_post_load(void *opaque, int version_id,
+                                   Error **errp)
+{
+    pr.marker = true;
+    return spill_pages_wait(spill_marker.end, errp);
+}
+
+/*
+ * Sent with the devices, after the RAM's last pass: where the pages
+ * file ends.  The destination starts no guest before it loaded them.
+ */
+static const VMStateDescription vmstate_spill_marker = {
+    .name = "shared-file-spill",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = spill_marker_needed,
+    .pre_save_errp = spill_marker_pre_save,
+    .post_load_errp = spill_marker_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(end, SpillMarker),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+void spill_init(void)
+{
+    vmstate_register(NULL, 0, &vmstate_spill_marker, &spill_marker);
+}
+
 QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
 {
     const char *path = migrate_spill_file();
@@ -762,7 +1198,7 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
     QIOChannelSpill *sc;
     const char *why;
     SpillHeader h;
-    int fd;
+    int fd, pr_fd;
 
     if (!spill_check_params(errp)) {
         return NULL;
@@ -787,6 +1223,14 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
         close(fd);
         return NULL;
     }
+    pr_fd = spill_open_pages(path, &h, errp);
+    if (pr_fd < 0) {
+        close(fd);
+        return NULL;
+    }
+    spill_pages_incoming_stop();        /* an earlier incoming's */
+    pr.fd = pr_fd;
+    spill_scan_init(&pr.scan, &h);
     sc = spill_new(net, fd, false);
     memcpy(sc->uuid, h.uuid, sizeof(sc->uuid));
     memcpy(sp.in_uuid, h.uuid, sizeof(sp.in_uuid));
@@ -806,6 +1250,11 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
     sc = QIO_CHANNEL_SPILL(ioc);
     if (sc->source) {
         return true;
+    }
+    if (!pr.marker) {
+        error_setg(errp, "shared-file-spill: the source did not say where "
+                   "its pages file ends");
+        return false;
     }
     if (sc->net_ok) {
         /* the network brought it all: nobody needs the file any more */
@@ -867,12 +1316,191 @@ bool spill_incoming_check_uuid(const uint8_t *uuid, Error **errp)
 
 void spill_cleanup_outgoing(void)
 {
+    spill_pages_stop(NULL);
     if (sp.out_fd >= 0) {
         /* created, but the connection failed before it was used */
         spill_remove(sp.out_path, sp.out_fd);
         close(sp.out_fd);
         sp.out_fd = -1;
     }
+    if (pw.fd >= 0) {
+        close(pw.fd);
+        pw.fd = -1;
+    }
+}
+
+uint64_t spill_next_seq(void)
+{
+    return qatomic_fetch_inc(&spill_seq) + 1;
+}
+
+static int spill_pwrite_all(int fd, const uint8_t *buf, size_t len,
+                            uint64_t pos)
+{
+    while (len) {
+        ssize_t n = pwrite(fd, buf, len, pos);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? errno : ENOSPC;
+        }
+        buf += n;
+        len -= n;
+        pos += n;
+    }
+    return 0;
+}
+
+static int spill_pages_block(RAMBlock *rb)
+{
+    for (uint32_t i = 0; i < pw.nblocks; i++) {
+        if (pw.blocks[i] == rb) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Source: BLOCK records for every block the migration sends */
+static int spill_pages_write_blocks(void)
+{
+    RAMBlock *rb;
+    int err = 0;
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        RAMBLOCK_FOREACH_NOT_IGNORED(rb) {
+            size_t idlen = strlen(rb->idstr);
+            uint8_t payload[8 + sizeof(rb->idstr)];
+            uint32_t len = 8 + idlen;
+
+            if (pw.nblocks == SPILL_MAX_BLOCKS) {
+                return E2BIG;
+            }
+            stq_le_p(payload, rb->used_length);
+            memcpy(payload + 8, rb->idstr, idlen);
+            spill_record_encode(pw.buf, SPILL_REC_BLOCK, pw.nblocks,
+                                spill_next_seq(), 0, payload, len);
+            err = spill_pwrite_all(pw.fd, pw.buf, spill_record_size(len),
+                                   pw.pos);
+            if (err) {
+                return err;
+            }
+            pw.pos += spill_record_size(len);
+            pw.blocks[pw.nblocks++] = rb;
+        }
+    }
+    return 0;
+}
+
+static void *spill_pages_thread(void *opaque)
+{
+    size_t page = qemu_target_page_size();
+    SpillClaim claims[SPILL_PAGES_BATCH];
+    int err;
+
+    rcu_register_thread();
+    err = spill_pages_write_blocks();
+    while (!err && !qatomic_read(&pw.stop)) {
+        uint64_t size = 0;
+        int n, i;
+
+        rcu_read_lock();
+        n = ram_spill_claim(claims, SPILL_PAGES_BATCH);
+        for (i = 0; i < n; i++) {
+            int b = spill_pages_block(claims[i].block);
+
+            if (b < 0) {
+                /* a block that came after the start: the network's */
+                break;
+            }
+            /* the page is read here, after its number was taken */
+            spill_record_encode(pw.buf + size, SPILL_REC_PAGE, b,
+                                claims[i].seq, claims[i].offset,
+                                claims[i].block->host + claims[i].offset,
+                                page);
+            size += spill_record_size(page);
+        }
+        if (i < n) {
+            ram_spill_unclaim(claims + i, n - i);
+            n = i;
+        }
+        if (size) {
+            err = spill_pwrite_all(pw.fd, pw.buf, size, pw.pos);
+            if (err) {
+                /* the network sends them */
+                ram_spill_unclaim(claims, n);
+            } else {
+                pw.pos += size;
+                stat64_add(&sp.file_bytes, size);
+                stat64_add(&sp.records, n);
+                stat64_add(&sp.pages, n);
+                trace_spill_pages_write(n, pw.pos);
+            }
+        }
+        rcu_read_unlock();
+        if (!n) {
+            /* nothing to claim from the back now */
+            g_usleep(1000);
+        }
+    }
+    if (err) {
+        warn_report("shared-file-spill: cannot write the pages file (%s); "
+                    "the network sends the pages", strerror(err));
+        stat64_add(&sp.file_errors, 1);
+        pw.err = err;
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+void spill_pages_start(void)
+{
+    if (pw.fd < 0 || pw.running) {
+        return;
+    }
+    pw.pos = SPILL_HEADER_SIZE;
+    pw.end = 0;
+    pw.err = 0;
+    pw.nblocks = 0;
+    qatomic_set(&pw.stop, false);
+    if (!pw.buf) {
+        pw.buf = g_malloc(SPILL_PAGES_BATCH *
+                          spill_record_size(qemu_target_page_size()) +
+                          spill_record_size(8 + 256));
+    }
+    pw.running = true;
+    qemu_thread_create(&pw.thread, "mig/spill/pages", spill_pages_thread,
+                       NULL, QEMU_THREAD_JOINABLE);
+}
+
+bool spill_pages_stop(Error **errp)
+{
+    bool ok = true;
+
+    if (!pw.running) {
+        return true;
+    }
+    qatomic_set(&pw.stop, true);
+    qemu_thread_join(&pw.thread);
+    pw.running = false;
+    /*
+     * The pages in the file are no longer dirty at the source: unless
+     * the destination's host sees every one, the migration cannot
+     * complete.  After a failed write, pw.pos is still the end of the
+     * last complete batch, which is what the destination must read.
+     */
+    if (qemu_fdatasync(pw.fd) < 0) {
+        error_setg_errno(errp, errno, "shared-file-spill: cannot sync the "
+                         "pages file");
+        ok = false;
+    }
+    spill_marker.end = pw.pos;
+    trace_spill_pages_stop(stat64_get(&sp.pages), spill_marker.end);
+    close(pw.fd);
+    pw.fd = -1;
+    return ok;
 }
 
 void spill_populate_info(MigrationInfo *info)
@@ -883,5 +1511,7 @@ void spill_populate_info(MigrationInfo *info)
     p->records = stat64_get(&sp.records);
     p->failovers = stat64_get(&sp.failovers);
     p->file_errors = stat64_get(&sp.file_errors);
+    p->pages = stat64_get(&sp.pages);
+    p->stale_pages = stat64_get(&sp.stale_pages);
     info->shared_file_spill = p;
 }

@@ -61,6 +61,48 @@ bool spill_incoming_check_uuid(const uint8_t *uuid, Error **errp);
 /* Source, at the end of a migration: a spill file never connected */
 void spill_cleanup_outgoing(void);
 
+/*
+ * The page datapath (docs/devel/migration/shared-file-spill.rst).
+ *
+ * Source: every copy of a page sent, by either path, takes a number
+ * from spill_next_seq() after its dirty bit was cleared and before the
+ * page is read.  The pages writer runs from the end of the RAM setup
+ * until spill_pages_stop(), which must come before the last pass over
+ * RAM (the pages of a failed write are dirty again then).
+ */
+typedef struct SpillClaim {
+    RAMBlock *block;
+    uint64_t offset;
+    uint64_t seq;
+} SpillClaim;
+
+uint64_t spill_next_seq(void);
+void spill_pages_start(void);
+bool spill_pages_stop(Error **errp);
+
+/*
+ * In ram.c: claim up to @max dirty, non-zero pages for the pages file,
+ * from the back of RAM (their dirty bits cleared, numbers taken), or
+ * give claimed pages back to the network (dirty again).  The caller
+ * holds the RCU read lock.
+ */
+int ram_spill_claim(SpillClaim *claims, int max);
+void ram_spill_unclaim(const SpillClaim *claims, int n);
+
+/*
+ * Destination: the reader starts once RAM is set up; a page off the
+ * network is loaded with spill_load_page() (@data NULL: a zero page),
+ * read first into spill_page_buffer().
+ */
+bool spill_pages_incoming_start(Error **errp);
+void spill_pages_incoming_stop(void);
+bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
+                     const void *data, Error **errp);
+uint8_t *spill_page_buffer(void);
+
+/* Registers the section that tells where the pages file ends */
+void spill_init(void);
+
 void spill_populate_info(MigrationInfo *info);
 
 #endif

@@ -442,51 +442,6 @@ static void test_freshness(void **state)
     g_rand_free(rand);
 }
 
-typedef struct Claimer {
-    SpillRound *r;
-    bool front;
-    uint8_t *owner;
-    uint64_t count;
-} Claimer;
-
-static gpointer claimer(gpointer opaque)
-{
-    Claimer *c = opaque;
-    uint64_t idx;
-
-    while (c->front ? spill_round_claim_front(c->r, &idx)
-                    : spill_round_claim_back(c->r, &idx)) {
-        c->owner[idx] += c->front ? 1 : 2;
-        c->count++;
-    }
-    return NULL;
-}
-
-/*
- * The network and the file writer claim one round from two threads: each
- * page is claimed once, the network's are a prefix, the file's the rest.
- */
-static void test_round_split(void **state)
-{
-    for (uint32_t n = 0; n < 200000; n = n * 3 + 7) {
-        SpillRound r;
-        uint8_t *owner = g_new0(uint8_t, MAX(n, 1));
-        Claimer f = { &r, true, owner, 0 }, b = { &r, false, owner, 0 };
-        GThread *tf, *tb;
-
-        spill_round_init(&r, n);
-        tf = g_thread_new("front", claimer, &f);
-        tb = g_thread_new("back", claimer, &b);
-        g_thread_join(tf);
-        g_thread_join(tb);
-        assert_int_equal(f.count + b.count, n);
-        for (uint64_t i = 0; i < n; i++) {
-            assert_int_equal(owner[i], i < f.count ? 1 : 2);
-        }
-        g_free(owner);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,7 +452,6 @@ int main(void)
         cmocka_unit_test(test_semantic_corruption),
         cmocka_unit_test(test_stream_records),
         cmocka_unit_test(test_freshness),
-        cmocka_unit_test(test_round_split),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);

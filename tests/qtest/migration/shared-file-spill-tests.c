@@ -19,6 +19,7 @@
 #include "migration/migration-util.h"
 #include "qobject/qdict.h"
 #include "qemu/sockets.h"
+#include "qemu/bswap.h"
 #include <poll.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -80,21 +81,22 @@ static gpointer forwarder_run(gpointer opaque)
         }
         if (pfd[0].revents) {
             ssize_t n = read(src, buf, sizeof(buf));
+            uint64_t cut_after = qatomic_read(&fw->cut_after);
 
             if (n <= 0) {
                 break;
             }
-            if (fw->cut_after && fw->forwarded + n >= fw->cut_after) {
+            if (cut_after && fw->forwarded + n >= cut_after) {
                 /* the network breaks: in the middle of this chunk */
-                write_all(dst, buf, fw->cut_after - fw->forwarded);
-                fw->forwarded = fw->cut_after;
-                fw->cut = true;
+                write_all(dst, buf, cut_after - fw->forwarded);
+                qatomic_set(&fw->forwarded, cut_after);
+                qatomic_set(&fw->cut, true);
                 break;
             }
             if (!write_all(dst, buf, n)) {
                 break;
             }
-            fw->forwarded += n;
+            qatomic_set(&fw->forwarded, fw->forwarded + n);
         }
         if (pfd[1].revents) {
             ssize_t n = read(dst, buf, sizeof(buf));
@@ -133,6 +135,12 @@ static Forwarder *forwarder_start(QTestState *to, uint64_t cut_after)
     fw->port = ntohs(addr.sin_port);
     fw->thread = g_thread_new("forwarder", forwarder_run, fw);
     return fw;
+}
+
+/* Cut the connections now, with the next bytes the source sends */
+static void forwarder_cut(Forwarder *fw)
+{
+    qatomic_set(&fw->cut_after, qatomic_read(&fw->forwarded) + 1);
 }
 
 static void forwarder_free(Forwarder *fw)
@@ -224,9 +232,11 @@ static void spill_cleanup(Forwarder *fw, const char *spill)
 
 /*
  * Migrate the live bootblock guest through the forwarder, cut after
- * @cut_after bytes (0: never), and check every page on the destination.
+ * @cut_after bytes (0: never) or, with @cut_third_pass, when the third
+ * pass over RAM begins, and check every page on the destination.
  */
-static void do_test_spill(uint64_t cut_after, bool converge_first)
+static void do_test_spill(uint64_t cut_after, bool converge_first,
+                          bool cut_third_pass)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     g_autofree char *spill_ack = g_strdup_printf("%s.ack", spill);
@@ -254,6 +264,9 @@ static void do_test_spill(uint64_t cut_after, bool converge_first)
         while (read_ram_property_int(from, "dirty-sync-count") < 3) {
             g_usleep(20 * 1000);
         }
+        if (cut_third_pass) {
+            forwarder_cut(fw);
+        }
         migrate_ensure_converge(from);
     }
     wait_for_migration_complete(from);
@@ -264,21 +277,31 @@ static void do_test_spill(uint64_t cut_after, bool converge_first)
     dst = migrate_query_member(to, "shared-file-spill");
     g_test_message("cut after %" PRIu64 " of %" PRIu64 " bytes: source "
                    "wrote %" PRId64 " bytes in %" PRId64 " records, "
-                   "failovers %" PRId64 "; destination read %" PRId64
-                   " bytes from the file in %" PRId64 " records, "
-                   "failovers %" PRId64, cut_after, fw->forwarded,
+                   "failovers %" PRId64 ", %" PRId64 " pages through the "
+                   "file; destination read %" PRId64 " bytes from the "
+                   "files in %" PRId64 " records, failovers %" PRId64
+                   ", loaded %" PRId64 " pages from the file, dropped %"
+                   PRId64 " stale copies", cut_after, fw->forwarded,
                    qdict_get_int(src, "file-bytes"),
                    qdict_get_int(src, "records"),
                    qdict_get_int(src, "failovers"),
+                   qdict_get_int(src, "pages"),
                    qdict_get_int(dst, "file-bytes"),
                    qdict_get_int(dst, "records"),
-                   qdict_get_int(dst, "failovers"));
+                   qdict_get_int(dst, "failovers"),
+                   qdict_get_int(dst, "pages"),
+                   qdict_get_int(dst, "stale-pages"));
     g_assert_cmpint(qdict_get_int(src, "file-errors"), ==, 0);
     g_assert_cmpint(qdict_get_int(src, "file-bytes"), >, 0);
+    /* the pages writer took part; its pages reached the destination */
+    g_assert_cmpint(qdict_get_int(src, "pages"), >, 0);
+    g_assert_cmpint(qdict_get_int(dst, "pages"), >, 0);
+    g_assert_cmpint(qdict_get_int(dst, "pages"), <=,
+                    qdict_get_int(src, "pages"));
     /* the destination removed them before it started the guest */
     g_assert_false(g_file_test(spill, G_FILE_TEST_EXISTS));
     g_assert_false(g_file_test(spill_ack, G_FILE_TEST_EXISTS));
-    if (cut_after) {
+    if (cut_after || cut_third_pass) {
         g_assert_true(fw->cut);
         g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
         g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 1);
@@ -287,7 +310,6 @@ static void do_test_spill(uint64_t cut_after, bool converge_first)
         g_assert_false(fw->cut);
         g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 0);
         g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 0);
-        g_assert_cmpint(qdict_get_int(dst, "file-bytes"), ==, 0);
     }
     /* checks every page of the destination */
     migrate_end(from, to, true);
@@ -296,24 +318,24 @@ static void do_test_spill(uint64_t cut_after, bool converge_first)
 
 static void test_spill_no_fault(void)
 {
-    do_test_spill(0, false);
+    do_test_spill(0, false, false);
 }
 
 static void test_spill_cut_early(void)
 {
-    do_test_spill(1 * MiB, false);
+    do_test_spill(1 * MiB, false, false);
 }
 
 static void test_spill_cut_middle(void)
 {
-    /* in the second pass over the guest's 150 MiB */
-    do_test_spill(200 * MiB, false);
+    /* while the network and the pages file share the third pass */
+    do_test_spill(0, false, true);
 }
 
 static void test_spill_cut_last(void)
 {
     /* converging at once: the cut falls in the last stage or just before */
-    do_test_spill(60 * MiB, true);
+    do_test_spill(60 * MiB, true, false);
 }
 
 /* A corrupt spill file is refused, not loaded; the source runs on */
