@@ -108,24 +108,24 @@ def select_configs(names, caps):
 
 def cut_point(cfg, sc, results):
     """Where a configuration with a cut breaks the network: cfg.cut of the
-    median ram.transferred of this scenario's verified precopy runs so far
-    in this run; without one, of a fixed estimate from the scenario (the
-    guest's non-zero memory: its kernel and programs, ~64 MiB, plus the
-    page cache, the region and the dirtier's working set), said so in
-    "basis"."""
+    median ram.transferred of this scenario's verified cfg.cut_base runs
+    (precopy unless said otherwise) so far in this run; without one, of a
+    fixed estimate from the scenario (the guest's non-zero memory: its
+    kernel and programs, ~64 MiB, plus the page cache, the region and the
+    dirtier's working set), said so in "basis"."""
     sent = sorted(r["ram"]["transferred"] for r in results
-                  if r["scenario"] == sc.name and r["config"] == "precopy"
-                  and r["status"] == "ok")
+                  if r["scenario"] == sc.name and
+                  r["config"] == cfg.cut_base and r["status"] == "ok")
     if sent:
         base = statistics.median(sent)
-        basis = ("median ram.transferred of %d verified precopy run%s of "
-                 "%s in this run" % (len(sent), "s" if len(sent) > 1 else "",
-                                     sc.name))
+        basis = ("median ram.transferred of %d verified %s run%s of "
+                 "%s in this run" % (len(sent), cfg.cut_base,
+                                     "s" if len(sent) > 1 else "", sc.name))
     else:
         base = (64 + sc.cache_mib + sc.region_mib + sc.dirty_mib) << 20
-        basis = ("FIXED ESTIMATE (no verified precopy run of %s yet): "
+        basis = ("FIXED ESTIMATE (no verified %s run of %s yet): "
                  "64 MiB + page cache + region + dirtier working set" %
-                 sc.name)
+                 (cfg.cut_base, sc.name))
     return {"fraction": cfg.cut, "base_bytes": int(base),
             "bytes": int(cfg.cut * base), "basis": basis,
             "estimated": not sent}
