@@ -68,6 +68,11 @@
 
 /* A destination waits this long for the file to grow before it fails */
 #define SPILL_STALL_MS          (30 * 1000)
+/*
+ * ... and this long for a record that does not check out to become whole:
+ * shared storage may show a write before one that came earlier.
+ */
+#define SPILL_TORN_MS           (5 * 1000)
 #define SPILL_POLL_NS           (10 * SCALE_MS)
 /* A source without the network waits this long for the destination */
 #define SPILL_ACK_TIMEOUT_MS    (30 * 1000)
@@ -90,6 +95,8 @@ struct QIOChannelSpill {
     bool shutdown;              /* atomic; cancelled: fail, no failover */
     bool committed;             /* source: END written */
     char *path;                 /* the spill file */
+    dev_t dev;                  /* ... and the file it was, to remove it */
+    ino_t ino;
     uint64_t stream_pos;        /* stream bytes written or read */
     uint64_t seq;               /* source: records written */
     uint64_t file_pos;          /* source: where the next record goes */
@@ -108,6 +115,8 @@ static struct {
     int out_fd;                 /* source, from migrate to the channel */
     char *out_path;
     uint8_t out_uuid[SPILL_UUID_LEN];
+    dev_t out_dev;
+    ino_t out_ino;
     uint8_t in_uuid[SPILL_UUID_LEN];    /* the file the destination opened */
     Stat64 file_bytes;
     Stat64 records;
@@ -128,8 +137,12 @@ static struct {
  */
 #define SPILL_PAGES_BATCH       64
 #define SPILL_PAGES_SUFFIX      ".pages"
+/* the writer syncs the pages file each time it wrote this much */
+#define SPILL_PAGES_SYNC        (64 * 1024 * 1024)
+#define SPILL_PAGES_IDLE_US     1000
 
-static uint64_t spill_seq;      /* atomic: the last number given out */
+static QemuMutex spill_seq_lock;
+static uint64_t spill_seq;      /* the last number given out */
 
 static struct {
     int fd;                     /* source: from prepare to start */
@@ -137,7 +150,8 @@ static struct {
     bool running;
     bool stop;                  /* atomic */
     uint64_t pos;               /* file offset of the next record */
-    uint64_t end;               /* pos once stopped: the marker's value */
+    uint64_t synced_pos;        /* pos at the last sync */
+    GArray *unsynced;           /* SpillClaims written since that sync */
     int err;                    /* the write that failed, or 0 */
     uint32_t nblocks;
     RAMBlock *blocks[SPILL_MAX_BLOCKS];
@@ -191,6 +205,20 @@ static void spill_reset_stats(void)
     stat64_set(&sp.stale_pages, 0);
 }
 
+/* The file @fd is open on (ino 0: none) */
+static void spill_file_id(int fd, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        *dev = 0;
+        *ino = 0;
+        return;
+    }
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+}
+
 /* A new file at @path with a spill header carrying @h */
 static int spill_create(const char *path, const SpillHeader *h, Error **errp)
 {
@@ -220,6 +248,7 @@ bool spill_prepare_outgoing(Error **errp)
 {
     SpillHeader h = { .page_size = qemu_target_page_size() };
     g_autofree char *pages = NULL;
+    g_autofree char *ack = NULL;
     const char *path;
     int fd;
 
@@ -230,7 +259,7 @@ bool spill_prepare_outgoing(Error **errp)
     /* an earlier migrate that never connected */
     spill_cleanup_outgoing();
     spill_reset_stats();
-    qatomic_set(&spill_seq, 0);
+    spill_seq = 0;
     spill_marker.end = 0;
     qemu_guest_getrandom_nofail(h.uuid, sizeof(h.uuid));
     fd = spill_create(path, &h, errp);
@@ -246,14 +275,12 @@ bool spill_prepare_outgoing(Error **errp)
     }
     memcpy(sp.out_uuid, h.uuid, sizeof(h.uuid));
     sp.out_fd = fd;
+    spill_file_id(fd, &sp.out_dev, &sp.out_ino);
     g_free(sp.out_path);
     sp.out_path = g_strdup(path);
-    {
-        /* an acknowledgement left by an earlier migration */
-        g_autofree char *ack = g_strdup_printf("%s.ack", path);
-
-        unlink(ack);
-    }
+    /* an acknowledgement left by an earlier migration */
+    ack = g_strdup_printf("%s.ack", path);
+    unlink(ack);
     trace_spill_prepare(path);
     return true;
 }
@@ -545,6 +572,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                                size_t niov, Error **errp)
 {
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    int64_t bad_since = 0;
 
     for (;;) {
         SpillRecord rec;
@@ -598,10 +626,21 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                        "migration");
             return -1;
         case SPILL_SCAN_CORRUPT:
-            error_setg(errp, "shared-file-spill: the spill file is corrupt "
-                       "at offset %" PRIu64 ": %s; nothing more of it is "
-                       "used", sc->scan.pos, why);
-            return -1;
+            /*
+             * Shared storage may show a record before all of it (a hole,
+             * a torn write): only one that stays bad is corrupt.
+             */
+            if (!bad_since) {
+                bad_since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            }
+            if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - bad_since >
+                SPILL_TORN_MS || qatomic_read(&sc->shutdown)) {
+                error_setg(errp, "shared-file-spill: the spill file is "
+                           "corrupt at offset %" PRIu64 ": %s; nothing more "
+                           "of it is used", sc->scan.pos, why);
+                return -1;
+            }
+            /* fall through */
         case SPILL_SCAN_MORE:
             if (qatomic_read(&sc->shutdown)) {
                 error_setg(errp, "shared-file-spill: cancelled");
@@ -696,17 +735,17 @@ static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
 }
 
 /*
- * Remove the spill file and its acknowledgement file, if @path is still
- * the file @fd is open on (and not one a later migration created).
+ * Remove the spill file, its pages file and its acknowledgement file, if
+ * @path is still the file @dev/@ino (and not one a later migration
+ * created).
  */
-static void spill_remove(const char *path, int fd)
+static void spill_remove(const char *path, dev_t dev, ino_t ino)
 {
     g_autofree char *ack = g_strdup_printf("%s.ack", path);
     g_autofree char *pages = g_strconcat(path, SPILL_PAGES_SUFFIX, NULL);
-    struct stat a, b;
+    struct stat b;
 
-    if (fstat(fd, &a) < 0 || stat(path, &b) < 0 ||
-        a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+    if (!ino || stat(path, &b) < 0 || b.st_dev != dev || b.st_ino != ino) {
         return;
     }
     unlink(ack);
@@ -733,14 +772,15 @@ static int spill_close(QIOChannel *ioc, Error **errp)
              * (or loses it): it fails either way.  Committed, the file
              * is the destination's to remove, which may still need END.
              */
-            if (sc->fd >= 0) {
-                spill_remove(sc->path, sc->fd);
-            }
         }
         if (sc->fd >= 0) {
             close(sc->fd);
             sc->fd = -1;
         }
+    }
+    if (sc->source && !sc->committed) {
+        /* also after the source gave the file up (no space left...) */
+        spill_remove(sc->path, sc->dev, sc->ino);
     }
     return qio_channel_close(sc->net, errp);
 }
@@ -819,6 +859,7 @@ static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool source)
     sc->ack_fd = -1;
     sc->path = g_strdup(source && sp.out_path ? sp.out_path :
                         migrate_spill_file());
+    spill_file_id(fd, &sc->dev, &sc->ino);
     sc->ack_path = g_strdup_printf("%s.ack", sc->path);
     /* forwarded to @net where it can; the wait loops see it anyway */
     qio_channel_set_feature(QIO_CHANNEL(sc), QIO_CHANNEL_FEATURE_SHUTDOWN);
@@ -985,6 +1026,9 @@ static bool spill_pages_record(SpillRecord *rec, Error **errp)
             return false;
         case 1:
             stat64_add(&sp.pages, 1);
+            break;
+        default:
+            break;          /* an older copy: dropped */
         }
         stat64_add(&sp.file_bytes, spill_record_size(rec->len));
         stat64_add(&sp.records, 1);
@@ -1000,6 +1044,8 @@ static void *spill_pages_reader(void *opaque)
 {
     Error *err = NULL;
 
+    int64_t bad_since = 0;
+
     rcu_register_thread();
     while (!qatomic_read(&pr.stop)) {
         SpillRecord rec;
@@ -1013,18 +1059,32 @@ static void *spill_pages_reader(void *opaque)
             continue;
         }
         if (r != SPILL_SCAN_RECORD) {
+            int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+
+            /*
+             * Shared storage may show a record before all of it (a hole,
+             * a torn write): only one that stays bad is corrupt.
+             */
+            if (!bad_since) {
+                bad_since = now;
+            }
+            if (now - bad_since < SPILL_TORN_MS) {
+                g_usleep(SPILL_POLL_NS / SCALE_US);
+                continue;
+            }
             error_setg(&err, "shared-file-spill: the pages file is corrupt "
                        "at offset %" PRIu64 ": %s", pr.scan.pos,
                        why ? why : "unexpected end");
             break;
         }
+        bad_since = 0;
         WITH_RCU_READ_LOCK_GUARD() {
             ok = spill_pages_record(&rec, &err);
         }
         if (!ok) {
             break;
         }
-        qatomic_set(&pr.pos, pr.scan.pos);
+        qatomic_set_u64(&pr.pos, pr.scan.pos);
     }
     if (err) {
         pr.err = g_strdup(error_get_pretty(err));
@@ -1054,7 +1114,7 @@ bool spill_pages_incoming_start(Error **errp)
     memset(pr.blocks, 0, sizeof(pr.blocks));
     qatomic_set(&pr.stop, false);
     qatomic_set(&pr.done, false);
-    qatomic_set(&pr.pos, pr.scan.pos);
+    qatomic_set_u64(&pr.pos, pr.scan.pos);
     pr.marker = false;
     g_clear_pointer(&pr.err, g_free);
     pr.running = true;
@@ -1090,7 +1150,7 @@ void spill_pages_incoming_stop(void)
 static bool spill_pages_wait(uint64_t end, Error **errp)
 {
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-    uint64_t last = qatomic_read(&pr.pos);
+    uint64_t last = qatomic_read_u64(&pr.pos);
 
     if (!end) {
         return true;            /* the source wrote no pages */
@@ -1101,7 +1161,7 @@ static bool spill_pages_wait(uint64_t end, Error **errp)
         return false;
     }
     for (;;) {
-        uint64_t pos = qatomic_read(&pr.pos);
+        uint64_t pos = qatomic_read_u64(&pr.pos);
 
         if (pos >= end) {
             break;
@@ -1128,7 +1188,7 @@ static bool spill_pages_wait(uint64_t end, Error **errp)
     qatomic_set(&pr.stop, true);
     qemu_thread_join(&pr.thread);
     pr.running = false;
-    if (pr.err && qatomic_read(&pr.pos) < end) {
+    if (pr.err && qatomic_read_u64(&pr.pos) < end) {
         error_setg(errp, "%s", pr.err);
         return false;
     }
@@ -1137,7 +1197,7 @@ static bool spill_pages_wait(uint64_t end, Error **errp)
      * failed in its middle: their pages went dirty again at the source,
      * and newer copies followed.
      */
-    if (qatomic_read(&pr.pos) < end) {
+    if (qatomic_read_u64(&pr.pos) < end) {
         error_setg(errp, "shared-file-spill: the pages file has a record "
                    "across its end (%" PRIu64 ")", end);
         return false;
@@ -1177,6 +1237,8 @@ static const VMStateDescription vmstate_spill_marker = {
     .name = "shared-file-spill",
     .version_id = 1,
     .minimum_version_id = 1,
+    /* before any device, whose post_load may read guest RAM */
+    .priority = MIG_PRI_MAX,
     .needed = spill_marker_needed,
     .pre_save_errp = spill_marker_pre_save,
     .post_load_errp = spill_marker_post_load,
@@ -1188,6 +1250,7 @@ static const VMStateDescription vmstate_spill_marker = {
 
 void spill_init(void)
 {
+    qemu_mutex_init(&spill_seq_lock);
     vmstate_register(NULL, 0, &vmstate_spill_marker, &spill_marker);
 }
 
@@ -1201,6 +1264,12 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
     int fd, pr_fd;
 
     if (!spill_check_params(errp)) {
+        return NULL;
+    }
+    if (!migrate_get_current()->send_configuration) {
+        /* which checks both sides and binds the spill file */
+        error_setg(errp, "Capability 'shared-file-spill' needs property "
+                   "'send-configuration'");
         return NULL;
     }
     spill_reset_stats();
@@ -1258,7 +1327,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
     }
     if (sc->net_ok) {
         /* the network brought it all: nobody needs the file any more */
-        spill_remove(sc->path, sc->fd);
+        spill_remove(sc->path, sc->dev, sc->ino);
         return true;
     }
     spill_ack(sc);
@@ -1268,7 +1337,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
 
         switch (spill_read_record(sc, &rec, &why)) {
         case SPILL_SCAN_END:
-            spill_remove(sc->path, sc->fd);
+            spill_remove(sc->path, sc->dev, sc->ino);
             return true;
         case SPILL_SCAN_RECORD:
             continue;           /* bytes past the stream's end: unused */
@@ -1316,10 +1385,10 @@ bool spill_incoming_check_uuid(const uint8_t *uuid, Error **errp)
 
 void spill_cleanup_outgoing(void)
 {
-    spill_pages_stop(NULL);
+    spill_pages_stop(false);
     if (sp.out_fd >= 0) {
         /* created, but the connection failed before it was used */
-        spill_remove(sp.out_path, sp.out_fd);
+        spill_remove(sp.out_path, sp.out_dev, sp.out_ino);
         close(sp.out_fd);
         sp.out_fd = -1;
     }
@@ -1327,11 +1396,18 @@ void spill_cleanup_outgoing(void)
         close(pw.fd);
         pw.fd = -1;
     }
+    g_clear_pointer(&pw.buf, g_free);
 }
 
 uint64_t spill_next_seq(void)
 {
-    return qatomic_fetch_inc(&spill_seq) + 1;
+    uint64_t seq;
+
+    /* a lock, not a 64-bit atomic, which not every host has */
+    qemu_mutex_lock(&spill_seq_lock);
+    seq = ++spill_seq;
+    qemu_mutex_unlock(&spill_seq_lock);
+    return seq;
 }
 
 static int spill_pwrite_all(int fd, const uint8_t *buf, size_t len,
@@ -1367,7 +1443,7 @@ static int spill_pages_block(RAMBlock *rb)
 static int spill_pages_write_blocks(void)
 {
     RAMBlock *rb;
-    int err = 0;
+    int err;
 
     WITH_RCU_READ_LOCK_GUARD() {
         RAMBLOCK_FOREACH_NOT_IGNORED(rb) {
@@ -1394,6 +1470,28 @@ static int spill_pages_write_blocks(void)
     return 0;
 }
 
+/*
+ * Source: make what the pages file holds visible to the destination's
+ * host.  On failure the pages written since the last sync go dirty
+ * again, and the file's end is the last sync's: they may never reach
+ * the destination's host.
+ */
+static int spill_pages_sync(void)
+{
+    if (qemu_fdatasync(pw.fd) < 0) {
+        int err = errno;
+
+        ram_spill_unclaim((SpillClaim *)pw.unsynced->data,
+                          pw.unsynced->len);
+        g_array_set_size(pw.unsynced, 0);
+        pw.pos = pw.synced_pos;
+        return err;
+    }
+    g_array_set_size(pw.unsynced, 0);
+    pw.synced_pos = pw.pos;
+    return 0;
+}
+
 static void *spill_pages_thread(void *opaque)
 {
     size_t page = qemu_target_page_size();
@@ -1402,47 +1500,59 @@ static void *spill_pages_thread(void *opaque)
 
     rcu_register_thread();
     err = spill_pages_write_blocks();
+    if (!err) {
+        err = spill_pages_sync();
+    }
     while (!err && !qatomic_read(&pw.stop)) {
         uint64_t size = 0;
         int n, i;
 
-        rcu_read_lock();
-        n = ram_spill_claim(claims, SPILL_PAGES_BATCH);
-        for (i = 0; i < n; i++) {
-            int b = spill_pages_block(claims[i].block);
+        WITH_RCU_READ_LOCK_GUARD() {
+            n = ram_spill_claim(claims, SPILL_PAGES_BATCH);
+            for (i = 0; i < n; i++) {
+                int b = spill_pages_block(claims[i].block);
 
-            if (b < 0) {
-                /* a block that came after the start: the network's */
-                break;
+                if (b < 0) {
+                    /* a block that came after the start: the network's */
+                    break;
+                }
+                /* the page is read here, after its number was taken */
+                spill_record_encode(pw.buf + size, SPILL_REC_PAGE, b,
+                                    claims[i].seq, claims[i].offset,
+                                    claims[i].block->host + claims[i].offset,
+                                    page);
+                size += spill_record_size(page);
             }
-            /* the page is read here, after its number was taken */
-            spill_record_encode(pw.buf + size, SPILL_REC_PAGE, b,
-                                claims[i].seq, claims[i].offset,
-                                claims[i].block->host + claims[i].offset,
-                                page);
-            size += spill_record_size(page);
         }
         if (i < n) {
             ram_spill_unclaim(claims + i, n - i);
             n = i;
         }
-        if (size) {
-            err = spill_pwrite_all(pw.fd, pw.buf, size, pw.pos);
-            if (err) {
-                /* the network sends them */
-                ram_spill_unclaim(claims, n);
-            } else {
-                pw.pos += size;
-                stat64_add(&sp.file_bytes, size);
-                stat64_add(&sp.records, n);
-                stat64_add(&sp.pages, n);
-                trace_spill_pages_write(n, pw.pos);
-            }
-        }
-        rcu_read_unlock();
         if (!n) {
             /* nothing to claim from the back now */
-            g_usleep(1000);
+            g_usleep(SPILL_PAGES_IDLE_US);
+            continue;
+        }
+        /* no RCU read lock across I/O */
+        err = spill_pwrite_all(pw.fd, pw.buf, size, pw.pos);
+        if (err) {
+            /* the network sends them, and those not synced yet */
+            ram_spill_unclaim(claims, n);
+            ram_spill_unclaim((SpillClaim *)pw.unsynced->data,
+                              pw.unsynced->len);
+            g_array_set_size(pw.unsynced, 0);
+            pw.pos = pw.synced_pos;
+            break;
+        }
+        g_array_append_vals(pw.unsynced, claims, n);
+        pw.pos += size;
+        stat64_add(&sp.file_bytes, size);
+        stat64_add(&sp.records, n);
+        stat64_add(&sp.pages, n);
+        trace_spill_pages_write(n, pw.pos);
+        if (pw.pos - pw.synced_pos >= SPILL_PAGES_SYNC) {
+            /* a little at a time, not all of it at the switchover */
+            err = spill_pages_sync();
         }
     }
     if (err) {
@@ -1461,9 +1571,13 @@ void spill_pages_start(void)
         return;
     }
     pw.pos = SPILL_HEADER_SIZE;
-    pw.end = 0;
+    pw.synced_pos = SPILL_HEADER_SIZE;
     pw.err = 0;
     pw.nblocks = 0;
+    if (!pw.unsynced) {
+        pw.unsynced = g_array_new(false, false, sizeof(SpillClaim));
+    }
+    g_array_set_size(pw.unsynced, 0);
     qatomic_set(&pw.stop, false);
     if (!pw.buf) {
         pw.buf = g_malloc(SPILL_PAGES_BATCH *
@@ -1475,32 +1589,33 @@ void spill_pages_start(void)
                        NULL, QEMU_THREAD_JOINABLE);
 }
 
-bool spill_pages_stop(Error **errp)
+void spill_pages_stop(bool sync)
 {
-    bool ok = true;
-
     if (!pw.running) {
-        return true;
+        return;
     }
     qatomic_set(&pw.stop, true);
     qemu_thread_join(&pw.thread);
     pw.running = false;
     /*
-     * The pages in the file are no longer dirty at the source: unless
-     * the destination's host sees every one, the migration cannot
-     * complete.  After a failed write, pw.pos is still the end of the
-     * last complete batch, which is what the destination must read.
+     * The pages in the file are no longer dirty at the source.  Those the
+     * destination's host may not see (a failed sync) go dirty again, and
+     * the last pass sends them.  Without @sync the migration is over.
      */
-    if (qemu_fdatasync(pw.fd) < 0) {
-        error_setg_errno(errp, errno, "shared-file-spill: cannot sync the "
-                         "pages file");
-        ok = false;
+    if (sync && !pw.err) {
+        int err = spill_pages_sync();
+
+        if (err) {
+            warn_report("shared-file-spill: cannot sync the pages file "
+                        "(%s); the network sends its last pages",
+                        strerror(err));
+            stat64_add(&sp.file_errors, 1);
+        }
     }
     spill_marker.end = pw.pos;
     trace_spill_pages_stop(stat64_get(&sp.pages), spill_marker.end);
     close(pw.fd);
     pw.fd = -1;
-    return ok;
 }
 
 void spill_populate_info(MigrationInfo *info)

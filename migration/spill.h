@@ -68,7 +68,8 @@ void spill_cleanup_outgoing(void);
  * from spill_next_seq() after its dirty bit was cleared and before the
  * page is read.  The pages writer runs from the end of the RAM setup
  * until spill_pages_stop(), which must come before the last pass over
- * RAM (the pages of a failed write are dirty again then).
+ * RAM (the pages of a failed write or sync are dirty again then); the
+ * migration thread calls it before it stops the guest.
  */
 typedef struct SpillClaim {
     RAMBlock *block;
@@ -78,7 +79,8 @@ typedef struct SpillClaim {
 
 uint64_t spill_next_seq(void);
 void spill_pages_start(void);
-bool spill_pages_stop(Error **errp);
+/* @sync: the migration goes on; false: it is over, nothing is synced */
+void spill_pages_stop(bool sync);
 
 /*
  * In ram.c: claim up to @max dirty, non-zero pages for the pages file,

@@ -21,6 +21,7 @@
 #include "qemu/sockets.h"
 #include "qemu/bswap.h"
 #include <poll.h>
+#include <sys/resource.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -492,6 +493,66 @@ static void test_spill_refusals(void)
     qtest_quit(who);
 }
 
+/*
+ * The storage fills up during the migration (RLIMIT_FSIZE on both
+ * QEMUs: writes past 32 MiB fail with EFBIG): the source gives up both
+ * files, the pages of the failed write go dirty again, and the network
+ * alone completes the migration, every page checked.
+ */
+static void test_spill_file_full(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *uri = NULL;
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) dst = NULL;
+    struct rlimit old, rl;
+    QTestState *from, *to;
+    Forwarder *fw;
+
+    g_assert(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    rl = old;
+    rl.rlim_cur = 32 * MiB;
+    /* the QEMUs inherit both: EFBIG instead of SIGXFSZ */
+    signal(SIGXFSZ, SIG_IGN);
+    g_assert(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+    uri = spill_start(&from, &to, spill, 0, &fw);
+    g_assert(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    signal(SIGXFSZ, SIG_DFL);
+    if (!uri) {
+        return;
+    }
+    migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    while (read_ram_property_int(from, "dirty-sync-count") < 3) {
+        g_usleep(20 * 1000);
+    }
+    migrate_ensure_converge(from);
+    wait_for_migration_complete(from);
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_for_serial("dest_serial");
+
+    src = migrate_query_member(from, "shared-file-spill");
+    dst = migrate_query_member(to, "shared-file-spill");
+    g_test_message("file full at 32 MiB: source wrote %" PRId64 " bytes, "
+                   "%" PRId64 " pages through the file, file errors %"
+                   PRId64 "; destination loaded %" PRId64 " pages from "
+                   "the file", qdict_get_int(src, "file-bytes"),
+                   qdict_get_int(src, "pages"),
+                   qdict_get_int(src, "file-errors"),
+                   qdict_get_int(dst, "pages"));
+    /* the stream's file and the pages file */
+    g_assert_cmpint(qdict_get_int(src, "file-errors"), ==, 2);
+    g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 0);
+    g_assert_cmpint(qdict_get_int(src, "pages"), >, 0);
+    g_assert_cmpint(qdict_get_int(src, "pages"), <, 32 * MiB / 4096);
+    g_assert_false(fw->cut);
+    /* checks every page of the destination */
+    migrate_end(from, to, true);
+    spill_cleanup(fw, spill);
+}
+
 /* Set on the source only: the destination refuses the stream */
 static void test_spill_one_side(void)
 {
@@ -591,4 +652,6 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_one_side);
     migration_test_add("/migration/shared-file-spill/stale",
                        test_spill_stale);
+    migration_test_add("/migration/shared-file-spill/file-full",
+                       test_spill_file_full);
 }
