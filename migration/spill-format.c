@@ -266,3 +266,59 @@ bool spill_seq_take(SpillSeqTable *t, uint64_t page, uint64_t seq)
     t->seq[page] = seq;
     return true;
 }
+
+void spill_back_init(SpillBack *b)
+{
+    b->block = -1;
+    b->below = 0;
+    b->round_over = false;
+    b->round_sync = 0;
+}
+
+int spill_back_claim(SpillBack *b, const SpillBackOps *ops, void *opaque,
+                     uint64_t sync, int max, int scan_max, int *blocks,
+                     uint64_t *pages)
+{
+    int n = 0, scanned = 0;
+
+    if (b->round_over) {
+        if (sync == b->round_sync) {
+            return 0;           /* nothing new before the next sync */
+        }
+        b->round_over = false;
+    }
+    while (n < max && scanned < scan_max) {
+        uint64_t page;
+
+        if (b->block < 0) {
+            /* a new round, from the end of the last block */
+            b->block = ops->nblocks(opaque) - 1;
+            if (b->block < 0) {
+                break;
+            }
+            b->below = ops->npages(opaque, b->block);
+        }
+        page = b->below ? ops->last_dirty(opaque, b->block, b->below) : 0;
+        if (!b->below || page >= b->below) {
+            /* nothing more in this block: the one before it */
+            if (--b->block < 0) {
+                b->round_over = true;
+                b->round_sync = sync;
+                break;
+            }
+            b->below = ops->npages(opaque, b->block);
+            continue;
+        }
+        b->below = page;
+        scanned++;
+        if (ops->is_zero(opaque, b->block, page)) {
+            continue;
+        }
+        if (ops->take(opaque, b->block, page)) {
+            blocks[n] = b->block;
+            pages[n] = page;
+            n++;
+        }
+    }
+    return n;
+}

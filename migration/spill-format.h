@@ -1,5 +1,5 @@
 /*
- * shared-file-spill: the spill file format and the freshness rule
+ * shared-file-spill: the spill file format, freshness, the writer's walk
  *
  * Copyright (c) 2026 The migration-transport authors
  *
@@ -16,7 +16,8 @@
  *  - the freshness rule: every page the source sends, by either path,
  *    carries a sequence number from one counter, and the destination
  *    applies a page only if its number is higher than that of the copy
- *    it has, so it ends with the newest copy whichever path it came by.
+ *    it has, so it ends with the newest copy whichever path it came by;
+ *  - the pages writer's walk over RAM, from the back (spill_back_claim()).
  *
  * File layout (little-endian):
  *
@@ -163,5 +164,43 @@ void spill_seq_destroy(SpillSeqTable *t);
  * Returns false for an older or repeated copy, which must be dropped.
  */
 bool spill_seq_take(SpillSeqTable *t, uint64_t page, uint64_t seq);
+
+/*
+ * The file's share of a pass over RAM.  The pages writer walks the dirty
+ * pages from the end of the last block towards the start of the first,
+ * while the network walks from the front; each takes a page by clearing
+ * its dirty bit, so the two meet where their speeds make them meet and
+ * no page is taken twice.  Zero pages are left to the network, which
+ * sends them in a few bytes.  Once the walk has reached the front, the
+ * round is over until the next bitmap sync makes pages dirty again.
+ */
+typedef struct SpillBackOps {
+    int (*nblocks)(void *opaque);
+    uint64_t (*npages)(void *opaque, int block);
+    /* the last dirty page of @block below page @below, or @below */
+    uint64_t (*last_dirty)(void *opaque, int block, uint64_t below);
+    bool (*is_zero)(void *opaque, int block, uint64_t page);
+    /* clear the page's dirty bit; false when it was clean */
+    bool (*take)(void *opaque, int block, uint64_t page);
+} SpillBackOps;
+
+typedef struct SpillBack {
+    int block;                  /* the block walked, -1: a new round */
+    uint64_t below;             /* its pages below this are still to see */
+    bool round_over;
+    uint64_t round_sync;        /* the sync count when it was over */
+} SpillBack;
+
+/* A new walk; also after the blocks changed */
+void spill_back_init(SpillBack *b);
+
+/*
+ * Take up to @max pages (their block and page numbers into @blocks and
+ * @pages), looking at no more than @scan_max pages.  @sync is the
+ * number of bitmap syncs so far.  Returns the number of pages taken.
+ */
+int spill_back_claim(SpillBack *b, const SpillBackOps *ops, void *opaque,
+                     uint64_t sync, int max, int scan_max, int *blocks,
+                     uint64_t *pages);
 
 #endif

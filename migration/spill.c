@@ -34,7 +34,10 @@
  * guest.
  *
  * The file is written from the migration thread as the stream is
- * flushed, so the storage must keep up with the network; see
+ * flushed, so the storage must keep up with the network.
+ *
+ * Beside it, the pages datapath (below) sends dirty pages through a
+ * second file, so that the network has fewer to send; see
  * docs/devel/migration/shared-file-spill.rst.
  */
 

@@ -442,6 +442,236 @@ static void test_freshness(void **state)
     g_rand_free(rand);
 }
 
+/* The pages writer's walk over a model of RAM: blocks of pages */
+#define BACK_BLOCKS 3
+
+typedef struct BackModel {
+    int nblocks;
+    uint64_t npages[BACK_BLOCKS];
+    bool *dirty[BACK_BLOCKS];
+    bool *zero[BACK_BLOCKS];
+    uint8_t *taken_by[BACK_BLOCKS];     /* 0: nobody, 1: network, 2: file */
+    int looked;                         /* is_zero calls */
+} BackModel;
+
+static int bm_nblocks(void *opaque)
+{
+    return ((BackModel *)opaque)->nblocks;
+}
+
+static uint64_t bm_npages(void *opaque, int block)
+{
+    return ((BackModel *)opaque)->npages[block];
+}
+
+static uint64_t bm_last_dirty(void *opaque, int block, uint64_t below)
+{
+    BackModel *m = opaque;
+
+    for (uint64_t p = below; p-- > 0;) {
+        if (m->dirty[block][p]) {
+            return p;
+        }
+    }
+    return below;
+}
+
+static bool bm_is_zero(void *opaque, int block, uint64_t page)
+{
+    BackModel *m = opaque;
+
+    m->looked++;
+    return m->zero[block][page];
+}
+
+static bool bm_take(void *opaque, int block, uint64_t page)
+{
+    BackModel *m = opaque;
+    bool was = m->dirty[block][page];
+
+    m->dirty[block][page] = false;
+    return was;
+}
+
+static const SpillBackOps bm_ops = {
+    .nblocks = bm_nblocks,
+    .npages = bm_npages,
+    .last_dirty = bm_last_dirty,
+    .is_zero = bm_is_zero,
+    .take = bm_take,
+};
+
+static void bm_init(BackModel *m, const uint64_t *npages, GRand *rand)
+{
+    memset(m, 0, sizeof(*m));
+    m->nblocks = BACK_BLOCKS;
+    for (int b = 0; b < BACK_BLOCKS; b++) {
+        m->npages[b] = npages[b];
+        m->dirty[b] = g_new0(bool, npages[b] + 1);
+        m->zero[b] = g_new0(bool, npages[b] + 1);
+        m->taken_by[b] = g_new0(uint8_t, npages[b] + 1);
+        for (uint64_t p = 0; p < npages[b]; p++) {
+            m->dirty[b][p] = g_rand_int_range(rand, 0, 4) != 0;
+            m->zero[b][p] = g_rand_int_range(rand, 0, 5) == 0;
+        }
+    }
+}
+
+static void bm_free(BackModel *m)
+{
+    for (int b = 0; b < BACK_BLOCKS; b++) {
+        g_free(m->dirty[b]);
+        g_free(m->zero[b]);
+        g_free(m->taken_by[b]);
+    }
+}
+
+/* The network's walk: from the front, every dirty page, zero or not */
+static int net_take(BackModel *m, int *nb, uint64_t *np, int max)
+{
+    int n = 0;
+
+    while (n < max && *nb < m->nblocks) {
+        if (*np >= m->npages[*nb]) {
+            (*nb)++;
+            *np = 0;
+            continue;
+        }
+        if (bm_take(m, *nb, *np)) {
+            g_assert(!m->taken_by[*nb][*np]);
+            m->taken_by[*nb][*np] = 1;
+            n++;
+        }
+        (*np)++;
+    }
+    return n;
+}
+
+/*
+ * The network from the front and the writer from the back, at random
+ * speeds: each dirty page is taken once; the writer takes no zero page;
+ * the network's pages all come before the writer's (they meet once).
+ */
+static void test_back_meets_front(void **state)
+{
+    static const uint64_t sizes[][BACK_BLOCKS] = {
+        { 1, 1, 1 }, { 100, 0, 37 }, { 4096, 17, 1000 }, { 0, 0, 5 },
+    };
+    GRand *rand = g_rand_new_with_seed(7);
+
+    for (int t = 0; t < 200; t++) {
+        const uint64_t *npages = sizes[t % G_N_ELEMENTS(sizes)];
+        BackModel m;
+        SpillBack back;
+        int nb = 0, blocks[16];
+        uint64_t np = 0, pages[16], dirty = 0, taken = 0;
+        bool net_done = false;
+        int last_net_b = -1, first_file_b = BACK_BLOCKS;
+        uint64_t last_net_p = 0, first_file_p = 0;
+
+        bm_init(&m, npages, rand);
+        for (int b = 0; b < BACK_BLOCKS; b++) {
+            for (uint64_t p = 0; p < npages[b]; p++) {
+                dirty += m.dirty[b][p];
+            }
+        }
+        spill_back_init(&back);
+        while (!net_done) {
+            int k = spill_back_claim(&back, &bm_ops, &m, 1,
+                                     g_rand_int_range(rand, 1, 16), 64,
+                                     blocks, pages);
+
+            for (int i = 0; i < k; i++) {
+                g_assert(!m.zero[blocks[i]][pages[i]]);
+                g_assert(!m.taken_by[blocks[i]][pages[i]]);
+                m.taken_by[blocks[i]][pages[i]] = 2;
+                taken++;
+            }
+            taken += net_take(&m, &nb, &np, g_rand_int_range(rand, 0, 40));
+            net_done = nb >= m.nblocks;
+        }
+        assert_int_equal(taken, dirty);
+        for (int b = 0; b < BACK_BLOCKS; b++) {
+            for (uint64_t p = 0; p < npages[b]; p++) {
+                if (m.taken_by[b][p] == 1 && !m.zero[b][p]) {
+                    last_net_b = b;
+                    last_net_p = p;
+                }
+                if (m.taken_by[b][p] == 2 && first_file_b == BACK_BLOCKS) {
+                    first_file_b = b;
+                    first_file_p = p;
+                }
+                assert_int_equal(m.dirty[b][p], false);
+            }
+        }
+        /* the non-zero pages: a prefix to the network, the rest to the file */
+        assert_true(last_net_b < first_file_b ||
+                    (last_net_b == first_file_b &&
+                     last_net_p < first_file_p));
+        bm_free(&m);
+    }
+    g_rand_free(rand);
+}
+
+/*
+ * Alone, the writer takes every dirty non-zero page once, from the
+ * back; then the round is over until the sync count changes, and a new
+ * round starts from the end again.  A call looks at @scan_max pages at
+ * most.
+ */
+static void test_back_rounds(void **state)
+{
+    static const uint64_t npages[BACK_BLOCKS] = { 300, 5, 200 };
+    GRand *rand = g_rand_new_with_seed(11);
+    BackModel m;
+    SpillBack back;
+    int blocks[8];
+    uint64_t pages[8], want = 0, got = 0;
+    int prev_b = BACK_BLOCKS;
+    uint64_t prev_p = 0;
+
+    bm_init(&m, npages, rand);
+    for (int b = 0; b < BACK_BLOCKS; b++) {
+        for (uint64_t p = 0; p < npages[b]; p++) {
+            want += m.dirty[b][p] && !m.zero[b][p];
+        }
+    }
+    spill_back_init(&back);
+    for (;;) {
+        int k;
+
+        m.looked = 0;
+        k = spill_back_claim(&back, &bm_ops, &m, 1, 8, 10, blocks, pages);
+        assert_true(m.looked <= 10);
+        if (!k && back.round_over) {
+            break;
+        }
+        for (int i = 0; i < k; i++) {
+            /* strictly from the back */
+            assert_true(blocks[i] < prev_b ||
+                        (blocks[i] == prev_b && pages[i] < prev_p));
+            prev_b = blocks[i];
+            prev_p = pages[i];
+            got++;
+        }
+    }
+    assert_int_equal(got, want);
+    /* the same sync: nothing, and nothing looked at */
+    m.dirty[2][199] = true;
+    m.zero[2][199] = false;
+    m.looked = 0;
+    assert_int_equal(spill_back_claim(&back, &bm_ops, &m, 1, 8, 10, blocks,
+                                      pages), 0);
+    assert_int_equal(m.looked, 0);
+    /* a new sync: a new round, from the end */
+    assert_int_equal(spill_back_claim(&back, &bm_ops, &m, 2, 8, 10, blocks,
+                                      pages), 1);
+    assert_int_equal(blocks[0], 2);
+    assert_int_equal(pages[0], 199);
+    bm_free(&m);
+    g_rand_free(rand);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +682,8 @@ int main(void)
         cmocka_unit_test(test_semantic_corruption),
         cmocka_unit_test(test_stream_records),
         cmocka_unit_test(test_freshness),
+        cmocka_unit_test(test_back_meets_front),
+        cmocka_unit_test(test_back_rounds),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);
