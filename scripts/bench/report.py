@@ -291,6 +291,8 @@ def _time_parts(ok):
         "cut_s": med(fw("cut_s")),
         "fwd_mib_s": med(fw("mib_s")),
         "cut_estimated": any(r.get("cut", {}).get("estimated") for r in ok),
+        "cut_basis": next((r["cut"].get("basis", "") for r in ok
+                           if r.get("cut")), ""),
     }
     return out
 
@@ -405,9 +407,10 @@ def spill_lines(summary, comparisons, max_bw_mib_s):
                        "%.2f s after migrate; it passed %s MiB/s until "
                        "then (link cap %g MiB/s)" % (
                            s["scenario"], s["config"], s["cut_mb"],
-                           "FIXED ESTIMATE, no verified precopy run before"
+                           "FIXED ESTIMATE, no verified run to take it from"
                            if s["cut_estimated"] else
-                           "half the median precopy stream so far",
+                           "half the %s" % (s["cut_basis"] or
+                                            "median precopy stream so far"),
                            s["cut_s"] or 0, _num(s["fwd_mib_s"], "%.0f"),
                            max_bw_mib_s))
         if s["config"] == "precopy-cut50-restart" and s["ok"]:
