@@ -424,6 +424,21 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
     return 0;
 }
 
+bool spill_catch_up(QIOChannel *ioc, Error **errp)
+{
+    QIOChannelSpill *sc;
+
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        return true;
+    }
+    sc = QIO_CHANNEL_SPILL(ioc);
+    if (!sc->source || sc->net_ok) {
+        return true;
+    }
+    /* what is still to read then is only what the last stage sends */
+    return spill_wait_acked(sc, 0, errp) == 0;
+}
+
 bool spill_commit(QIOChannel *ioc, Error **errp)
 {
     QIOChannelSpill *sc;

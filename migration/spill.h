@@ -36,6 +36,14 @@ QIOChannel *spill_wrap_outgoing(QIOChannel *net);
 QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp);
 
 /*
+ * Source, before it stops the guest, with the BQL free: if the network
+ * is lost, wait until the destination has read the stream written so
+ * far, so that the downtime does not include its catching up.  After a
+ * false return the migration must fail.
+ */
+bool spill_catch_up(QIOChannel *ioc, Error **errp);
+
+/*
  * Source, after the last byte of the stream, with the BQL free: if the
  * network is lost, wait until the destination has read the whole stream
  * from the file; then write END, which lets a destination that reads
