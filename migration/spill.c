@@ -143,6 +143,8 @@ static struct {
 /* the writer syncs the pages file each time it wrote this much */
 #define SPILL_PAGES_SYNC        (64 * 1024 * 1024)
 #define SPILL_PAGES_IDLE_US     1000
+/* the destination reads the pages file this much at a time */
+#define SPILL_READ_WINDOW       (1024 * 1024)
 
 static QemuMutex spill_seq_lock;
 static uint64_t spill_seq;      /* the last number given out */
@@ -174,8 +176,9 @@ static struct {
     SpillSeqTable seq;
     SpillScan scan;
     RAMBlock *blocks[SPILL_MAX_BLOCKS];
-    uint8_t *buf;
+    uint8_t *buf;               /* a window of the file ... */
     size_t buf_size;
+    uint64_t win_pos, win_len;  /* ... from win_pos on, win_len bytes */
     uint8_t *bounce;            /* a page off the network */
 } pr = { .fd = -1 };
 
@@ -983,14 +986,30 @@ uint8_t *spill_page_buffer(void)
 }
 
 /* Destination: the record at pr.scan.pos into pr.buf */
+/*
+ * Destination: the record at pr.scan.pos, out of a window of the file
+ * read ahead (one pread for many records); rec->payload points into it.
+ */
 static SpillScanResult spill_pages_read(SpillRecord *rec, const char **why)
 {
-    uint64_t ask = SPILL_REC_HEADER_SIZE, want = 0;
-    SpillScanResult r;
+    bool fresh = false;
 
     for (;;) {
+        uint64_t off = pr.scan.pos - pr.win_pos, want = 0, ask;
+        SpillScanResult r;
         ssize_t n;
 
+        if (pr.scan.pos >= pr.win_pos && off < pr.win_len) {
+            r = spill_scan_next(&pr.scan, pr.buf + off, pr.win_len - off,
+                                rec, &want, why);
+            if (r != SPILL_SCAN_MORE || fresh) {
+                return r;
+            }
+        } else if (fresh) {
+            return SPILL_SCAN_MORE;     /* the file ends at pos */
+        }
+        /* a new window from pos: what the file holds now */
+        ask = MAX(SPILL_READ_WINDOW, want);
         if (pr.buf_size < ask) {
             g_free(pr.buf);
             pr.buf = g_malloc(ask);
@@ -998,14 +1017,13 @@ static SpillScanResult spill_pages_read(SpillRecord *rec, const char **why)
         }
         n = pread(pr.fd, pr.buf, ask, pr.scan.pos);
         if (n < 0) {
+            pr.win_len = 0;
             *why = strerror(errno);
             return SPILL_SCAN_CORRUPT;
         }
-        r = spill_scan_next(&pr.scan, pr.buf, n, rec, &want, why);
-        if (r != SPILL_SCAN_MORE || (uint64_t)n < ask || want <= ask) {
-            return r;
-        }
-        ask = want;
+        pr.win_pos = pr.scan.pos;
+        pr.win_len = n;
+        fresh = true;
     }
 }
 
@@ -1086,6 +1104,7 @@ static void *spill_pages_reader(void *opaque)
             if (!bad_since) {
                 bad_since = now;
             }
+            pr.win_len = 0;     /* read it again */
             if (now - bad_since < SPILL_TORN_MS) {
                 g_usleep(SPILL_POLL_NS / SCALE_US);
                 continue;
@@ -1133,6 +1152,8 @@ bool spill_pages_incoming_start(Error **errp)
     qatomic_set(&pr.stop, false);
     qatomic_set(&pr.done, false);
     qatomic_set_u64(&pr.pos, pr.scan.pos);
+    pr.win_pos = 0;
+    pr.win_len = 0;
     pr.marker = false;
     g_clear_pointer(&pr.err, g_free);
     pr.running = true;
@@ -1159,6 +1180,7 @@ void spill_pages_incoming_stop(void)
     g_clear_pointer(&pr.bounce, g_free);
     g_clear_pointer(&pr.buf, g_free);
     pr.buf_size = 0;
+    pr.win_len = 0;
 }
 
 /*
