@@ -182,18 +182,6 @@ static void assert_spill_removed(const char *spill)
     }
 }
 
-/* The source's guest goes on writing its memory */
-static void assert_source_runs(QTestState *from)
-{
-    g_autoptr(GTimer) timer = g_timer_new();
-    uint8_t first = qtest_readb(from, X86_TEST_MEM_START);
-
-    while (qtest_readb(from, X86_TEST_MEM_START) == first) {
-        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 10);
-        g_usleep(10 * 1000);
-    }
-}
-
 static void set_spill(QTestState *who, const char *path)
 {
     migrate_set_capability(who, "shared-file-spill", true);
@@ -382,7 +370,7 @@ static void test_spill_corrupt(void)
     qtest_quit(to);
     /* no destination reads the file: the source gives up and runs on */
     wait_for_migration_fail(from, true);
-    assert_source_runs(from);
+    migration_assert_guest_writes(from);
     assert_spill_removed(spill);
     qtest_quit(from);
     spill_cleanup(fw, spill);
@@ -425,7 +413,7 @@ static void test_spill_cancel(void)
     wait_for_migration_status(from, "cancelled", NULL);
     qtest_wait_qemu(to);
     qtest_quit(to);
-    assert_source_runs(from);
+    migration_assert_guest_writes(from);
     assert_spill_removed(spill);
     qtest_quit(from);
     spill_cleanup(fw, spill);
@@ -580,7 +568,7 @@ static void do_test_refused(const char *dst_spill)
     qtest_wait_qemu(to);
     qtest_quit(to);
     wait_for_migration_fail(from, true);
-    assert_source_runs(from);
+    migration_assert_guest_writes(from);
     assert_spill_removed(spill);
     qtest_quit(from);
     spill_cleanup(NULL, spill);

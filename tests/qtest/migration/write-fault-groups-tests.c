@@ -72,18 +72,6 @@ static void run_until_syncs(QTestState *from, int syncs)
     }
 }
 
-/* The guest writes again: the byte of its first test page moves on. */
-static void assert_guest_writes(QTestState *who)
-{
-    g_autoptr(GTimer) timer = g_timer_new();
-    uint8_t first = qtest_readb(who, X86_TEST_MEM_START);
-
-    while (qtest_readb(who, X86_TEST_MEM_START) == first) {
-        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 10);
-        g_usleep(10 * 1000);
-    }
-}
-
 static QDict *migrate_with_write_faults(uint32_t group_max)
 {
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
@@ -199,7 +187,7 @@ static void test_write_fault_groups_cancel(void)
     qtest_wait_qemu(to);
     qtest_quit(to);
     wait_for_migration_status(from, "cancelled", NULL);
-    assert_guest_writes(from);
+    migration_assert_guest_writes(from);
 
     migrate_set_capability(from, "write-fault-groups", false);
     args = (MigrateStart) {
