@@ -479,6 +479,34 @@ static void test_spill_refusals(void)
     g_assert_nonnull(strstr(hmp, "spill-file: '/tmp/spill'"));
     g_free(hmp);
     qtest_quit(who);
+
+    /* a newer copy from the file would break an xbzrle delta's base */
+    who = qtest_init("-machine none");
+    err = qtest_qmp_assert_failure_ref(who,
+        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
+        "{ 'capabilities': [ "
+        "{ 'capability': 'xbzrle', 'state': true }, "
+        "{ 'capability': 'shared-file-spill', 'state': true } ] } }");
+    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
+                    "Capability 'shared-file-spill' conflicts with "
+                    "capability 'xbzrle'");
+    qobject_unref(err);
+    qtest_quit(who);
+
+    /* without the configuration section nothing checks the other side */
+    who = qtest_init("-machine none "
+                     "-global migration.send-configuration=off");
+    migrate_set_capability(who, "shared-file-spill", true);
+    migrate_set_parameter_str(who, "spill-file", "/tmp/spill");
+    err = qtest_qmp_assert_failure_ref(who,
+        "{ 'execute': 'migrate', 'arguments': "
+        "{ 'uri': 'tcp:127.0.0.1:1' } }");
+    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
+                    "Capability 'shared-file-spill' needs property "
+                    "'send-configuration'");
+    qobject_unref(err);
+    err = NULL;
+    qtest_quit(who);
 }
 
 /*
