@@ -359,7 +359,8 @@ static void test_disk_backed_setup(void)
     wait_for_serial("src_serial");
     qtest_set_expected_status(to, EXIT_FAILURE);
     migrate_qmp(from, to, uri, NULL, "{}");
-    wait_for_migration_fail(from, false);
+    /* the source may go active before the refusal reaches it */
+    wait_for_migration_fail(from, true);
     qtest_wait_qemu(to);
     qtest_quit(to);
     migration_assert_guest_writes(from);
