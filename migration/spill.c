@@ -93,7 +93,13 @@ struct QIOChannelSpill {
     QIOChannel parent;
     QIOChannel *net;
     int fd;                     /* the spill file, -1 once given up */
-    bool source;
+    /*
+     * The migration stream: the source writes, the destination reads.
+     * Its return path (@rp): the destination writes, the source reads,
+     * through spill-file + ".rp".
+     */
+    bool writer;
+    bool rp;
     bool net_ok;                /* the network still carries the stream */
     bool shutdown;              /* atomic; cancelled: fail, no failover */
     bool committed;             /* source: END written */
@@ -127,6 +133,13 @@ static struct {
     Stat64 file_errors;
     Stat64 pages;
     Stat64 stale_pages;
+    /* destination, postcopy */
+    bool via_file;              /* atomic: a channel failed over */
+    Stat64 pc_requests;
+    Stat64 pc_pages;
+    Stat64 pc_wait_ns;
+    QemuMutex pc_lock;
+    GHashTable *pc_asked;       /* host page -> when it was requested */
 } sp = { .out_fd = -1 };
 
 /*
@@ -140,6 +153,8 @@ static struct {
  */
 #define SPILL_PAGES_BATCH       64
 #define SPILL_PAGES_SUFFIX      ".pages"
+/* The return path's file, which the destination writes */
+#define SPILL_RP_SUFFIX         ".rp"
 /* the writer syncs the pages file each time it wrote this much */
 #define SPILL_PAGES_SYNC        (64 * 1024 * 1024)
 #define SPILL_PAGES_IDLE_US     1000
@@ -209,6 +224,15 @@ static void spill_reset_stats(void)
     stat64_set(&sp.file_errors, 0);
     stat64_set(&sp.pages, 0);
     stat64_set(&sp.stale_pages, 0);
+    stat64_set(&sp.pc_requests, 0);
+    stat64_set(&sp.pc_pages, 0);
+    stat64_set(&sp.pc_wait_ns, 0);
+    qatomic_set(&sp.via_file, false);
+    WITH_QEMU_LOCK_GUARD(&sp.pc_lock) {
+        if (sp.pc_asked) {
+            g_hash_table_remove_all(sp.pc_asked);
+        }
+    }
 }
 
 /* The file @fd is open on (ino 0: none) */
@@ -255,6 +279,7 @@ bool spill_prepare_outgoing(Error **errp)
     SpillHeader h = { .page_size = qemu_target_page_size() };
     g_autofree char *pages = NULL;
     g_autofree char *ack = NULL;
+    g_autofree char *rp = NULL;
     const char *path;
     int fd;
 
@@ -287,6 +312,8 @@ bool spill_prepare_outgoing(Error **errp)
     /* an acknowledgement left by an earlier migration */
     ack = g_strdup_printf("%s.ack", path);
     unlink(ack);
+    rp = g_strconcat(path, SPILL_RP_SUFFIX, NULL);
+    unlink(rp);
     trace_spill_prepare(path);
     return true;
 }
@@ -337,8 +364,10 @@ static int spill_try_write_record(QIOChannelSpill *sc, SpillRecType type,
         done += n;
     }
     sc->file_pos += size;
-    stat64_add(&sp.file_bytes, size);
-    stat64_add(&sp.records, 1);
+    if (!sc->rp) {
+        stat64_add(&sp.file_bytes, size);
+        stat64_add(&sp.records, 1);
+    }
     return 0;
 }
 
@@ -435,7 +464,7 @@ bool spill_catch_up(QIOChannel *ioc, Error **errp)
         return true;
     }
     sc = QIO_CHANNEL_SPILL(ioc);
-    if (!sc->source || sc->net_ok) {
+    if (!sc->writer || sc->rp || sc->net_ok) {
         return true;
     }
     /* what is still to read then is only what the last stage sends */
@@ -450,7 +479,7 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
         return true;
     }
     sc = QIO_CHANNEL_SPILL(ioc);
-    if (!sc->source) {
+    if (!sc->writer || sc->rp) {
         return true;
     }
     if (!sc->net_ok && spill_wait_acked(sc, 0, errp) < 0) {
@@ -490,7 +519,7 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
     size_t total = iov_size(iov, niov);
 
-    if (!sc->source || nfds) {
+    if (!sc->writer || nfds) {
         error_setg(errp, "shared-file-spill: unexpected write");
         return -1;
     }
@@ -512,11 +541,16 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
                 return -1;
             }
             warn_report("shared-file-spill: the network connection broke "
-                        "(%s); the migration goes on through the spill file",
-                        error_get_pretty(err));
+                        "(%s); the %s goes on through the spill file",
+                        error_get_pretty(err),
+                        sc->rp ? "return path" : "migration");
             error_free(err);
-            trace_spill_failover(true, sc->stream_pos);
-            stat64_add(&sp.failovers, 1);
+            trace_spill_failover(!sc->rp, sc->rp, sc->stream_pos);
+            if (!sc->rp) {
+                stat64_add(&sp.failovers, 1);
+            } else {
+                qatomic_set(&sp.via_file, true);
+            }
             sc->net_ok = false;
             /* a half-broken connection: make the destination fail over */
             if (qio_channel_has_feature(sc->net,
@@ -535,6 +569,16 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
         return -1;
     }
     sc->stream_pos += total;
+    if (sc->rp) {
+        /*
+         * Page requests and replies are few and urgent: the source, which
+         * reads them, must see them now.
+         */
+        if (!sc->net_ok && sc->fd >= 0 && spill_sync(sc, errp) < 0) {
+            return -1;
+        }
+        return total;
+    }
     /* not with the BQL held: spill_commit() waits for the rest */
     if (!sc->net_ok && !bql_locked() &&
         spill_wait_acked(sc, SPILL_ACK_WINDOW, errp) < 0) {
@@ -564,7 +608,39 @@ static void spill_ack(QIOChannelSpill *sc)
     }
 }
 
-/* Destination: the next record of the file into sc->buf */
+/*
+ * Source: open the destination's return path file.  1: open, 0: not
+ * there yet, -1: not this migration's.
+ */
+static int spill_rp_open(QIOChannelSpill *sc, Error **errp)
+{
+    uint8_t hdr[SPILL_HEADER_SIZE];
+    const char *why;
+    SpillHeader h;
+    int fd;
+
+    fd = qemu_open_old(sc->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    if (pread(fd, hdr, sizeof(hdr), 0) != sizeof(hdr)) {
+        close(fd);              /* its header is still being written */
+        return 0;
+    }
+    if (!spill_header_decode(hdr, &h, &why) ||
+        memcmp(h.uuid, sc->uuid, sizeof(h.uuid))) {
+        close(fd);
+        error_setg(errp, "shared-file-spill: '%s' is not the return path "
+                   "file of this migration", sc->path);
+        return -1;
+    }
+    sc->fd = fd;
+    spill_scan_init(&sc->scan, &h);
+    trace_spill_rp_open(sc->path);
+    return 1;
+}
+
+/* The next record of the file into sc->buf */
 static SpillScanResult spill_read_record(QIOChannelSpill *sc, SpillRecord *rec,
                                          const char **why)
 {
@@ -597,6 +673,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
 
     for (;;) {
         SpillRecord rec;
+        SpillScanResult res;
         const char *why = NULL;
 
         if (sc->stream_pos >= sc->cur_off &&
@@ -608,19 +685,35 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                                     sc->stream_pos);
 
             sc->stream_pos += n;
-            stat64_add(&sp.file_bytes, n);
-            spill_ack(sc);
+            if (!sc->rp) {
+                stat64_add(&sp.file_bytes, n);
+                spill_ack(sc);
+            }
             return n;
         }
         sc->cur_len = 0;
-        switch (spill_read_record(sc, &rec, &why)) {
+        if (sc->fd < 0) {
+            /* the return path: the destination may not have created it */
+            int opened = spill_rp_open(sc, errp);
+
+            if (opened < 0) {
+                return -1;
+            }
+            res = opened ? spill_read_record(sc, &rec, &why) :
+                           SPILL_SCAN_MORE;
+        } else {
+            res = spill_read_record(sc, &rec, &why);
+        }
+        switch (res) {
         case SPILL_SCAN_RECORD:
             if (rec.type != SPILL_REC_STREAM) {
                 error_setg(errp, "shared-file-spill: unexpected record type "
                            "%d in the spill file", rec.type);
                 return -1;
             }
-            stat64_add(&sp.records, 1);
+            if (!sc->rp) {
+                stat64_add(&sp.records, 1);
+            }
             sc->cur_off = rec.offset;
             sc->cur_len = rec.len;
             since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
@@ -667,7 +760,8 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                 error_setg(errp, "shared-file-spill: cancelled");
                 return -1;
             }
-            if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
+            /* a return path may be silent for long: its writer is alive */
+            if (!sc->rp && qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
                 SPILL_STALL_MS) {
                 error_setg(errp, "shared-file-spill: the spill file did not "
                            "grow for %d s", SPILL_STALL_MS / 1000);
@@ -702,7 +796,7 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
 {
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
 
-    if (sc->source) {
+    if (sc->writer) {
         error_setg(errp, "shared-file-spill: unexpected read");
         return -1;
     }
@@ -716,22 +810,26 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
             return n;
         }
         if (n == QIO_CHANNEL_ERR_BLOCK || qatomic_read(&sc->shutdown) ||
-            sc->fd < 0) {
+            (sc->fd < 0 && !sc->rp)) {
             error_propagate(errp, err);
             return n;
         }
         error_free(err);
-        if (!spill_same_file(sc)) {
+        if (sc->fd >= 0 && !spill_same_file(sc)) {
             error_setg(errp, "shared-file-spill: the network connection "
                        "broke, and the spill file is no longer this "
                        "migration's");
             return -1;
         }
         warn_report("shared-file-spill: the network connection broke after "
-                    "%" PRIu64 " bytes; reading on from the spill file",
-                    sc->stream_pos);
-        trace_spill_failover(false, sc->stream_pos);
-        stat64_add(&sp.failovers, 1);
+                    "%" PRIu64 " bytes of the %s; reading on from the spill "
+                    "file", sc->stream_pos,
+                    sc->rp ? "return path" : "migration stream");
+        trace_spill_failover(sc->rp, sc->rp, sc->stream_pos);
+        if (!sc->rp) {
+            stat64_add(&sp.failovers, 1);
+            qatomic_set(&sp.via_file, true);
+        }
         sc->net_ok = false;
     }
     return spill_read_file(sc, iov, niov, errp);
@@ -764,6 +862,7 @@ static void spill_remove(const char *path, dev_t dev, ino_t ino)
 {
     g_autofree char *ack = g_strdup_printf("%s.ack", path);
     g_autofree char *pages = g_strconcat(path, SPILL_PAGES_SUFFIX, NULL);
+    g_autofree char *rp = g_strconcat(path, SPILL_RP_SUFFIX, NULL);
     struct stat b;
 
     if (!ino || stat(path, &b) < 0 || b.st_dev != dev || b.st_ino != ino) {
@@ -771,6 +870,7 @@ static void spill_remove(const char *path, dev_t dev, ino_t ino)
     }
     unlink(ack);
     unlink(pages);
+    unlink(rp);
     unlink(path);
     trace_spill_remove(path);
 }
@@ -784,7 +884,7 @@ static int spill_close(QIOChannel *ioc, Error **errp)
         sc->ack_fd = -1;
     }
     if (sc->fd >= 0) {
-        if (sc->source && !sc->committed) {
+        if (sc->writer && !sc->rp && !sc->committed) {
             /* use nothing of it */
             spill_write_record(sc, SPILL_REC_ABORT, NULL, 0, 0, 0);
             trace_spill_close(false, sc->stream_pos, sc->file_pos);
@@ -799,7 +899,7 @@ static int spill_close(QIOChannel *ioc, Error **errp)
             sc->fd = -1;
         }
     }
-    if (sc->source && !sc->committed) {
+    if (sc->writer && !sc->rp && !sc->committed) {
         /* also after the source gave the file up (no space left...) */
         spill_remove(sc->path, sc->dev, sc->ino);
     }
@@ -868,17 +968,17 @@ static void spill_register_types(void)
 
 type_init(spill_register_types);
 
-static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool source)
+static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool writer)
 {
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(object_new(TYPE_QIO_CHANNEL_SPILL));
 
     object_ref(OBJECT(net));
     sc->net = net;
     sc->fd = fd;
-    sc->source = source;
+    sc->writer = writer;
     sc->net_ok = true;
     sc->ack_fd = -1;
-    sc->path = g_strdup(source && sp.out_path ? sp.out_path :
+    sc->path = g_strdup(writer && sp.out_path ? sp.out_path :
                         migrate_spill_file());
     spill_file_id(fd, &sc->dev, &sc->ino);
     sc->ack_path = g_strdup_printf("%s.ack", sc->path);
@@ -901,6 +1001,62 @@ QIOChannel *spill_wrap_outgoing(QIOChannel *net)
                     "carries the migration");
     }
     return QIO_CHANNEL(sc);
+}
+
+QIOChannel *spill_return_path(QIOChannel *ioc)
+{
+    QIOChannelSpill *main, *sc;
+    g_autofree char *path = NULL;
+    Error *err = NULL;
+    int fd = -1;
+
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        object_ref(OBJECT(ioc));
+        return ioc;
+    }
+    main = QIO_CHANNEL_SPILL(ioc);
+    if (main->rp || (main->writer && main->fd < 0)) {
+        /* no spill file to fail over to: the network alone */
+        object_ref(OBJECT(main->net));
+        return main->net;
+    }
+    path = g_strconcat(main->path, SPILL_RP_SUFFIX, NULL);
+    if (!main->writer) {
+        /* destination: write it */
+        SpillHeader h = { .page_size = qemu_target_page_size() };
+
+        memcpy(h.uuid, main->uuid, sizeof(h.uuid));
+        fd = spill_create(path, &h, &err);
+        if (fd < 0) {
+            warn_report_err(err);
+            warn_report("shared-file-spill: the return path goes over the "
+                        "network alone");
+            object_ref(OBJECT(main->net));
+            return main->net;
+        }
+    }
+    /* the source opens it once it needs it (spill_rp_open()) */
+    sc = spill_new(main->net, fd, !main->writer);
+    sc->rp = true;
+    g_free(sc->path);
+    sc->path = g_steal_pointer(&path);
+    spill_file_id(fd, &sc->dev, &sc->ino);
+    memcpy(sc->uuid, main->uuid, sizeof(sc->uuid));
+    sc->file_pos = SPILL_HEADER_SIZE;
+    sc->synced_pos = sc->file_pos;
+    qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill-return-path");
+    trace_spill_return_path(sc->path, sc->writer);
+    return QIO_CHANNEL(sc);
+}
+
+bool spill_pages_enabled(void)
+{
+    /*
+     * Pages loaded by a reader thread cannot follow postcopy's discards
+     * and atomic placement: with postcopy-ram, the spill file carries
+     * the stream (and its return path) only.
+     */
+    return migrate_shared_file_spill() && !migrate_postcopy_ram();
 }
 
 /* Destination: the pages file beside @path, of the same migration */
@@ -1249,7 +1405,7 @@ static bool spill_pages_wait(uint64_t end, Error **errp)
 
 static bool spill_marker_needed(void *opaque)
 {
-    return migrate_shared_file_spill();
+    return spill_pages_enabled();
 }
 
 static bool spill_marker_pre_save(void *opaque, Error **errp)
@@ -1288,9 +1444,48 @@ static const VMStateDescription vmstate_spill_marker = {
     },
 };
 
+void spill_postcopy_requested(void *host)
+{
+    if (!migrate_shared_file_spill() || !qatomic_read(&sp.via_file)) {
+        return;
+    }
+    WITH_QEMU_LOCK_GUARD(&sp.pc_lock) {
+        int64_t *since;
+
+        if (!sp.pc_asked) {
+            sp.pc_asked = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+        }
+        if (g_hash_table_contains(sp.pc_asked, host)) {
+            return;             /* the fault of another vCPU */
+        }
+        since = g_new(int64_t, 1);
+        *since = get_clock();
+        g_hash_table_insert(sp.pc_asked, host, since);
+    }
+    stat64_add(&sp.pc_requests, 1);
+}
+
+void spill_postcopy_placed(void *host)
+{
+    int64_t *since;
+
+    if (!migrate_shared_file_spill() || !qatomic_read(&sp.via_file)) {
+        return;
+    }
+    stat64_add(&sp.pc_pages, 1);
+    WITH_QEMU_LOCK_GUARD(&sp.pc_lock) {
+        since = sp.pc_asked ? g_hash_table_lookup(sp.pc_asked, host) : NULL;
+        if (since) {
+            stat64_add(&sp.pc_wait_ns, get_clock() - *since);
+            g_hash_table_remove(sp.pc_asked, host);
+        }
+    }
+}
+
 void spill_init(void)
 {
     qemu_mutex_init(&spill_seq_lock);
+    qemu_mutex_init(&sp.pc_lock);
     vmstate_register(NULL, 0, &vmstate_spill_marker, &spill_marker);
 }
 
@@ -1357,10 +1552,10 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
         return true;
     }
     sc = QIO_CHANNEL_SPILL(ioc);
-    if (sc->source) {
+    if (sc->writer || sc->rp) {
         return true;
     }
-    if (!pr.marker) {
+    if (spill_pages_enabled() && !pr.marker) {
         error_setg(errp, "shared-file-spill: the source did not say where "
                    "its pages file ends");
         return false;
@@ -1668,5 +1863,8 @@ void spill_populate_info(MigrationInfo *info)
     p->file_errors = stat64_get(&sp.file_errors);
     p->pages = stat64_get(&sp.pages);
     p->stale_pages = stat64_get(&sp.stale_pages);
+    p->postcopy_requests = stat64_get(&sp.pc_requests);
+    p->postcopy_pages = stat64_get(&sp.pc_pages);
+    p->postcopy_wait_ms = stat64_get(&sp.pc_wait_ns) / SCALE_MS;
     info->shared_file_spill = p;
 }

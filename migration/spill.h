@@ -36,6 +36,14 @@ QIOChannel *spill_wrap_outgoing(QIOChannel *net);
 QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp);
 
 /*
+ * The channel for the return path of @ioc, a new reference: @ioc itself
+ * unless it is a spill channel.  The destination writes its return path
+ * to spill-file + ".rp" as well as to the network, and the source reads
+ * on from there once the network breaks, as for the stream.
+ */
+QIOChannel *spill_return_path(QIOChannel *ioc);
+
+/*
  * Source, before it stops the guest, with the BQL free: if the network
  * is lost, wait until the destination has read the stream written so
  * far, so that the downtime does not include its catching up.  After a
@@ -85,6 +93,8 @@ typedef struct SpillClaim {
     uint64_t seq;
 } SpillClaim;
 
+/* Is the pages datapath on (not with postcopy-ram)? */
+bool spill_pages_enabled(void);
 uint64_t spill_next_seq(void);
 void spill_pages_start(void);
 /* @sync: the migration goes on; false: it is over, nothing is synced */
@@ -109,6 +119,14 @@ void spill_pages_incoming_stop(void);
 bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
                      const void *data, Error **errp);
 uint8_t *spill_page_buffer(void);
+
+/*
+ * Destination, postcopy: the fault thread requests the page at @host,
+ * which is placed later; once a channel failed over, the counters take
+ * the pages and the time the guest waited for them.
+ */
+void spill_postcopy_requested(void *host);
+void spill_postcopy_placed(void *host);
 
 /* Registers the section that tells where the pages file ends */
 void spill_init(void);

@@ -154,8 +154,12 @@ static void forwarder_free(Forwarder *fw)
 static void unlink_ack(const char *spill)
 {
     g_autofree char *ack = g_strdup_printf("%s.ack", spill);
+    g_autofree char *rp = g_strdup_printf("%s.rp", spill);
+    g_autofree char *pages = g_strdup_printf("%s.pages", spill);
 
     unlink(ack);
+    unlink(rp);
+    unlink(pages);
 }
 
 /* What migrate_end() would remove, for tests that cannot call it */
@@ -193,9 +197,9 @@ static void set_spill(QTestState *who, const char *path)
  * connect through a forwarder that cuts after @cut_after bytes (0:
  * never).  Returns the URI to migrate to, or NULL when skipped.
  */
-static char *spill_start(QTestState **from, QTestState **to,
-                         const char *spill, uint64_t cut_after,
-                         Forwarder **fw)
+static char *spill_start_caps(QTestState **from, QTestState **to,
+                              const char *spill, uint64_t cut_after,
+                              Forwarder **fw, bool postcopy)
 {
     MigrateStart args = { .hide_stderr = true };
 
@@ -204,9 +208,20 @@ static char *spill_start(QTestState **from, QTestState **to,
     }
     set_spill(*from, spill);
     set_spill(*to, spill);
+    if (postcopy) {
+        migrate_set_capability(*from, "postcopy-ram", true);
+        migrate_set_capability(*to, "postcopy-ram", true);
+    }
     migrate_incoming_qmp(*to, "tcp:127.0.0.1:0", NULL, "{}");
     *fw = forwarder_start(*to, cut_after);
     return g_strdup_printf("tcp:127.0.0.1:%d", (*fw)->port);
+}
+
+static char *spill_start(QTestState **from, QTestState **to,
+                         const char *spill, uint64_t cut_after,
+                         Forwarder **fw)
+{
+    return spill_start_caps(from, to, spill, cut_after, fw, false);
 }
 
 /* What a test leaves behind, once both QEMUs are gone */
@@ -430,11 +445,12 @@ static void test_spill_refusals(void)
     err = qtest_qmp_assert_failure_ref(who,
         "{ 'execute': 'migrate-set-capabilities', 'arguments': "
         "{ 'capabilities': [ "
-        "{ 'capability': 'return-path', 'state': true }, "
+        "{ 'capability': 'postcopy-ram', 'state': true }, "
+        "{ 'capability': 'postcopy-preempt', 'state': true }, "
         "{ 'capability': 'shared-file-spill', 'state': true } ] } }");
     g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
                     "Capability 'shared-file-spill' conflicts with "
-                    "capability 'return-path'");
+                    "capability 'postcopy-preempt'");
     qobject_unref(err);
     err = qtest_qmp_assert_failure_ref(who,
         "{ 'execute': 'migrate-set-capabilities', 'arguments': "
@@ -633,6 +649,89 @@ static void test_spill_stale(void)
     unlink(stale);
 }
 
+/*
+ * Postcopy: switch over, then cut the network once the source has sent
+ * @after more bytes (0: at once).  The destination already runs the
+ * guest; it must go on asking for the pages it faults on, through the
+ * return path's file, and get them through the spill file, until it
+ * has them all.  Every page is checked.
+ */
+static void do_test_spill_postcopy(uint64_t after)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
+    g_autofree char *uri = NULL;
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) dst = NULL;
+    QTestState *from, *to;
+    uint64_t at_switchover;
+    Forwarder *fw;
+
+    uri = spill_start_caps(&from, &to, spill, 0, &fw, true);
+    if (!uri) {
+        return;
+    }
+    migrate_ensure_non_converge(from);
+    /* a postcopy phase of a few seconds, with the guest faulting */
+    migrate_set_parameter_int(from, "max-postcopy-bandwidth", 16 * MiB);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    while (read_ram_property_int(from, "dirty-sync-count") < 2) {
+        g_usleep(20 * 1000);
+    }
+    qtest_qmp_assert_success(from, "{ 'execute': 'migrate-start-postcopy' }");
+    wait_for_migration_status(from, "postcopy-active", NULL);
+    at_switchover = qatomic_read(&fw->forwarded);
+    while (qatomic_read(&fw->forwarded) < at_switchover + after) {
+        g_usleep(1000);
+    }
+    forwarder_cut(fw);
+
+    wait_for_migration_complete(from);
+    wait_for_migration_complete(to);
+    wait_for_serial("dest_serial");
+
+    src = migrate_query_member(from, "shared-file-spill");
+    dst = migrate_query_member(to, "shared-file-spill");
+    g_test_message("postcopy, cut %" PRIu64 " bytes after switchover (at %"
+                   PRIu64 "): source wrote %" PRId64 " bytes; destination "
+                   "read %" PRId64 " bytes from the file, requested %" PRId64
+                   " pages through it, placed %" PRId64 " pages after the "
+                   "cut, waited %" PRId64 " ms for them", after,
+                   at_switchover, qdict_get_int(src, "file-bytes"),
+                   qdict_get_int(dst, "file-bytes"),
+                   qdict_get_int(dst, "postcopy-requests"),
+                   qdict_get_int(dst, "postcopy-pages"),
+                   qdict_get_int(dst, "postcopy-wait-ms"));
+    g_assert_true(fw->cut);
+    g_assert_cmpint(qdict_get_int(src, "file-errors"), ==, 0);
+    g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
+    g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 1);
+    g_assert_cmpint(qdict_get_int(dst, "file-bytes"), >, 0);
+    /* no pages file with postcopy */
+    g_assert_cmpint(qdict_get_int(src, "pages"), ==, 0);
+    /* pages came through the file after the cut, some asked for */
+    g_assert_cmpint(qdict_get_int(dst, "postcopy-pages"), >, 0);
+    g_assert_cmpint(qdict_get_int(dst, "postcopy-requests"), >, 0);
+    /* the destination removed the files once the source committed */
+    g_assert_false(g_file_test(spill, G_FILE_TEST_EXISTS));
+    g_assert_false(g_file_test(spill_rp, G_FILE_TEST_EXISTS));
+    /* checks every page of the destination */
+    migrate_end(from, to, true);
+    spill_cleanup(fw, spill);
+}
+
+static void test_spill_postcopy_cut_switchover(void)
+{
+    do_test_spill_postcopy(0);
+}
+
+static void test_spill_postcopy_cut_middle(void)
+{
+    /* about a second of postcopy at 16 MiB/s */
+    do_test_spill_postcopy(16 * MiB);
+}
+
 void migration_test_add_shared_file_spill(MigrationTestEnv *env)
 {
     tmpfs = env->tmpfs;
@@ -660,4 +759,11 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_stale);
     migration_test_add("/migration/shared-file-spill/file-full",
                        test_spill_file_full);
+    if (!env->has_uffd) {
+        return;
+    }
+    migration_test_add("/migration/shared-file-spill/postcopy/cut/switchover",
+                       test_spill_postcopy_cut_switchover);
+    migration_test_add("/migration/shared-file-spill/postcopy/cut/middle",
+                       test_spill_postcopy_cut_middle);
 }
