@@ -77,6 +77,11 @@
  */
 #define SPILL_TORN_MS           (5 * 1000)
 #define SPILL_POLL_NS           (10 * SCALE_MS)
+/*
+ * A reader of the stream or of the return path waits this long for the
+ * file to grow: in postcopy, a vCPU waits for the page it faulted on.
+ */
+#define SPILL_READ_POLL_NS      (1 * SCALE_MS)
 /* A source without the network waits this long for the destination */
 #define SPILL_ACK_TIMEOUT_MS    (30 * 1000)
 /* A destination that read from the file waits this long for END */
@@ -767,11 +772,11 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                            "grow for %d s", SPILL_STALL_MS / 1000);
                 return -1;
             }
-            /* the source has not written it yet */
+            /* the other side has not written it yet */
             if (qemu_in_coroutine()) {
-                qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, SPILL_POLL_NS);
+                qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, SPILL_READ_POLL_NS);
             } else {
-                g_usleep(SPILL_POLL_NS / SCALE_US);
+                g_usleep(SPILL_READ_POLL_NS / SCALE_US);
             }
             continue;
         }
