@@ -855,6 +855,11 @@ static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
     if (!qio_channel_has_feature(sc->net, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
         return 0;
     }
+    if (!qatomic_read(&sc->net_ok)) {
+        /* the connection broke already (ENOTCONN): the file stops here */
+        qio_channel_shutdown(sc->net, how, NULL);
+        return 0;
+    }
     return qio_channel_shutdown(sc->net, how, errp);
 }
 

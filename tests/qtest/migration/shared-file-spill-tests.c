@@ -199,18 +199,19 @@ static void set_spill(QTestState *who, const char *path)
  */
 static char *spill_start_caps(QTestState **from, QTestState **to,
                               const char *spill, uint64_t cut_after,
-                              Forwarder **fw, bool postcopy)
+                              Forwarder **fw, const char *cap)
 {
-    MigrateStart args = { .hide_stderr = true };
+    /* postcopy recovery needs out-of-band commands */
+    MigrateStart args = { .hide_stderr = true, .oob = !!cap };
 
     if (migrate_start(from, to, "defer", &args)) {
         return NULL;
     }
     set_spill(*from, spill);
     set_spill(*to, spill);
-    if (postcopy) {
-        migrate_set_capability(*from, "postcopy-ram", true);
-        migrate_set_capability(*to, "postcopy-ram", true);
+    if (cap) {
+        migrate_set_capability(*from, cap, true);
+        migrate_set_capability(*to, cap, true);
     }
     migrate_incoming_qmp(*to, "tcp:127.0.0.1:0", NULL, "{}");
     *fw = forwarder_start(*to, cut_after);
@@ -221,7 +222,7 @@ static char *spill_start(QTestState **from, QTestState **to,
                          const char *spill, uint64_t cut_after,
                          Forwarder **fw)
 {
-    return spill_start_caps(from, to, spill, cut_after, fw, false);
+    return spill_start_caps(from, to, spill, cut_after, fw, NULL);
 }
 
 /* What a test leaves behind, once both QEMUs are gone */
@@ -238,19 +239,21 @@ static void spill_cleanup(Forwarder *fw, const char *spill)
  * Migrate the live bootblock guest through the forwarder, cut after
  * @cut_after bytes (0: never) or, with @cut_third_pass, when the third
  * pass over RAM begins, and check every page on the destination.
+ * @cap: a capability to set on both sides too, or NULL.
  */
 static void do_test_spill(uint64_t cut_after, bool converge_first,
-                          bool cut_third_pass)
+                          bool cut_third_pass, const char *cap)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     g_autofree char *spill_ack = g_strdup_printf("%s.ack", spill);
+    g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
     g_autofree char *uri = NULL;
     g_autoptr(QDict) src = NULL;
     g_autoptr(QDict) dst = NULL;
     QTestState *from, *to;
     Forwarder *fw;
 
-    uri = spill_start(&from, &to, spill, cut_after, &fw);
+    uri = spill_start_caps(&from, &to, spill, cut_after, &fw, cap);
     if (!uri) {
         return;
     }
@@ -305,6 +308,7 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     /* the destination removed them before it started the guest */
     g_assert_false(g_file_test(spill, G_FILE_TEST_EXISTS));
     g_assert_false(g_file_test(spill_ack, G_FILE_TEST_EXISTS));
+    g_assert_false(g_file_test(spill_rp, G_FILE_TEST_EXISTS));
     if (cut_after || cut_third_pass) {
         g_assert_true(fw->cut);
         g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
@@ -322,24 +326,30 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
 
 static void test_spill_no_fault(void)
 {
-    do_test_spill(0, false, false);
+    do_test_spill(0, false, false, NULL);
 }
 
 static void test_spill_cut_early(void)
 {
-    do_test_spill(1 * MiB, false, false);
+    do_test_spill(1 * MiB, false, false, NULL);
 }
 
 static void test_spill_cut_middle(void)
 {
     /* while the network and the pages file share the third pass */
-    do_test_spill(0, false, true);
+    do_test_spill(0, false, true, NULL);
+}
+
+static void test_spill_cut_return_path(void)
+{
+    /* the return path reads on from the destination's file */
+    do_test_spill(0, false, true, "return-path");
 }
 
 static void test_spill_cut_last(void)
 {
     /* converging at once: the cut falls in the last stage or just before */
-    do_test_spill(60 * MiB, true, false);
+    do_test_spill(60 * MiB, true, false, NULL);
 }
 
 /* A corrupt spill file is refused, not loaded; the source runs on */
@@ -667,7 +677,7 @@ static void do_test_spill_postcopy(uint64_t after)
     uint64_t at_switchover;
     Forwarder *fw;
 
-    uri = spill_start_caps(&from, &to, spill, 0, &fw, true);
+    uri = spill_start_caps(&from, &to, spill, 0, &fw, "postcopy-ram");
     if (!uri) {
         return;
     }
@@ -732,6 +742,67 @@ static void test_spill_postcopy_cut_middle(void)
     do_test_spill_postcopy(16 * MiB);
 }
 
+/*
+ * Postcopy, and the spill file goes bad under the destination (another
+ * migration's header) before the network breaks: the destination cannot
+ * fail over and pauses, as postcopy does without the capability; the
+ * operator pauses the source, which cannot tell, and recovers over the
+ * network once it is back.  Nothing is lost: every page is checked.
+ */
+static void test_spill_postcopy_file_lost(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *recover = g_strdup_printf("unix:%s/migsocket-recover",
+                                               tmpfs);
+    g_autofree char *uri = NULL;
+    g_autoptr(QDict) src = NULL;
+    QTestState *from, *to;
+    Forwarder *fw;
+    int fd;
+
+    uri = spill_start_caps(&from, &to, spill, 0, &fw, "postcopy-ram");
+    if (!uri) {
+        return;
+    }
+    migrate_ensure_non_converge(from);
+    migrate_set_parameter_int(from, "max-postcopy-bandwidth", 16 * MiB);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    while (read_ram_property_int(from, "dirty-sync-count") < 2) {
+        g_usleep(20 * 1000);
+    }
+    qtest_qmp_assert_success(from, "{ 'execute': 'migrate-start-postcopy' }");
+    /* the guest runs on the destination */
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_for_migration_status(to, "postcopy-active", NULL);
+
+    fd = open(spill, O_WRONLY);
+    g_assert(fd >= 0);
+    g_assert(pwrite(fd, "garbage!", 8, 0) == 8);
+    close(fd);
+    forwarder_cut(fw);
+
+    wait_for_migration_status(to, "postcopy-paused", NULL);
+    migrate_pause(from);
+    wait_for_migration_status(from, "postcopy-paused", NULL);
+    /* the failed source gave the files up */
+    assert_spill_removed(spill);
+
+    /* the network is back: today's recovery, over the network alone */
+    migrate_recover(to, recover);
+    migrate_qmp(from, to, recover, NULL, "{'resume': true}");
+    wait_for_migration_complete(from);
+    wait_for_migration_complete(to);
+    wait_for_serial("dest_serial");
+
+    src = migrate_query_member(from, "shared-file-spill");
+    g_assert_true(fw->cut);
+    g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
+    /* checks every page of the destination */
+    migrate_end(from, to, true);
+    spill_cleanup(fw, spill);
+}
+
 void migration_test_add_shared_file_spill(MigrationTestEnv *env)
 {
     tmpfs = env->tmpfs;
@@ -749,6 +820,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_cut_middle);
     migration_test_add("/migration/shared-file-spill/cut/last",
                        test_spill_cut_last);
+    migration_test_add("/migration/shared-file-spill/cut/return-path",
+                       test_spill_cut_return_path);
     migration_test_add("/migration/shared-file-spill/corrupt",
                        test_spill_corrupt);
     migration_test_add("/migration/shared-file-spill/cancel",
@@ -766,4 +839,6 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_postcopy_cut_switchover);
     migration_test_add("/migration/shared-file-spill/postcopy/cut/middle",
                        test_spill_postcopy_cut_middle);
+    migration_test_add("/migration/shared-file-spill/postcopy/file-lost",
+                       test_spill_postcopy_file_lost);
 }
