@@ -765,11 +765,17 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                 error_setg(errp, "shared-file-spill: cancelled");
                 return -1;
             }
-            /* a return path may be silent for long: its writer is alive */
-            if (!sc->rp && qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
+            /*
+             * A return path may be silent for long; but one whose file
+             * never appears (the destination could not create it) is
+             * lost with the network.
+             */
+            if ((!sc->rp || sc->fd < 0) &&
+                qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
                 SPILL_STALL_MS) {
-                error_setg(errp, "shared-file-spill: the spill file did not "
-                           "grow for %d s", SPILL_STALL_MS / 1000);
+                error_setg(errp, "shared-file-spill: the %s did not grow "
+                           "for %d s", sc->rp ? "return path file" :
+                           "spill file", SPILL_STALL_MS / 1000);
                 return -1;
             }
             /* the other side has not written it yet */
@@ -1020,6 +1026,10 @@ QIOChannel *spill_return_path(QIOChannel *ioc)
     Error *err = NULL;
     int fd = -1;
 
+    if (!ioc) {
+        return NULL;
+    }
+
     if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
         object_ref(OBJECT(ioc));
         return ioc;
@@ -1038,11 +1048,12 @@ QIOChannel *spill_return_path(QIOChannel *ioc)
         memcpy(h.uuid, main->uuid, sizeof(h.uuid));
         fd = spill_create(path, &h, &err);
         if (fd < 0) {
-            warn_report_err(err);
-            warn_report("shared-file-spill: the return path goes over the "
-                        "network alone");
-            object_ref(OBJECT(main->net));
-            return main->net;
+            /*
+             * A return path the network alone carries would leave a source
+             * without the network waiting for it: refuse the migration.
+             */
+            error_report_err(err);
+            return NULL;
         }
     }
     /* the source opens it once it needs it (spill_rp_open()) */

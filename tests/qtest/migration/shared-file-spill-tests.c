@@ -600,7 +600,7 @@ static void test_spill_file_full(void)
  * lacks the capability).  The source fails over, hears nothing, gives
  * up, runs on and removes its files.
  */
-static void do_test_refused(const char *dst_spill)
+static void do_test_refused(const char *dst_spill, const char *cap)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     MigrateStart args = { .hide_stderr = true };
@@ -613,6 +613,10 @@ static void do_test_refused(const char *dst_spill)
     set_spill(from, spill);
     if (dst_spill) {
         set_spill(to, dst_spill);
+    }
+    if (cap) {
+        migrate_set_capability(from, cap, true);
+        migrate_set_capability(to, cap, true);
     }
     migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "{}");
     uri = migrate_get_connect_uri(to);
@@ -632,7 +636,7 @@ static void do_test_refused(const char *dst_spill)
 /* Set on the source only: the destination refuses the stream */
 static void test_spill_one_side(void)
 {
-    do_test_refused(NULL);
+    do_test_refused(NULL, NULL);
 }
 
 /*
@@ -653,7 +657,7 @@ static void test_spill_stale(void)
     stq_le_p(hdr + 4088, XXH3_64bits(hdr, 4088));
     g_assert(g_file_set_contents(stale, (char *)hdr, sizeof(hdr), NULL));
 
-    do_test_refused(stale);
+    do_test_refused(stale, NULL);
     /* not the source's file: nobody removed it */
     g_assert_true(g_file_test(stale, G_FILE_TEST_EXISTS));
     unlink(stale);
@@ -803,6 +807,22 @@ static void test_spill_postcopy_file_lost(void)
     spill_cleanup(fw, spill);
 }
 
+/*
+ * The destination cannot create the return path's file (a directory is
+ * in the way): it refuses the stream when the return path opens, rather
+ * than let a source without the network wait for requests that never
+ * come.  The source fails over, hears nothing, gives up and runs on.
+ */
+static void test_spill_no_rp_file(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *rp = g_strdup_printf("%s.rp", spill);
+
+    g_assert(mkdir(rp, 0700) == 0);
+    do_test_refused(spill, "return-path");
+    g_assert(rmdir(rp) == 0);
+}
+
 void migration_test_add_shared_file_spill(MigrationTestEnv *env)
 {
     tmpfs = env->tmpfs;
@@ -830,6 +850,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_one_side);
     migration_test_add("/migration/shared-file-spill/stale",
                        test_spill_stale);
+    migration_test_add("/migration/shared-file-spill/no-rp-file",
+                       test_spill_no_rp_file);
     migration_test_add("/migration/shared-file-spill/file-full",
                        test_spill_file_full);
     if (!env->has_uffd) {
