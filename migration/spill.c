@@ -105,7 +105,7 @@ struct QIOChannelSpill {
      */
     bool writer;
     bool rp;
-    bool net_ok;                /* the network still carries the stream */
+    bool net_ok;                /* atomic: the network still carries it */
     bool shutdown;              /* atomic; cancelled: fail, no failover */
     bool committed;             /* source: END written */
     char *path;                 /* the spill file */
@@ -556,7 +556,7 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
             } else {
                 qatomic_set(&sp.via_file, true);
             }
-            sc->net_ok = false;
+            qatomic_set(&sc->net_ok, false);
             /* a half-broken connection: make the destination fail over */
             if (qio_channel_has_feature(sc->net,
                                         QIO_CHANNEL_FEATURE_SHUTDOWN)) {
@@ -841,7 +841,7 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
             stat64_add(&sp.failovers, 1);
             qatomic_set(&sp.via_file, true);
         }
-        sc->net_ok = false;
+        qatomic_set(&sc->net_ok, false);
     }
     return spill_read_file(sc, iov, niov, errp);
 }
