@@ -665,7 +665,7 @@ static void test_spill_stale(void)
 
 /*
  * Postcopy: switch over, then cut the network once the source has sent
- * @after more bytes (0: at once).  The destination already runs the
+ * @after more bytes (0: at once; UINT64_MAX: never).  The destination already runs the
  * guest; it must go on asking for the pages it faults on, through the
  * return path's file, and get them through the spill file, until it
  * has them all.  Every page is checked.
@@ -696,10 +696,12 @@ static void do_test_spill_postcopy(uint64_t after)
     qtest_qmp_assert_success(from, "{ 'execute': 'migrate-start-postcopy' }");
     wait_for_migration_status(from, "postcopy-active", NULL);
     at_switchover = qatomic_read(&fw->forwarded);
-    while (qatomic_read(&fw->forwarded) < at_switchover + after) {
-        g_usleep(1000);
+    if (after != UINT64_MAX) {
+        while (qatomic_read(&fw->forwarded) < at_switchover + after) {
+            g_usleep(1000);
+        }
+        forwarder_cut(fw);
     }
-    forwarder_cut(fw);
 
     wait_for_migration_complete(from);
     wait_for_migration_complete(to);
@@ -717,22 +719,37 @@ static void do_test_spill_postcopy(uint64_t after)
                    qdict_get_int(dst, "postcopy-requests"),
                    qdict_get_int(dst, "postcopy-pages"),
                    qdict_get_int(dst, "postcopy-wait-ms"));
-    g_assert_true(fw->cut);
     g_assert_cmpint(qdict_get_int(src, "file-errors"), ==, 0);
-    g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
-    g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 1);
-    g_assert_cmpint(qdict_get_int(dst, "file-bytes"), >, 0);
     /* no pages file with postcopy */
     g_assert_cmpint(qdict_get_int(src, "pages"), ==, 0);
-    /* pages came through the file after the cut, some asked for */
-    g_assert_cmpint(qdict_get_int(dst, "postcopy-pages"), >, 0);
-    g_assert_cmpint(qdict_get_int(dst, "postcopy-requests"), >, 0);
+    if (after == UINT64_MAX) {
+        /* the network carried it all */
+        g_assert_false(fw->cut);
+        g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "file-bytes"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "postcopy-pages"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "postcopy-requests"), ==, 0);
+    } else {
+        g_assert_true(fw->cut);
+        g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
+        g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 1);
+        g_assert_cmpint(qdict_get_int(dst, "file-bytes"), >, 0);
+        /* pages came through the file after the cut, some asked for */
+        g_assert_cmpint(qdict_get_int(dst, "postcopy-pages"), >, 0);
+        g_assert_cmpint(qdict_get_int(dst, "postcopy-requests"), >, 0);
+    }
     /* the destination removed the files once the source committed */
     g_assert_false(g_file_test(spill, G_FILE_TEST_EXISTS));
     g_assert_false(g_file_test(spill_rp, G_FILE_TEST_EXISTS));
     /* checks every page of the destination */
     migrate_end(from, to, true);
     spill_cleanup(fw, spill);
+}
+
+static void test_spill_postcopy_no_fault(void)
+{
+    do_test_spill_postcopy(UINT64_MAX);
 }
 
 static void test_spill_postcopy_cut_switchover(void)
@@ -857,6 +874,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
     if (!env->has_uffd) {
         return;
     }
+    migration_test_add("/migration/shared-file-spill/postcopy/no-fault",
+                       test_spill_postcopy_no_fault);
     migration_test_add("/migration/shared-file-spill/postcopy/cut/switchover",
                        test_spill_postcopy_cut_switchover);
     migration_test_add("/migration/shared-file-spill/postcopy/cut/middle",
