@@ -709,12 +709,13 @@ static void do_test_spill_postcopy(uint64_t after)
 
     src = migrate_query_member(from, "shared-file-spill");
     dst = migrate_query_member(to, "shared-file-spill");
-    g_test_message("postcopy, cut %" PRIu64 " bytes after switchover (at %"
+    g_test_message("postcopy, %s %" PRIu64 " bytes after switchover (at %"
                    PRIu64 "): source wrote %" PRId64 " bytes; destination "
                    "read %" PRId64 " bytes from the file, requested %" PRId64
                    " pages through it, placed %" PRId64 " pages after the "
-                   "cut, waited %" PRId64 " ms for them", after,
-                   at_switchover, qdict_get_int(src, "file-bytes"),
+                   "cut, waited %" PRId64 " ms for them",
+                   after == UINT64_MAX ? "no cut" : "cut",
+                   after == UINT64_MAX ? 0 : after, at_switchover, qdict_get_int(src, "file-bytes"),
                    qdict_get_int(dst, "file-bytes"),
                    qdict_get_int(dst, "postcopy-requests"),
                    qdict_get_int(dst, "postcopy-pages"),
