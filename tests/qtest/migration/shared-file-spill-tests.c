@@ -665,10 +665,10 @@ static void test_spill_stale(void)
 
 /*
  * Postcopy: switch over, then cut the network once the source has sent
- * @after more bytes (0: at once; UINT64_MAX: never).  The destination already runs the
- * guest; it must go on asking for the pages it faults on, through the
- * return path's file, and get them through the spill file, until it
- * has them all.  Every page is checked.
+ * @after more bytes (0: at once; UINT64_MAX: never).  The destination
+ * already runs the guest; it must go on asking for the pages it faults
+ * on, through the return path's file, and get them through the spill
+ * file, until it has them all.  Every page is checked.
  */
 static void do_test_spill_postcopy(uint64_t after)
 {
@@ -715,7 +715,8 @@ static void do_test_spill_postcopy(uint64_t after)
                    " pages through it, placed %" PRId64 " pages after the "
                    "cut, waited %" PRId64 " ms for them",
                    after == UINT64_MAX ? "no cut" : "cut",
-                   after == UINT64_MAX ? 0 : after, at_switchover, qdict_get_int(src, "file-bytes"),
+                   after == UINT64_MAX ? 0 : after, at_switchover,
+                   qdict_get_int(src, "file-bytes"),
                    qdict_get_int(dst, "file-bytes"),
                    qdict_get_int(dst, "postcopy-requests"),
                    qdict_get_int(dst, "postcopy-pages"),
