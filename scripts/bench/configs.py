@@ -56,6 +56,19 @@ class Config:
     # with cut: the broken migration fails; check the source, then start
     # a fresh destination and migrate again from zero, without a cut
     restart: bool = False
+    # "postcopy-active": migrate through the forwarder, which the harness
+    # cuts as soon as the source reports this status (the switchover of a
+    # postcopy configuration), instead of at a byte count (cut)
+    cut_on: str = ""
+    # > 0, with cut_on: the broken postcopy migration must pause on both
+    # sides (postcopy-paused); this many seconds after the cut the network
+    # is back: migrate-recover on the destination to a new port (through
+    # a new forwarder, without a cut), migrate with resume on the source
+    recover_after: float = 0.0
+    # postcopy at the link's speed too: max-postcopy-bandwidth = the
+    # link's max-bandwidth (QEMU's default, 0, leaves postcopy uncapped,
+    # and over loopback the postcopy phase then lasts ~0.2 s)
+    postcopy_link: bool = False
 
 
 CONFIGS = [
@@ -122,6 +135,35 @@ CONFIGS = [
     # guest runs on at the source, a fresh destination, migrate from zero.
     Config("precopy-cut50-restart", cut=0.5, restart=True,
            scenarios=("pagecache", "mixed")),
+    # shared-file-spill in postcopy (make bench-spill-postcopy): the guest
+    # runs on the destination from the switchover; the network breaks
+    # right then.  Postcopy at the link's speed (postcopy_link), so that
+    # the cut falls in a postcopy phase of about a second.  Only in mixed:
+    # postcopy never starts in pagecache (it converges in the first pass)
+    # and only the dirtier shows the stall.
+    # The reference: plain postcopy at the link's speed, no cut.
+    Config("postcopy-ram-link", caps={"postcopy-ram": True}, postcopy=True,
+           postcopy_link=True, scenarios=("mixed",),
+           note="max-postcopy-bandwidth = the link's max-bandwidth"),
+    # No cut: what the spill file costs postcopy.
+    Config("postcopy-spill", kind="capability",
+           caps={"postcopy-ram": True, "shared-file-spill": True},
+           params={"spill-file": "{workdir}/spill.bin"}, postcopy=True,
+           postcopy_link=True, scenarios=("mixed",)),
+    # Today's answer: both sides pause, the guest stalls on its missing
+    # pages until the network is back (5 s) and the operator recovers.
+    Config("postcopy-cut-recover", caps={"postcopy-ram": True},
+           postcopy=True, postcopy_link=True, cut_on="postcopy-active",
+           recover_after=5.0, scenarios=("mixed",),
+           note="network cut at switchover, restored after 5 s: "
+                "migrate-recover + migrate resume"),
+    # The same cut with shared-file-spill: it must complete through the
+    # files (stream and return path), one failover on each side, no pause.
+    Config("postcopy-spill-cut", kind="capability",
+           caps={"postcopy-ram": True, "shared-file-spill": True},
+           params={"spill-file": "{workdir}/spill.bin"}, postcopy=True,
+           postcopy_link=True, cut_on="postcopy-active",
+           scenarios=("mixed",)),
     Config("rdma-pin-budget", kind="capability",
            caps={"rdma-pin-budget": True},
            params={"rdma-pin-limit": 64 * 1024 * 1024}, needs="rdma",

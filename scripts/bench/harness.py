@@ -127,6 +127,16 @@ class Forwarder:
                 self.error = "forwarder: %s" % e
             self.close()
 
+    def cut_now(self):
+        """Break the connection now, wherever the stream is (the harness
+        decides when, e.g. at a postcopy switchover)."""
+        if self.cut_done:
+            return
+        self.t_cut = time.monotonic()
+        self.cut_done = True
+        self.close()
+        self.cut = self.bytes
+
     def _pump_back(self):
         a, b = self._a, self._b
         try:
@@ -292,17 +302,80 @@ def guest_clock_offset(con):
     return float(txt.split()[0]) - (t0 + t1) / 2
 
 
-def read_dirtier_log(con):
+def read_dirtier_log(con, pages=False):
+    """The dirtier's log: (guest time, MB/s) rows, with @pages (guest
+    time, MB/s, pages written in total)."""
     _, txt = con.run("cat %s/dirtier.log" % WL, timeout=30)
     rows = []
     for ln in txt.splitlines():
         p = ln.split()
         if len(p) == 3:
             try:
-                rows.append((float(p[0]), float(p[1])))
+                if pages:
+                    rows.append((float(p[0]), float(p[1]), int(p[2])))
+                else:
+                    rows.append((float(p[0]), float(p[1])))
             except ValueError:
                 pass
     return rows
+
+
+def postcopy_stall(rows, before_mbps, off_src, off_dst, g_switch, g_done,
+                   t0):
+    """The guest's stall in a postcopy migration, from the dirtier's own
+    log (guest CLOCK_BOOTTIME, which stands still while the guest is
+    paused for the switchover and runs on while a vCPU waits for a page).
+
+    @rows: (guest s, MB/s, pages in total) per log line; @g_switch: guest
+    time at the switchover (the source's STOP); @g_done: guest time when
+    the source completed.  The window runs from the last line at or before
+    the switchover to the first line at least 1 s after the completion.
+    In each interval between two lines the dirtier wrote MB; at its speed
+    before the migration (@before_mbps) that takes MB/before_mbps seconds;
+    the rest of the interval it made no progress.  Returns the longest
+    such interval's no-progress time (a stall; the log's 1 s lines cannot
+    split stalls closer than that), the sum over the window (the progress
+    lost, in seconds of the dirtier's work), the throughput in the window
+    as a share of before, and the host times (since migrate, @t0) of the
+    longest stall's end.  Guest times before the switchover map to host
+    times with @off_src, after it with @off_dst (guest minus host
+    monotonic, measured on each side)."""
+    if not rows or not before_mbps:
+        return None
+    i0 = max((i for i, r in enumerate(rows) if r[0] <= g_switch),
+             default=None)
+    i1 = next((i for i, r in enumerate(rows) if r[0] >= g_done + 1.0),
+              None)
+    if i0 is None or i1 is None or i1 <= i0:
+        return {"error": "the dirtier's log does not cover the window "
+                "(lines %d, switchover at guest %.3f, completion at "
+                "guest %.3f)" % (len(rows), g_switch, g_done)}
+    mb_page = 4096 / 1e6
+    worst = (0.0, None)
+    for a, b in zip(rows[i0:i1], rows[i0 + 1:i1 + 1]):
+        dur = b[0] - a[0]
+        stall = dur - (b[2] - a[2]) * mb_page / before_mbps
+        if stall > worst[0]:
+            worst = (stall, b[0])
+    dur = rows[i1][0] - rows[i0][0]
+    mb = (rows[i1][2] - rows[i0][2]) * mb_page
+
+    def host(g):
+        return round(g - (off_src if g <= g_switch else off_dst) - t0, 3)
+
+    return {
+        "window_guest_s": round(dur, 3),
+        "window_host_s": [host(rows[i0][0]), host(rows[i1][0])],
+        "window_lines": i1 - i0,
+        "mb": round(mb, 2),
+        "before_mbps": before_mbps,
+        "tput_ratio": round(mb / (before_mbps * dur), 4),
+        "lost_s": round(dur - mb / before_mbps, 3),
+        "longest_stall_s": round(worst[0], 3),
+        "longest_stall_end_s": host(worst[1]) if worst[1] else None,
+        "max_gap_s": round(max(b[0] - a[0] for a, b in
+                               zip(rows[i0:i1], rows[i0 + 1:i1 + 1])), 3),
+    }
 
 
 def slowdown(rows, offset, t_start, t_end, warm_from):
@@ -382,12 +455,37 @@ def _spill(d):
     return v if isinstance(v, dict) else None
 
 
-def _follow(src, dst, cfg, t0, limit, samples):
+class Watch:
+    """What _follow does besides sampling the source, for a configuration
+    that cuts the network at a postcopy switchover (Config.cut_on): also
+    sample the destination's status, call @cut as soon as the source
+    reports @cut_on (polling every 5 ms from migrate-start-postcopy until
+    then), and return as soon as the source reports a status in @stop_src
+    or the destination one in @stop_dst.  Keeps when each side first
+    showed each status (seconds since migrate)."""
+
+    def __init__(self, cut=None, cut_on="", stop_src=(), stop_dst=(),
+                 dst_after_cut=True):
+        self.cut, self.cut_on = cut, cut_on
+        self.stop_src, self.stop_dst = stop_src, stop_dst
+        # False: stop asking the destination once cut (a destination
+        # without its pages may not answer in-band until it has them)
+        self.dst_after_cut = dst_after_cut
+        self.cut_s = None
+        self.at_cut = None
+        self.first = {"src": {}, "dst": {}}
+        self.dst_info = {}
+
+    def seen(self, side, st, t):
+        self.first[side].setdefault(st, t)
+
+
+def _follow(src, dst, cfg, t0, limit, samples, watch=None,
+            postcopy_started=None):
     """Sample the source's query-migrate every 100 ms until the migration
     ends or @limit seconds pass.  Returns (status, info, postcopy start,
-    timed out)."""
+    timed out).  @watch: see Watch."""
     t_start = time.monotonic()
-    postcopy_started = None
     while True:
         now = time.monotonic()
         t = now - t0
@@ -402,6 +500,23 @@ def _follow(src, dst, cfg, t0, limit, samples):
             "syncs": ram.get("dirty-sync-count", 0),
             "throttle": info.get("cpu-throttle-percentage", 0),
         })
+        if watch:
+            if watch.cut and watch.cut_s is None and st == watch.cut_on:
+                watch.cut()
+                watch.cut_s = round(time.monotonic() - t0, 3)
+                watch.at_cut = {"status": st, "t": round(t, 3),
+                                "transferred": ram.get("transferred", 0),
+                                "remaining": ram.get("remaining", 0)}
+            watch.seen("src", st, round(t, 3))
+            dst_st = None
+            if watch.dst_after_cut or watch.cut_s is None:
+                d = dst.qmp.cmd("query-migrate")
+                dst_st = d.get("status")
+                watch.dst_info = d
+                samples[-1]["dst_status"] = dst_st
+                watch.seen("dst", dst_st, round(time.monotonic() - t0, 3))
+            if st in watch.stop_src or dst_st in watch.stop_dst:
+                return st, info, postcopy_started, False
         if st in ("completed", "failed", "cancelled"):
             return st, info, postcopy_started, False
         if (cfg.postcopy and postcopy_started is None and
@@ -412,7 +527,11 @@ def _follow(src, dst, cfg, t0, limit, samples):
             return st, info, postcopy_started, True
         if not src.alive() or (dst is not None and not dst.alive()):
             raise QMPError("a QEMU process died during migration")
-        time.sleep(SAMPLE_S)
+        if (watch and watch.cut and watch.cut_s is None and
+                postcopy_started is not None):
+            time.sleep(0.005)   # the switchover is near: cut right after
+        else:
+            time.sleep(SAMPLE_S)
 
 
 def _timed_out(res, src, con, sc, pre, st, info, limit):
@@ -437,6 +556,109 @@ def _timed_out(res, src, con, sc, pre, st, info, limit):
     res["verify_source_after_cancel"] = after
     res["source_intact_after_cancel"] = _intact(pre, after)
     return res
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _recover(res, src, dst, cfg, watch, t0, t0_wall, limit, samples, st,
+             postcopy_started):
+    """Postcopy cut without spill: both sides must pause (the source's
+    query-migrate, the destination's MIGRATION event: its in-band QMP may
+    be stuck); cfg.recover_after seconds after the cut (the network is
+    back) migrate-recover on the destination (out of band) to a new port,
+    through a new forwarder (no cut), and migrate with resume on the
+    source; follow to the end.  Returns (status, info, timed out,
+    forwarder), or None with res["reason"]."""
+    pc = res["postcopy_cut"]
+
+    def dst_event(status):
+        return lambda e: (e.get("event") == "MIGRATION" and
+                          e.get("data", {}).get("status") == status)
+
+    def ev_s(e):
+        ts = e.get("timestamp", {})
+        return round(ts.get("seconds", 0) + ts.get("microseconds", 0) / 1e6
+                     - t0_wall, 3)
+
+    deadline = time.monotonic() + 30
+    while st != "postcopy-paused":
+        info = src.qmp.cmd("query-migrate")
+        st = info.get("status")
+        watch.seen("src", st, round(time.monotonic() - t0, 3))
+        if st in ("failed", "completed", "cancelled") or \
+                time.monotonic() > deadline:
+            res["reason"] = ("after the cut the source is %s (%s), not "
+                             "postcopy-paused" % (st,
+                                                  info.get("error-desc", "")))
+            return None
+        time.sleep(0.02)
+    pc["src_paused_s"] = watch.first["src"].get("postcopy-paused")
+    e = dst.qmp.wait_event(
+        lambda e: dst_event("postcopy-paused")(e) or
+        dst_event("failed")(e) or dst_event("completed")(e),
+        max(1.0, deadline - time.monotonic()))
+    if e is None or e["data"]["status"] != "postcopy-paused":
+        res["reason"] = ("after the cut the source paused, the destination "
+                         "%s" % ("reported no MIGRATION event in 30 s"
+                                 if e is None else
+                                 "went %s" % e["data"]["status"]))
+        return None
+    pc["dst_paused_s"] = ev_s(e)
+    watch.seen("dst", "postcopy-paused", pc["dst_paused_s"])
+    # the network comes back
+    left = t0 + watch.cut_s + cfg.recover_after - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+    port = _free_port()
+    pc["recover_s"] = round(time.monotonic() - t0, 3)
+    dst.qmp.cmd("migrate-recover", {"uri": "tcp:127.0.0.1:%d" % port},
+                oob=True)
+    fwd2 = Forwarder(port)
+    res["_fwd2"] = fwd2
+    pc["resume_s"] = round(time.monotonic() - t0, 3)
+    src.qmp.cmd("migrate", {"uri": "tcp:127.0.0.1:%d" % fwd2.port,
+                            "resume": True})
+    # the destination is asked again once the source completed
+    w2 = Watch(dst_after_cut=False)
+    w2.cut_s = watch.cut_s
+    w2.first = watch.first
+    st, info, _, timed_out = _follow(src, dst, cfg, t0, limit, samples,
+                                     watch=w2,
+                                     postcopy_started=postcopy_started)
+    pc["forwarder2"] = fwd2.stats(t0)
+    # back to postcopy-active after the recovery: the source's first
+    # sample in that state after resume
+    pc["resumed_active_s"] = next(
+        (x["t"] for x in samples if x["t"] >= pc["resume_s"] and
+         x["status"] == "postcopy-active"), None)
+    return st, info, timed_out, fwd2
+
+
+def _postcopy_cut_check(res, cfg):
+    """A postcopy cut run counts only if the cut did what it claims:
+    the forwarder cut after the switchover; without spill, both sides
+    paused and recovered; with spill, neither paused and it failed over
+    once on each side, with pages through the file."""
+    pc = res["postcopy_cut"]
+    first = pc["first_status_s"]
+    if not res["forwarder"]["cut"]:
+        return "the forwarder did not cut"
+    if cfg.recover_after:
+        if pc.get("src_paused_s") is None or pc.get("dst_paused_s") is None:
+            return "did not pause on both sides after the cut"
+        return ""
+    if "postcopy-paused" in first["src"] or "postcopy-paused" in first["dst"]:
+        return "paused (postcopy-paused) with shared-file-spill on"
+    src, dst = (_spill(x) or {} for x in (res["ram"]["extra"],
+                                          res["dest_extra"]))
+    if [src.get("failovers"), dst.get("failovers")] != [1, 1]:
+        return ("not through the file: failovers source %s destination %s"
+                % (src.get("failovers"), dst.get("failovers")))
+    return ""
 
 
 def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
@@ -502,21 +724,36 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
             path = os.path.join(workdir, "mapped.bin")
             uri = "file:" + path
         else:
+            # a postcopy recovery: migrate-recover out of band, and the
+            # destination's MIGRATION events (its main thread, hence
+            # in-band QMP, may be stuck behind a vCPU waiting for a page)
             dst = VM(qemu, workdir, "dst", guest, accel=accel,
-                     mem_mib=defaults["mem_mib"], incoming=True)
+                     mem_mib=defaults["mem_mib"], incoming=True,
+                     qmp_oob=bool(cfg.recover_after))
             vms.append(dst)
             if cfg.dest:
                 _configure(dst, caps, params)
+            if cfg.recover_after:
+                _configure(dst, [{"capability": "events", "state": True}],
+                           None)
         _configure(src, caps, src_params)
         src.qmp.cmd("migrate-set-parameters", {
             "max-bandwidth": bandwidth,
             "downtime-limit": defaults["downtime_limit"]})
+        if cfg.postcopy_link:
+            src.qmp.cmd("migrate-set-parameters",
+                        {"max-postcopy-bandwidth": bandwidth})
+            res["max_postcopy_bandwidth"] = bandwidth
         if dst is not None:
-            port = _listen(dst, exit_on_error=not cfg.cut)
+            port = _listen(dst, exit_on_error=not (cfg.cut or cfg.cut_on))
             uri = "tcp:127.0.0.1:%d" % port
             if cfg.cut:
                 res["cut"] = dict(cut)
                 fwd = Forwarder(port, cut=int(cut["bytes"]))
+                uri = "tcp:127.0.0.1:%d" % fwd.port
+            elif cfg.cut_on:
+                # the harness cuts it (Watch), at the switchover
+                fwd = Forwarder(port)
                 uri = "tcp:127.0.0.1:%d" % fwd.port
 
         offset = guest_clock_offset(con) if sc.dirty_mib else 0.0
@@ -525,13 +762,51 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
         limit = sc.migrate_timeout or defaults["migrate_timeout"]
         t0 = time.monotonic()
         t0_wall = time.time()
+        watch = None
+        if cfg.cut_on:
+            # stop at a pause: expected without spill (then recover),
+            # a failure with it
+            watch = Watch(cut=fwd.cut_now, cut_on=cfg.cut_on,
+                          stop_src=("postcopy-paused",),
+                          stop_dst=("postcopy-paused", "failed"),
+                          dst_after_cut=not cfg.recover_after)
         src.qmp.cmd("migrate", {"uri": uri})
         st, info, postcopy_started, timed_out = _follow(
-            src, dst, cfg, t0, limit, samples)
+            src, dst, cfg, t0, limit, samples, watch=watch)
         if fwd:
             res["forwarder"] = fwd.stats(t0)
         if timed_out:
             return _timed_out(res, src, con, sc, pre, st, info, limit)
+        pc = None
+        if watch:
+            pc = res["postcopy_cut"] = {"cut_s": watch.cut_s,
+                                        "at_cut": watch.at_cut}
+            if watch.cut_s is None:
+                res["reason"] = ("the source never reported %s: no cut "
+                                 "(%s)" % (cfg.cut_on, st))
+                return res
+            if cfg.recover_after:
+                r = _recover(res, src, dst, cfg, watch, t0, t0_wall, limit,
+                             samples, st, postcopy_started)
+                if r is None:
+                    return res
+                st, info, timed_out, fwd2 = r
+                if timed_out:
+                    return _timed_out(res, src, con, sc, pre, st, info,
+                                      limit)
+            elif st != "completed":
+                # with spill: any pause or failure ends the run, as is
+                d = watch.dst_info
+                paused = ("postcopy-paused" in watch.first["src"] or
+                          "postcopy-paused" in watch.first["dst"])
+                res["reason"] = (
+                    "after the cut with shared-file-spill the migration "
+                    "%s: source %s (%s), destination %s (%s)" % (
+                        "paused" if paused else "did not complete",
+                        st, info.get("error-desc", ""), d.get("status"),
+                        d.get("error-desc", "")))
+                res["paused_with_spill"] = paused
+                return res
 
         # Harness time between the attempts of a restart (checking the
         # source): not part of the migration's time.
@@ -591,6 +866,36 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
                     d.get("status"), d.get("error-desc", ""))
             return res
 
+        if watch:
+            # the destination completes once it has every page (and, with
+            # shared-file-spill, once the source committed the file)
+            deadline = time.monotonic() + 30
+            while True:
+                d = dst.qmp.cmd("query-migrate")
+                if d.get("status") == "completed":
+                    break
+                if d.get("status") in ("failed", "cancelled") or \
+                        time.monotonic() > deadline:
+                    res["reason"] = ("source completed, destination %s: %s"
+                                     % (d.get("status"),
+                                        d.get("error-desc", "")))
+                    return res
+                time.sleep(0.02)
+            pc["dst_completed_s"] = round(time.monotonic() - t0, 3)
+            if cfg.recover_after:
+                # the destination's MIGRATION events, read since
+                ev = [e for e in dst.qmp.events
+                      if e.get("event") == "MIGRATION" and
+                      e["data"].get("status") == "postcopy-active"]
+                if ev:
+                    ts = ev[-1]["timestamp"]
+                    pc["dst_resumed_active_s"] = round(
+                        ts["seconds"] + ts["microseconds"] / 1e6 - t0_wall,
+                        3)
+            pc["first_status_s"] = watch.first
+            pc["src_complete_s"] = info.get("total-time", 0) / 1000
+            pc["cut_to_complete_s"] = round(
+                pc["src_complete_s"] - watch.cut_s, 3)
         res["total_time_ms"] = info.get("total-time")
         res["src_total_time_ms"] = info.get("total-time")
         res["downtime_ms"] = info.get("downtime")
@@ -661,6 +966,9 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
             res["running_by"] = "poll"
         if t_resume is not None and t_stop is not None:
             res["paused_ms"] = round((t_resume - t_stop) * 1000)
+        if cfg.postcopy and t_stop is not None:
+            # the source's STOP (the switchover), since migrate
+            res["stop_s"] = round(t_stop - t0_wall, 3)
         if cfg.transport == "file" or cfg.restart:
             # the source's total-time is only a part of these
             res["total_time_ms"] = res["running_ms"]
@@ -673,6 +981,10 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
             res["stream_bytes"] = res["attempt1"]["transferred"] + stream
         elif fwd:
             res["wire_bytes"] = fwd.bytes
+            if res.get("postcopy_cut", {}).get("forwarder2"):
+                # and after the recovery
+                res["wire_bytes"] += res["postcopy_cut"]["forwarder2"][
+                    "bytes"]
         sp = _spill(res["ram"]["extra"])
         if sp:
             res["file_bytes"] = sp.get("file-bytes")
@@ -695,6 +1007,34 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
             rows = read_dirtier_log(dcon)
             res["guest_tput"] = slowdown(rows, offset, t0, t_end, t_warm)
             res["guest_tput_log"] = rows
+            if cfg.postcopy and t_stop is not None:
+                # the stall: guest time stands still from the source's
+                # STOP to the destination's RESUME, so measure the
+                # destination's offset too
+                off_dst = guest_clock_offset(dcon)
+                g_switch = t_stop - t0_wall + t0 + offset
+                src_done = info.get("total-time", 0) / 1000
+                g_done = t0 + src_done + off_dst
+                # the window ends at the first line 1 s after completion
+                left = t0 + src_done + 2.3 - time.monotonic()
+                if left > 0:
+                    time.sleep(left)
+                rows3 = read_dirtier_log(dcon, pages=True)
+                res["guest_log_pages"] = [r[2] for r in rows3]
+                res["guest_stall"] = postcopy_stall(
+                    rows3, res["guest_tput"]["before_mbps"], offset, off_dst,
+                    g_switch, g_done, t0)
+                if res["guest_stall"]:
+                    res["guest_stall"]["g_switch"] = round(g_switch, 3)
+                    res["guest_stall"]["g_done"] = round(g_done, 3)
+                res["guest_clock"] = {
+                    "offset_src": round(offset, 3),
+                    "offset_dst": round(off_dst, 3),
+                    # the guest's clock stood still this long minus the
+                    # guest's pause: ~0 if it stops exactly when paused
+                    "stood_still_minus_paused_s": round(
+                        offset - off_dst - res.get("paused_ms", 0) / 1000,
+                        3) if "paused_ms" in res else None}
         problems = []
         if not post["region_ok"] or post["region_sum"] != pre["region_sum"]:
             problems.append("region checksum %s (source %s, expected %s)" % (
@@ -706,6 +1046,12 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
         if problems:
             res["reason"] = "; ".join(problems)
             return res
+        if cfg.cut_on:
+            why = _postcopy_cut_check(res, cfg)
+            if why:
+                res["status"] = "failed"
+                res["reason"] = "completed and verified, but " + why
+                return res
         if cfg.cut and not cfg.restart:
             # it must have completed through the file
             fo = [(_spill(x) or {}).get("failovers")
@@ -732,6 +1078,8 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
     finally:
         if fwd:
             fwd.close()
+        if res.get("_fwd2"):
+            res.pop("_fwd2").close()
         for vm in vms:
             vm.kill()
         res["wall_s"] = round(time.monotonic() - t_wall0, 2)

@@ -206,6 +206,23 @@ def one(qemu, guest, accel, cfg, sc, workdir, defaults, label,
                     sp["failovers_dst"]) if sp else "",
                 ", guest %.0f%% of its speed" % (100 * g["ratio"]) if g
                 else "", time.monotonic() - t))
+        st = r.get("guest_stall")
+        if st and "lost_s" in st:
+            pc = r.get("postcopy_cut") or {}
+            log("%s: postcopy: %sguest longest stall %.2f s, progress lost "
+                "%.2f s in %.1f guest s from the switchover%s" % (
+                    label, "cut %.3f s after STOP, completed %.2f s after "
+                    "the cut; " % (pc["cut_s"] - r["stop_s"],
+                                   pc["cut_to_complete_s"])
+                    if pc.get("cut_to_complete_s") is not None and
+                    r.get("stop_s") is not None else "",
+                    st["longest_stall_s"], st["lost_s"],
+                    st["window_guest_s"],
+                    "; destination postcopy-requests %s, postcopy-pages %s, "
+                    "postcopy-wait-ms %s" % (
+                        sp.get("postcopy-requests"), sp.get("postcopy-pages"),
+                        sp.get("postcopy-wait-ms"))
+                    if (sp := report.pc_counts(r)) else ""))
     else:
         extra = ""
         if "source_intact_after_cancel" in r:
@@ -345,6 +362,15 @@ def write_outputs(full, outdirs, name):
         srows = report.spill_rows(summary)
         slines = report.spill_lines(summary, slim["spill_comparisons"],
                                     meta["max_bandwidth_mib_s"])
+    # shared-file-spill in postcopy (make bench-spill-postcopy): the
+    # guest's stall after a cut at the switchover
+    pcut = any(s["config"] in report.PC_CUT_CONFIGS for s in summary)
+    if pcut:
+        pcs = report.pc_summary(results, scen)
+        slim["postcopy_summary"] = pcs
+        slim["postcopy_comparisons"] = report.pc_comparisons(pcs)
+        prows = report.pc_rows(pcs)
+        plines = report.pc_lines(pcs, slim["postcopy_comparisons"])
     md = ["# Live-migration benchmark (%s)" % name, "",
           "%s; %s repetitions; guest kernel %s, 1 vCPU; run %s, %.0f min." % (
               title, meta.get("reps"), meta["kernel_package"], meta["date"],
@@ -384,6 +410,51 @@ def write_outputs(full, outdirs, name):
                "*time s* is the source's total-time, except for mapped-ram "
                "and precopy-cut50-restart, where it is the time to the "
                "destination running; *wire MB* is network MB above.", ""]
+    if pcut:
+        md += ["## shared-file-spill in postcopy: the guest's stall after "
+               "a network cut", "",
+               "Postcopy switches over once the first pass over RAM is done "
+               "(the source stops the guest, the destination runs it). "
+               "*postcopy-cut-recover* and *postcopy-spill-cut*: the "
+               "forwarder cuts the connection as soon as the source reports "
+               "`postcopy-active` (polled every 5 ms from "
+               "`migrate-start-postcopy`). Without spill both sides pause "
+               "(`postcopy-paused`); 5 s after the cut the harness runs "
+               "`migrate-recover` on the destination (a new port, through a "
+               "new forwarder without a cut) and `migrate` with `resume` on "
+               "the source. With spill nothing is done: it must complete "
+               "through the files, one failover on each side, neither side "
+               "paused.", "",
+               "*total s*: the source's `total-time` (from `migrate`, across "
+               "a recovery). *cut (switchover) to completion s*: from the "
+               "cut to the source's completion; in parentheses, for the "
+               "runs without a cut, from the source's `STOP` (the "
+               "switchover) to its completion. *guest paused ms*: the "
+               "source's `STOP` to the destination's `RESUME`. The stall is "
+               "measured inside the guest, from the dirtier's log (one line "
+               "a second: guest time, pages written), in guest time, which "
+               "stands still while the guest is paused and runs on while "
+               "its vCPU waits for a page: over the window from the last "
+               "line before the switchover to the first line 1 s after the "
+               "source completed, each interval between two lines less the "
+               "time the pages written in it take at the dirtier's speed "
+               "before the migration is time without progress. *longest "
+               "stall s*: the largest of those (the 1 s lines cannot tell "
+               "apart stalls in the same second); *progress lost s*: their "
+               "sum over the window (seconds of the dirtier's work); *guest "
+               "tput in window*: pages written in the window against its "
+               "speed before. *dst spill*: the destination's "
+               "`shared-file-spill` `postcopy-requests` (pages asked for "
+               "through the return path's file), `postcopy-pages` (placed "
+               "after the cut), `postcopy-wait-ms` (request to placement) "
+               "and `file-bytes` (read from the spill file). Every run's "
+               "memory is verified on the destination (region checksum, "
+               "every dirtier page's generation, the page-cache files); "
+               "*verified/runs* counts the runs that passed.", "",
+               report.md_table(prows, report.PC_COLS), ""] + plines + [
+               "", "![guest throughput around the switchover]"
+               "(%s-guest.png)" % name, "",
+               "## Every counter, as in the other benchmarks", ""]
     md += [report.md_table(rows, report.BENCH_COLS), "", "Scenarios:", ""]
     md += ["- `%s`: %s" % (s, full["scenarios"][s]["description"])
            for s in scen]
@@ -407,6 +478,8 @@ def write_outputs(full, outdirs, name):
             "bars": os.path.join(d, name + "-bytes-time.png"),
             "progress": os.path.join(d, name + "-progress.png"),
         }
+        if pcut:
+            p["guest"] = os.path.join(d, name + "-guest.png")
         with open(p["json"], "w") as f:
             json.dump(slim, f, indent=1)
         with open(p["md"], "w") as f:
@@ -419,13 +492,22 @@ def write_outputs(full, outdirs, name):
             else:
                 report.plot(results, summary, p["bars"], p["progress"],
                             title)
+            if pcut and not report.plot_guest(results, p["guest"], title):
+                del p["guest"]
         except ImportError as e:
             log("no plot: %s (install python3-matplotlib)" % e)
-            del p["bars"], p["progress"]
+            for k in ("bars", "progress", "guest"):
+                p.pop(k, None)
         log("wrote %s" % ", ".join(p.values()))
     print()
     print(report.text_table(rows, report.BENCH_COLS))
     print()
+    if pcut:
+        print(report.text_table(prows, report.PC_COLS))
+        print()
+        for ln in plines:
+            print(ln)
+        print()
     if spill:
         print(report.text_table(srows, report.SPILL_COLS))
         print()

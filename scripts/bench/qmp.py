@@ -13,7 +13,11 @@ class QMPError(Exception):
 
 
 class QMP:
-    def __init__(self, path, timeout=30.0, alive=None):
+    """@oob: negotiate out-of-band execution (cmd(..., oob=True)): a
+    command such as migrate-recover runs even while the main thread is
+    blocked, e.g. by a vCPU waiting for a postcopy page."""
+
+    def __init__(self, path, timeout=30.0, alive=None, oob=False):
         self.path = path
         self.events = []
         self._buf = b""
@@ -43,7 +47,14 @@ class QMP:
             break
         if "QMP" not in greeting:
             raise QMPError("no QMP greeting: %r" % greeting)
-        self.cmd("qmp_capabilities", timeout=timeout)
+        if oob:
+            if "oob" not in greeting["QMP"].get("capabilities", []):
+                raise QMPError("this QMP monitor cannot run commands "
+                               "out of band")
+            self.cmd("qmp_capabilities", {"enable": ["oob"]},
+                     timeout=timeout)
+        else:
+            self.cmd("qmp_capabilities", timeout=timeout)
 
     def close(self):
         try:
@@ -66,10 +77,30 @@ class QMP:
         line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
 
-    def cmd(self, name, args=None, timeout=10.0):
-        """Run one command; return its "return" value or raise QMPError."""
+    def wait_event(self, pred, timeout):
+        """The first event (kept or arriving within @timeout s) for which
+        @pred(event) is true, or None; reads without sending a command."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for e in self.events[seen:]:
+                if pred(e):
+                    return e
+            seen = len(self.events)
+            try:
+                msg = self._read_msg(deadline)
+            except QMPError as e:
+                if "timeout" in str(e):
+                    return None
+                raise
+            if "event" in msg:
+                self.events.append(msg)
+
+    def cmd(self, name, args=None, timeout=10.0, oob=False):
+        """Run one command; return its "return" value or raise QMPError.
+        @oob: out of band (the monitor must have been opened with oob)."""
         self._id += 1
-        msg = {"execute": name, "id": self._id}
+        msg = {"exec-oob" if oob else "execute": name, "id": self._id}
         if args:
             msg["arguments"] = args
         try:

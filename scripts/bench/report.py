@@ -542,3 +542,290 @@ def plot(results, summary, path_bars, path_progress, title,
     fig.tight_layout()
     fig.savefig(path_progress, dpi=90)
     plt.close(fig)
+
+
+# shared-file-spill in postcopy (make bench-spill-postcopy): the guest's
+# stall when the network breaks at the switchover.
+PC_CONFIGS = ("postcopy-ram", "postcopy-ram-link", "postcopy-spill",
+              "postcopy-cut-recover", "postcopy-spill-cut")
+# the section is written when one of these ran
+PC_CUT_CONFIGS = ("postcopy-ram-link", "postcopy-spill",
+                  "postcopy-cut-recover", "postcopy-spill-cut")
+# (config, against, what it measures)
+PC_PAIRS = [
+    ("postcopy-spill-cut", "postcopy-cut-recover",
+     "network cut at switchover: through the files against a recovery "
+     "5 s later"),
+    ("postcopy-spill-cut", "postcopy-ram-link",
+     "network cut at switchover against no cut, postcopy at the link's "
+     "speed in both"),
+    ("postcopy-spill-cut", "postcopy-ram",
+     "against QEMU's default postcopy, uncapped, no cut"),
+    ("postcopy-spill", "postcopy-ram-link", "spill's overhead with no cut"),
+]
+
+
+def pc_counts(r):
+    """The destination's shared-file-spill postcopy counters, or None."""
+    v = (r.get("dest_extra") or {}).get("shared-file-spill")
+    if not isinstance(v, dict):
+        return None
+    return {k: v.get(k) for k in ("postcopy-requests", "postcopy-pages",
+                                  "postcopy-wait-ms", "failovers",
+                                  "file-bytes")}
+
+
+def pc_parts(r):
+    """One postcopy run's figures for the postcopy table (None: not
+    measured)."""
+    st = r.get("guest_stall") or {}
+    pc = r.get("postcopy_cut") or {}
+    src_done = (r.get("src_total_time_ms") or 0) / 1000 or None
+    stop = r.get("stop_s")
+    cut = pc.get("cut_s")
+    out = {
+        "total_s": src_done,
+        "switch_to_complete_s": src_done - stop
+        if src_done is not None and stop is not None else None,
+        "cut_to_complete_s": pc.get("cut_to_complete_s"),
+        "cut_after_stop_s": cut - stop
+        if cut is not None and stop is not None else None,
+        "cut_mb": (r.get("forwarder") or {}).get("bytes", 0) / MB
+        if cut is not None else None,
+        "paused_ms": r.get("paused_ms"),
+        "longest_stall_s": st.get("longest_stall_s"),
+        "lost_s": st.get("lost_s"),
+        "tput_ratio": st.get("tput_ratio"),
+        "window_guest_s": st.get("window_guest_s"),
+        "clock_check_s": (r.get("guest_clock") or {}).get(
+            "stood_still_minus_paused_s"),
+        "src_paused_after_cut_s": pc.get("src_paused_s") - cut
+        if pc.get("src_paused_s") is not None else None,
+        "dst_paused_after_cut_s": pc.get("dst_paused_s") - cut
+        if pc.get("dst_paused_s") is not None else None,
+        "recover_after_cut_s": pc.get("recover_s") - cut
+        if pc.get("recover_s") is not None else None,
+        "resumed_active_after_cut_s": pc.get("resumed_active_s") - cut
+        if pc.get("resumed_active_s") is not None else None,
+        "dst_resumed_active_after_cut_s": pc.get("dst_resumed_active_s") -
+        cut if pc.get("dst_resumed_active_s") is not None else None,
+        "dst_completed_after_cut_s": pc.get("dst_completed_s") - cut
+        if pc.get("dst_completed_s") is not None and cut is not None
+        else None,
+    }
+    c = pc_counts(r) or {}
+    sp = spill_counts(r) or {}
+    out.update({
+        "pc_requests": c.get("postcopy-requests"),
+        "pc_pages": c.get("postcopy-pages"),
+        "pc_wait_ms": c.get("postcopy-wait-ms"),
+        "dst_file_mb": _mb(c.get("file-bytes")),
+        "src_file_mb": _mb(sp.get("file_bytes")),
+        "failovers_src": sp.get("failovers_src"),
+        "failovers_dst": sp.get("failovers_dst"),
+    })
+    return out
+
+
+PC_KEYS = ("total_s", "switch_to_complete_s", "cut_to_complete_s",
+           "cut_after_stop_s", "cut_mb", "paused_ms", "longest_stall_s",
+           "lost_s", "tput_ratio", "window_guest_s", "clock_check_s",
+           "src_paused_after_cut_s", "dst_paused_after_cut_s",
+           "recover_after_cut_s", "resumed_active_after_cut_s",
+           "dst_resumed_active_after_cut_s",
+           "dst_completed_after_cut_s", "pc_requests", "pc_pages",
+           "pc_wait_ms", "dst_file_mb", "src_file_mb", "failovers_src",
+           "failovers_dst")
+
+
+def pc_summary(results, scenarios):
+    """Medians of pc_parts per (scenario, config) over verified runs,
+    with each figure's min and max."""
+    out = []
+    for sc in scenarios:
+        for cfg in PC_CONFIGS:
+            rs = [r for r in results if r["scenario"] == sc and
+                  r["config"] == cfg]
+            if not rs:
+                continue
+            ok = [r for r in rs if r["status"] == "ok"]
+            parts = [pc_parts(r) for r in ok]
+            s = {"scenario": sc, "config": cfg, "runs": len(rs),
+                 "ok": len(ok), "range": {}}
+            for k in PC_KEYS:
+                xs = [p[k] for p in parts if p[k] is not None]
+                s[k] = _median(xs)
+                s["range"][k] = [min(xs), max(xs)] if xs else None
+            s["stall_measured"] = sum(p["longest_stall_s"] is not None
+                                      for p in parts)
+            out.append(s)
+    return out
+
+
+def pc_comparisons(pcs):
+    """PC_PAIRS per scenario: ratios (and differences) of medians.  The
+    no-cut side's switchover-to-completion stands for cut-to-completion."""
+    out = []
+    for sc in dict.fromkeys(s["scenario"] for s in pcs):
+        by = {s["config"]: s for s in pcs if s["scenario"] == sc}
+        for a, b, what in PC_PAIRS:
+            x, y = by.get(a), by.get(b)
+            if not x or not y or not x["ok"] or not y["ok"]:
+                continue
+            c = {"scenario": sc, "config": a, "against": b, "what": what}
+
+            for k, xv, yv in (
+                    ("total_s", x["total_s"], y["total_s"]),
+                    ("to_complete_s", x["switch_to_complete_s"],
+                     y["switch_to_complete_s"]),
+                    ("longest_stall_s", x["longest_stall_s"],
+                     y["longest_stall_s"]),
+                    ("lost_s", x["lost_s"], y["lost_s"])):
+                c[k] = (xv / yv if xv is not None and yv and yv > 0.05
+                        else None)
+                c[k + "_diff"] = (xv - yv if xv is not None and
+                                  yv is not None else None)
+            out.append(c)
+    return out
+
+
+PC_COLS = [
+    ("scenario", "scenario"), ("config", "config"),
+    ("okruns", "verified/runs"),
+    ("total", "total s"),
+    ("to_complete", "cut (switchover) to completion s"),
+    ("paused", "guest paused ms"),
+    ("stall", "longest stall s"),
+    ("lost", "progress lost s"),
+    ("tput", "guest tput in window"),
+    ("spill", "dst spill: requests / pages / wait ms / read MB"),
+    ("failovers", "failovers src/dst"),
+]
+
+
+def pc_rows(pcs):
+    rows = []
+    for s in pcs:
+        fo = "-"
+        if s.get("failovers_src") is not None:
+            fo = "%s/%s" % (_num(s["failovers_src"], "%g"),
+                            _num(s["failovers_dst"], "%g"))
+        tc = s.get("cut_to_complete_s")
+        rows.append({
+            "scenario": s["scenario"], "config": s["config"],
+            "okruns": "%d/%d" % (s["ok"], s["runs"]),
+            "total": _num(s["total_s"], "%.2f"),
+            "to_complete": ("%.2f" % tc) if tc is not None else
+            "(%s)" % _num(s.get("switch_to_complete_s"), "%.2f"),
+            "paused": _num(s["paused_ms"], "%.0f"),
+            "stall": _num(s["longest_stall_s"], "%.2f"),
+            "lost": _num(s["lost_s"], "%.2f"),
+            "tput": _num(s["tput_ratio"] and 100 * s["tput_ratio"],
+                         "%.0f%%"),
+            "spill": "-" if s.get("pc_requests") is None else
+            "%g / %g / %g / %.0f" % (s["pc_requests"], s["pc_pages"],
+                                     s["pc_wait_ms"],
+                                     s.get("dst_file_mb") or 0),
+            "failovers": fo,
+        })
+    return rows
+
+
+def pc_lines(pcs, comps):
+    """Ratios and each configuration's timeline, as Markdown list items."""
+    out = []
+    for c in comps:
+        parts = []
+        for k, label in (("longest_stall_s", "longest stall"),
+                         ("lost_s", "progress lost"),
+                         ("to_complete_s", "switchover to completion"),
+                         ("total_s", "total time")):
+            d = c.get(k + "_diff")
+            if d is None:
+                continue
+            parts.append("%s %s (%+.2f s)" % (
+                label, "x%.2f" % c[k] if c[k] is not None else
+                "x- (base under 0.05 s)", d))
+        out.append("- %s: %s vs %s (%s): %s" % (
+            c["scenario"], c["config"], c["against"], c["what"],
+            ", ".join(parts)))
+    for s in pcs:
+        if not s["ok"]:
+            continue
+        if s["config"] in ("postcopy-cut-recover", "postcopy-spill-cut"):
+            line = ("- %s/%s timeline (medians, s after the cut): the cut "
+                    "%.3f s after the source's STOP, %.0f MB through the "
+                    "forwarder by then" % (
+                        s["scenario"], s["config"],
+                        s["cut_after_stop_s"] or 0, s["cut_mb"] or 0))
+            if s["config"] == "postcopy-cut-recover":
+                line += ("; source postcopy-paused at %s, destination at "
+                         "%s; migrate-recover at %s; postcopy-active again "
+                         "at %s on the source (100 ms samples), %s on the "
+                         "destination" % tuple(
+                             _num(s[k], "%.2f") for k in (
+                                 "src_paused_after_cut_s",
+                                 "dst_paused_after_cut_s",
+                                 "recover_after_cut_s",
+                                 "resumed_active_after_cut_s",
+                                 "dst_resumed_active_after_cut_s")))
+            line += ("; source completed at %s, destination at %s" % (
+                _num(s["cut_to_complete_s"], "%.2f"),
+                _num(s["dst_completed_after_cut_s"], "%.2f")))
+            out.append(line)
+        if s["stall_measured"] < s["ok"]:
+            out.append("- %s/%s: the stall could not be measured in %d of "
+                       "%d verified runs (no dirtier log covering the "
+                       "window)" % (s["scenario"], s["config"],
+                                    s["ok"] - s["stall_measured"], s["ok"]))
+        if s.get("clock_check_s") is not None and \
+                abs(s["clock_check_s"]) > 0.2:
+            out.append("- %s/%s: the guest's clock stood still %.2f s "
+                       "longer than the guest was paused (median): the "
+                       "stall figures are off by up to that" % (
+                           s["scenario"], s["config"], s["clock_check_s"]))
+    return out
+
+
+def plot_guest(results, path, title):
+    """The dirtier's throughput per log line around the switchover, first
+    verified run of each postcopy configuration, in guest seconds since
+    the switchover (the guest's clock stands still while it is paused)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scen = list(dict.fromkeys(r["scenario"] for r in results
+                              if r.get("guest_stall")))
+    if not scen:
+        return False
+    fig, axes = plt.subplots(len(scen), 1, figsize=(10, 3.8 * len(scen)),
+                             squeeze=False)
+    for ax, sc in zip([a[0] for a in axes], scen):
+        for c in PC_CONFIGS:
+            r = next((r for r in results if r["scenario"] == sc and
+                      r["config"] == c and r["status"] == "ok" and
+                      r.get("guest_tput_log") and
+                      (r.get("guest_stall") or {}).get("g_switch")), None)
+            if not r:
+                continue
+            g0 = r["guest_stall"]["g_switch"]
+            log = [(t - g0, v) for t, v in r["guest_tput_log"]
+                   if -8 <= t - g0 <= 20]
+            if not log:
+                continue
+            ax.step([t for t, v in log], [v for t, v in log], where="pre",
+                    label=c)
+        ax.axvline(0, ls=":", lw=0.8, color="k")
+        ax.set_title("%s (dotted: switchover, where the cut is)" % sc)
+        ax.set_xlabel("guest seconds since the switchover (each step: one "
+                      "log line, the MB/s since the previous one)")
+        ax.set_ylabel("dirtier MB/s")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("the guest's own throughput, first verified run\n" + title,
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True

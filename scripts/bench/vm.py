@@ -121,7 +121,7 @@ class VM:
     """One qemu-system-x86_64 process with QMP and a serial agent."""
 
     def __init__(self, qemu, workdir, name, guest, accel="tcg", mem_mib=512,
-                 incoming=False, extra=()):
+                 incoming=False, extra=(), qmp_oob=False):
         self.name = name
         self.workdir = workdir
         self.qmp_path = os.path.join(workdir, name + ".qmp")
@@ -157,7 +157,8 @@ class VM:
                                      start_new_session=True,
                                      preexec_fn=_die_with_parent)
         try:
-            self.qmp = QMP(self.qmp_path, timeout=30, alive=self.alive)
+            self.qmp = QMP(self.qmp_path, timeout=30, alive=self.alive,
+                           oob=qmp_oob)
         except QMPError as e:
             tail = self.log_tail(500).strip()
             self.kill()
