@@ -1630,6 +1630,12 @@ void spill_outgoing_uuid(uint8_t *uuid)
 
 bool spill_incoming_check_uuid(const uint8_t *uuid, Error **errp)
 {
+    /* loaded before the configuration's check of the capabilities */
+    if (!migrate_shared_file_spill()) {
+        error_setg(errp, "Capability 'shared-file-spill' is on at the "
+                   "source but not here");
+        return false;
+    }
     if (memcmp(uuid, sp.in_uuid, SPILL_UUID_LEN)) {
         error_setg(errp, "shared-file-spill: '%s' is not the spill file the "
                    "source writes (another migration's, or a stale copy)",

@@ -600,11 +600,14 @@ static void test_spill_file_full(void)
  * lacks the capability).  The source fails over, hears nothing, gives
  * up, runs on and removes its files.
  */
-static void do_test_refused(const char *dst_spill, const char *cap)
+static void do_test_refused(const char *dst_spill, const char *cap,
+                            const char *dst_error)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     MigrateStart args = { .hide_stderr = true };
     g_autofree char *uri = NULL;
+    g_autoptr(QDict) rsp = NULL;
+    g_autoptr(GTimer) timer = g_timer_new();
     QTestState *from, *to;
 
     if (migrate_start(&from, &to, "defer", &args)) {
@@ -618,12 +621,28 @@ static void do_test_refused(const char *dst_spill, const char *cap)
         migrate_set_capability(from, cap, true);
         migrate_set_capability(to, cap, true);
     }
-    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "{}");
+    /* stay, to say why */
+    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL,
+                         "{ 'exit-on-error': false }");
     uri = migrate_get_connect_uri(to);
     wait_for_serial("src_serial");
-    qtest_set_expected_status(to, EXIT_FAILURE);
     migrate_qmp(from, to, uri, NULL, "{}");
-    qtest_wait_qemu(to);
+    for (;;) {
+        g_autofree char *status = migrate_query_status(to);
+
+        if (!strcmp(status, "failed")) {
+            break;
+        }
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
+        g_usleep(10 * 1000);
+    }
+    rsp = migrate_query(to);
+    g_test_message("destination: %s", qdict_haskey(rsp, "error-desc") ?
+                   qdict_get_str(rsp, "error-desc") : "(no error-desc)");
+    if (dst_error) {
+        g_assert_nonnull(strstr(qdict_get_str(rsp, "error-desc"),
+                                dst_error));
+    }
     qtest_quit(to);
     wait_for_migration_fail(from, true);
     migration_assert_guest_writes(from);
@@ -636,17 +655,17 @@ static void do_test_refused(const char *dst_spill, const char *cap)
 /* Set on the source only: the destination refuses the stream */
 static void test_spill_one_side(void)
 {
-    do_test_refused(NULL, NULL);
+    do_test_refused(NULL, NULL, "Capability 'shared-file-spill' is on at "
+                    "the source but not here");
 }
 
 /*
- * A spill file that is not the one the source writes, but well formed:
- * the header of another migration, as a stale copy on the destination's
- * host would have.  The destination refuses it before it loads a page.
+ * Write a well-formed spill file header of another migration (another
+ * uuid) to @path and, with @pages, to its pages file.
  */
-static void test_spill_stale(void)
+static void write_stale(const char *path, bool pages)
 {
-    g_autofree char *stale = g_strdup_printf("%s/spill-stale", tmpfs);
+    g_autofree char *pages_path = g_strdup_printf("%s.pages", path);
     uint8_t hdr[4096] = { 0 };
 
     /* spill-format.h: magic, version, page size, uuid; check at 4088 */
@@ -655,11 +674,43 @@ static void test_spill_stale(void)
     stl_le_p(hdr + 12, 4096);
     memset(hdr + 16, 0x5a, 16);
     stq_le_p(hdr + 4088, XXH3_64bits(hdr, 4088));
-    g_assert(g_file_set_contents(stale, (char *)hdr, sizeof(hdr), NULL));
+    g_assert(g_file_set_contents(path, (char *)hdr, sizeof(hdr), NULL));
+    if (pages) {
+        g_assert(g_file_set_contents(pages_path, (char *)hdr, sizeof(hdr),
+                                     NULL));
+    }
+}
 
-    do_test_refused(stale, NULL);
+/*
+ * A spill file and pages file that are not the ones the source writes,
+ * but well formed: those of another migration, as a stale copy on the
+ * destination's host would have.  The destination refuses them (the
+ * uuid in the configuration section) before it loads a page.
+ */
+static void test_spill_stale(void)
+{
+    g_autofree char *stale = g_strdup_printf("%s/spill-stale", tmpfs);
+    g_autofree char *stale_pages = g_strdup_printf("%s.pages", stale);
+
+    write_stale(stale, true);
+    do_test_refused(stale, NULL, "is not the spill file the source writes");
     /* not the source's file: nobody removed it */
     g_assert_true(g_file_test(stale, G_FILE_TEST_EXISTS));
+    unlink(stale);
+    unlink(stale_pages);
+}
+
+/*
+ * A spill file without its pages file: the destination refuses the
+ * connection (the reason goes to its log only), and the source fails
+ * and runs on.
+ */
+static void test_spill_no_pages(void)
+{
+    g_autofree char *stale = g_strdup_printf("%s/spill-stale", tmpfs);
+
+    write_stale(stale, false);
+    do_test_refused(stale, NULL, NULL);
     unlink(stale);
 }
 
@@ -838,7 +889,7 @@ static void test_spill_no_rp_file(void)
     g_autofree char *rp = g_strdup_printf("%s.rp", spill);
 
     g_assert(mkdir(rp, 0700) == 0);
-    do_test_refused(spill, "return-path");
+    do_test_refused(spill, "return-path", "CMD_OPEN_RETURN_PATH failed");
     g_assert(rmdir(rp) == 0);
 }
 
@@ -869,6 +920,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_one_side);
     migration_test_add("/migration/shared-file-spill/stale",
                        test_spill_stale);
+    migration_test_add("/migration/shared-file-spill/no-pages",
+                       test_spill_no_pages);
     migration_test_add("/migration/shared-file-spill/no-rp-file",
                        test_spill_no_rp_file);
     migration_test_add("/migration/shared-file-spill/file-full",
