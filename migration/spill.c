@@ -100,11 +100,15 @@ struct QIOChannelSpill {
     int fd;                     /* the spill file, -1 once given up */
     /*
      * The migration stream: the source writes, the destination reads.
-     * Its return path (@rp): the destination writes, the source reads,
-     * through spill-file + ".rp".
+     * Beside it (@aux), its return path: the destination writes, the
+     * source reads, through spill-file + ".rp"; and postcopy's preempt
+     * channel: the source writes, the destination reads, through
+     * spill-file + ".preempt".
      */
     bool writer;
-    bool rp;
+    bool aux;
+    bool incoming;              /* the destination's */
+    const char *what;           /* for messages */
     bool net_ok;                /* atomic: the network still carries it */
     bool shutdown;              /* atomic; cancelled: fail, no failover */
     bool committed;             /* source: END written */
@@ -138,6 +142,8 @@ static struct {
     Stat64 file_errors;
     Stat64 pages;
     Stat64 stale_pages;
+    /* source: END written without the network (atomic) */
+    bool committed_offline;
     /* destination, postcopy */
     bool via_file;              /* atomic: a channel failed over */
     Stat64 pc_requests;
@@ -160,6 +166,8 @@ static struct {
 #define SPILL_PAGES_SUFFIX      ".pages"
 /* The return path's file, which the destination writes */
 #define SPILL_RP_SUFFIX         ".rp"
+/* The preempt channel's file, which the source writes */
+#define SPILL_PREEMPT_SUFFIX    ".preempt"
 /* the writer syncs the pages file each time it wrote this much */
 #define SPILL_PAGES_SYNC        (64 * 1024 * 1024)
 #define SPILL_PAGES_IDLE_US     1000
@@ -297,6 +305,7 @@ bool spill_prepare_outgoing(Error **errp)
     spill_reset_stats();
     spill_seq = 0;
     spill_marker.end = 0;
+    qatomic_set(&sp.committed_offline, false);
     qemu_guest_getrandom_nofail(h.uuid, sizeof(h.uuid));
     fd = spill_create(path, &h, errp);
     if (fd < 0) {
@@ -318,6 +327,9 @@ bool spill_prepare_outgoing(Error **errp)
     ack = g_strdup_printf("%s.ack", path);
     unlink(ack);
     rp = g_strconcat(path, SPILL_RP_SUFFIX, NULL);
+    unlink(rp);
+    g_free(rp);
+    rp = g_strconcat(path, SPILL_PREEMPT_SUFFIX, NULL);
     unlink(rp);
     trace_spill_prepare(path);
     return true;
@@ -369,7 +381,7 @@ static int spill_try_write_record(QIOChannelSpill *sc, SpillRecType type,
         done += n;
     }
     sc->file_pos += size;
-    if (!sc->rp) {
+    if (!sc->aux) {
         stat64_add(&sp.file_bytes, size);
         stat64_add(&sp.records, 1);
     }
@@ -469,7 +481,7 @@ bool spill_catch_up(QIOChannel *ioc, Error **errp)
         return true;
     }
     sc = QIO_CHANNEL_SPILL(ioc);
-    if (!sc->writer || sc->rp || sc->net_ok) {
+    if (!sc->writer || sc->aux || sc->net_ok) {
         return true;
     }
     /* what is still to read then is only what the last stage sends */
@@ -484,7 +496,7 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
         return true;
     }
     sc = QIO_CHANNEL_SPILL(ioc);
-    if (!sc->writer || sc->rp) {
+    if (!sc->writer || sc->aux) {
         return true;
     }
     if (!sc->net_ok && spill_wait_acked(sc, 0, errp) < 0) {
@@ -512,6 +524,7 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
             return false;
         }
         sc->committed = true;
+        qatomic_set(&sp.committed_offline, true);
     }
     trace_spill_close(true, sc->stream_pos, sc->file_pos);
     return true;
@@ -547,13 +560,13 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
             }
             warn_report("shared-file-spill: the network connection broke "
                         "(%s); the %s goes on through the spill file",
-                        error_get_pretty(err),
-                        sc->rp ? "return path" : "migration");
+                        error_get_pretty(err), sc->what);
             error_free(err);
-            trace_spill_failover(!sc->rp, sc->rp, sc->stream_pos);
-            if (!sc->rp) {
+            trace_spill_failover(!sc->incoming, sc->what, sc->stream_pos);
+            if (!sc->aux) {
                 stat64_add(&sp.failovers, 1);
-            } else {
+            }
+            if (sc->incoming) {
                 qatomic_set(&sp.via_file, true);
             }
             qatomic_set(&sc->net_ok, false);
@@ -574,10 +587,10 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
         return -1;
     }
     sc->stream_pos += total;
-    if (sc->rp) {
+    if (sc->aux) {
         /*
-         * Page requests and replies are few and urgent: the source, which
-         * reads them, must see them now.
+         * Page requests and the pages asked for are few and urgent: the
+         * other side must see them now.
          */
         if (!sc->net_ok && sc->fd >= 0 && spill_sync(sc, errp) < 0) {
             return -1;
@@ -614,10 +627,10 @@ static void spill_ack(QIOChannelSpill *sc)
 }
 
 /*
- * Source: open the destination's return path file.  1: open, 0: not
- * there yet, -1: not this migration's.
+ * Open the file of a channel beside the stream, which the other side
+ * writes.  1: open, 0: not there yet, -1: not this migration's.
  */
-static int spill_rp_open(QIOChannelSpill *sc, Error **errp)
+static int spill_aux_open(QIOChannelSpill *sc, Error **errp)
 {
     uint8_t hdr[SPILL_HEADER_SIZE];
     const char *why;
@@ -635,13 +648,14 @@ static int spill_rp_open(QIOChannelSpill *sc, Error **errp)
     if (!spill_header_decode(hdr, &h, &why) ||
         memcmp(h.uuid, sc->uuid, sizeof(h.uuid))) {
         close(fd);
-        error_setg(errp, "shared-file-spill: '%s' is not the return path "
-                   "file of this migration", sc->path);
+        error_setg(errp, "shared-file-spill: '%s' is not the %s file of "
+                   "this migration", sc->path, sc->what);
         return -1;
     }
     sc->fd = fd;
+    spill_file_id(fd, &sc->dev, &sc->ino);
     spill_scan_init(&sc->scan, &h);
-    trace_spill_rp_open(sc->path);
+    trace_spill_aux_open(sc->path);
     return 1;
 }
 
@@ -675,6 +689,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
 {
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     int64_t bad_since = 0;
+    bool committed = false;
 
     for (;;) {
         SpillRecord rec;
@@ -690,7 +705,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                                     sc->stream_pos);
 
             sc->stream_pos += n;
-            if (!sc->rp) {
+            if (!sc->aux) {
                 stat64_add(&sp.file_bytes, n);
                 spill_ack(sc);
             }
@@ -698,8 +713,8 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
         }
         sc->cur_len = 0;
         if (sc->fd < 0) {
-            /* the return path: the destination may not have created it */
-            int opened = spill_rp_open(sc, errp);
+            /* beside the stream: the other side may not have created it */
+            int opened = spill_aux_open(sc, errp);
 
             if (opened < 0) {
                 return -1;
@@ -716,7 +731,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                            "%d in the spill file", rec.type);
                 return -1;
             }
-            if (!sc->rp) {
+            if (!sc->aux) {
                 stat64_add(&sp.records, 1);
             }
             sc->cur_off = rec.offset;
@@ -762,20 +777,30 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
             /* fall through */
         case SPILL_SCAN_MORE:
             if (qatomic_read(&sc->shutdown)) {
+                if (sc->aux) {
+                    /* shut down to end its thread, as a socket would be */
+                    return 0;
+                }
                 error_setg(errp, "shared-file-spill: cancelled");
                 return -1;
             }
             /*
-             * A return path may be silent for long; but one whose file
-             * never appears (the destination could not create it) is
-             * lost with the network.
+             * A channel beside the stream may be silent for long; but one
+             * whose file never appears (the other side could not create
+             * it) is lost with the network, and once the source has
+             * committed, the destination's SHUT comes soon or never.
              */
-            if ((!sc->rp || sc->fd < 0) &&
+            if (!committed && !sc->incoming &&
+                qatomic_read(&sp.committed_offline)) {
+                committed = true;
+                since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            }
+            if ((!sc->aux || sc->fd < 0 || committed) &&
                 qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
                 SPILL_STALL_MS) {
-                error_setg(errp, "shared-file-spill: the %s did not grow "
-                           "for %d s", sc->rp ? "return path file" :
-                           "spill file", SPILL_STALL_MS / 1000);
+                error_setg(errp, "shared-file-spill: the file of the %s did "
+                           "not grow for %d s", sc->what,
+                           SPILL_STALL_MS / 1000);
                 return -1;
             }
             /* the other side has not written it yet */
@@ -821,7 +846,7 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
             return n;
         }
         if (n == QIO_CHANNEL_ERR_BLOCK || qatomic_read(&sc->shutdown) ||
-            (sc->fd < 0 && !sc->rp)) {
+            (sc->fd < 0 && !sc->aux)) {
             error_propagate(errp, err);
             return n;
         }
@@ -834,11 +859,12 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
         }
         warn_report("shared-file-spill: the network connection broke after "
                     "%" PRIu64 " bytes of the %s; reading on from the spill "
-                    "file", sc->stream_pos,
-                    sc->rp ? "return path" : "migration stream");
-        trace_spill_failover(sc->rp, sc->rp, sc->stream_pos);
-        if (!sc->rp) {
+                    "file", sc->stream_pos, sc->what);
+        trace_spill_failover(!sc->incoming, sc->what, sc->stream_pos);
+        if (!sc->aux) {
             stat64_add(&sp.failovers, 1);
+        }
+        if (sc->incoming) {
             qatomic_set(&sp.via_file, true);
         }
         qatomic_set(&sc->net_ok, false);
@@ -858,27 +884,29 @@ static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
 
     qatomic_set(&sc->shutdown, true);
-    if (!qio_channel_has_feature(sc->net, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
-        return 0;
-    }
-    if (!qatomic_read(&sc->net_ok)) {
-        /* the connection broke already (ENOTCONN): the file stops here */
+    /*
+     * The flag stops the file; a connection that broke already (this
+     * channel's or one sharing its socket) fails shutdown(2) with
+     * ENOTCONN, which changes nothing.
+     */
+    if (qio_channel_has_feature(sc->net, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
         qio_channel_shutdown(sc->net, how, NULL);
-        return 0;
     }
-    return qio_channel_shutdown(sc->net, how, errp);
+    return 0;
 }
 
 /*
- * Remove the spill file, its pages file and its acknowledgement file, if
- * @path is still the file @dev/@ino (and not one a later migration
- * created).
+ * Remove the spill file, its pages, preempt and acknowledgement files
+ * and, @with_rp, its return path's file, if @path is still the file
+ * @dev/@ino (and not one a later migration created).
  */
-static void spill_remove(const char *path, dev_t dev, ino_t ino)
+static void spill_remove(const char *path, dev_t dev, ino_t ino,
+                         bool with_rp)
 {
     g_autofree char *ack = g_strdup_printf("%s.ack", path);
     g_autofree char *pages = g_strconcat(path, SPILL_PAGES_SUFFIX, NULL);
     g_autofree char *rp = g_strconcat(path, SPILL_RP_SUFFIX, NULL);
+    g_autofree char *preempt = g_strconcat(path, SPILL_PREEMPT_SUFFIX, NULL);
     struct stat b;
 
     if (!ino || stat(path, &b) < 0 || b.st_dev != dev || b.st_ino != ino) {
@@ -886,9 +914,32 @@ static void spill_remove(const char *path, dev_t dev, ino_t ino)
     }
     unlink(ack);
     unlink(pages);
-    unlink(rp);
+    if (with_rp) {
+        unlink(rp);
+    }
+    unlink(preempt);
     unlink(path);
     trace_spill_remove(path);
+}
+
+/*
+ * Source, its return path read: remove the return path's file.  The
+ * destination leaves it, since the source may need the SHUT in it after
+ * the destination is done; removed only if it is this migration's.
+ */
+static void spill_remove_rp(QIOChannelSpill *sc)
+{
+    Error *err = NULL;
+    struct stat b;
+
+    if (sc->fd < 0 && spill_aux_open(sc, &err) <= 0) {
+        error_free(err);
+        return;
+    }
+    if (stat(sc->path, &b) == 0 && b.st_dev == sc->dev &&
+        b.st_ino == sc->ino) {
+        unlink(sc->path);
+    }
 }
 
 static int spill_close(QIOChannel *ioc, Error **errp)
@@ -900,7 +951,7 @@ static int spill_close(QIOChannel *ioc, Error **errp)
         sc->ack_fd = -1;
     }
     if (sc->fd >= 0) {
-        if (sc->writer && !sc->rp && !sc->committed) {
+        if (sc->writer && !sc->aux && !sc->committed) {
             /* use nothing of it */
             spill_write_record(sc, SPILL_REC_ABORT, NULL, 0, 0, 0);
             trace_spill_close(false, sc->stream_pos, sc->file_pos);
@@ -915,9 +966,12 @@ static int spill_close(QIOChannel *ioc, Error **errp)
             sc->fd = -1;
         }
     }
-    if (sc->writer && !sc->rp && !sc->committed) {
+    if (sc->writer && !sc->aux && !sc->committed) {
         /* also after the source gave the file up (no space left...) */
-        spill_remove(sc->path, sc->dev, sc->ino);
+        spill_remove(sc->path, sc->dev, sc->ino, true);
+    }
+    if (sc->aux && !sc->writer && !sc->incoming) {
+        spill_remove_rp(sc);
     }
     return qio_channel_close(sc->net, errp);
 }
@@ -992,6 +1046,8 @@ static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool writer)
     sc->net = net;
     sc->fd = fd;
     sc->writer = writer;
+    sc->incoming = !writer;
+    sc->what = "migration stream";
     sc->net_ok = true;
     sc->ack_fd = -1;
     sc->path = g_strdup(writer && sp.out_path ? sp.out_path :
@@ -1019,6 +1075,26 @@ QIOChannel *spill_wrap_outgoing(QIOChannel *net)
     return QIO_CHANNEL(sc);
 }
 
+/* A channel beside the stream, over @net and the file @path (taken) */
+static QIOChannelSpill *spill_new_aux(QIOChannel *net, int fd, bool writer,
+                                      bool incoming, char *path,
+                                      const uint8_t *uuid, const char *what)
+{
+    QIOChannelSpill *sc = spill_new(net, fd, writer);
+
+    sc->aux = true;
+    sc->incoming = incoming;
+    sc->what = what;
+    g_free(sc->path);
+    sc->path = path;
+    spill_file_id(fd, &sc->dev, &sc->ino);
+    memcpy(sc->uuid, uuid, sizeof(sc->uuid));
+    sc->file_pos = SPILL_HEADER_SIZE;
+    sc->synced_pos = sc->file_pos;
+    trace_spill_aux(sc->path, what, writer);
+    return sc;
+}
+
 QIOChannel *spill_return_path(QIOChannel *ioc)
 {
     QIOChannelSpill *main, *sc;
@@ -1035,7 +1111,7 @@ QIOChannel *spill_return_path(QIOChannel *ioc)
         return ioc;
     }
     main = QIO_CHANNEL_SPILL(ioc);
-    if (main->rp || (main->writer && main->fd < 0)) {
+    if (main->aux || (main->writer && main->fd < 0)) {
         /* no spill file to fail over to: the network alone */
         object_ref(OBJECT(main->net));
         return main->net;
@@ -1056,17 +1132,36 @@ QIOChannel *spill_return_path(QIOChannel *ioc)
             return NULL;
         }
     }
-    /* the source opens it once it needs it (spill_rp_open()) */
-    sc = spill_new(main->net, fd, !main->writer);
-    sc->rp = true;
-    g_free(sc->path);
-    sc->path = g_steal_pointer(&path);
-    spill_file_id(fd, &sc->dev, &sc->ino);
-    memcpy(sc->uuid, main->uuid, sizeof(sc->uuid));
-    sc->file_pos = SPILL_HEADER_SIZE;
-    sc->synced_pos = sc->file_pos;
+    /* the source opens it once it needs it (spill_aux_open()) */
+    sc = spill_new_aux(main->net, fd, !main->writer, !main->writer,
+                       g_steal_pointer(&path), main->uuid, "return path");
     qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill-return-path");
-    trace_spill_return_path(sc->path, sc->writer);
+    return QIO_CHANNEL(sc);
+}
+
+QIOChannel *spill_wrap_preempt(QIOChannel *net, bool source, Error **errp)
+{
+    const char *path = source ? sp.out_path : migrate_spill_file();
+    g_autofree char *file = g_strconcat(path, SPILL_PREEMPT_SUFFIX, NULL);
+    QIOChannelSpill *sc;
+    int fd = -1;
+
+    if (source) {
+        SpillHeader h = { .page_size = qemu_target_page_size() };
+
+        memcpy(h.uuid, sp.out_uuid, sizeof(h.uuid));
+        fd = spill_create(file, &h, errp);
+        if (fd < 0) {
+            /* pages it carried would be lost with the network */
+            error_prepend(errp, "shared-file-spill: the preempt channel: ");
+            return NULL;
+        }
+    }
+    /* the destination opens it once it needs it (spill_aux_open()) */
+    sc = spill_new_aux(net, fd, source, !source, g_steal_pointer(&file),
+                       source ? sp.out_uuid : sp.in_uuid,
+                       "postcopy preempt channel");
+    qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill-preempt");
     return QIO_CHANNEL(sc);
 }
 
@@ -1573,7 +1668,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
         return true;
     }
     sc = QIO_CHANNEL_SPILL(ioc);
-    if (sc->writer || sc->rp) {
+    if (sc->writer || sc->aux) {
         return true;
     }
     if (spill_pages_enabled() && !pr.marker) {
@@ -1583,7 +1678,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
     }
     if (sc->net_ok) {
         /* the network brought it all: nobody needs the file any more */
-        spill_remove(sc->path, sc->dev, sc->ino);
+        spill_remove(sc->path, sc->dev, sc->ino, false);
         return true;
     }
     spill_ack(sc);
@@ -1593,7 +1688,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
 
         switch (spill_read_record(sc, &rec, &why)) {
         case SPILL_SCAN_END:
-            spill_remove(sc->path, sc->dev, sc->ino);
+            spill_remove(sc->path, sc->dev, sc->ino, false);
             return true;
         case SPILL_SCAN_RECORD:
             continue;           /* bytes past the stream's end: unused */
@@ -1628,7 +1723,7 @@ void spill_outgoing_uuid(uint8_t *uuid)
     memcpy(uuid, sp.out_uuid, SPILL_UUID_LEN);
 }
 
-bool spill_incoming_check_uuid(const uint8_t *uuid, Error **errp)
+bool spill_incoming_check_uuid(const uint8_t *uuid, bool pages, Error **errp)
 {
     /* loaded before the configuration's check of the capabilities */
     if (!migrate_shared_file_spill()) {
@@ -1642,6 +1737,11 @@ bool spill_incoming_check_uuid(const uint8_t *uuid, Error **errp)
                    migrate_spill_file());
         return false;
     }
+    if (pages != spill_pages_enabled()) {
+        error_setg(errp, "shared-file-spill: capability 'postcopy-ram' is "
+                   "%s at the source but not here", pages ? "off" : "on");
+        return false;
+    }
     return true;
 }
 
@@ -1650,7 +1750,7 @@ void spill_cleanup_outgoing(void)
     spill_pages_stop(false);
     if (sp.out_fd >= 0) {
         /* created, but the connection failed before it was used */
-        spill_remove(sp.out_path, sp.out_dev, sp.out_ino);
+        spill_remove(sp.out_path, sp.out_dev, sp.out_ino, true);
         close(sp.out_fd);
         sp.out_fd = -1;
     }

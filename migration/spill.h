@@ -45,6 +45,14 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp);
 QIOChannel *spill_return_path(QIOChannel *ioc);
 
 /*
+ * Postcopy's preempt channel over @net: the source writes its pages to
+ * spill-file + ".preempt" as well (NULL and @errp: it cannot create the
+ * file), the destination reads on from there once @net breaks.  Not for
+ * the channel of a postcopy recovery.
+ */
+QIOChannel *spill_wrap_preempt(QIOChannel *net, bool source, Error **errp);
+
+/*
  * Source, before it stops the guest, with the BQL free: if the network
  * is lost, wait until the destination has read the stream written so
  * far, so that the downtime does not include its catching up.  After a
@@ -70,10 +78,11 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp);
 /*
  * The spill file's uuid goes in the configuration section: the source
  * sends the one it wrote, the destination checks that the file it
- * opened has it.
+ * opened has it, and that both sides agree on spill_pages_enabled()
+ * (@pages, the source's).
  */
 void spill_outgoing_uuid(uint8_t *uuid);
-bool spill_incoming_check_uuid(const uint8_t *uuid, Error **errp);
+bool spill_incoming_check_uuid(const uint8_t *uuid, bool pages, Error **errp);
 
 /* Source, at the end of a migration: a spill file never connected */
 void spill_cleanup_outgoing(void);

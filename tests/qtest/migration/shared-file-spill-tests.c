@@ -37,13 +37,15 @@ typedef struct Forwarder {
     uint64_t cut_after;         /* source -> destination bytes; 0: never */
     uint64_t forwarded;
     bool cut;
+    bool stop;                  /* atomic: the test is over */
     GThread *thread;
 } Forwarder;
 
 static bool write_all(int fd, const char *buf, ssize_t len)
 {
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
+        /* a peer gone is an error here, not a SIGPIPE for the test */
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -57,61 +59,81 @@ static bool write_all(int fd, const char *buf, ssize_t len)
     return true;
 }
 
-static gpointer forwarder_run(gpointer opaque)
-{
-    Forwarder *fw = opaque;
-    struct sockaddr_in addr = { .sin_family = AF_INET };
-    int src, dst;
-    char buf[64 * 1024];
+/* Connections a forwarder carries: the main one, postcopy's preempt one */
+#define FW_CONNS 4
 
-    src = accept(fw->listen_fd, NULL, NULL);
-    g_assert(src >= 0);
-    dst = socket(AF_INET, SOCK_STREAM, 0);
+static int forwarder_connect(Forwarder *fw)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    int dst = socket(AF_INET, SOCK_STREAM, 0);
+
     addr.sin_port = htons(fw->dest_port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     g_assert(connect(dst, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+    return dst;
+}
 
-    for (;;) {
-        struct pollfd pfd[2] = {
-            { .fd = src, .events = POLLIN },
-            { .fd = dst, .events = POLLIN },
+static gpointer forwarder_run(gpointer opaque)
+{
+    Forwarder *fw = opaque;
+    int src[FW_CONNS], dst[FW_CONNS], n = 0;
+    bool done = false;
+    char buf[64 * 1024];
+
+    while (!done && !qatomic_read(&fw->stop)) {
+        struct pollfd pfd[1 + 2 * FW_CONNS] = {
+            { .fd = n < FW_CONNS ? fw->listen_fd : -1, .events = POLLIN },
         };
 
-        if (poll(pfd, 2, 1000) < 0 && errno != EINTR) {
+        for (int i = 0; i < n; i++) {
+            pfd[1 + 2 * i] = (struct pollfd) { .fd = src[i], .events = POLLIN };
+            pfd[2 + 2 * i] = (struct pollfd) { .fd = dst[i], .events = POLLIN };
+        }
+        if (poll(pfd, 1 + 2 * n, 100) < 0 && errno != EINTR) {
             break;
         }
         if (pfd[0].revents) {
-            ssize_t n = read(src, buf, sizeof(buf));
-            uint64_t cut_after = qatomic_read(&fw->cut_after);
-
-            if (n <= 0) {
-                break;
-            }
-            if (cut_after && fw->forwarded + n >= cut_after) {
-                /* the network breaks: in the middle of this chunk */
-                write_all(dst, buf, cut_after - fw->forwarded);
-                qatomic_set(&fw->forwarded, cut_after);
-                qatomic_set(&fw->cut, true);
-                break;
-            }
-            if (!write_all(dst, buf, n)) {
-                break;
-            }
-            qatomic_set(&fw->forwarded, fw->forwarded + n);
+            src[n] = accept(fw->listen_fd, NULL, NULL);
+            g_assert(src[n] >= 0);
+            dst[n] = forwarder_connect(fw);
+            n++;
+            continue;
         }
-        if (pfd[1].revents) {
-            ssize_t n = read(dst, buf, sizeof(buf));
+        for (int i = 0; i < n && !done; i++) {
+            if (pfd[1 + 2 * i].revents) {
+                ssize_t len = read(src[i], buf, sizeof(buf));
+                uint64_t cut_after = qatomic_read(&fw->cut_after);
 
-            if (n <= 0 || !write_all(src, buf, n)) {
-                break;
+                if (len <= 0) {
+                    done = true;
+                } else if (cut_after && fw->forwarded + len >= cut_after) {
+                    /* the network breaks: in the middle of this chunk */
+                    write_all(dst[i], buf, cut_after - fw->forwarded);
+                    qatomic_set(&fw->forwarded, cut_after);
+                    qatomic_set(&fw->cut, true);
+                    done = true;
+                } else if (!write_all(dst[i], buf, len)) {
+                    done = true;
+                } else {
+                    qatomic_set(&fw->forwarded, fw->forwarded + len);
+                }
+            }
+            if (!done && pfd[2 + 2 * i].revents) {
+                ssize_t len = read(dst[i], buf, sizeof(buf));
+
+                if (len <= 0 || !write_all(src[i], buf, len)) {
+                    done = true;
+                }
             }
         }
     }
-    /* both connections end at once */
-    shutdown(src, SHUT_RDWR);
-    shutdown(dst, SHUT_RDWR);
-    close(src);
-    close(dst);
+    /* every connection ends at once */
+    for (int i = 0; i < n; i++) {
+        shutdown(src[i], SHUT_RDWR);
+        shutdown(dst[i], SHUT_RDWR);
+        close(src[i]);
+        close(dst[i]);
+    }
     return NULL;
 }
 
@@ -131,7 +153,7 @@ static Forwarder *forwarder_start(QTestState *to, uint64_t cut_after)
     fw->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     g_assert(bind(fw->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
-    g_assert(listen(fw->listen_fd, 1) == 0);
+    g_assert(listen(fw->listen_fd, FW_CONNS) == 0);
     g_assert(getsockname(fw->listen_fd, (struct sockaddr *)&addr, &len) == 0);
     fw->port = ntohs(addr.sin_port);
     fw->thread = g_thread_new("forwarder", forwarder_run, fw);
@@ -146,6 +168,7 @@ static void forwarder_cut(Forwarder *fw)
 
 static void forwarder_free(Forwarder *fw)
 {
+    qatomic_set(&fw->stop, true);
     g_thread_join(fw->thread);
     close(fw->listen_fd);
     g_free(fw);
@@ -199,7 +222,8 @@ static void set_spill(QTestState *who, const char *path)
  */
 static char *spill_start_caps(QTestState **from, QTestState **to,
                               const char *spill, uint64_t cut_after,
-                              Forwarder **fw, const char *cap)
+                              Forwarder **fw, const char *cap,
+                              const char *cap2)
 {
     /* postcopy recovery needs out-of-band commands */
     MigrateStart args = { .hide_stderr = true, .oob = !!cap };
@@ -213,6 +237,10 @@ static char *spill_start_caps(QTestState **from, QTestState **to,
         migrate_set_capability(*from, cap, true);
         migrate_set_capability(*to, cap, true);
     }
+    if (cap2) {
+        migrate_set_capability(*from, cap2, true);
+        migrate_set_capability(*to, cap2, true);
+    }
     migrate_incoming_qmp(*to, "tcp:127.0.0.1:0", NULL, "{}");
     *fw = forwarder_start(*to, cut_after);
     return g_strdup_printf("tcp:127.0.0.1:%d", (*fw)->port);
@@ -222,7 +250,7 @@ static char *spill_start(QTestState **from, QTestState **to,
                          const char *spill, uint64_t cut_after,
                          Forwarder **fw)
 {
-    return spill_start_caps(from, to, spill, cut_after, fw, NULL);
+    return spill_start_caps(from, to, spill, cut_after, fw, NULL, NULL);
 }
 
 /* What a test leaves behind, once both QEMUs are gone */
@@ -253,7 +281,7 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     QTestState *from, *to;
     Forwarder *fw;
 
-    uri = spill_start_caps(&from, &to, spill, cut_after, &fw, cap);
+    uri = spill_start_caps(&from, &to, spill, cut_after, &fw, cap, NULL);
     if (!uri) {
         return;
     }
@@ -455,12 +483,11 @@ static void test_spill_refusals(void)
     err = qtest_qmp_assert_failure_ref(who,
         "{ 'execute': 'migrate-set-capabilities', 'arguments': "
         "{ 'capabilities': [ "
-        "{ 'capability': 'postcopy-ram', 'state': true }, "
-        "{ 'capability': 'postcopy-preempt', 'state': true }, "
+        "{ 'capability': 'mapped-ram', 'state': true }, "
         "{ 'capability': 'shared-file-spill', 'state': true } ] } }");
     g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
                     "Capability 'shared-file-spill' conflicts with "
-                    "capability 'postcopy-preempt'");
+                    "capability 'mapped-ram'");
     qobject_unref(err);
     err = qtest_qmp_assert_failure_ref(who,
         "{ 'execute': 'migrate-set-capabilities', 'arguments': "
@@ -719,9 +746,10 @@ static void test_spill_no_pages(void)
  * @after more bytes (0: at once; UINT64_MAX: never).  The destination
  * already runs the guest; it must go on asking for the pages it faults
  * on, through the return path's file, and get them through the spill
- * file, until it has them all.  Every page is checked.
+ * file, until it has them all.  Every page is checked.  @preempt: with
+ * postcopy-preempt, whose channel has a file of its own.
  */
-static void do_test_spill_postcopy(uint64_t after)
+static void do_test_spill_postcopy(uint64_t after, bool preempt)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
@@ -732,7 +760,8 @@ static void do_test_spill_postcopy(uint64_t after)
     uint64_t at_switchover;
     Forwarder *fw;
 
-    uri = spill_start_caps(&from, &to, spill, 0, &fw, "postcopy-ram");
+    uri = spill_start_caps(&from, &to, spill, 0, &fw, "postcopy-ram",
+                           preempt ? "postcopy-preempt" : NULL);
     if (!uri) {
         return;
     }
@@ -748,7 +777,10 @@ static void do_test_spill_postcopy(uint64_t after)
     wait_for_migration_status(from, "postcopy-active", NULL);
     at_switchover = qatomic_read(&fw->forwarded);
     if (after != UINT64_MAX) {
+        g_autoptr(GTimer) timer = g_timer_new();
+
         while (qatomic_read(&fw->forwarded) < at_switchover + after) {
+            g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
             g_usleep(1000);
         }
         forwarder_cut(fw);
@@ -802,18 +834,24 @@ static void do_test_spill_postcopy(uint64_t after)
 
 static void test_spill_postcopy_no_fault(void)
 {
-    do_test_spill_postcopy(UINT64_MAX);
+    do_test_spill_postcopy(UINT64_MAX, false);
 }
 
 static void test_spill_postcopy_cut_switchover(void)
 {
-    do_test_spill_postcopy(0);
+    do_test_spill_postcopy(0, false);
+}
+
+static void test_spill_postcopy_preempt_cut(void)
+{
+    /* requested pages go by the preempt channel: cut while they do */
+    do_test_spill_postcopy(4 * MiB, true);
 }
 
 static void test_spill_postcopy_cut_middle(void)
 {
     /* about a second of postcopy at 16 MiB/s */
-    do_test_spill_postcopy(16 * MiB);
+    do_test_spill_postcopy(16 * MiB, false);
 }
 
 /*
@@ -830,11 +868,12 @@ static void test_spill_postcopy_file_lost(void)
                                                tmpfs);
     g_autofree char *uri = NULL;
     g_autoptr(QDict) src = NULL;
+    g_autoptr(GTimer) timer = g_timer_new();
     QTestState *from, *to;
     Forwarder *fw;
     int fd;
 
-    uri = spill_start_caps(&from, &to, spill, 0, &fw, "postcopy-ram");
+    uri = spill_start_caps(&from, &to, spill, 0, &fw, "postcopy-ram", NULL);
     if (!uri) {
         return;
     }
@@ -857,6 +896,16 @@ static void test_spill_postcopy_file_lost(void)
     forwarder_cut(fw);
 
     wait_for_migration_status(to, "postcopy-paused", NULL);
+    /* the source failed over (it cannot tell), then the operator pauses it */
+    for (;;) {
+        g_autoptr(QDict) fo = migrate_query_member(from, "shared-file-spill");
+
+        if (qdict_get_int(fo, "failovers")) {
+            break;
+        }
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
+        g_usleep(10 * 1000);
+    }
     migrate_pause(from);
     wait_for_migration_status(from, "postcopy-paused", NULL);
     /* the failed source gave the files up */
@@ -935,6 +984,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_postcopy_cut_switchover);
     migration_test_add("/migration/shared-file-spill/postcopy/cut/middle",
                        test_spill_postcopy_cut_middle);
+    migration_test_add("/migration/shared-file-spill/postcopy/preempt/cut",
+                       test_spill_postcopy_preempt_cut);
     migration_test_add("/migration/shared-file-spill/postcopy/file-lost",
                        test_spill_postcopy_file_lost);
 }
