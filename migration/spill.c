@@ -63,6 +63,7 @@
 #include "qemu/cutils.h"
 #include "migration/vmstate.h"
 #include "migration.h"
+#include "qemu-file.h"
 #include "ram.h"
 #include "options.h"
 #include "spill-format.h"
@@ -1137,6 +1138,23 @@ QIOChannel *spill_return_path(QIOChannel *ioc)
                        g_steal_pointer(&path), main->uuid, "return path");
     qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill-return-path");
     return QIO_CHANNEL(sc);
+}
+
+QEMUFile *spill_get_return_path(QEMUFile *f, bool source)
+{
+    QIOChannel *ioc = qemu_file_get_ioc(f);
+    QEMUFile *rp;
+
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        return qemu_file_get_return_path(f);
+    }
+    ioc = spill_return_path(ioc);
+    if (!ioc) {
+        return NULL;
+    }
+    rp = source ? qemu_file_new_input(ioc) : qemu_file_new_output(ioc);
+    object_unref(OBJECT(ioc));
+    return rp;
 }
 
 QIOChannel *spill_wrap_preempt(QIOChannel *net, bool source, Error **errp)

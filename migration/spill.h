@@ -37,12 +37,19 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp);
 
 /*
  * The channel for the return path of @ioc, a new reference: @ioc itself
- * unless it is a spill channel.  The destination writes its return path
+ * unless it is a spill channel (NULL: NULL).  The destination writes its return path
  * to spill-file + ".rp" as well as to the network, and the source reads
  * on from there once the network breaks, as for the stream.  NULL
  * (reported) when the destination cannot create that file.
  */
 QIOChannel *spill_return_path(QIOChannel *ioc);
+
+/*
+ * qemu_file_get_return_path() for the migration's QEMUFile @f, through
+ * spill_return_path() when @f's channel is a spill channel; @source:
+ * the source's (an input).  NULL: see spill_return_path().
+ */
+QEMUFile *spill_get_return_path(QEMUFile *f, bool source);
 
 /*
  * Postcopy's preempt channel over @net: the source writes its pages to
