@@ -37,10 +37,11 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp);
 
 /*
  * The channel for the return path of @ioc, a new reference: @ioc itself
- * unless it is a spill channel (NULL: NULL).  The destination writes its return path
- * to spill-file + ".rp" as well as to the network, and the source reads
- * on from there once the network breaks, as for the stream.  NULL
- * (reported) when the destination cannot create that file.
+ * unless it is a spill channel (NULL: NULL).  The destination writes
+ * its return path to spill-file + ".rp" as well as to the network, and
+ * the source reads on from there once the network breaks, as for the
+ * stream.  NULL (reported) when the destination cannot create that
+ * file.
  */
 QIOChannel *spill_return_path(QIOChannel *ioc);
 
