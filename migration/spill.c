@@ -531,6 +531,19 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
     return true;
 }
 
+/* The network is lost for @sc: the file alone from now on */
+static void spill_failed_over(QIOChannelSpill *sc)
+{
+    trace_spill_failover(!sc->incoming, sc->what, sc->stream_pos);
+    if (!sc->aux) {
+        stat64_add(&sp.failovers, 1);
+    }
+    if (sc->incoming) {
+        qatomic_set(&sp.via_file, true);
+    }
+    qatomic_set(&sc->net_ok, false);
+}
+
 static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
                             size_t niov, int *fds, size_t nfds, int flags,
                             Error **errp)
@@ -563,14 +576,7 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
                         "(%s); the %s goes on through the spill file",
                         error_get_pretty(err), sc->what);
             error_free(err);
-            trace_spill_failover(!sc->incoming, sc->what, sc->stream_pos);
-            if (!sc->aux) {
-                stat64_add(&sp.failovers, 1);
-            }
-            if (sc->incoming) {
-                qatomic_set(&sp.via_file, true);
-            }
-            qatomic_set(&sc->net_ok, false);
+            spill_failed_over(sc);
             /* a half-broken connection: make the destination fail over */
             if (qio_channel_has_feature(sc->net,
                                         QIO_CHANNEL_FEATURE_SHUTDOWN)) {
@@ -861,14 +867,7 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
         warn_report("shared-file-spill: the network connection broke after "
                     "%" PRIu64 " bytes of the %s; reading on from the spill "
                     "file", sc->stream_pos, sc->what);
-        trace_spill_failover(!sc->incoming, sc->what, sc->stream_pos);
-        if (!sc->aux) {
-            stat64_add(&sp.failovers, 1);
-        }
-        if (sc->incoming) {
-            qatomic_set(&sp.via_file, true);
-        }
-        qatomic_set(&sc->net_ok, false);
+        spill_failed_over(sc);
     }
     return spill_read_file(sc, iov, niov, errp);
 }

@@ -742,6 +742,35 @@ static void test_spill_no_pages(void)
 }
 
 /*
+ * Postcopy (@preempt: with postcopy-preempt) through a forwarder: a
+ * migration of the live guest that does not converge, switched to
+ * postcopy after its second pass, with a postcopy phase of a few
+ * seconds (16 MiB/s), the guest faulting.  Returns the URI migrated to,
+ * or NULL when skipped.
+ */
+static char *spill_switch_over(QTestState **from, QTestState **to,
+                               const char *spill, Forwarder **fw,
+                               bool preempt)
+{
+    char *uri = spill_start_caps(from, to, spill, 0, fw, "postcopy-ram",
+                                 preempt ? "postcopy-preempt" : NULL);
+
+    if (!uri) {
+        return NULL;
+    }
+    migrate_ensure_non_converge(*from);
+    migrate_set_parameter_int(*from, "max-postcopy-bandwidth", 16 * MiB);
+    wait_for_serial("src_serial");
+    migrate_qmp(*from, *to, uri, NULL, "{}");
+    while (read_ram_property_int(*from, "dirty-sync-count") < 2) {
+        g_usleep(20 * 1000);
+    }
+    qtest_qmp_assert_success(*from,
+                             "{ 'execute': 'migrate-start-postcopy' }");
+    return uri;
+}
+
+/*
  * Postcopy: switch over, then cut the network once the source has sent
  * @after more bytes (0: at once; UINT64_MAX: never).  The destination
  * already runs the guest; it must go on asking for the pages it faults
@@ -760,20 +789,10 @@ static void do_test_spill_postcopy(uint64_t after, bool preempt)
     uint64_t at_switchover;
     Forwarder *fw;
 
-    uri = spill_start_caps(&from, &to, spill, 0, &fw, "postcopy-ram",
-                           preempt ? "postcopy-preempt" : NULL);
+    uri = spill_switch_over(&from, &to, spill, &fw, preempt);
     if (!uri) {
         return;
     }
-    migrate_ensure_non_converge(from);
-    /* a postcopy phase of a few seconds, with the guest faulting */
-    migrate_set_parameter_int(from, "max-postcopy-bandwidth", 16 * MiB);
-    wait_for_serial("src_serial");
-    migrate_qmp(from, to, uri, NULL, "{}");
-    while (read_ram_property_int(from, "dirty-sync-count") < 2) {
-        g_usleep(20 * 1000);
-    }
-    qtest_qmp_assert_success(from, "{ 'execute': 'migrate-start-postcopy' }");
     wait_for_migration_status(from, "postcopy-active", NULL);
     at_switchover = qatomic_read(&fw->forwarded);
     if (after != UINT64_MAX) {
@@ -873,18 +892,10 @@ static void test_spill_postcopy_file_lost(void)
     Forwarder *fw;
     int fd;
 
-    uri = spill_start_caps(&from, &to, spill, 0, &fw, "postcopy-ram", NULL);
+    uri = spill_switch_over(&from, &to, spill, &fw, false);
     if (!uri) {
         return;
     }
-    migrate_ensure_non_converge(from);
-    migrate_set_parameter_int(from, "max-postcopy-bandwidth", 16 * MiB);
-    wait_for_serial("src_serial");
-    migrate_qmp(from, to, uri, NULL, "{}");
-    while (read_ram_property_int(from, "dirty-sync-count") < 2) {
-        g_usleep(20 * 1000);
-    }
-    qtest_qmp_assert_success(from, "{ 'execute': 'migrate-start-postcopy' }");
     /* the guest runs on the destination */
     qtest_qmp_eventwait(to, "RESUME");
     wait_for_migration_status(to, "postcopy-active", NULL);
