@@ -628,7 +628,7 @@ static void test_spill_file_full(void)
  * up, runs on and removes its files.
  */
 static void do_test_refused(const char *dst_spill, const char *cap,
-                            const char *dst_error)
+                            const char *dst_cap, const char *dst_error)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     MigrateStart args = { .hide_stderr = true };
@@ -647,6 +647,9 @@ static void do_test_refused(const char *dst_spill, const char *cap,
     if (cap) {
         migrate_set_capability(from, cap, true);
         migrate_set_capability(to, cap, true);
+    }
+    if (dst_cap) {
+        migrate_set_capability(to, dst_cap, true);
     }
     /* stay, to say why */
     migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL,
@@ -682,7 +685,7 @@ static void do_test_refused(const char *dst_spill, const char *cap,
 /* Set on the source only: the destination refuses the stream */
 static void test_spill_one_side(void)
 {
-    do_test_refused(NULL, NULL, "Capability 'shared-file-spill' is on at "
+    do_test_refused(NULL, NULL, NULL, "Capability 'shared-file-spill' is on at "
                     "the source but not here");
 }
 
@@ -720,7 +723,7 @@ static void test_spill_stale(void)
     g_autofree char *stale_pages = g_strdup_printf("%s.pages", stale);
 
     write_stale(stale, true);
-    do_test_refused(stale, NULL, "is not the spill file the source writes");
+    do_test_refused(stale, NULL, NULL, "is not the spill file the source writes");
     /* not the source's file: nobody removed it */
     g_assert_true(g_file_test(stale, G_FILE_TEST_EXISTS));
     unlink(stale);
@@ -737,7 +740,7 @@ static void test_spill_no_pages(void)
     g_autofree char *stale = g_strdup_printf("%s/spill-stale", tmpfs);
 
     write_stale(stale, false);
-    do_test_refused(stale, NULL, NULL);
+    do_test_refused(stale, NULL, NULL, NULL);
     unlink(stale);
 }
 
@@ -949,8 +952,22 @@ static void test_spill_no_rp_file(void)
     g_autofree char *rp = g_strdup_printf("%s.rp", spill);
 
     g_assert(mkdir(rp, 0700) == 0);
-    do_test_refused(spill, "return-path", "CMD_OPEN_RETURN_PATH failed");
+    do_test_refused(spill, "return-path", NULL, "CMD_OPEN_RETURN_PATH failed");
     g_assert(rmdir(rp) == 0);
+}
+
+/*
+ * postcopy-ram on the destination only: the source's pages carry
+ * sequence numbers the destination would not read.  Refused at the
+ * start, in the configuration section.
+ */
+static void test_spill_postcopy_one_side(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+
+    do_test_refused(spill, NULL, "postcopy-ram",
+                    "capability 'postcopy-ram' is off at the source but not "
+                    "here");
 }
 
 void migration_test_add_shared_file_spill(MigrationTestEnv *env)
@@ -989,6 +1006,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
     if (!env->has_uffd) {
         return;
     }
+    migration_test_add("/migration/shared-file-spill/postcopy/one-side",
+                       test_spill_postcopy_one_side);
     migration_test_add("/migration/shared-file-spill/postcopy/no-fault",
                        test_spill_postcopy_no_fault);
     migration_test_add("/migration/shared-file-spill/postcopy/cut/switchover",
