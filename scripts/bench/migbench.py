@@ -502,18 +502,14 @@ def write_outputs(full, outdirs, name):
     print()
     print(report.text_table(rows, report.BENCH_COLS))
     print()
-    if pcut:
-        print(report.text_table(prows, report.PC_COLS))
-        print()
-        for ln in plines:
-            print(ln)
-        print()
-    if spill:
-        print(report.text_table(srows, report.SPILL_COLS))
-        print()
-        for ln in slines:
-            print(ln)
-        print()
+    for on, trows, cols, lines in ((pcut, prows, report.PC_COLS, plines),
+                                   (spill, srows, report.SPILL_COLS, slines)):
+        if on:
+            print(report.text_table(trows, cols))
+            print()
+            for ln in lines:
+                print(ln)
+            print()
     for n in nt:
         print(n)
 
