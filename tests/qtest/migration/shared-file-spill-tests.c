@@ -723,7 +723,8 @@ static void test_spill_stale(void)
     g_autofree char *stale_pages = g_strdup_printf("%s.pages", stale);
 
     write_stale(stale, true);
-    do_test_refused(stale, NULL, NULL, "is not the spill file the source writes");
+    do_test_refused(stale, NULL, NULL,
+                    "is not the spill file the source writes");
     /* not the source's file: nobody removed it */
     g_assert_true(g_file_test(stale, G_FILE_TEST_EXISTS));
     unlink(stale);
