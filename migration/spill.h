@@ -139,9 +139,10 @@ bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
 uint8_t *spill_page_buffer(void);
 
 /*
- * Destination, postcopy: the fault thread requests the page at @host,
- * which is placed later; once a channel failed over, the counters take
- * the pages and the time the guest waited for them.
+ * Destination, postcopy: a page request for @host, not yet received,
+ * goes to the source, and the page is placed later; once a channel
+ * failed over, the counters take the pages and the time the guest
+ * waited for them.
  */
 void spill_postcopy_requested(void *host);
 void spill_postcopy_placed(void *host);
