@@ -1258,11 +1258,11 @@ bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
         error_setg(errp, "shared-file-spill: a page before the RAM setup");
         return false;
     }
-    if (qatomic_load_acquire(&pr.done) && pr.err) {
-        /* fail now: the source fails over, then gives up and runs on */
-        error_setg(errp, "%s", pr.err);
-        return false;
-    }
+    /*
+     * A reader that stopped at a bad record is judged by the end offset
+     * (spill_pages_wait()): the record may be past it, of a write that
+     * failed at the source, whose pages the network sends again.
+     */
     return spill_apply(rb, offset, host, seq, data, errp) >= 0;
 }
 
@@ -1929,7 +1929,8 @@ static void *spill_pages_thread(void *opaque)
         stat64_add(&sp.records, n);
         stat64_add(&sp.pages, n);
         trace_spill_pages_write(n, pw.pos);
-        if (pw.pos - pw.synced_pos >= SPILL_PAGES_SYNC) {
+        if (pw.pos - pw.synced_pos >= SPILL_PAGES_SYNC &&
+            !qatomic_read(&pw.stop)) {
             /* a little at a time, not all of it at the switchover */
             err = spill_pages_sync();
         }
@@ -1939,6 +1940,8 @@ static void *spill_pages_thread(void *opaque)
                     "the network sends the pages", strerror(err));
         stat64_add(&sp.file_errors, 1);
         pw.err = err;
+        /* the file ends where the destination's host surely sees it */
+        pw.pos = pw.synced_pos;
     }
     rcu_unregister_thread();
     return NULL;
