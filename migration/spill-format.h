@@ -197,7 +197,8 @@ void spill_back_init(SpillBack *b);
 /*
  * Take up to @max pages (their block and page numbers into @blocks and
  * @pages), looking at no more than @scan_max pages.  @sync is the
- * number of bitmap syncs so far.  Returns the number of pages taken.
+ * number of bitmap syncs whose dirty bits are merged so far.  Returns
+ * the number of pages taken.
  */
 int spill_back_claim(SpillBack *b, const SpillBackOps *ops, void *opaque,
                      uint64_t sync, int max, int scan_max, int *blocks,
