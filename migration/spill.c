@@ -88,9 +88,14 @@
 /* A destination that read from the file waits this long for END */
 #define SPILL_COMMIT_TIMEOUT_MS (120 * 1000)
 #define SPILL_ACK_WINDOW        (64 * 1024 * 1024)
-/* The acknowledgement file: magic, the migration's uuid, stream bytes */
+/*
+ * The acknowledgement file: magic, the migration's uuid, stream bytes
+ * read, bytes of the spill file scanned
+ */
 #define SPILL_ACK_MAGIC         "QSPILLAK"
-#define SPILL_ACK_SIZE          (8 + SPILL_UUID_LEN + 8)
+#define SPILL_ACK_SIZE          (8 + SPILL_UUID_LEN + 8 + 8)
+/* A destination scanning the spill file says so this often */
+#define SPILL_SCAN_ACK_MS       100
 
 #define TYPE_QIO_CHANNEL_SPILL "qio-channel-spill"
 OBJECT_DECLARE_SIMPLE_TYPE(QIOChannelSpill, QIO_CHANNEL_SPILL)
@@ -124,6 +129,7 @@ struct QIOChannelSpill {
     size_t buf_size;
     uint8_t uuid[SPILL_UUID_LEN];
     int ack_fd;                 /* the acknowledgement file, -1: none */
+    int64_t acked_at;           /* destination: its last acknowledgement */
     char *ack_path;
     /* destination */
     SpillScan scan;
@@ -419,11 +425,15 @@ static int spill_sync(QIOChannelSpill *sc, Error **errp)
     return 0;
 }
 
-/* Source: the stream bytes the destination acknowledges, or 0 */
-static uint64_t spill_acked(QIOChannelSpill *sc)
+/*
+ * Source: the stream bytes the destination acknowledges, or 0, and into
+ * @scanned how far it has scanned the spill file to find them
+ */
+static uint64_t spill_acked(QIOChannelSpill *sc, uint64_t *scanned)
 {
     uint8_t buf[SPILL_ACK_SIZE];
 
+    *scanned = 0;
     if (sc->ack_fd < 0) {
         sc->ack_fd = qemu_open_old(sc->ack_path, O_RDONLY | O_CLOEXEC);
         if (sc->ack_fd < 0) {
@@ -435,6 +445,7 @@ static uint64_t spill_acked(QIOChannelSpill *sc)
         memcmp(buf + 8, sc->uuid, SPILL_UUID_LEN)) {
         return 0;
     }
+    *scanned = ldq_le_p(buf + 8 + SPILL_UUID_LEN + 8);
     return ldq_le_p(buf + 8 + SPILL_UUID_LEN);
 }
 
@@ -446,8 +457,10 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
                             Error **errp)
 {
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-    uint64_t acked = spill_acked(sc), last = acked;
+    uint64_t scanned, last_scanned;
+    uint64_t acked = spill_acked(sc, &scanned), last = acked;
 
+    last_scanned = scanned;
     if (acked + window < sc->stream_pos && spill_sync(sc, errp) < 0) {
         return -1;
     }
@@ -456,8 +469,10 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
             error_setg(errp, "shared-file-spill: cancelled");
             return -1;
         }
-        if (acked != last) {
+        if (acked != last || scanned != last_scanned) {
+            /* reading, or still scanning a long file for its place */
             last = acked;
+            last_scanned = scanned;
             since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
         }
         if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
@@ -469,7 +484,7 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
             return -1;
         }
         g_usleep(SPILL_POLL_NS / SCALE_US);
-        acked = spill_acked(sc);
+        acked = spill_acked(sc, &scanned);
     }
     return 0;
 }
@@ -627,6 +642,8 @@ static void spill_ack(QIOChannelSpill *sc)
     memcpy(buf, SPILL_ACK_MAGIC, 8);
     memcpy(buf + 8, sc->uuid, SPILL_UUID_LEN);
     stq_le_p(buf + 8 + SPILL_UUID_LEN, sc->stream_pos);
+    stq_le_p(buf + 8 + SPILL_UUID_LEN + 8, sc->scan.pos);
+    sc->acked_at = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     if (pwrite(sc->ack_fd, buf, sizeof(buf), 0) != sizeof(buf)) {
         warn_report_once("shared-file-spill: cannot write '%s'",
                          sc->ack_path);
@@ -738,12 +755,21 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                            "%d in the spill file", rec.type);
                 return -1;
             }
-            if (!sc->aux) {
-                stat64_add(&sp.records, 1);
-            }
             sc->cur_off = rec.offset;
             sc->cur_len = rec.len;
             since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            if (!sc->aux) {
+                stat64_add(&sp.records, 1);
+                /*
+                 * Scanning a long file up to where the network stopped
+                 * takes time, which the source must not take for a dead
+                 * destination.
+                 */
+                if (since - sc->acked_at >= SPILL_SCAN_ACK_MS) {
+                    trace_spill_scan_ack(sc->scan.pos, sc->stream_pos);
+                    spill_ack(sc);
+                }
+            }
             if (qatomic_read(&sc->shutdown)) {
                 error_setg(errp, "shared-file-spill: cancelled");
                 return -1;
