@@ -180,6 +180,21 @@ static struct {
 #define SPILL_PAGES_IDLE_US     1000
 /* the destination reads the pages file this much at a time */
 #define SPILL_READ_WINDOW       (1024 * 1024)
+/*
+ * The destination's reader says how far it has loaded the pages file in
+ * spill-file + ".loaded" (magic, the migration's uuid, the file offset,
+ * little-endian), each time it loaded SPILL_LOADED_STEP more and when it
+ * has loaded all there is.  The writer stays at most SPILL_PAGES_LEAD
+ * ahead of it, and once stopped waits for it with the guest running, so
+ * that little is left to load with the guest paused.
+ */
+#define SPILL_LOADED_SUFFIX     ".loaded"
+#define SPILL_LOADED_MAGIC      "QSPILLLD"
+#define SPILL_LOADED_SIZE       (8 + SPILL_UUID_LEN + 8)
+#define SPILL_LOADED_STEP       (1024 * 1024)
+#define SPILL_PAGES_LEAD        (16 * 1024 * 1024)
+/* the source waits this long for a reader that makes no progress */
+#define SPILL_LOADED_WAIT_MS    1000
 
 static QemuMutex spill_seq_lock;
 static uint64_t spill_seq;      /* the last number given out */
@@ -196,7 +211,10 @@ static struct {
     uint32_t nblocks;
     RAMBlock *blocks[SPILL_MAX_BLOCKS];
     uint8_t *buf;
-} pw = { .fd = -1 };
+    char *loaded_path;          /* the destination's reader's position */
+    int loaded_fd;
+    uint64_t loaded;            /* the last position read from it */
+} pw = { .fd = -1, .loaded_fd = -1 };
 
 static struct {
     int fd;
@@ -215,7 +233,10 @@ static struct {
     size_t buf_size;
     uint64_t win_pos, win_len;  /* ... from win_pos on, win_len bytes */
     uint8_t *bounce;            /* a page off the network */
-} pr = { .fd = -1 };
+    char *loaded_path;          /* where the reader says how far it is */
+    int loaded_fd;
+    uint64_t published;         /* the position it said last */
+} pr = { .fd = -1, .loaded_fd = -1 };
 
 /* the marker: where the source's pages file ends */
 typedef struct SpillMarker {
@@ -338,6 +359,10 @@ bool spill_prepare_outgoing(Error **errp)
     g_free(rp);
     rp = g_strconcat(path, SPILL_PREEMPT_SUFFIX, NULL);
     unlink(rp);
+    g_free(pw.loaded_path);
+    pw.loaded_path = g_strconcat(path, SPILL_LOADED_SUFFIX, NULL);
+    unlink(pw.loaded_path);
+    pw.loaded = 0;
     trace_spill_prepare(path);
     return true;
 }
@@ -933,6 +958,7 @@ static void spill_remove(const char *path, dev_t dev, ino_t ino,
     g_autofree char *pages = g_strconcat(path, SPILL_PAGES_SUFFIX, NULL);
     g_autofree char *rp = g_strconcat(path, SPILL_RP_SUFFIX, NULL);
     g_autofree char *preempt = g_strconcat(path, SPILL_PREEMPT_SUFFIX, NULL);
+    g_autofree char *loaded = g_strconcat(path, SPILL_LOADED_SUFFIX, NULL);
     struct stat b;
 
     if (!ino || stat(path, &b) < 0 || b.st_dev != dev || b.st_ino != ino) {
@@ -944,6 +970,7 @@ static void spill_remove(const char *path, dev_t dev, ino_t ino,
         unlink(rp);
     }
     unlink(preempt);
+    unlink(loaded);
     unlink(path);
     trace_spill_remove(path);
 }
@@ -1391,6 +1418,22 @@ static bool spill_pages_record(SpillRecord *rec, Error **errp)
     }
 }
 
+/* Destination: tell the source how far the pages file is loaded */
+static void spill_pages_publish(void)
+{
+    uint8_t buf[SPILL_LOADED_SIZE];
+
+    if (pr.loaded_fd < 0 || pr.published == pr.scan.pos) {
+        return;
+    }
+    memcpy(buf, SPILL_LOADED_MAGIC, 8);
+    memcpy(buf + 8, sp.in_uuid, SPILL_UUID_LEN);
+    stq_le_p(buf + 8 + SPILL_UUID_LEN, pr.scan.pos);
+    if (pwrite(pr.loaded_fd, buf, sizeof(buf), 0) == sizeof(buf)) {
+        pr.published = pr.scan.pos;
+    }
+}
+
 static void *spill_pages_reader(void *opaque)
 {
     Error *err = NULL;
@@ -1406,6 +1449,7 @@ static void *spill_pages_reader(void *opaque)
 
         r = spill_pages_read(&rec, &why);
         if (r == SPILL_SCAN_MORE) {
+            spill_pages_publish();      /* all there is */
             g_usleep(1000);
             continue;
         }
@@ -1437,6 +1481,9 @@ static void *spill_pages_reader(void *opaque)
             break;
         }
         qatomic_set_u64(&pr.pos, pr.scan.pos);
+        if (pr.scan.pos - pr.published >= SPILL_LOADED_STEP) {
+            spill_pages_publish();
+        }
     }
     if (err) {
         pr.err = g_strdup(error_get_pretty(err));
@@ -1471,6 +1518,14 @@ bool spill_pages_incoming_start(Error **errp)
     pr.win_len = 0;
     pr.marker = false;
     g_clear_pointer(&pr.err, g_free);
+    pr.published = 0;
+    pr.loaded_fd = qemu_create(pr.loaded_path, O_WRONLY | O_TRUNC | O_CLOEXEC,
+                               0600, NULL);
+    if (pr.loaded_fd < 0) {
+        /* the source keeps its writer close to the start of the file */
+        warn_report("shared-file-spill: cannot create '%s'",
+                    pr.loaded_path);
+    }
     pr.running = true;
     qemu_thread_create(&pr.thread, "mig/spill/pages", spill_pages_reader,
                        NULL, QEMU_THREAD_JOINABLE);
@@ -1491,6 +1546,10 @@ void spill_pages_incoming_stop(void)
     if (pr.fd >= 0) {
         close(pr.fd);
         pr.fd = -1;
+    }
+    if (pr.loaded_fd >= 0) {
+        close(pr.loaded_fd);
+        pr.loaded_fd = -1;
     }
     g_clear_pointer(&pr.bounce, g_free);
     g_clear_pointer(&pr.buf, g_free);
@@ -1693,6 +1752,8 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
     }
     spill_pages_incoming_stop();        /* an earlier incoming's */
     pr.fd = pr_fd;
+    g_free(pr.loaded_path);
+    pr.loaded_path = g_strconcat(path, SPILL_LOADED_SUFFIX, NULL);
     spill_scan_init(&pr.scan, &h);
     sc = spill_new(net, fd, false);
     memcpy(sc->uuid, h.uuid, sizeof(sc->uuid));
@@ -1897,6 +1958,49 @@ static int spill_pages_sync(void)
     return 0;
 }
 
+/* Source: how far the destination's reader has loaded the pages file */
+static uint64_t spill_pages_loaded(void)
+{
+    uint8_t buf[SPILL_LOADED_SIZE];
+
+    if (pw.loaded_fd < 0) {
+        pw.loaded_fd = qemu_open_old(pw.loaded_path, O_RDONLY | O_CLOEXEC);
+        if (pw.loaded_fd < 0) {
+            return pw.loaded;
+        }
+    }
+    if (pread(pw.loaded_fd, buf, sizeof(buf), 0) == sizeof(buf) &&
+        !memcmp(buf, SPILL_LOADED_MAGIC, 8) &&
+        !memcmp(buf + 8, sp.out_uuid, SPILL_UUID_LEN)) {
+        pw.loaded = MAX(pw.loaded, ldq_le_p(buf + 8 + SPILL_UUID_LEN));
+    }
+    return pw.loaded;
+}
+
+/*
+ * Source, the writer stopped: let the destination's reader load the rest
+ * of the file while the guest still runs, as long as it makes progress.
+ * What it has not loaded then it loads with the guest paused.
+ */
+static void spill_pages_wait_loaded(uint64_t end)
+{
+    MigrationState *s = migrate_get_current();
+    int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    uint64_t last = spill_pages_loaded();
+
+    while (last < end &&
+           qatomic_read(&s->state) == MIGRATION_STATUS_ACTIVE &&
+           qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since <
+           SPILL_LOADED_WAIT_MS) {
+        g_usleep(SPILL_PAGES_IDLE_US);
+        if (spill_pages_loaded() != last) {
+            last = pw.loaded;
+            since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+        }
+    }
+    trace_spill_pages_loaded_wait(last, end);
+}
+
 static void *spill_pages_thread(void *opaque)
 {
     size_t page = qemu_target_page_size();
@@ -1911,6 +2015,14 @@ static void *spill_pages_thread(void *opaque)
     while (!err && !qatomic_read(&pw.stop)) {
         uint64_t size = 0;
         int n, i;
+
+        if (pw.pos > MAX(pw.loaded, SPILL_HEADER_SIZE) + SPILL_PAGES_LEAD &&
+            pw.pos > MAX(spill_pages_loaded(), SPILL_HEADER_SIZE) +
+                     SPILL_PAGES_LEAD) {
+            /* the destination's reader is behind: the network's turn */
+            g_usleep(SPILL_PAGES_IDLE_US);
+            continue;
+        }
 
         WITH_RCU_READ_LOCK_GUARD() {
             n = ram_spill_claim(claims, SPILL_PAGES_BATCH);
@@ -2024,6 +2136,13 @@ void spill_pages_stop(bool sync)
     trace_spill_pages_stop(stat64_get(&sp.pages), spill_marker.end);
     close(pw.fd);
     pw.fd = -1;
+    if (sync) {
+        spill_pages_wait_loaded(spill_marker.end);
+    }
+    if (pw.loaded_fd >= 0) {
+        close(pw.loaded_fd);
+        pw.loaded_fd = -1;
+    }
 }
 
 void spill_populate_info(MigrationInfo *info)
