@@ -116,7 +116,7 @@ bench-spill: build
 bench-spill-postcopy: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name shared-file-spill-postcopy \
 	    --scenarios mixed \
-	    --configs postcopy-ram,postcopy-ram-link,postcopy-spill,postcopy-cut-recover,postcopy-spill-cut \
+	    --configs postcopy-ram,postcopy-ram-link,postcopy-spill,postcopy-cut-recover,postcopy-spill-cut,postcopy-preempt-link,postcopy-preempt-spill-cut \
 	    $(BENCH_ARGS)
 
 # Keeps the fetched base and the prepared trees; drops every build output.

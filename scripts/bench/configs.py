@@ -164,6 +164,24 @@ CONFIGS = [
            params={"spill-file": "{workdir}/spill.bin"}, postcopy=True,
            postcopy_link=True, cut_on="postcopy-active",
            scenarios=("mixed",)),
+    # postcopy-preempt (set on both sides, as every capability here):
+    # requested pages go by a second connection of their own, the
+    # preempt channel, which the source opens to the same port at the
+    # switchover (the forwarder takes both and cuts both).  The
+    # reference: preempt at the link's speed, no cut.
+    Config("postcopy-preempt-link",
+           caps={"postcopy-ram": True, "postcopy-preempt": True},
+           postcopy=True, postcopy_link=True, scenarios=("mixed",),
+           note="max-postcopy-bandwidth = the link's max-bandwidth"),
+    # The cut at the switchover with preempt and shared-file-spill: the
+    # preempt channel gets a file too (spill-file + ".preempt"); it must
+    # complete through the files, one failover on each side, no pause.
+    Config("postcopy-preempt-spill-cut", kind="capability",
+           caps={"postcopy-ram": True, "postcopy-preempt": True,
+                 "shared-file-spill": True},
+           params={"spill-file": "{workdir}/spill.bin"}, postcopy=True,
+           postcopy_link=True, cut_on="postcopy-active",
+           scenarios=("mixed",)),
     Config("rdma-pin-budget", kind="capability",
            caps={"rdma-pin-budget": True},
            params={"rdma-pin-limit": 64 * 1024 * 1024}, needs="rdma",

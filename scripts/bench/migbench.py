@@ -353,6 +353,8 @@ def write_outputs(full, outdirs, name):
         meta["mem_mib"], meta["max_bandwidth_mib_s"])
     rows = report.bench_rows(summary)
     nt = report.notes(results, full["skipped"])
+    # the tables of the sections below that this run has (printed at the end)
+    srows = slines = prows = plines = ()
     # shared-file-spill's own table (make bench-spill): time to the
     # destination running, the guest's pause, network, stream and file
     # bytes, failovers, and the comparisons of report.SPILL_PAIRS
@@ -415,10 +417,17 @@ def write_outputs(full, outdirs, name):
                "a network cut", "",
                "Postcopy switches over once the first pass over RAM is done "
                "(the source stops the guest, the destination runs it). "
-               "*postcopy-cut-recover* and *postcopy-spill-cut*: the "
+               "*postcopy-cut-recover*, *postcopy-spill-cut* and "
+               "*postcopy-preempt-spill-cut*: the "
                "forwarder cuts the connection as soon as the source reports "
                "`postcopy-active` (polled every 5 ms from "
-               "`migrate-start-postcopy`). Without spill both sides pause "
+               "`migrate-start-postcopy`); with `postcopy-preempt` the "
+               "source opens a second connection, the preempt channel, as "
+               "it starts postcopy: the forwarder passes both and cuts both "
+               "(a run counts only if both went through it). *-link*: "
+               "`max-postcopy-bandwidth` set to the link's `max-bandwidth` "
+               "(which QEMU accounts over both channels). Without spill "
+               "both sides pause "
                "(`postcopy-paused`); 5 s after the cut the harness runs "
                "`migrate-recover` on the destination (a new port, through a "
                "new forwarder without a cut) and `migrate` with `resume` on "

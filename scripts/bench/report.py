@@ -388,10 +388,17 @@ def spill_lines(summary, comparisons, max_bw_mib_s):
             over = [v for v in (c["running_s"], c["src_total_s"])
                     if v is not None]
             worst = max(over) - 1
-            line += ("; overhead %+.1f%% (the larger of the two): %s the "
-                     "goal of at most 5%%" % (
-                         100 * worst,
-                         "within" if worst <= 0.05 else "NOT within"))
+            if worst <= 0:
+                # the file carries pages beside the capped link: a speed-up,
+                # which says nothing of the tee's own cost
+                line += ("; no time overhead: it took x%.2f of precopy's "
+                         "time at most, the file carrying pages beside the "
+                         "capped link (goal: at most +5%%)" % (1 + worst))
+            else:
+                line += ("; overhead %+.1f%% (the larger of the two): %s "
+                         "the goal of at most 5%%" % (
+                             100 * worst,
+                             "within" if worst <= 0.05 else "NOT within"))
         out.append(line)
     for s in summary:
         if s["config"] == "mapped-ram" and s["ok"]:
@@ -547,10 +554,13 @@ def plot(results, summary, path_bars, path_progress, title,
 # shared-file-spill in postcopy (make bench-spill-postcopy): the guest's
 # stall when the network breaks at the switchover.
 PC_CONFIGS = ("postcopy-ram", "postcopy-ram-link", "postcopy-spill",
-              "postcopy-cut-recover", "postcopy-spill-cut")
+              "postcopy-cut-recover", "postcopy-spill-cut",
+              "postcopy-preempt-link", "postcopy-preempt-spill-cut")
 # the section is written when one of these ran
-PC_CUT_CONFIGS = ("postcopy-ram-link", "postcopy-spill",
-                  "postcopy-cut-recover", "postcopy-spill-cut")
+PC_CUT_CONFIGS = PC_CONFIGS[1:]
+# the ones that cut the network at the switchover (a timeline each)
+PC_CUT_AT_SWITCHOVER = ("postcopy-cut-recover", "postcopy-spill-cut",
+                        "postcopy-preempt-spill-cut")
 # (config, against, what it measures)
 PC_PAIRS = [
     ("postcopy-spill-cut", "postcopy-cut-recover",
@@ -562,6 +572,17 @@ PC_PAIRS = [
     ("postcopy-spill-cut", "postcopy-ram",
      "against QEMU's default postcopy, uncapped, no cut"),
     ("postcopy-spill", "postcopy-ram-link", "spill's overhead with no cut"),
+    ("postcopy-preempt-spill-cut", "postcopy-cut-recover",
+     "network cut at switchover, with postcopy-preempt: through the files "
+     "against a recovery 5 s later (without preempt)"),
+    ("postcopy-preempt-spill-cut", "postcopy-preempt-link",
+     "network cut at switchover against no cut, postcopy-preempt at the "
+     "link's speed in both"),
+    ("postcopy-preempt-spill-cut", "postcopy-spill-cut",
+     "network cut at switchover through the files, with the preempt "
+     "channel against without"),
+    ("postcopy-preempt-link", "postcopy-ram-link",
+     "postcopy-preempt's own effect, no cut, at the link's speed"),
 ]
 
 
@@ -591,6 +612,8 @@ def pc_parts(r):
         "cut_after_stop_s": cut - stop
         if cut is not None and stop is not None else None,
         "cut_mb": (r.get("forwarder") or {}).get("bytes", 0) / MB
+        if cut is not None else None,
+        "fwd_connections": (r.get("forwarder") or {}).get("connections")
         if cut is not None else None,
         "paused_ms": r.get("paused_ms"),
         "longest_stall_s": st.get("longest_stall_s"),
@@ -628,8 +651,9 @@ def pc_parts(r):
 
 
 PC_KEYS = ("total_s", "switch_to_complete_s", "cut_to_complete_s",
-           "cut_after_stop_s", "cut_mb", "paused_ms", "longest_stall_s",
-           "lost_s", "tput_ratio", "window_guest_s", "clock_check_s",
+           "cut_after_stop_s", "cut_mb", "fwd_connections", "paused_ms",
+           "longest_stall_s", "lost_s", "tput_ratio", "window_guest_s",
+           "clock_check_s",
            "src_paused_after_cut_s", "dst_paused_after_cut_s",
            "recover_after_cut_s", "resumed_active_after_cut_s",
            "dst_resumed_active_after_cut_s",
@@ -752,12 +776,15 @@ def pc_lines(pcs, comps):
     for s in pcs:
         if not s["ok"]:
             continue
-        if s["config"] in ("postcopy-cut-recover", "postcopy-spill-cut"):
+        if s["config"] in PC_CUT_AT_SWITCHOVER:
             line = ("- %s/%s timeline (medians, s after the cut): the cut "
                     "%.3f s after the source's STOP, %.0f MB through the "
                     "forwarder by then" % (
                         s["scenario"], s["config"],
                         s["cut_after_stop_s"] or 0, s["cut_mb"] or 0))
+            if (s.get("fwd_connections") or 0) > 1:
+                line += " over %g connections (all cut)" % (
+                    s["fwd_connections"])
             if s["config"] == "postcopy-cut-recover":
                 line += ("; source postcopy-paused at %s, destination at "
                          "%s; migrate-recover at %s; postcopy-active again "
