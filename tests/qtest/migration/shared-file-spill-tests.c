@@ -965,12 +965,6 @@ static void test_spill_postcopy_file_lost(void)
 }
 
 /*
- * The destination cannot create the return path's file (a directory is
- * in the way): it refuses the stream when the return path opens, rather
- * than let a source without the network wait for requests that never
- * come.  The source fails over, hears nothing, gives up and runs on.
- */
-/*
  * The destination cannot say how far it has loaded the pages file (a
  * directory is in the way): it warns, the source's writer stays close
  * to the file's start, and the migration completes with every page
@@ -985,6 +979,12 @@ static void test_spill_no_loaded_file(void)
     g_assert(rmdir(loaded) == 0);
 }
 
+/*
+ * The destination cannot create the return path's file (a directory is
+ * in the way): it refuses the stream when the return path opens, rather
+ * than let a source without the network wait for requests that never
+ * come.  The source fails over, hears nothing, gives up and runs on.
+ */
 static void test_spill_no_rp_file(void)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
