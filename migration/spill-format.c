@@ -151,11 +151,6 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
             return corrupt(err, "bad page record length");
         }
         break;
-    case SPILL_REC_STATE:
-        if (rec->len > SPILL_MAX_STATE) {
-            return corrupt(err, "device state record too long");
-        }
-        break;
     case SPILL_REC_STREAM:
         if (!rec->len || rec->len > SPILL_MAX_STREAM) {
             return corrupt(err, "bad stream record length");
@@ -168,7 +163,8 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
         }
         break;
     default:
-        return corrupt(err, "unknown record type");
+        /* SPILL_REC_STATE included: no writer emits it */
+        return corrupt(err, "unknown or unused record type");
     }
     size = spill_record_size(rec->len);
     if (avail < size) {
@@ -243,6 +239,20 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
     default:
         return SPILL_SCAN_RECORD;
     }
+}
+
+bool spill_torn_give_up(SpillTorn *t, SpillScanResult r, int64_t now_ms)
+{
+    if (r != SPILL_SCAN_CORRUPT) {
+        t->bad_since = 0;
+        return false;
+    }
+    if (!t->bad_since) {
+        /* never 0 once bad, whatever the clock's origin */
+        t->bad_since = now_ms ? now_ms : -1;
+        return false;
+    }
+    return now_ms - (t->bad_since == -1 ? 0 : t->bad_since) > SPILL_TORN_MS;
 }
 
 void spill_seq_init(SpillSeqTable *t, uint64_t npages)

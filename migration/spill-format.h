@@ -41,8 +41,10 @@
  *    32  payload, then zero padding to a multiple of 8
  *
  *   BLOCK payload: u64 block length, then the block's idstr (1-255
- *   bytes, no NUL).  PAGE payload: page_size bytes.  STATE payload: the
- *   device state.  STREAM payload: 1 to SPILL_MAX_STREAM bytes of the
+ *   bytes, no NUL).  PAGE payload: page_size bytes.  STATE (3) is
+ *   reserved: no writer emits it and the scanner refuses it, so that no
+ *   length beyond SPILL_MAX_STREAM is ever read before its checksum.
+ *   STREAM payload: 1 to SPILL_MAX_STREAM bytes of the
  *   migration stream from byte offset on; the STREAM records of a file
  *   hold the stream from byte 0 on, without gaps.  END and ABORT: no
  *   payload; nothing may follow them.
@@ -58,13 +60,12 @@
 #define SPILL_REC_MAGIC         0x31525053u
 #define SPILL_REC_HEADER_SIZE   32
 #define SPILL_MAX_BLOCKS        256
-#define SPILL_MAX_STATE         (1u << 30)
 #define SPILL_MAX_STREAM        (4u << 20)
 
 typedef enum SpillRecType {
     SPILL_REC_BLOCK = 1,
     SPILL_REC_PAGE = 2,
-    SPILL_REC_STATE = 3,
+    SPILL_REC_STATE = 3,        /* reserved, refused */
     SPILL_REC_END = 4,
     /* bytes of the migration stream from byte @offset on */
     SPILL_REC_STREAM = 5,
@@ -150,6 +151,26 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
  * Freshness: the sequence number of the copy of each page the
  * destination holds (0: none yet).  Sequence numbers start at 1.
  */
+/*
+ * Shared storage may show a record before all of it: a hole reads as
+ * zeros, a torn write as part of it, and a write may appear before one
+ * that came earlier.  So a reader takes SPILL_SCAN_CORRUPT as final only
+ * once the same place has stayed bad for SPILL_TORN_MS; every reader of a
+ * spill file (stream, pages, the destination waiting for END) keeps this
+ * one rule.
+ */
+#define SPILL_TORN_MS           (5 * 1000)
+
+typedef struct SpillTorn {
+    int64_t bad_since;          /* ms; 0: the last scan was good */
+} SpillTorn;
+
+/*
+ * The reader's scan at @now_ms gave @r.  True: give up, the file is
+ * corrupt for good; false: read again (or go on, if @r was not CORRUPT).
+ */
+bool spill_torn_give_up(SpillTorn *t, SpillScanResult r, int64_t now_ms);
+
 typedef struct SpillSeqTable {
     uint64_t npages;
     uint64_t *seq;

@@ -72,11 +72,7 @@
 
 /* A destination waits this long for the file to grow before it fails */
 #define SPILL_STALL_MS          (30 * 1000)
-/*
- * ... and this long for a record that does not check out to become whole:
- * shared storage may show a write before one that came earlier.
- */
-#define SPILL_TORN_MS           (5 * 1000)
+/* (a record that does not check out: SPILL_TORN_MS, spill-format.h) */
 #define SPILL_POLL_NS           (10 * SCALE_MS)
 /*
  * A reader of the stream or of the return path waits this long for the
@@ -529,6 +525,11 @@ bool spill_catch_up(QIOChannel *ioc, Error **errp)
     return spill_wait_acked(sc, 0, errp) == 0;
 }
 
+bool spill_committed(void)
+{
+    return qatomic_read(&sp.committed_offline);
+}
+
 bool spill_commit(QIOChannel *ioc, Error **errp)
 {
     QIOChannelSpill *sc;
@@ -561,11 +562,18 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
                        "the spill file");
             return false;
         }
+        /*
+         * END is in the file: a destination may read it (from a cache,
+         * or once the storage catches up) and start the guest, even if
+         * the sync below fails.  From here on the source must never run
+         * the guest again (spill_committed()); nothing may follow END.
+         */
+        sc->committed = true;
+        qatomic_set(&sp.committed_offline, true);
+        trace_spill_committed(sc->stream_pos, sc->file_pos);
         if (spill_sync(sc, errp) < 0) {
             return false;
         }
-        sc->committed = true;
-        qatomic_set(&sp.committed_offline, true);
     }
     trace_spill_close(true, sc->stream_pos, sc->file_pos);
     return true;
@@ -713,6 +721,7 @@ static SpillScanResult spill_read_record(QIOChannelSpill *sc, SpillRecord *rec,
                                          const char **why)
 {
     uint64_t ask = SPILL_REC_HEADER_SIZE, want = 0;
+    bool was_ended = sc->scan.ended;
     SpillScanResult r;
 
     for (;;) {
@@ -725,6 +734,15 @@ static SpillScanResult spill_read_record(QIOChannelSpill *sc, SpillRecord *rec,
             return SPILL_SCAN_CORRUPT;
         }
         r = spill_scan_next(&sc->scan, sc->buf, n, rec, &want, why);
+        if (r == SPILL_SCAN_END && !was_ended) {
+            /*
+             * Nothing may follow END: look past it, and the scanner
+             * refuses a file with anything there.
+             */
+            was_ended = true;
+            ask = SPILL_REC_HEADER_SIZE;
+            continue;
+        }
         if (r != SPILL_SCAN_MORE || (uint64_t)n < ask || want <= ask) {
             /* done, or the record is not all there yet */
             return r;
@@ -737,7 +755,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                                size_t niov, Error **errp)
 {
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-    int64_t bad_since = 0;
+    SpillTorn torn = { 0 };
     bool committed = false;
 
     for (;;) {
@@ -783,6 +801,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
             sc->cur_off = rec.offset;
             sc->cur_len = rec.len;
             since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            spill_torn_give_up(&torn, res, since);
             if (!sc->aux) {
                 stat64_add(&sp.records, 1);
                 /*
@@ -818,15 +837,10 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                        "migration");
             return -1;
         case SPILL_SCAN_CORRUPT:
-            /*
-             * Shared storage may show a record before all of it (a hole,
-             * a torn write): only one that stays bad is corrupt.
-             */
-            if (!bad_since) {
-                bad_since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-            }
-            if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - bad_since >
-                SPILL_TORN_MS || qatomic_read(&sc->shutdown)) {
+            /* only a record that stays bad is corrupt (spill-format.h) */
+            if (spill_torn_give_up(&torn, res,
+                                   qemu_clock_get_ms(QEMU_CLOCK_REALTIME)) ||
+                qatomic_read(&sc->shutdown)) {
                 error_setg(errp, "shared-file-spill: the spill file is "
                            "corrupt at offset %" PRIu64 ": %s; nothing more "
                            "of it is used", sc->scan.pos, why);
@@ -1437,8 +1451,7 @@ static void spill_pages_publish(void)
 static void *spill_pages_reader(void *opaque)
 {
     Error *err = NULL;
-
-    int64_t bad_since = 0;
+    SpillTorn torn = { 0 };
 
     rcu_register_thread();
     while (!qatomic_read(&pr.stop)) {
@@ -1454,17 +1467,13 @@ static void *spill_pages_reader(void *opaque)
             continue;
         }
         if (r != SPILL_SCAN_RECORD) {
-            int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-
             /*
-             * Shared storage may show a record before all of it (a hole,
-             * a torn write): only one that stays bad is corrupt.
+             * Only a record that stays bad is corrupt (spill-format.h);
+             * anything else here (END, ABORT) is as bad in a pages file.
              */
-            if (!bad_since) {
-                bad_since = now;
-            }
             pr.win_len = 0;     /* read it again */
-            if (now - bad_since < SPILL_TORN_MS) {
+            if (!spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT,
+                                    qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
                 g_usleep(SPILL_POLL_NS / SCALE_US);
                 continue;
             }
@@ -1473,7 +1482,7 @@ static void *spill_pages_reader(void *opaque)
                        why ? why : "unexpected end");
             break;
         }
-        bad_since = 0;
+        spill_torn_give_up(&torn, r, 0);
         WITH_RCU_READ_LOCK_GUARD() {
             ok = spill_pages_record(&rec, &err);
         }
@@ -1766,6 +1775,7 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
 bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
 {
     int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    SpillTorn torn = { 0 };
     QIOChannelSpill *sc;
 
     if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
@@ -1789,8 +1799,16 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
     for (;;) {
         SpillRecord rec;
         const char *why = NULL;
+        SpillScanResult res = spill_read_record(sc, &rec, &why);
 
-        switch (spill_read_record(sc, &rec, &why)) {
+        /* as for the stream's records: a torn END may soon be whole */
+        if (spill_torn_give_up(&torn, res,
+                               qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
+            error_setg(errp, "shared-file-spill: the spill file is corrupt "
+                       "at offset %" PRIu64 ": %s", sc->scan.pos, why);
+            return false;
+        }
+        switch (res) {
         case SPILL_SCAN_END:
             spill_remove(sc->path, sc->dev, sc->ino, false);
             return true;
@@ -1801,9 +1819,12 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
                        "migration after sending all of it");
             return false;
         case SPILL_SCAN_CORRUPT:
-            error_setg(errp, "shared-file-spill: the spill file is corrupt "
-                       "at offset %" PRIu64 ": %s", sc->scan.pos, why);
-            return false;
+            /*
+             * Failing now could lose a guest whose source has completed
+             * and gone: read it again.
+             */
+            trace_spill_torn(sc->scan.pos, why);
+            /* fall through */
         case SPILL_SCAN_MORE:
             if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start >
                 SPILL_COMMIT_TIMEOUT_MS) {

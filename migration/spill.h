@@ -73,9 +73,19 @@ bool spill_catch_up(QIOChannel *ioc, Error **errp);
  * network is lost, wait until the destination has read the whole stream
  * from the file; then write END, which lets a destination that reads
  * the file start the guest.  After a false return the migration must
- * fail (the file then ends in ABORT).
+ * fail (the file then ends in ABORT), unless spill_committed().
  */
 bool spill_commit(QIOChannel *ioc, Error **errp);
+
+/*
+ * Source: has spill_commit() written END without the network?  A
+ * destination may then run the guest on the file alone, whatever
+ * happens next (a failed sync, a SHUT that never comes), so the source
+ * must never run it again: the migration ends COMPLETED, and what went
+ * wrong after END is reported, not acted upon.  Reset by the next
+ * migrate.
+ */
+bool spill_committed(void);
 
 /*
  * Destination, after the stream loaded: if it came partly from the

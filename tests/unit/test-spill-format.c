@@ -117,7 +117,7 @@ static void add_page(File *f, uint16_t block, uint64_t offset, uint8_t fill)
     file_add(f, SPILL_REC_PAGE, block, ++f->seq, offset, p, PS);
 }
 
-/* header, two blocks, three pages, device state, end */
+/* header, two blocks, three pages, a stream record, end */
 static void good_file(File *f)
 {
     file_init(f);
@@ -126,7 +126,7 @@ static void good_file(File *f)
     add_page(f, 0, 3 * PS, 0x33);
     add_page(f, 1, 7 * PS, 0x17);
     add_page(f, 0, 63 * PS, 0x63);
-    file_add(f, SPILL_REC_STATE, 0, ++f->seq, 0, "device state!", 13);
+    file_add(f, SPILL_REC_STREAM, 0, ++f->seq, 0, "device state!", 13);
     file_add(f, SPILL_REC_END, 0, ++f->seq, 0, NULL, 0);
 }
 
@@ -287,7 +287,12 @@ static void test_semantic_corruption(void **state)
 
     file_init(&f);
     file_add(&f, 9, 0, ++f.seq, 0, NULL, 0);
-    assert_corrupt(&f, "unknown record type");
+    assert_corrupt(&f, "unknown or unused record type");
+
+    /* reserved: no writer emits it */
+    file_init(&f);
+    file_add(&f, SPILL_REC_STATE, 0, ++f.seq, 0, "device state!", 13);
+    assert_corrupt(&f, "unknown or unused record type");
 
     file_init(&f);
     file_add(&f, SPILL_REC_END, 0, ++f.seq, 0, NULL, 0);
@@ -297,6 +302,64 @@ static void test_semantic_corruption(void **state)
     file_init(&f);
     file_add(&f, SPILL_REC_END, 0, ++f.seq, 0, "x", 1);
     assert_corrupt(&f, "end record with a payload");
+}
+
+/*
+ * A record header that claims a length no writer emits is refused from
+ * its 32 bytes alone: no reader is asked to read (and buffer) more of
+ * it before its checksum could be checked.
+ */
+static void test_length_cap(void **state)
+{
+    static const struct {
+        SpillRecType type;
+        uint32_t len;
+    } bad[] = {
+        { SPILL_REC_STATE, 1u << 30 },
+        { SPILL_REC_STREAM, SPILL_MAX_STREAM + 1 },
+        { SPILL_REC_STREAM, UINT32_MAX },
+        { SPILL_REC_PAGE, 1u << 30 },
+        { SPILL_REC_BLOCK, 1u << 30 },
+        { 7, 1u << 30 },
+    };
+    SpillHeader h = { .page_size = PS };
+
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        uint8_t rec[SPILL_REC_HEADER_SIZE];
+        SpillRecord out;
+        SpillScan s;
+        uint64_t want = 0;
+        const char *err = NULL;
+
+        /* a valid header for a zero-length record, then a huge length */
+        spill_record_encode(rec, bad[i].type, 0, 1, 0, NULL, 0);
+        rec[24] = bad[i].len;
+        rec[25] = bad[i].len >> 8;
+        rec[26] = bad[i].len >> 16;
+        rec[27] = bad[i].len >> 24;
+        spill_scan_init(&s, &h);
+        assert_int_equal(spill_scan_next(&s, rec, sizeof(rec), &out, &want,
+                                         &err), SPILL_SCAN_CORRUPT);
+        assert_int_equal(want, 0);
+    }
+    /* the largest a writer emits is asked for, then checked */
+    {
+        g_autofree uint8_t *big = g_malloc0(spill_record_size(
+                                                SPILL_MAX_STREAM));
+        SpillRecord out;
+        SpillScan s;
+        uint64_t want = 0;
+        const char *err = NULL;
+
+        spill_record_encode(big, SPILL_REC_STREAM, 0, 1, 0, big + 32,
+                            SPILL_MAX_STREAM);
+        spill_scan_init(&s, &h);
+        assert_int_equal(spill_scan_next(&s, big, SPILL_REC_HEADER_SIZE, &out,
+                                         &want, &err), SPILL_SCAN_MORE);
+        assert_int_equal(want, spill_record_size(SPILL_MAX_STREAM));
+        assert_int_equal(spill_scan_next(&s, big, want, &out, &want, &err),
+                         SPILL_SCAN_RECORD);
+    }
 }
 
 /*
@@ -343,6 +406,101 @@ static SpillScanResult scan_stream(const File *f, uint64_t *stream_end,
     } while (r == SPILL_SCAN_RECORD);
     *stream_end = s.stream_end;
     return r;
+}
+
+/*
+ * Scan @f from @pos record by record as spill_read_record() does: each
+ * read takes just the bytes of the next record, and after END one more
+ * read looks past it.
+ */
+static SpillScanResult scan_like_reader(SpillScan *s, const File *f,
+                                        const char **err)
+{
+    for (;;) {
+        SpillRecord rec;
+        uint64_t want = 0, avail = MIN(f->len - s->pos, SPILL_REC_HEADER_SIZE);
+        bool was_ended = s->ended;
+        SpillScanResult r = spill_scan_next(s, f->buf + s->pos, avail, &rec,
+                                            &want, err);
+
+        if (r == SPILL_SCAN_MORE && f->len - s->pos >= want &&
+            want > avail) {
+            r = spill_scan_next(s, f->buf + s->pos, want, &rec, &want, err);
+        }
+        if (r == SPILL_SCAN_END && !was_ended) {
+            continue;           /* look past END */
+        }
+        if (r != SPILL_SCAN_RECORD) {
+            return r;
+        }
+    }
+}
+
+/*
+ * END as shared storage may show it: torn (part of it), a hole (zeros),
+ * then whole.  The reader waits SPILL_TORN_MS for a bad END to become
+ * whole before it calls the file corrupt; and nothing may follow END.
+ */
+static void test_torn_end(void **state)
+{
+    const char *err = NULL;
+    SpillTorn torn = { 0 };
+    uint64_t end_at;
+    SpillScan s;
+    File f;
+
+    stream_file(&f, 10000, 4096);
+    end_at = f.len;
+    file_add(&f, SPILL_REC_END, 0, ++f.seq, 0, NULL, 0);
+
+    /* torn: 16 of END's 32 bytes are there; more is to come */
+    {
+        File part = { .buf = f.buf, .len = end_at + 16 };
+
+        spill_scan_init(&s, &hdr);
+        assert_int_equal(scan_like_reader(&s, &part, &err), SPILL_SCAN_MORE);
+    }
+
+    /* a hole: END's bytes read as zeros, a bad record for 5 s */
+    {
+        File hole = { .buf = g_memdup2(f.buf, f.len), .len = f.len };
+
+        memset(hole.buf + end_at, 0, SPILL_REC_HEADER_SIZE);
+        spill_scan_init(&s, &hdr);
+        assert_int_equal(scan_like_reader(&s, &hole, &err),
+                         SPILL_SCAN_CORRUPT);
+        assert_int_equal(s.pos, end_at);
+        assert_false(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT, 1000));
+        assert_false(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT, 3000));
+        assert_false(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT,
+                                        1000 + SPILL_TORN_MS));
+        /* ... then whole: END, and the rule starts afresh */
+        assert_int_equal(scan_like_reader(&s, &f, &err), SPILL_SCAN_END);
+        assert_false(spill_torn_give_up(&torn, SPILL_SCAN_END, 5500));
+        assert_false(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT, 9000));
+        assert_false(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT,
+                                        9000 + SPILL_TORN_MS));
+        /* bad for longer than SPILL_TORN_MS: corrupt for good */
+        assert_true(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT,
+                                       9001 + SPILL_TORN_MS));
+        g_free(hole.buf);
+    }
+
+    /* a clock that starts at 0 still counts */
+    torn.bad_since = 0;
+    assert_false(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT, 0));
+    assert_true(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT,
+                                   SPILL_TORN_MS + 1));
+
+    /* anything after END, even one record's worth of zeros: corrupt */
+    f.buf = g_realloc(f.buf, f.len + 8);
+    memset(f.buf + f.len, 0, 8);
+    f.len += 8;
+    spill_scan_init(&s, &hdr);
+    err = NULL;
+    assert_int_equal(scan_like_reader(&s, &f, &err), SPILL_SCAN_CORRUPT);
+    assert_non_null(strstr(err, "after the end"));
+    g_free(f.buf);
 }
 
 static void test_stream_records(void **state)
@@ -680,6 +838,8 @@ int main(void)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_corrupt_every_byte),
         cmocka_unit_test(test_semantic_corruption),
+        cmocka_unit_test(test_length_cap),
+        cmocka_unit_test(test_torn_end),
         cmocka_unit_test(test_stream_records),
         cmocka_unit_test(test_freshness),
         cmocka_unit_test(test_back_meets_front),

@@ -392,6 +392,70 @@ static void test_spill_cut_last(void)
     do_test_spill(60 * MiB, true, false, NULL);
 }
 
+/*
+ * Never both run the guest: the network is cut, the source commits
+ * through the file (END written and synced), the destination starts
+ * the guest, but its SHUT never reaches the source, since the
+ * destination can no longer grow spill-file.rp (RLIMIT_FSIZE set on it
+ * at the cut, as a full shared file system would).  The source waits
+ * for it for 30 s, and must then end "completed" and stay stopped,
+ * never fail and run the guest again beside the destination.
+ */
+static void test_spill_shut_lost(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
+    g_autofree char *uri = NULL;
+    g_autofree char *error = NULL;
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) rsp = NULL;
+    struct rlimit rl;
+    QTestState *from, *to;
+    struct stat st;
+    Forwarder *fw;
+
+    /* the QEMUs inherit it: EFBIG instead of SIGXFSZ */
+    signal(SIGXFSZ, SIG_IGN);
+    uri = spill_start_caps(&from, &to, spill, 0, &fw, "return-path", NULL);
+    signal(SIGXFSZ, SIG_DFL);
+    if (!uri) {
+        return;
+    }
+    migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    while (read_ram_property_int(from, "dirty-sync-count") < 3) {
+        g_usleep(20 * 1000);
+    }
+    /* the destination's return path file cannot grow from here on */
+    g_assert(stat(spill_rp, &st) == 0);
+    g_assert(prlimit(qtest_pid(to), RLIMIT_FSIZE, NULL, &rl) == 0);
+    rl.rlim_cur = st.st_size;
+    g_assert(prlimit(qtest_pid(to), RLIMIT_FSIZE, &rl, NULL) == 0);
+    forwarder_cut(fw);
+    migrate_ensure_converge(from);
+
+    /* the destination has it all and runs the guest */
+    qtest_qmp_eventwait(to, "RESUME");
+    /* "failed" asserts: the source must not take the guest back */
+    wait_for_migration_complete(from);
+    g_assert_true(fw->cut);
+    rsp = qtest_qmp_assert_success_ref(from, "{ 'execute': 'query-status' }");
+    g_assert_false(qdict_get_bool(rsp, "running"));
+    g_assert_cmpstr(qdict_get_str(rsp, "status"), ==, "postmigrate");
+    src = migrate_query_member(from, "shared-file-spill");
+    g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
+    qobject_unref(rsp);
+    rsp = migrate_query(from);
+    g_assert_true(qdict_haskey(rsp, "error-desc"));
+    error = g_strdup(qdict_get_str(rsp, "error-desc"));
+    g_test_message("source: completed, stopped, with: %s", error);
+    /* the destination still runs the guest, every page checked */
+    migrate_end(from, to, true);
+    spill_cleanup(fw, spill);
+}
+
 /* A corrupt spill file is refused, not loaded; the source runs on */
 static void test_spill_corrupt(void)
 {
@@ -1028,6 +1092,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_cut_last);
     migration_test_add("/migration/shared-file-spill/cut/return-path",
                        test_spill_cut_return_path);
+    migration_test_add("/migration/shared-file-spill/cut/shut-lost",
+                       test_spill_shut_lost);
     migration_test_add("/migration/shared-file-spill/corrupt",
                        test_spill_corrupt);
     migration_test_add("/migration/shared-file-spill/cancel",
