@@ -5,6 +5,7 @@
 #   make check      every test tier, ending in "N passed, N failed"
 #   make series     export the upstream-style series and run checkpatch
 #   make demo       migrate a real Linux guest with each configuration
+#   make fuzz       each fuzz target FUZZ_TIME (300) seconds, corpus kept
 #   make bench      the benchmark matrix, results in bench/results/
 # See README.md.
 
@@ -13,14 +14,14 @@ PYTHON ?= /usr/bin/python3
 S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
-        series demo bench bench-throttle bench-wfg bench-disk bench-spill \
+        fuzz series demo bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma \
         clean distclean help
 
 all: build
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# *//'
+	@sed -n '3,10p' Makefile | sed 's/^# *//'
 	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma clean distclean"
 
 deps:
@@ -42,6 +43,13 @@ build-base: prepare
 # The fast tier alone: the policy units and their cmocka tests, no QEMU.
 check-fast: deps
 	@$(PYTHON) $(S)/check.py --tier fast
+
+# The fuzz targets of tests/fuzz, longer than make check's fuzz tier
+# (40 s each), on a corpus kept in build/fuzz-corpus/ between runs.
+# A crash fails, its input in build/check-logs/fuzz-artifacts/.
+FUZZ_TIME ?= 300
+fuzz: deps
+	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_KEEP_CORPUS=1 $(PYTHON) $(S)/check.py --tier fuzz
 
 # The QEMU tiers alone, on an existing build.
 check-qemu:
@@ -122,6 +130,7 @@ bench-spill-postcopy: build
 # Keeps the fetched base and the prepared trees; drops every build output.
 clean:
 	rm -rf build/qemu/build build/qemu-base/build build/fast \
+	       build/fuzz build/fuzz-work \
 	       build/series build/series-tree build/check-logs build/bench
 
 distclean:

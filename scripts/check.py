@@ -5,6 +5,8 @@
 Tiers (select with --tier, default all, in this order):
   layout    the repository's own consistency (scripts/series.py --check)
   fast      the QEMU-independent policy units (top-level meson.build, cmocka)
+  fuzz      the libFuzzer targets of the parsers of untrusted bytes
+            (tests/fuzz), FUZZ_TIME seconds each (default 40)
   unit      QEMU's migration unit tests plus ours, built in the patched tree
   qtest     upstream's quick migration-test suite on the patched build,
             including every test group this project adds
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +35,8 @@ BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
 BLD = os.path.join(BUILD, "qemu", "build")
 BASE_BLD = os.path.join(BUILD, "qemu-base", "build")
 FAST = os.path.join(BUILD, "fast")
+FUZZ = os.path.join(BUILD, "fuzz")
+FUZZ_SRC = os.path.join(TOP, "tests", "fuzz")
 
 QEMU_UNIT_TESTS = ["test-xbzrle", "test-vmstate"]
 
@@ -63,12 +68,14 @@ class Tally:
         self.failed = 0
         self.skipped = 0
         self.failures = []
+        self.notes = []         # for the tier's summary line
 
     def add(self, other):
         self.passed += other.passed
         self.failed += other.failed
         self.skipped += other.skipped
         self.failures += other.failures
+        self.notes += other.notes
 
 
 def log(msg):
@@ -173,6 +180,111 @@ def tier_fast(logdir):
     return total
 
 
+FUZZ_DONE_RE = re.compile(r"^Done (\d+) runs in (\d+) second")
+FUZZ_STAT_RE = re.compile(r"^stat::number_of_executed_units:\s*(\d+)")
+FUZZ_ARTIFACT_RE = re.compile(r"Test unit written to (\S+)")
+
+
+def run_fuzzer(name, exe, corpus, seconds, artifacts, logdir):
+    """Run one libFuzzer target for @seconds on @corpus; one pass or fail.
+
+    A crash, sanitizer report, leak, timeout or out-of-memory makes
+    libFuzzer exit non-zero and write the input to @artifacts.
+    """
+    t = Tally()
+    cmd = [exe, f"-max_total_time={seconds}", "-rss_limit_mb=2048",
+           "-timeout=10", "-max_len=8192", "-print_final_stats=1",
+           f"-artifact_prefix={os.path.join(artifacts, name)}-", corpus]
+    start = time.monotonic()
+    out_lines, runs, stat_runs, artifact = [], None, None, None
+    try:
+        proc = subprocess.Popen(cmd, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, errors="replace")
+        try:
+            out, _ = proc.communicate(timeout=seconds + 120)
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            rc = None
+        out_lines = out.splitlines(keepends=True)
+    except OSError as e:
+        rc = -1
+        out_lines.append(f"cannot run {exe}: {e}\n")
+    elapsed = time.monotonic() - start
+    for line in out_lines:
+        m = FUZZ_DONE_RE.match(line)
+        if m:
+            runs = int(m.group(1))
+        m = FUZZ_STAT_RE.match(line)
+        if m:
+            stat_runs = int(m.group(1))
+        m = FUZZ_ARTIFACT_RE.search(line)
+        if m:
+            artifact = m.group(1)
+    os.makedirs(logdir, exist_ok=True)
+    with open(os.path.join(logdir, f"fuzz_{name}.log"), "w") as f:
+        f.write(" ".join(cmd) + "\n")
+        f.writelines(out_lines)
+    if rc is None:
+        problem = f"did not stop after {seconds + 120}s"
+    elif rc != 0:
+        problem = f"exited with status {rc}"
+    elif runs is None:
+        problem = "printed no run count"
+    else:
+        problem = None
+    if problem:
+        if artifact:
+            problem += f"; reproducer {artifact}"
+        t.failed = 1
+        t.failures.append(f"fuzz/{name}: {problem}")
+        tail = "".join(out_lines[-25:])
+        log(f"    FAIL fuzz/{name}: {problem}; last output:\n{tail}")
+        t.notes.append(f"{name} failed")
+    else:
+        t.passed = 1
+        t.notes.append(f"{name} {runs} runs")
+    if runs is None:
+        runs = stat_runs if stat_runs is not None else "?"
+    log(f"  fuzz/{name}: {'FAIL' if problem else 'ok'}, "
+        f"{runs} runs in {elapsed:.0f}s")
+    return t
+
+
+def tier_fuzz(logdir):
+    """Each target FUZZ_TIME seconds (default 40) on a fresh copy of its
+    seed corpus, which must never grow in the repository.  With
+    FUZZ_KEEP_CORPUS=1 (make fuzz) the corpus is kept in
+    build/fuzz-corpus/ from one run to the next instead."""
+    seconds = int(os.environ.get("FUZZ_TIME", "40"))
+    keep = os.environ.get("FUZZ_KEEP_CORPUS") == "1"
+    if not os.path.exists(os.path.join(FUZZ, "build.ninja")):
+        shutil.rmtree(FUZZ, ignore_errors=True)
+        sh(["meson", "setup", FUZZ, TOP], stdout=subprocess.DEVNULL,
+           env=dict(os.environ, CC="clang"))
+    sh(["meson", "compile", "-C", FUZZ, "fuzz"], stdout=subprocess.DEVNULL)
+    artifacts = os.path.join(logdir, "fuzz-artifacts")
+    os.makedirs(artifacts, exist_ok=True)
+    total = Tally()
+    targets = sorted(f[:-2] for f in os.listdir(FUZZ_SRC)
+                     if f.startswith("fuzz-") and f.endswith(".c"))
+    for name in targets:
+        seeds = os.path.join(FUZZ_SRC, "corpus", name)
+        corpus = os.path.join(BUILD, "fuzz-corpus" if keep else "fuzz-work",
+                              name)
+        if not keep:
+            shutil.rmtree(corpus, ignore_errors=True)
+        os.makedirs(corpus, exist_ok=True)
+        if os.path.isdir(seeds):
+            for f in os.listdir(seeds):
+                if not os.path.exists(os.path.join(corpus, f)):
+                    shutil.copy(os.path.join(seeds, f), corpus)
+        total.add(run_fuzzer(name, os.path.join(FUZZ, "tests", "fuzz", name),
+                             corpus, seconds, artifacts, logdir))
+    return total
+
+
 def our_unit_tests():
     d = os.path.join(TOP, "tests", "unit")
     if not os.path.isdir(d):
@@ -272,7 +384,8 @@ def tier_rdma(logdir):
     return t
 
 
-TIERS = [("layout", tier_layout), ("fast", tier_fast), ("unit", tier_unit),
+TIERS = [("layout", tier_layout), ("fast", tier_fast), ("fuzz", tier_fuzz),
+         ("unit", tier_unit),
          ("qtest", tier_qtest), ("interop", tier_interop),
          ("rdma", tier_rdma)]
 
@@ -300,8 +413,9 @@ def main():
             t.failed = 1
             t.failures.append(f"{name}: could not run: {e}")
             log(f"  tier {name} could not run: {e}")
+        notes = "; " + ", ".join(t.notes) if t.notes else ""
         log(f"== tier {name}: {t.passed} passed, {t.failed} failed, "
-            f"{t.skipped} skipped ({time.monotonic() - t0:.0f}s)")
+            f"{t.skipped} skipped ({time.monotonic() - t0:.0f}s){notes}")
         grand.add(t)
     log(f"== all tiers done in {time.monotonic() - start:.0f}s; "
         f"logs in {logdir}")

@@ -24,6 +24,7 @@ PKGS=(
     seabios ipxe-qemu qemu-system-data
     iproute2 socat ibverbs-providers
     busybox-static e2fsprogs python3-matplotlib
+    clang libclang-rt-14-dev
 )
 MESON_MIN=1.5.0
 # SeaBIOS 1.16.2 (bookworm) hits a 32 s AHCI command timeout on QEMU 10.2
