@@ -46,7 +46,7 @@
 #define PREFIX_LEN          11
 
 /* Records read from the segments, at most: the rest of RAM is zeros. */
-#define MAX_READ            2048
+#define MAX_READ            512
 
 typedef struct Guest {
     const uint8_t *page;
