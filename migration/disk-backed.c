@@ -69,6 +69,7 @@ typedef struct DiskBackedWindow {
 } DiskBackedWindow;
 
 typedef struct DiskBackedBlock {
+    struct rcu_head rcu;        /* freed after the return path's readers */
     DiskMapRecord *recs;        /* source: gpa = offset in the block */
     size_t nrecs;
     unsigned long *cand;        /* source: may still go as a reference */
@@ -175,6 +176,15 @@ static DiskBackedBlock *disk_backed_block(RAMBlock *rb)
     return rb->disk_backed;
 }
 
+static void disk_backed_block_free(DiskBackedBlock *b)
+{
+    g_free(b->recs);
+    g_free(b->cand);
+    g_free(b->nacked);
+    g_free(b->pending);
+    g_free(b);
+}
+
 static void disk_backed_free_blocks(void)
 {
     RAMBlock *rb;
@@ -184,12 +194,14 @@ static void disk_backed_free_blocks(void)
         DiskBackedBlock *b = rb->disk_backed;
 
         if (b) {
-            g_free(b->recs);
-            g_free(b->cand);
-            g_free(b->nacked);
-            g_free(b->pending);
-            g_free(b);
-            rb->disk_backed = NULL;
+            /*
+             * The source's cleanup comes before its return-path thread
+             * is joined: a NACK read meanwhile may be looking at @b
+             * (disk_backed_ref_nacked()), so it goes after a grace
+             * period.
+             */
+            qatomic_rcu_set(&rb->disk_backed, NULL);
+            call_rcu(b, disk_backed_block_free, rcu);
         }
     }
 }
@@ -209,25 +221,86 @@ static bool disk_backed_flip_bit_atomic(unsigned long *map, unsigned long nr,
     return qatomic_fetch_and(p, ~mask) & mask;
 }
 
+/*
+ * The last guest-physical range translated while the map is read, with
+ * the BQL held: the records of a map mostly fall in one RAM section,
+ * and translating each of up to DISK_MAP_MAX_RECORDS pages anew would
+ * hold the BQL for seconds (docs/devel/migration/disk-backed-pages.rst).
+ */
+typedef struct DiskBackedXlat {
+    uint64_t start, end;        /* [start, end) translates alike; 0, 0 */
+    bool ram;                   /* guest RAM (DiskMapEnv.in_ram) */
+    RAMBlock *rb;               /* migrated RAM, writable: its pages */
+    ram_addr_t offset;          /* of @start in @rb */
+} DiskBackedXlat;
+
+static DiskBackedXlat disk_backed_xlat_cache;
+
+/* Translate @gpa into disk_backed_xlat_cache; false: not RAM at all */
+static const DiskBackedXlat *disk_backed_xlat(uint64_t gpa)
+{
+    DiskBackedXlat *c = &disk_backed_xlat_cache;
+    hwaddr xlat, l = gpa ? -gpa : UINT64_MAX;
+    ram_addr_t offset = 0;
+    MemoryRegion *mr;
+    bool ram;
+
+    if (gpa >= c->start && gpa < c->end) {
+        return c;
+    }
+    RCU_READ_LOCK_GUARD();
+    mr = address_space_translate(&address_space_memory, gpa, &xlat, &l,
+                                 false, MEMTXATTRS_UNSPECIFIED);
+    ram = memory_region_is_ram(mr) && !memory_region_is_ram_device(mr) && l;
+    /*
+     * A RAM section ends where @l says; not RAM, @l may reach the end
+     * of the address space (the unassigned section), past RAM further
+     * up: that answer is kept for one page only.
+     */
+    *c = (DiskBackedXlat) {
+        .start = gpa,
+        .end = gpa + (ram ? l : TARGET_PAGE_SIZE),
+        .ram = ram,
+    };
+    if (c->end <= c->start) {
+        c->end = UINT64_MAX;
+    }
+    /*
+     * Not read-only RAM (the BIOS, option ROMs): the guest cannot have
+     * read a disk block into it, and the destination must not write it.
+     */
+    if (!c->ram || memory_region_is_rom(mr) || mr->rom_device) {
+        return c;
+    }
+    c->rb = qemu_ram_block_from_host((uint8_t *)memory_region_get_ram_ptr(mr)
+                                     + xlat, false, &offset);
+    if (c->rb && (!qemu_ram_is_migratable(c->rb) || !c->rb->bmap)) {
+        c->rb = NULL;
+    }
+    c->offset = offset;
+    return c;
+}
+
+static void disk_backed_xlat_reset(void)
+{
+    disk_backed_xlat_cache = (DiskBackedXlat) { 0 };
+}
+
 /* DiskMapEnv.in_ram: is all of [gpa, gpa + len) guest RAM? */
 static bool disk_backed_in_ram(uint64_t gpa, uint64_t len, void *opaque)
 {
     if (gpa + len < gpa) {
         return false;
     }
-    RCU_READ_LOCK_GUARD();
     while (len) {
-        hwaddr xlat, l = len;
-        MemoryRegion *mr;
+        const DiskBackedXlat *c = disk_backed_xlat(gpa);
+        uint64_t l = MIN(c->end - gpa, len);
 
-        mr = address_space_translate(&address_space_memory, gpa, &xlat, &l,
-                                     false, MEMTXATTRS_UNSPECIFIED);
-        if (!memory_region_is_ram(mr) || memory_region_is_ram_device(mr) ||
-            !l) {
+        if (!c->ram) {
             return false;
         }
         gpa += l;
-        len -= MIN(l, len);
+        len -= l;
     }
     return true;
 }
@@ -241,24 +314,17 @@ static bool disk_backed_read_gpa(uint64_t gpa, void *buf, uint64_t len)
 /* The RAM block and offset of guest page @gpa, if it is migrated RAM */
 static RAMBlock *disk_backed_gpa_to_block(uint64_t gpa, ram_addr_t *offset)
 {
-    hwaddr xlat, l = DISK_MAP_PAGE_SIZE;
-    MemoryRegion *mr;
-    RAMBlock *rb;
+    const DiskBackedXlat *c = disk_backed_xlat(gpa);
 
-    RCU_READ_LOCK_GUARD();
-    mr = address_space_translate(&address_space_memory, gpa, &xlat, &l,
-                                 false, MEMTXATTRS_UNSPECIFIED);
-    if (!memory_region_is_ram(mr) || l < DISK_MAP_PAGE_SIZE) {
+    if (!c->rb || c->end - gpa < DISK_MAP_PAGE_SIZE) {
         return NULL;
     }
-    rb = qemu_ram_block_from_host((uint8_t *)memory_region_get_ram_ptr(mr) +
-                                  xlat, false, offset);
-    if (!rb || !qemu_ram_is_migratable(rb) || !rb->bmap ||
-        !QEMU_IS_ALIGNED(*offset, DISK_MAP_PAGE_SIZE) ||
-        *offset + DISK_MAP_PAGE_SIZE > rb->used_length) {
+    *offset = c->offset + (gpa - c->start);
+    if (!QEMU_IS_ALIGNED(*offset, DISK_MAP_PAGE_SIZE) ||
+        *offset + DISK_MAP_PAGE_SIZE > c->rb->used_length) {
         return NULL;
     }
-    return rb;
+    return c->rb;
 }
 
 /*
@@ -279,6 +345,7 @@ static char *disk_backed_read_map(uint64_t map_gpa)
     RAMBlock *rb;
     int tries;
 
+    disk_backed_xlat_reset();
     for (tries = 0; tries < 3; tries++) {
         uint64_t done = 0;
 
@@ -414,6 +481,7 @@ bool disk_backed_save_setup(Error **errp)
         return true;
     }
     disk_backed_set_status(disk_backed_read_map(map_gpa));
+    disk_backed_xlat_reset();   /* the memory map may change from here */
     return true;
 }
 
@@ -478,7 +546,8 @@ int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
 
     RCU_READ_LOCK_GUARD();
     rb = qemu_ram_block_by_name(idstr);
-    b = rb ? rb->disk_backed : NULL;
+    /* under the RCU read lock: the cleanup may free it meanwhile */
+    b = rb ? qatomic_rcu_read(&rb->disk_backed) : NULL;
     /* only a page that went as a reference can be refused */
     if (!b || !b->nacked || !QEMU_IS_ALIGNED(offset, DISK_MAP_PAGE_SIZE) ||
         offset >= rb->used_length ||

@@ -32,7 +32,7 @@
 #define WRONG_PAGE      (PLANT_PAGES - 1)
 #define WRONG_FRAME     3000
 #define REWRITTEN_PAGE  20              /* its frame is written meanwhile */
-#define BAD_RECORDS     6               /* ignored, see map_build() */
+#define BAD_RECORDS     7               /* ignored, see map_build() */
 #define NODE            "shared0"
 /* a first pass of about 5 s, so that the disk write lands before it */
 #define SLOW_BYTES_PER_SEC  (32 * MiB)
@@ -140,6 +140,10 @@ static uint64_t map_build(QTestState *who, MapKind kind)
     /* the map's own header page */
     put_le64(r, MAP_GPA);
     put_le64(r + 8, 5);
+    r += 16;
+    /* read-only RAM: the BIOS, just below 4 GiB */
+    put_le64(r, 0xffff0000ull);
+    put_le64(r + 8, 6);
 
     qtest_memwrite(who, MAP_GPA, hdr, PAGE);
     qtest_memwrite(who, seg, recs, nrec * 16);
