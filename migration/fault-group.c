@@ -161,3 +161,23 @@ double fault_groups_mean_size(const FaultGroups *g)
     }
     return sum / g->nregions;
 }
+
+char *fault_groups_untracked_writer(const FaultGroupsHost *host)
+{
+    if (!host->kvm) {
+        return NULL;
+    }
+    if (host->nested_feature) {
+        return g_strdup_printf("vCPU %d offers nested virtualization "
+                               "(CPU feature '%s'), whose pages KVM writes "
+                               "without a write fault; turn the feature "
+                               "off (-cpu ...,%s=off) to use it",
+                               host->nested_cpu, host->nested_feature,
+                               host->nested_feature);
+    }
+    if (host->xen_emulation) {
+        return g_strdup("KVM emulates Xen, whose shared pages KVM writes "
+                        "without a write fault");
+    }
+    return NULL;
+}

@@ -112,4 +112,30 @@ static inline unsigned fault_groups_size(const FaultGroups *g,
 /* Mean group size over all regions, in pages. */
 double fault_groups_mean_size(const FaultGroups *g);
 
+/*
+ * Writers that userfaultfd cannot see.  KVM writes some guest pages
+ * through kernel mappings of their page frames (kvm_vcpu_map(), the
+ * gfn_to_pfn caches), not through the host page table, and reports them
+ * with mark_page_dirty(), which only KVM's dirty log records: with
+ * nested virtualization, the nested guest's virtual-APIC page and
+ * posted-interrupt descriptor (VMX) and its VMCB (SVM); with KVM's Xen
+ * emulation, the shared info and vCPU info pages.  The KVM dirty log is
+ * off while write faults track the guest, so those writes would be
+ * lost.  TCG writes guest memory through QEMU's own mapping, which
+ * faults.
+ */
+typedef struct FaultGroupsHost {
+    bool kvm;                   /* the accelerator is KVM */
+    const char *nested_feature; /* "vmx"/"svm" a vCPU offers, or NULL */
+    int nested_cpu;             /* ... on this vCPU */
+    bool xen_emulation;         /* KVM emulates Xen */
+} FaultGroupsHost;
+
+/*
+ * NULL if write faults see every write to guest memory on @host;
+ * otherwise why not, for the error that refuses the capability (to be
+ * freed with g_free()).
+ */
+char *fault_groups_untracked_writer(const FaultGroupsHost *host);
+
 #endif

@@ -26,6 +26,10 @@
 #include "qemu/userfaultfd.h"
 #include "qapi/error.h"
 #include "exec/target_page.h"
+#include "hw/core/cpu.h"
+#include "hw/xen/xen.h"
+#include "qom/object.h"
+#include "system/kvm.h"
 #include "migration/misc.h"
 #include "system/memory.h"
 #include "system/ramblock.h"
@@ -104,12 +108,45 @@ static bool wfg_block_check(RAMBlock *rb, int fd, Error **errp)
     return true;
 }
 
+/* What fault_groups_untracked_writer() needs to know of this VM */
+static void wfg_host(FaultGroupsHost *host)
+{
+    static const char *const nested[] = { "vmx", "svm" };
+    CPUState *cpu;
+
+    *host = (FaultGroupsHost) {
+        .kvm = kvm_enabled(),
+        .xen_emulation = xen_mode == XEN_EMULATE,
+    };
+    CPU_FOREACH(cpu) {
+        for (size_t i = 0; i < ARRAY_SIZE(nested); i++) {
+            /* the feature as KVM gives it, after filtering */
+            if (object_property_find(OBJECT(cpu), nested[i]) &&
+                object_property_get_bool(OBJECT(cpu), nested[i], NULL)) {
+                host->nested_feature = nested[i];
+                host->nested_cpu = cpu->cpu_index;
+                return;
+            }
+        }
+    }
+}
+
 bool write_fault_groups_check(Error **errp)
 {
+    g_autofree char *untracked = NULL;
+    FaultGroupsHost host;
     uint64_t features = 0;
     RAMBlock *rb;
     bool ok = true;
     int fd;
+
+    wfg_host(&host);
+    untracked = fault_groups_untracked_writer(&host);
+    if (untracked) {
+        error_setg(errp, "Capability 'write-fault-groups' cannot be used: "
+                   "%s", untracked);
+        return false;
+    }
 
     if (qemu_real_host_page_size() < TARGET_PAGE_SIZE) {
         error_setg(errp, "Capability 'write-fault-groups' needs host pages "

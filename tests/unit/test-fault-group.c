@@ -366,6 +366,41 @@ static void test_simulated_random(void **state)
     assert_true(grouped.resent * 100 <= grouped.written * 102);
 }
 
+/*
+ * Write faults must see every write: with KVM, nested virtualization and
+ * Xen emulation have KVM write guest pages without one, so the
+ * capability is refused there, naming the cause; TCG and plain KVM are
+ * fine.
+ */
+static void test_untracked_writers(void **state)
+{
+    static const struct {
+        FaultGroupsHost host;
+        const char *refused;    /* a word of the reason, or NULL */
+    } cases[] = {
+        { { .kvm = false }, NULL },
+        { { .kvm = true }, NULL },
+        /* TCG's nested SVM writes through QEMU's own mapping */
+        { { .kvm = false, .nested_feature = "svm" }, NULL },
+        { { .kvm = false, .xen_emulation = true }, NULL },
+        { { .kvm = true, .nested_feature = "vmx", .nested_cpu = 1 },
+          "vCPU 1 offers nested virtualization (CPU feature 'vmx')" },
+        { { .kvm = true, .nested_feature = "svm" }, "svm=off" },
+        { { .kvm = true, .xen_emulation = true }, "emulates Xen" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *why = fault_groups_untracked_writer(&cases[i].host);
+
+        if (!cases[i].refused) {
+            assert_null(why);
+        } else {
+            assert_non_null(why);
+            assert_non_null(strstr(why, cases[i].refused));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_bad_region_ignored),
         cmocka_unit_test(test_simulated_sequential),
         cmocka_unit_test(test_simulated_random),
+        cmocka_unit_test(test_untracked_writers),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);
