@@ -15,14 +15,14 @@ S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
         fuzz series demo bench bench-throttle bench-wfg bench-disk bench-spill \
-        bench-spill-postcopy bench-rdma \
+        bench-spill-postcopy bench-rdma bench-units bench-diskmap \
         clean distclean help
 
 all: build
 
 help:
 	@sed -n '3,10p' Makefile | sed 's/^# *//'
-	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma clean distclean"
+	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma bench-units bench-diskmap clean distclean"
 
 deps:
 	@$(S)/deps.sh
@@ -43,6 +43,18 @@ build-base: prepare
 # The fast tier alone: the policy units and their cmocka tests, no QEMU.
 check-fast: deps
 	@$(PYTHON) $(S)/check.py --tier fast
+
+# Worst-case timings of the policy units that run with the BQL held
+# (tests/bench/): printed, not asserted.  Seconds.
+bench-units: deps
+	@$(PYTHON) $(S)/check.py --tier fast >/dev/null
+	@meson test -C build/fast --benchmark --verbose 2>&1 | grep -E '^(disk map|[^ ]+ +OK|.*FAIL)'
+
+# How long the source holds the BQL to read the largest disk-backed map
+# the parser accepts (2^24 records; RECORDS=N for fewer).  Printed.
+RECORDS ?= 16777216
+bench-diskmap: build
+	@$(PYTHON) $(S)/bench/diskmap_setup.py --records $(RECORDS)
 
 # The fuzz targets of tests/fuzz, longer than make check's fuzz tier
 # (40 s each), on a corpus kept in build/fuzz-corpus/ between runs.

@@ -342,6 +342,7 @@ static char *disk_backed_read_map(uint64_t map_gpa)
     g_autofree DiskMapLayout *map = g_new0(DiskMapLayout, 1);
     uint64_t ignored = 0, modified = 0, valid = 0;
     const char *err;
+    int64_t start = g_get_monotonic_time();
     RAMBlock *rb;
     int tries;
 
@@ -448,7 +449,8 @@ static char *disk_backed_read_map(uint64_t map_gpa)
     stat64_set(&db.map_records, valid);
     stat64_set(&db.map_ignored, ignored);
     stat64_set(&db.map_modified, modified);
-    trace_disk_backed_map(map_gpa, map->count, valid, ignored, modified);
+    trace_disk_backed_map(map_gpa, map->count, valid, ignored, modified,
+                          g_get_monotonic_time() - start);
     return g_strdup("ok");
 }
 

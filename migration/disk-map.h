@@ -75,6 +75,8 @@ typedef struct DiskMapLayout {
     uint64_t count;
     uint32_t nsegments;
     DiskMapSegment seg[DISK_MAP_MAX_SEGMENTS];
+    /* the segments' indices by address, for disk_map_check_record() */
+    uint8_t by_gpa[DISK_MAP_MAX_SEGMENTS];
 } DiskMapLayout;
 
 typedef struct DiskMapRecord {
@@ -107,7 +109,11 @@ bool disk_map_parse_header(const uint8_t *page, uint64_t map_gpa,
 /* The generation field of a header page, to re-check after reading. */
 uint64_t disk_map_generation(const uint8_t *page);
 
-/* Decode and check one record; bad records are to be ignored. */
+/*
+ * Decode and check one record; bad records are to be ignored.  Runs for
+ * every record with the BQL held: O(log nsegments) plus one
+ * env->in_ram() call.
+ */
 DiskMapRecState disk_map_check_record(const DiskMapEnv *env,
                                       const DiskMapLayout *map,
                                       const uint8_t *rec,

@@ -9,12 +9,14 @@
 #include "qemu/osdep.h"
 #include <setjmp.h>
 #include <cmocka.h>
+#include "migration/wire-codec.h"
 #include "migration/disk-map.h"
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #define PAGE DISK_MAP_PAGE_SIZE
 #define MiB (1024ull * 1024)
+#define ROUND_UP_PAGE(x) (((x) + PAGE - 1) & ~(uint64_t)(PAGE - 1))
 
 /* Guest RAM: [0, 640 KiB) and [1 MiB, 256 MiB); the disk: 64 MiB. */
 static bool in_ram(uint64_t gpa, uint64_t len, void *opaque)
@@ -247,6 +249,132 @@ static void test_records(void **state)
                      DISK_MAP_REC_OK);
 }
 
+/*
+ * A record on any page of any segment, or of the header page, is
+ * refused as IN_MAP, and one on any other page is not, whatever the
+ * segments' order in the table: random layouts of up to the most
+ * segments, every page around each segment's ends checked against a
+ * linear search.
+ */
+static void test_records_in_segments(void **state)
+{
+    GRand *rand = g_rand_new_with_seed(17);
+
+    for (int round = 0; round < 200; round++) {
+        uint8_t page[PAGE] = { 0 };
+        uint32_t nseg = g_rand_int_range(rand, 1, DISK_MAP_MAX_SEGMENTS + 1);
+        uint64_t gpa = 2 * MiB, count = 0;
+        uint32_t order[DISK_MAP_MAX_SEGMENTS];
+        DiskMapLayout map;
+        const char *err = NULL;
+
+        good_header(page);
+        put_le32(page + 12, nseg);
+        for (uint32_t i = 0; i < nseg; i++) {
+            order[i] = i;
+        }
+        for (uint32_t i = nseg - 1; i > 0; i--) {
+            uint32_t j = g_rand_int_range(rand, 0, i + 1), t = order[i];
+
+            order[i] = order[j];
+            order[j] = t;
+        }
+        /* segments in address order, a random gap apart, shuffled */
+        for (uint32_t k = 0; k < nseg; k++) {
+            uint64_t records = g_rand_int_range(rand, 1, 600);
+            uint32_t i = order[k];
+
+            gpa += PAGE * g_rand_int_range(rand, 0, 3);
+            put_le64(page + 64 + 16 * i, gpa);
+            put_le64(page + 72 + 16 * i, records);
+            gpa += ROUND_UP_PAGE(records * DISK_MAP_RECORD_SIZE);
+            count += records;
+        }
+        put_le64(page + 24, count);
+        assert_true(disk_map_parse_header(page, MAP_GPA, &env, &map, &err));
+        for (uint32_t i = 0; i < nseg; i++) {
+            uint64_t len = map.seg[i].records * DISK_MAP_RECORD_SIZE;
+            uint64_t probe[] = {
+                map.seg[i].gpa - PAGE, map.seg[i].gpa,
+                map.seg[i].gpa + len - 1, map.seg[i].gpa + len,
+                map.seg[i].gpa + len + PAGE,
+            };
+
+            for (size_t p = 0; p < ARRAY_SIZE(probe); p++) {
+                uint64_t at = probe[p] & ~(uint64_t)(PAGE - 1);
+                bool linear = wire_ranges_overlap(at, PAGE, MAP_GPA, PAGE);
+                DiskMapRecord r;
+
+                for (uint32_t j = 0; j < nseg; j++) {
+                    linear |= wire_ranges_overlap(at, PAGE, map.seg[j].gpa,
+                                                  map.seg[j].records *
+                                                  DISK_MAP_RECORD_SIZE);
+                }
+                assert_int_equal(check(&map, at, 1, &r) == DISK_MAP_REC_IN_MAP,
+                                 linear);
+            }
+        }
+    }
+    g_rand_free(rand);
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const DiskMapRecord *x = a, *y = b;
+
+    return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/*
+ * Large maps are sorted another way (radix, above 4096 records): the
+ * same records kept, in the same order, as a plain sort and a count of
+ * the duplicates would give; addresses from a few pages to the whole
+ * 64-bit range.
+ */
+static void test_duplicates_dropped_large(void **state)
+{
+    static const uint64_t spans[] = { 64 * PAGE, 1ull << 32, 1ull << 40,
+                                      UINT64_MAX };
+    GRand *rand = g_rand_new_with_seed(5);
+
+    for (size_t k = 0; k < G_N_ELEMENTS(spans); k++) {
+        size_t n = 20000 + k;
+        g_autofree DiskMapRecord *recs = g_new(DiskMapRecord, n);
+        g_autofree DiskMapRecord *ref = g_new(DiskMapRecord, n);
+        size_t kept, want = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = ((uint64_t)g_rand_int(rand) << 32) |
+                         g_rand_int(rand);
+
+            recs[i].gpa = (r % (spans[k] / PAGE)) * PAGE;
+            recs[i].frame = i;
+        }
+        memcpy(ref, recs, n * sizeof(*recs));
+        qsort(ref, n, sizeof(*ref), cmp_rec);
+        for (size_t i = 0; i < n;) {
+            size_t j = i + 1;
+
+            while (j < n && ref[j].gpa == ref[i].gpa) {
+                j++;
+            }
+            if (j == i + 1) {
+                ref[want++] = ref[i];
+            }
+            i = j;
+        }
+        kept = disk_map_drop_duplicates(recs, n);
+        assert_int_equal(kept, want);
+        for (size_t i = 0; i < kept; i++) {
+            assert_int_equal(recs[i].gpa, ref[i].gpa);
+            assert_int_equal(recs[i].frame, ref[i].frame);
+            assert_ptr_equal(disk_map_lookup(recs, kept, recs[i].gpa),
+                             &recs[i]);
+        }
+    }
+    g_rand_free(rand);
+}
+
 static void test_duplicates_dropped(void **state)
 {
     DiskMapRecord recs[] = {
@@ -349,7 +477,9 @@ int main(void)
         cmocka_unit_test(test_header_refused),
         cmocka_unit_test(test_header_garbage),
         cmocka_unit_test(test_records),
+        cmocka_unit_test(test_records_in_segments),
         cmocka_unit_test(test_duplicates_dropped),
+        cmocka_unit_test(test_duplicates_dropped_large),
         cmocka_unit_test(test_ref_codec),
         cmocka_unit_test(test_ref_hash),
         cmocka_unit_test(test_qualifies),
