@@ -83,6 +83,9 @@ static void put_le32(uint8_t *p, uint32_t v)
 
 typedef enum {
     MAP_GOOD,
+    MAP_SEG_ON_HEADER,
+    MAP_SEG_UNALIGNED,
+    MAP_SEG_OUTSIDE_RAM,
     MAP_BAD_MAGIC,
     MAP_HUGE_COUNT,
     MAP_ODD_GENERATION,
@@ -108,7 +111,9 @@ static uint64_t map_build(QTestState *who, MapKind kind)
     put_le64(hdr + 24, kind == MAP_HUGE_COUNT ? 1ull << 40 : nrec);
     put_le32(hdr + 32, PAGE);
     put_le32(hdr + 36, PAGE);
-    put_le64(hdr + 64, seg);
+    put_le64(hdr + 64, kind == MAP_SEG_ON_HEADER ? MAP_GPA :
+                       kind == MAP_SEG_UNALIGNED ? seg + 16 :
+                       kind == MAP_SEG_OUTSIDE_RAM ? 8ull << 30 : seg);
     put_le64(hdr + 72, kind == MAP_HUGE_COUNT ? 1ull << 40 : nrec);
     if (kind == MAP_BAD_MAGIC) {
         hdr[0] = 'X';
@@ -333,11 +338,63 @@ static void do_test_bad_map(MapKind kind, const char *status)
     unlink(disk);
 }
 
+/*
+ * A malformed map is refused at setup, and the migration goes on without
+ * references: seen in query-migrate, then cancelled, the source running
+ * on.  Cheaper than a whole migration for each.
+ */
+static void do_test_bad_map_status(MapKind kind, const char *status)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    QTestState *from, *to;
+
+    to = dest_start(&from, uri, disk, true);
+    if (!to) {
+        return;
+    }
+    map_build(from, kind);
+    migrate_set_parameter_int(from, "disk-backed-map", MAP_GPA);
+    migrate_ensure_non_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_status(from, "active", NULL);
+    for (;;) {
+        g_autoptr(QDict) src = migrate_query_member(from,
+                                                    "disk-backed-pages");
+        const char *st = qdict_get_str(src, "map-status");
+
+        if (strcmp(st, "none")) {
+            g_test_message("map-status: %s", st);
+            g_assert_nonnull(strstr(st, status));
+            g_assert_cmpint(qdict_get_int(src, "map-records"), ==, 0);
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    migrate_cancel(from);
+    wait_for_migration_status(from, "cancelled", NULL);
+    migration_assert_guest_writes(from);
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    qtest_quit(to);
+    qtest_quit(from);
+    unlink(disk);
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *serial = g_strdup_printf("%s/%s_serial", tmpfs,
+                                                  i ? "dest" : "src");
+        unlink(serial);
+    }
+}
+
 static void test_disk_backed_malformed(void)
 {
     do_test_bad_map(MAP_BAD_MAGIC, "refused: bad magic");
     do_test_bad_map(MAP_HUGE_COUNT, "refused: too many records");
     do_test_bad_map(MAP_ODD_GENERATION, "kept changing");
+    do_test_bad_map_status(MAP_SEG_ON_HEADER, "overlap each other or the "
+                           "header");
+    do_test_bad_map_status(MAP_SEG_UNALIGNED, "unaligned");
+    do_test_bad_map_status(MAP_SEG_OUTSIDE_RAM, "not in guest RAM");
 }
 
 /*
