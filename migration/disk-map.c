@@ -329,3 +329,33 @@ bool disk_ref_qualifies(const DiskRefPage *p)
     return p->in_map && !p->modified && !p->dirtied && !p->frame_written &&
            !p->last_stage;
 }
+
+size_t disk_ref_nack_encode(uint8_t *buf, uint64_t offset, const char *idstr)
+{
+    size_t len = strnlen(idstr, 255);
+    WireWriter w;
+
+    wire_writer_init(&w, buf, DISK_REF_NACK_MAX_LEN);
+    wire_put_be64(&w, offset);
+    wire_put_u8(&w, len);
+    wire_put_bytes(&w, idstr, len);
+    return wire_writer_len(&w);
+}
+
+bool disk_ref_nack_decode(const uint8_t *buf, size_t len, uint64_t *offset,
+                          char *idstr)
+{
+    WireReader r;
+    uint8_t n;
+
+    wire_reader_init(&r, buf, len);
+    *offset = wire_get_be64(&r);
+    n = wire_get_u8(&r);
+    if (!n || !wire_get_bytes(&r, idstr, n) || !wire_reader_done(&r) ||
+        memchr(idstr, 0, n)) {
+        idstr[0] = 0;
+        return false;
+    }
+    idstr[n] = 0;
+    return true;
+}

@@ -157,4 +157,23 @@ typedef struct DiskRefPage {
 /* Send this page as a reference?  Otherwise it goes in full. */
 bool disk_ref_qualifies(const DiskRefPage *p);
 
+/*
+ * The destination's refusal of a reference, on the return path
+ * (MIG_RP_MSG_DISK_REF_NACK): the page's offset in its RAM block as a
+ * big-endian u64, the length of the block's idstr (1 byte, 1-255) and
+ * the idstr, without a NUL.
+ */
+#define DISK_REF_NACK_MAX_LEN       (8 + 1 + 255)
+
+/* Encode into @buf (DISK_REF_NACK_MAX_LEN bytes); returns the length. */
+size_t disk_ref_nack_encode(uint8_t *buf, uint64_t offset, const char *idstr);
+
+/*
+ * Decode @len bytes from the return path into *@offset and @idstr (256
+ * bytes, NUL-terminated).  False for a length that does not match, an
+ * empty idstr or one with a NUL in it.
+ */
+bool disk_ref_nack_decode(const uint8_t *buf, size_t len, uint64_t *offset,
+                          char *idstr);
+
 #endif

@@ -18,7 +18,10 @@
  *  - duplicates are dropped, the rest sorted, and lookups find exactly
  *    the pages named once;
  *  - a DISK_REF that decodes is aligned, on the disk and re-encodes to
- *    the same bytes, and one that does not is not.
+ *    the same bytes, and one that does not is not;
+ *  - a DISK_REF_NACK (the data, up to 512 bytes, as the return path
+ *    reads it) decodes exactly when its length and idstr are sound, and
+ *    re-encodes to the same bytes.
  *
  * Guest memory (fuzz.h, FUZZ_DISK_MAP_*): RAM is [0, RAM_SIZE) but for a
  * hole at HOLE_GPA.  The header page is at MAP_GPA, the input's data at
@@ -35,7 +38,7 @@
  *  11  hlen bytes    the header page
  *      the rest      guest memory at DATA_GPA; its first
  *                    DISK_REF_RECORD_LEN bytes are also the DISK_REF
- *                    record decoded
+ *                    record decoded, and up to 512 the DISK_REF_NACK
  */
 
 #include "qemu/osdep.h"
@@ -223,6 +226,31 @@ static void check_ref(const uint8_t *buf, uint64_t disk_size)
     assert(!memcmp(re, buf, DISK_REF_RECORD_LEN));
 }
 
+/*
+ * The return path's DISK_REF_NACK, from the destination: decodes only
+ * with the exact length and an idstr of 1-255 bytes without a NUL, and
+ * then re-encodes to the same bytes.
+ */
+static void check_nack(const uint8_t *buf, size_t len)
+{
+    uint8_t re[DISK_REF_NACK_MAX_LEN];
+    char idstr[256];
+    uint64_t offset;
+    bool ok, want;
+
+    ok = disk_ref_nack_decode(buf, len, &offset, idstr);
+    want = len >= 9 && buf[8] && len == 9u + buf[8] &&
+           !memchr(buf + 9, 0, buf[8]);
+    assert(ok == want);
+    if (ok) {
+        assert(strlen(idstr) == buf[8]);
+        assert(disk_ref_nack_encode(re, offset, idstr) == len);
+        assert(!memcmp(re, buf, len));
+    } else {
+        assert(!idstr[0]);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t page[DISK_MAP_PAGE_SIZE] = { 0 };
@@ -254,6 +282,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(ref, g.data, MIN(g.dlen, sizeof(ref)));
     check_ref(ref, env.disk_size);
     check_ref(ref, UINT64_MAX);
+    /* the data is also a NACK, as long as the return path allows */
+    check_nack(g.data, MIN(g.dlen, 512));
 
     if (mode & FUZZ_DISK_MAP_FIX_HEADER) {
         fix_header(page);

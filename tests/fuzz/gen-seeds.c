@@ -184,6 +184,10 @@ static void disk_map_seeds(void)
     wire_put_le16(&w, 0);
     disk_ref_encode(buf + wire_writer_len(&w), 8192, hash);
     put("fuzz-disk-map", "disk-ref", buf, 11 + DISK_REF_RECORD_LEN);
+
+    /* a DISK_REF_NACK: no map, then the message */
+    put("fuzz-disk-map", "disk-ref-nack", buf,
+        11 + disk_ref_nack_encode(buf + 11, 0x66000, "pc.ram"));
 }
 
 static void wire_seeds(void)

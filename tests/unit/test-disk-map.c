@@ -422,6 +422,40 @@ static void test_ref_codec(void **state)
 }
 
 /* XXH3-128 of exactly one page, in canonical big-endian form */
+/* The return path's refusal: round trip, and every malformed length */
+static void test_nack_codec(void **state)
+{
+    uint8_t buf[DISK_REF_NACK_MAX_LEN + 1];
+    char idstr[256], long_id[256];
+    uint64_t offset;
+    size_t len;
+
+    len = disk_ref_nack_encode(buf, 0x1234000, "pc.ram");
+    assert_int_equal(len, 8 + 1 + 6);
+    assert_true(disk_ref_nack_decode(buf, len, &offset, idstr));
+    assert_int_equal(offset, 0x1234000);
+    assert_string_equal(idstr, "pc.ram");
+    /* one byte short or long, or no room for the idstr's length */
+    assert_false(disk_ref_nack_decode(buf, len - 1, &offset, idstr));
+    assert_string_equal(idstr, "");
+    assert_false(disk_ref_nack_decode(buf, len + 1, &offset, idstr));
+    assert_false(disk_ref_nack_decode(buf, 8, &offset, idstr));
+    assert_false(disk_ref_nack_decode(buf, 0, &offset, idstr));
+    /* an empty idstr, or one with a NUL in it */
+    buf[8] = 0;
+    assert_false(disk_ref_nack_decode(buf, 9, &offset, idstr));
+    len = disk_ref_nack_encode(buf, 0, "pc.ram");
+    buf[11] = 0;
+    assert_false(disk_ref_nack_decode(buf, len, &offset, idstr));
+    /* the longest idstr there is */
+    memset(long_id, 'r', 255);
+    long_id[255] = 0;
+    len = disk_ref_nack_encode(buf, 1, long_id);
+    assert_int_equal(len, DISK_REF_NACK_MAX_LEN);
+    assert_true(disk_ref_nack_decode(buf, len, &offset, idstr));
+    assert_string_equal(idstr, long_id);
+}
+
 static void test_ref_hash(void **state)
 {
     static uint8_t page[2 * PAGE];
@@ -481,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_dropped),
         cmocka_unit_test(test_duplicates_dropped_large),
         cmocka_unit_test(test_ref_codec),
+        cmocka_unit_test(test_nack_codec),
         cmocka_unit_test(test_ref_hash),
         cmocka_unit_test(test_qualifies),
     };
