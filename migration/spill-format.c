@@ -241,6 +241,36 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
     }
 }
 
+void spill_pos_encode(uint8_t *buf, const char *magic, const uint8_t *uuid,
+                      const uint64_t *values, unsigned n)
+{
+    WireWriter w;
+
+    wire_writer_init(&w, buf, SPILL_POS_SIZE(n));
+    wire_put_bytes(&w, magic, 8);
+    wire_put_bytes(&w, uuid, SPILL_UUID_LEN);
+    for (unsigned i = 0; i < n; i++) {
+        wire_put_le64(&w, values[i]);
+    }
+}
+
+bool spill_pos_decode(const uint8_t *buf, size_t len, const char *magic,
+                      const uint8_t *uuid, uint64_t *values, unsigned n)
+{
+    WireReader r;
+
+    memset(values, 0, n * sizeof(*values));
+    if (len != SPILL_POS_SIZE(n) || memcmp(buf, magic, 8) ||
+        memcmp(buf + 8, uuid, SPILL_UUID_LEN)) {
+        return false;
+    }
+    wire_reader_init(&r, buf + 8 + SPILL_UUID_LEN, 8 * n);
+    for (unsigned i = 0; i < n; i++) {
+        values[i] = wire_get_le64(&r);
+    }
+    return wire_reader_done(&r);
+}
+
 bool spill_torn_give_up(SpillTorn *t, SpillScanResult r, int64_t now_ms)
 {
     if (r != SPILL_SCAN_CORRUPT) {

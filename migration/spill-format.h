@@ -152,6 +152,32 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
  * destination holds (0: none yet).  Sequence numbers start at 1.
  */
 /*
+ * The position files the destination writes beside the spill file, for
+ * the source to read: one fixed record rewritten in place, magic, the
+ * migration's uuid, then little-endian u64 values.
+ *   spill-file.ack     SPILL_ACK_MAGIC: stream bytes read, bytes of the
+ *                      spill file scanned to find them
+ *   spill-file.loaded  SPILL_LOADED_MAGIC: bytes of the pages file loaded
+ */
+#define SPILL_ACK_MAGIC         "QSPILLAK"
+#define SPILL_LOADED_MAGIC      "QSPILLLD"
+#define SPILL_POS_SIZE(n)       (8 + SPILL_UUID_LEN + 8 * (n))
+#define SPILL_ACK_SIZE          SPILL_POS_SIZE(2)
+#define SPILL_LOADED_SIZE       SPILL_POS_SIZE(1)
+
+/* Encode @n values into @buf, SPILL_POS_SIZE(@n) bytes */
+void spill_pos_encode(uint8_t *buf, const char *magic, const uint8_t *uuid,
+                      const uint64_t *values, unsigned n);
+
+/*
+ * Decode the @len bytes read from a position file into @values: false
+ * (and zeros) unless they are SPILL_POS_SIZE(@n) bytes with @magic and
+ * @uuid, this migration's.
+ */
+bool spill_pos_decode(const uint8_t *buf, size_t len, const char *magic,
+                      const uint8_t *uuid, uint64_t *values, unsigned n);
+
+/*
  * Shared storage may show a record before all of it: a hole reads as
  * zeros, a torn write as part of it, and a write may appear before one
  * that came earlier.  So a reader takes SPILL_SCAN_CORRUPT as final only

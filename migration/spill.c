@@ -84,12 +84,7 @@
 /* A destination that read from the file waits this long for END */
 #define SPILL_COMMIT_TIMEOUT_MS (120 * 1000)
 #define SPILL_ACK_WINDOW        (64 * 1024 * 1024)
-/*
- * The acknowledgement file: magic, the migration's uuid, stream bytes
- * read, bytes of the spill file scanned
- */
-#define SPILL_ACK_MAGIC         "QSPILLAK"
-#define SPILL_ACK_SIZE          (8 + SPILL_UUID_LEN + 8 + 8)
+/* The acknowledgement file: spill_pos_encode(), SPILL_ACK_MAGIC */
 /* A destination scanning the spill file says so this often */
 #define SPILL_SCAN_ACK_MS       100
 
@@ -185,8 +180,6 @@ static struct {
  * that little is left to load with the guest paused.
  */
 #define SPILL_LOADED_SUFFIX     ".loaded"
-#define SPILL_LOADED_MAGIC      "QSPILLLD"
-#define SPILL_LOADED_SIZE       (8 + SPILL_UUID_LEN + 8)
 #define SPILL_LOADED_STEP       (1024 * 1024)
 #define SPILL_PAGES_LEAD        (16 * 1024 * 1024)
 /* the source waits this long for a reader that makes no progress */
@@ -453,6 +446,8 @@ static int spill_sync(QIOChannelSpill *sc, Error **errp)
 static uint64_t spill_acked(QIOChannelSpill *sc, uint64_t *scanned)
 {
     uint8_t buf[SPILL_ACK_SIZE];
+    uint64_t v[2];
+    ssize_t n;
 
     *scanned = 0;
     if (sc->ack_fd < 0) {
@@ -461,13 +456,17 @@ static uint64_t spill_acked(QIOChannelSpill *sc, uint64_t *scanned)
             return 0;
         }
     }
-    if (pread(sc->ack_fd, buf, sizeof(buf), 0) != sizeof(buf) ||
-        memcmp(buf, SPILL_ACK_MAGIC, 8) ||
-        memcmp(buf + 8, sc->uuid, SPILL_UUID_LEN)) {
+    n = pread(sc->ack_fd, buf, sizeof(buf), 0);
+    if (n < 0 || !spill_pos_decode(buf, n, SPILL_ACK_MAGIC, sc->uuid, v, 2) ||
+        v[0] > sc->stream_pos) {
+        /*
+         * Not (yet) this migration's, or more than was ever written:
+         * such an acknowledgement must never let the source commit.
+         */
         return 0;
     }
-    *scanned = ldq_le_p(buf + 8 + SPILL_UUID_LEN + 8);
-    return ldq_le_p(buf + 8 + SPILL_UUID_LEN);
+    *scanned = v[1];
+    return v[0];
 }
 
 /*
@@ -672,10 +671,8 @@ static void spill_ack(QIOChannelSpill *sc)
             return;             /* the source will give up */
         }
     }
-    memcpy(buf, SPILL_ACK_MAGIC, 8);
-    memcpy(buf + 8, sc->uuid, SPILL_UUID_LEN);
-    stq_le_p(buf + 8 + SPILL_UUID_LEN, sc->stream_pos);
-    stq_le_p(buf + 8 + SPILL_UUID_LEN + 8, sc->scan.pos);
+    spill_pos_encode(buf, SPILL_ACK_MAGIC, sc->uuid,
+                     (uint64_t[]) { sc->stream_pos, sc->scan.pos }, 2);
     sc->acked_at = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     if (pwrite(sc->ack_fd, buf, sizeof(buf), 0) != sizeof(buf)) {
         warn_report_once("shared-file-spill: cannot write '%s'",
@@ -1440,9 +1437,7 @@ static void spill_pages_publish(void)
     if (pr.loaded_fd < 0 || pr.published == pr.scan.pos) {
         return;
     }
-    memcpy(buf, SPILL_LOADED_MAGIC, 8);
-    memcpy(buf + 8, sp.in_uuid, SPILL_UUID_LEN);
-    stq_le_p(buf + 8 + SPILL_UUID_LEN, pr.scan.pos);
+    spill_pos_encode(buf, SPILL_LOADED_MAGIC, sp.in_uuid, &pr.scan.pos, 1);
     if (pwrite(pr.loaded_fd, buf, sizeof(buf), 0) == sizeof(buf)) {
         pr.published = pr.scan.pos;
     }
@@ -1983,6 +1978,8 @@ static int spill_pages_sync(void)
 static uint64_t spill_pages_loaded(void)
 {
     uint8_t buf[SPILL_LOADED_SIZE];
+    uint64_t loaded;
+    ssize_t n;
 
     if (pw.loaded_fd < 0) {
         pw.loaded_fd = qemu_open_old(pw.loaded_path, O_RDONLY | O_CLOEXEC);
@@ -1990,10 +1987,11 @@ static uint64_t spill_pages_loaded(void)
             return pw.loaded;
         }
     }
-    if (pread(pw.loaded_fd, buf, sizeof(buf), 0) == sizeof(buf) &&
-        !memcmp(buf, SPILL_LOADED_MAGIC, 8) &&
-        !memcmp(buf + 8, sp.out_uuid, SPILL_UUID_LEN)) {
-        pw.loaded = MAX(pw.loaded, ldq_le_p(buf + 8 + SPILL_UUID_LEN));
+    n = pread(pw.loaded_fd, buf, sizeof(buf), 0);
+    if (n >= 0 && spill_pos_decode(buf, n, SPILL_LOADED_MAGIC, sp.out_uuid,
+                                   &loaded, 1)) {
+        /* it only holds the writer back: no more than was written */
+        pw.loaded = MAX(pw.loaded, MIN(loaded, pw.pos));
     }
     return pw.loaded;
 }

@@ -318,6 +318,42 @@ static bool decode_header(uint8_t mode, const uint8_t **p, size_t *left,
     return ok;
 }
 
+/*
+ * The position files (.ack, .loaded) the destination writes: the input
+ * read as one, against the uuid in its own bytes 8-23 and another one.
+ * It decodes only at the exact size with the magic and uuid, and then
+ * re-encodes to the same bytes.
+ */
+static void check_pos(const uint8_t *data, size_t size)
+{
+    static const char *const magics[] = { SPILL_ACK_MAGIC,
+                                          SPILL_LOADED_MAGIC };
+    uint8_t uuid[SPILL_UUID_LEN] = { 0 }, re[SPILL_POS_SIZE(2)];
+
+    memcpy(uuid, data + MIN(size, 8), MIN(size - MIN(size, 8),
+                                          SPILL_UUID_LEN));
+    for (unsigned k = 0; k < 2; k++) {
+        for (unsigned n = 1; n <= 2; n++) {
+            uint64_t v[2] = { 1, 1 };
+            bool ok = spill_pos_decode(data, size, magics[k], uuid, v, n);
+            bool want = size == SPILL_POS_SIZE(n) &&
+                        !memcmp(data, magics[k], 8) &&
+                        !memcmp(data + 8, uuid, SPILL_UUID_LEN);
+
+            assert(ok == want);
+            if (ok) {
+                spill_pos_encode(re, magics[k], uuid, v, n);
+                assert(!memcmp(re, data, size));
+            } else {
+                assert(!v[0] && (n == 1 ? v[1] == 1 : !v[1]));
+            }
+            uuid[0] ^= 1;
+            assert(!spill_pos_decode(data, size, magics[k], uuid, v, n));
+            uuid[0] ^= 1;
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *p = data + 2;
@@ -325,6 +361,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t mode, step, *recs;
     SpillHeader h;
 
+    check_pos(data, size);
     if (size < 2) {
         return 0;
     }

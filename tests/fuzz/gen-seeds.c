@@ -112,6 +112,14 @@ static void spill_seeds(void)
     rec(&w, SPILL_REC_STREAM, 0, 8, 0, "QEVM", 4);
     rec(&w, SPILL_REC_END, 0, 9, 0, NULL, 0);
     put(T, "raw-header", buf, wire_writer_len(&w));
+
+    /* the position files: the input is read as one too */
+    spill_pos_encode(buf, SPILL_ACK_MAGIC, h.uuid,
+                     (uint64_t[]) { 123456, 4096 }, 2);
+    put(T, "ack", buf, SPILL_ACK_SIZE);
+    spill_pos_encode(buf, SPILL_LOADED_MAGIC, h.uuid,
+                     (uint64_t[]) { 8192 }, 1);
+    put(T, "loaded", buf, SPILL_LOADED_SIZE);
     g_free(buf);
 }
 

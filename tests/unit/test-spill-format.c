@@ -305,6 +305,40 @@ static void test_semantic_corruption(void **state)
 }
 
 /*
+ * The position files the source reads: this migration's at the exact
+ * size only; anything else decodes to nothing.
+ */
+static void test_position_files(void **state)
+{
+    uint8_t buf[SPILL_ACK_SIZE], other[SPILL_UUID_LEN];
+    uint64_t v[2];
+
+    spill_pos_encode(buf, SPILL_ACK_MAGIC, hdr.uuid,
+                     (uint64_t[]) { 1ull << 40, 77 }, 2);
+    assert_true(spill_pos_decode(buf, sizeof(buf), SPILL_ACK_MAGIC, hdr.uuid,
+                                 v, 2));
+    assert_int_equal(v[0], 1ull << 40);
+    assert_int_equal(v[1], 77);
+    /* short, long, another magic, another migration */
+    assert_false(spill_pos_decode(buf, sizeof(buf) - 1, SPILL_ACK_MAGIC,
+                                  hdr.uuid, v, 2));
+    assert_int_equal(v[0], 0);
+    assert_false(spill_pos_decode(buf, sizeof(buf), SPILL_ACK_MAGIC,
+                                  hdr.uuid, v, 1));
+    assert_false(spill_pos_decode(buf, sizeof(buf), SPILL_LOADED_MAGIC,
+                                  hdr.uuid, v, 2));
+    memcpy(other, hdr.uuid, sizeof(other));
+    other[15] ^= 0x80;
+    assert_false(spill_pos_decode(buf, sizeof(buf), SPILL_ACK_MAGIC, other,
+                                  v, 2));
+    spill_pos_encode(buf, SPILL_LOADED_MAGIC, hdr.uuid, (uint64_t[]) { 9 },
+                     1);
+    assert_true(spill_pos_decode(buf, SPILL_LOADED_SIZE, SPILL_LOADED_MAGIC,
+                                 hdr.uuid, v, 1));
+    assert_int_equal(v[0], 9);
+}
+
+/*
  * A record header that claims a length no writer emits is refused from
  * its 32 bytes alone: no reader is asked to read (and buffer) more of
  * it before its checksum could be checked.
@@ -840,6 +874,7 @@ int main(void)
         cmocka_unit_test(test_semantic_corruption),
         cmocka_unit_test(test_length_cap),
         cmocka_unit_test(test_torn_end),
+        cmocka_unit_test(test_position_files),
         cmocka_unit_test(test_stream_records),
         cmocka_unit_test(test_freshness),
         cmocka_unit_test(test_back_meets_front),
