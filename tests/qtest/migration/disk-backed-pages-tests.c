@@ -155,6 +155,16 @@ static uint64_t map_build(QTestState *who, MapKind kind)
     return nrec;
 }
 
+/* What migrate_end() would remove, for tests that cannot call it */
+static void unlink_serials(void)
+{
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *serial = g_strdup_printf("%s/%s_serial", tmpfs,
+                                                  i ? "dest" : "src");
+        unlink(serial);
+    }
+}
+
 /* Plant the frames into guest RAM, as the guest's page cache would be */
 static void plant(QTestState *who)
 {
@@ -379,11 +389,7 @@ static void do_test_bad_map_status(MapKind kind, const char *status)
     qtest_quit(to);
     qtest_quit(from);
     unlink(disk);
-    for (int i = 0; i < 2; i++) {
-        g_autofree char *serial = g_strdup_printf("%s/%s_serial", tmpfs,
-                                                  i ? "dest" : "src");
-        unlink(serial);
-    }
+    unlink_serials();
 }
 
 static void test_disk_backed_malformed(void)
@@ -459,11 +465,7 @@ static void test_disk_backed_setup(void)
     qtest_quit(from);
     qtest_quit(to);
     unlink(disk);
-    for (int i = 0; i < 2; i++) {
-        g_autofree char *serial = g_strdup_printf("%s/%s_serial", tmpfs,
-                                                  i ? "dest" : "src");
-        unlink(serial);
-    }
+    unlink_serials();
 }
 
 static void assert_caps_refused(QTestState *who, const char *other,

@@ -263,6 +263,19 @@ static void spill_cleanup(Forwarder *fw, const char *spill)
     unlink_ack(spill);
 }
 
+/* Migrate slowly enough to take a few passes; return at the third */
+static void migrate_to_third_pass(QTestState *from, QTestState *to,
+                                  const char *uri)
+{
+    migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    while (read_ram_property_int(from, "dirty-sync-count") < 3) {
+        g_usleep(20 * 1000);
+    }
+}
+
 /*
  * Migrate the live bootblock guest through the forwarder, cut after
  * @cut_after bytes (0: never) or, with @cut_third_pass, when the third
@@ -421,13 +434,7 @@ static void test_spill_shut_lost(void)
     if (!uri) {
         return;
     }
-    migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
-    migrate_set_parameter_int(from, "downtime-limit", 1);
-    wait_for_serial("src_serial");
-    migrate_qmp(from, to, uri, NULL, "{}");
-    while (read_ram_property_int(from, "dirty-sync-count") < 3) {
-        g_usleep(20 * 1000);
-    }
+    migrate_to_third_pass(from, to, uri);
     /* the destination's return path file cannot grow from here on */
     g_assert(stat(spill_rp, &st) == 0);
     g_assert(prlimit(qtest_pid(to), RLIMIT_FSIZE, NULL, &rl) == 0);
@@ -677,13 +684,7 @@ static void test_spill_file_full(void)
     if (!uri) {
         return;
     }
-    migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
-    migrate_set_parameter_int(from, "downtime-limit", 1);
-    wait_for_serial("src_serial");
-    migrate_qmp(from, to, uri, NULL, "{}");
-    while (read_ram_property_int(from, "dirty-sync-count") < 3) {
-        g_usleep(20 * 1000);
-    }
+    migrate_to_third_pass(from, to, uri);
     migrate_ensure_converge(from);
     wait_for_migration_complete(from);
     qtest_qmp_eventwait(to, "RESUME");
