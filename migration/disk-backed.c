@@ -223,9 +223,10 @@ static bool disk_backed_flip_bit_atomic(unsigned long *map, unsigned long nr,
 
 /*
  * The last guest-physical range translated while the map is read, with
- * the BQL held: the records of a map mostly fall in one RAM section,
- * and translating each of up to DISK_MAP_MAX_RECORDS pages anew would
- * hold the BQL for seconds (docs/devel/migration/disk-backed-pages.rst).
+ * the BQL held (so the memory map does not change under it): the
+ * records of a map mostly fall in one RAM section, and translating each
+ * of up to DISK_MAP_MAX_RECORDS pages anew would hold the BQL for
+ * seconds (docs/devel/migration/disk-backed-pages.rst).
  */
 typedef struct DiskBackedXlat {
     uint64_t start, end;        /* [start, end) translates alike; 0, 0 */
@@ -234,12 +235,10 @@ typedef struct DiskBackedXlat {
     ram_addr_t offset;          /* of @start in @rb */
 } DiskBackedXlat;
 
-static DiskBackedXlat disk_backed_xlat_cache;
-
-/* Translate @gpa into disk_backed_xlat_cache; false: not RAM at all */
-static const DiskBackedXlat *disk_backed_xlat(uint64_t gpa)
+/* @c, translated anew unless it already covers @gpa */
+static const DiskBackedXlat *disk_backed_xlat(DiskBackedXlat *c,
+                                              uint64_t gpa)
 {
-    DiskBackedXlat *c = &disk_backed_xlat_cache;
     hwaddr xlat, l = gpa ? -gpa : UINT64_MAX;
     ram_addr_t offset = 0;
     MemoryRegion *mr;
@@ -281,19 +280,14 @@ static const DiskBackedXlat *disk_backed_xlat(uint64_t gpa)
     return c;
 }
 
-static void disk_backed_xlat_reset(void)
-{
-    disk_backed_xlat_cache = (DiskBackedXlat) { 0 };
-}
-
-/* DiskMapEnv.in_ram: is all of [gpa, gpa + len) guest RAM? */
+/* DiskMapEnv.in_ram (@opaque: a DiskBackedXlat): is [gpa, +len) RAM? */
 static bool disk_backed_in_ram(uint64_t gpa, uint64_t len, void *opaque)
 {
     if (gpa + len < gpa) {
         return false;
     }
     while (len) {
-        const DiskBackedXlat *c = disk_backed_xlat(gpa);
+        const DiskBackedXlat *c = disk_backed_xlat(opaque, gpa);
         uint64_t l = MIN(c->end - gpa, len);
 
         if (!c->ram) {
@@ -312,9 +306,10 @@ static bool disk_backed_read_gpa(uint64_t gpa, void *buf, uint64_t len)
 }
 
 /* The RAM block and offset of guest page @gpa, if it is migrated RAM */
-static RAMBlock *disk_backed_gpa_to_block(uint64_t gpa, ram_addr_t *offset)
+static RAMBlock *disk_backed_gpa_to_block(DiskBackedXlat *xlat, uint64_t gpa,
+                                          ram_addr_t *offset)
 {
-    const DiskBackedXlat *c = disk_backed_xlat(gpa);
+    const DiskBackedXlat *c = disk_backed_xlat(xlat, gpa);
 
     if (!c->rb || c->end - gpa < DISK_MAP_PAGE_SIZE) {
         return NULL;
@@ -333,8 +328,11 @@ static RAMBlock *disk_backed_gpa_to_block(uint64_t gpa, ram_addr_t *offset)
  */
 static char *disk_backed_read_map(uint64_t map_gpa)
 {
+    /* the translation of the last RAM section, kept while the map is read */
+    DiskBackedXlat xlat = { 0 };
     DiskMapEnv env = {
         .in_ram = disk_backed_in_ram,
+        .opaque = &xlat,
         .disk_size = db.disk_size,
     };
     g_autofree uint8_t *page = g_malloc(DISK_MAP_PAGE_SIZE);
@@ -346,7 +344,6 @@ static char *disk_backed_read_map(uint64_t map_gpa)
     RAMBlock *rb;
     int tries;
 
-    disk_backed_xlat_reset();
     for (tries = 0; tries < 3; tries++) {
         uint64_t done = 0;
 
@@ -406,7 +403,7 @@ static char *disk_backed_read_map(uint64_t map_gpa)
             ignored++;
             continue;
         }
-        rb = disk_backed_gpa_to_block(r.gpa, &offset);
+        rb = disk_backed_gpa_to_block(&xlat, r.gpa, &offset);
         if (!rb) {
             ignored++;
             continue;
@@ -483,7 +480,6 @@ bool disk_backed_save_setup(Error **errp)
         return true;
     }
     disk_backed_set_status(disk_backed_read_map(map_gpa));
-    disk_backed_xlat_reset();   /* the memory map may change from here */
     return true;
 }
 
