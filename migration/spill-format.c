@@ -274,15 +274,15 @@ bool spill_pos_decode(const uint8_t *buf, size_t len, const char *magic,
 bool spill_torn_give_up(SpillTorn *t, SpillScanResult r, int64_t now_ms)
 {
     if (r != SPILL_SCAN_CORRUPT) {
-        t->bad_since = 0;
+        t->bad = false;
         return false;
     }
-    if (!t->bad_since) {
-        /* never 0 once bad, whatever the clock's origin */
-        t->bad_since = now_ms ? now_ms : -1;
+    if (!t->bad) {
+        t->bad = true;
+        t->bad_since = now_ms;
         return false;
     }
-    return now_ms - (t->bad_since == -1 ? 0 : t->bad_since) > SPILL_TORN_MS;
+    return now_ms - t->bad_since > SPILL_TORN_MS;
 }
 
 void spill_seq_init(SpillSeqTable *t, uint64_t npages)

@@ -148,10 +148,6 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
                                 uint64_t *want, const char **err);
 
 /*
- * Freshness: the sequence number of the copy of each page the
- * destination holds (0: none yet).  Sequence numbers start at 1.
- */
-/*
  * The position files the destination writes beside the spill file, for
  * the source to read: one fixed record rewritten in place, magic, the
  * migration's uuid, then little-endian u64 values.
@@ -188,7 +184,8 @@ bool spill_pos_decode(const uint8_t *buf, size_t len, const char *magic,
 #define SPILL_TORN_MS           (5 * 1000)
 
 typedef struct SpillTorn {
-    int64_t bad_since;          /* ms; 0: the last scan was good */
+    bool bad;                   /* the last scan was CORRUPT */
+    int64_t bad_since;          /* ms: since when */
 } SpillTorn;
 
 /*
@@ -197,6 +194,10 @@ typedef struct SpillTorn {
  */
 bool spill_torn_give_up(SpillTorn *t, SpillScanResult r, int64_t now_ms);
 
+/*
+ * Freshness: the sequence number of the copy of each page the
+ * destination holds (0: none yet).  Sequence numbers start at 1.
+ */
 typedef struct SpillSeqTable {
     uint64_t npages;
     uint64_t *seq;

@@ -521,7 +521,7 @@ static void test_torn_end(void **state)
     }
 
     /* a clock that starts at 0 still counts */
-    torn.bad_since = 0;
+    torn = (SpillTorn) { 0 };
     assert_false(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT, 0));
     assert_true(spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT,
                                    SPILL_TORN_MS + 1));
