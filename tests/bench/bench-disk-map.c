@@ -10,6 +10,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "wire-codec.h"
 #include "disk-map.h"
 
 #define PAGE DISK_MAP_PAGE_SIZE
@@ -19,18 +20,21 @@ static bool all_ram(uint64_t gpa, uint64_t len, void *opaque)
     return gpa + len >= gpa;
 }
 
+/* Little-endian fields through the unit's own writer */
 static void put_le64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) {
-        p[i] = v >> (8 * i);
-    }
+    WireWriter w;
+
+    wire_writer_init(&w, p, 8);
+    wire_put_le64(&w, v);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) {
-        p[i] = v >> (8 * i);
-    }
+    WireWriter w;
+
+    wire_writer_init(&w, p, 4);
+    wire_put_le32(&w, v);
 }
 
 int main(int argc, char **argv)
