@@ -1,0 +1,339 @@
+/*
+ * A fault injector for migration qtests, preloaded into QEMU
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Error paths that a healthy host never takes (a failed fdatasync, a
+ * full file system for one small write, a userfaultfd ioctl refused, a
+ * disk read error, an RDMA registration refused) are reached by
+ * preloading this library into a QEMU started by a test
+ * (LD_PRELOAD) and naming the faults in the file that
+ * QTEST_FAULT_INJECT names.  Nothing in QEMU knows about it.
+ *
+ * The file holds one rule a line ('#' starts a comment):
+ *
+ *   <pid> <call> <path-suffix> <arg> <errno> <delay-ms> <skip> <count>
+ *   [<thread>]
+ *
+ * pid:    the process the rule is for (0: any);
+ * call:   pread, pwrite, preadv, pwritev, fdatasync, ioctl, sendmsg,
+ *         ibv_reg_mr, ibv_dereg_mr;
+ * path-suffix: the end of the name /proc/self/fd gives the call's file
+ *         descriptor ("*": any; an anonymous inode such as a userfaultfd
+ *         is "anon_inode:[userfaultfd]");
+ * arg:    the size of a pread, pwrite or sendmsg, the ioctl request or
+ *         the length of a memory region (0: any);
+ * errno:  the error the call fails with (0: the call is only delayed;
+ *         -1: a sendmsg is dropped, as if it had been sent);
+ * delay:  milliseconds to sleep before the call or its failure;
+ * skip:   matching calls that pass before the first failure;
+ * count:  matching calls that fail, then the rule is spent (-1: no end);
+ * thread: the name of the calling thread (QEMU names its threads with
+ *         -name debug-threads=on, as migration tests do), "*" or nothing:
+ *         any.
+ *
+ * The file is read again when it changes (at most every 5 ms): a test
+ * arms a fault at the moment it chooses by replacing the file.  Each
+ * call that a rule failed or delayed adds a line to "<file>.hits", so
+ * that the test can check that the error path was really taken.
+ */
+
+#include "qemu/osdep.h"
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define FI_MAX_RULES 16
+#define FI_RECHECK_NS (5 * 1000 * 1000)
+
+typedef struct FiRule {
+    long pid;
+    char call[32];
+    char suffix[128];
+    unsigned long arg;
+    int err;
+    long delay_ms;
+    long skip;
+    long count;
+    char thread[16];
+} FiRule;
+
+static pthread_mutex_t fi_lock = PTHREAD_MUTEX_INITIALIZER;
+static FiRule fi_rules[FI_MAX_RULES];
+static int fi_nrules;
+static struct timespec fi_checked;
+static struct stat fi_seen;
+
+static int64_t fi_ns(const struct timespec *ts)
+{
+    return ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+/* with fi_lock held */
+static void fi_reload(const char *path)
+{
+    struct timespec now;
+    struct stat st;
+    char line[512];
+    FILE *f;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    if (fi_checked.tv_sec && fi_ns(&now) - fi_ns(&fi_checked) <
+        FI_RECHECK_NS) {
+        return;
+    }
+    fi_checked = now;
+    if (stat(path, &st) < 0) {
+        memset(&st, 0, sizeof(st));
+    }
+    if (st.st_ino == fi_seen.st_ino && st.st_size == fi_seen.st_size &&
+        st.st_mtim.tv_sec == fi_seen.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == fi_seen.st_mtim.tv_nsec) {
+        return;
+    }
+    fi_seen = st;
+    fi_nrules = 0;
+    f = fopen(path, "re");
+    if (!f) {
+        return;
+    }
+    while (fi_nrules < FI_MAX_RULES && fgets(line, sizeof(line), f)) {
+        FiRule *r = &fi_rules[fi_nrules];
+
+        int n;
+
+        strcpy(r->thread, "*");
+        n = sscanf(line, "%ld %31s %127s %lu %d %ld %ld %ld %15s", &r->pid,
+                   r->call, r->suffix, &r->arg, &r->err, &r->delay_ms,
+                   &r->skip, &r->count, r->thread);
+        if (n >= 8 && r->call[0] != '#') {
+            fi_nrules++;
+        }
+    }
+    fclose(f);
+}
+
+/*
+ * Without GLib: this library is preloaded into the shell that starts
+ * QEMU, too.
+ */
+static void fi_hit(const char *path, const char *call, const char *name,
+                   int err)
+{
+    char hits[PATH_MAX], line[512];
+    int fd, n;
+
+    snprintf(hits, sizeof(hits), "%s.hits", path);
+    n = snprintf(line, sizeof(line), "%d %s %s %d\n", getpid(), call, name,
+                 err);
+    fd = open(hits, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (write(fd, line, MIN(n, sizeof(line) - 1)) < 0) {
+            /* the test then finds the fault missing */
+        }
+        close(fd);
+    }
+}
+
+static bool fi_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), s = strlen(suffix);
+
+    return !strcmp(suffix, "*") || (n >= s && !strcmp(name + n - s, suffix));
+}
+
+/*
+ * The errno a call on @fd (-1: none) fails with, 0 to let it through;
+ * sleeps first when a rule says so.
+ */
+static int fi_check(const char *call, int fd, unsigned long arg)
+{
+    const char *path = getenv("QTEST_FAULT_INJECT");
+    char name[256] = "", thread[16] = "";
+    long delay_ms = 0;
+    int err = 0;
+    bool hit = false;
+
+    if (!path) {
+        return 0;
+    }
+    pthread_mutex_lock(&fi_lock);
+    fi_reload(path);
+    for (int i = 0; i < fi_nrules; i++) {
+        FiRule *r = &fi_rules[i];
+
+        if ((r->pid && r->pid != getpid()) || strcmp(r->call, call) ||
+            (r->arg && r->arg != arg) || !r->count) {
+            continue;
+        }
+        if (fd >= 0 && !name[0]) {
+            char link[64];
+            ssize_t n;
+
+            snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+            n = readlink(link, name, sizeof(name) - 1);
+            name[n > 0 ? n : 0] = '\0';
+        }
+        if (!fi_suffix(name, r->suffix)) {
+            continue;
+        }
+        if (strcmp(r->thread, "*")) {
+            if (!thread[0]) {
+                prctl(PR_GET_NAME, thread);
+            }
+            if (strcmp(thread, r->thread)) {
+                continue;
+            }
+        }
+        if (r->skip > 0) {
+            r->skip--;
+            continue;
+        }
+        if (r->count > 0) {
+            r->count--;
+        }
+        err = r->err;
+        delay_ms = r->delay_ms;
+        hit = true;
+        break;
+    }
+    pthread_mutex_unlock(&fi_lock);
+    if (hit) {
+        fi_hit(path, call, name[0] ? name : "-", err);
+        if (delay_ms) {
+            struct timespec ts = { delay_ms / 1000, delay_ms % 1000 * 1000000 };
+
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+                /* sleep the rest */
+            }
+        }
+    }
+    return err;
+}
+
+#define FI_REAL(ret, fn, ...)                                             \
+    static ret (*real_##fn)(__VA_ARGS__);                                 \
+    static ret (*fi_real_##fn(void))(__VA_ARGS__)                         \
+    {                                                                     \
+        if (!real_##fn) {                                                 \
+            real_##fn = dlsym(RTLD_NEXT, #fn);                            \
+        }                                                                 \
+        return real_##fn;                                                 \
+    }
+
+FI_REAL(ssize_t, pread64, int, void *, size_t, off_t)
+FI_REAL(ssize_t, pwrite64, int, const void *, size_t, off_t)
+FI_REAL(ssize_t, preadv64, int, const struct iovec *, int, off_t)
+FI_REAL(ssize_t, pwritev64, int, const struct iovec *, int, off_t)
+FI_REAL(int, fdatasync, int)
+FI_REAL(int, ioctl, int, unsigned long, ...)
+FI_REAL(ssize_t, sendmsg, int, const struct msghdr *, int)
+
+#define FI_FAIL(call, fd, arg)                                            \
+    do {                                                                  \
+        int fi_err_ = fi_check(call, fd, arg);                            \
+        if (fi_err_) {                                                    \
+            errno = fi_err_;                                              \
+            return -1;                                                    \
+        }                                                                 \
+    } while (0)
+
+ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
+{
+    FI_FAIL("pread", fd, count);
+    return fi_real_pread64()(fd, buf, count, offset);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset)
+{
+    FI_FAIL("pwrite", fd, count);
+    return fi_real_pwrite64()(fd, buf, count, offset);
+}
+
+ssize_t preadv64(int fd, const struct iovec *iov, int iovcnt, off_t offset)
+{
+    FI_FAIL("preadv", fd, 0);
+    return fi_real_preadv64()(fd, iov, iovcnt, offset);
+}
+
+ssize_t pwritev64(int fd, const struct iovec *iov, int iovcnt, off_t offset)
+{
+    FI_FAIL("pwritev", fd, 0);
+    return fi_real_pwritev64()(fd, iov, iovcnt, offset);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    size_t len = 0;
+    int err;
+
+    for (size_t i = 0; i < msg->msg_iovlen; i++) {
+        len += msg->msg_iov[i].iov_len;
+    }
+    err = fi_check("sendmsg", fd, len);
+    if (err < 0) {
+        return len;             /* lost on the way */
+    }
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return fi_real_sendmsg()(fd, msg, flags);
+}
+
+int fdatasync(int fd)
+{
+    FI_FAIL("fdatasync", fd, 0);
+    return fi_real_fdatasync()(fd);
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    void *argp;
+
+    va_start(ap, request);
+    argp = va_arg(ap, void *);
+    va_end(ap);
+    FI_FAIL("ioctl", fd, request);
+    return fi_real_ioctl()(fd, request, argp);
+}
+
+/*
+ * rdma-core's verbs, for a QEMU linked with libibverbs (the RDMA guest's):
+ * declared here, so that this file builds where rdma-core is not
+ * installed.
+ */
+struct ibv_pd;
+struct ibv_mr;
+
+FI_REAL(struct ibv_mr *, ibv_reg_mr, struct ibv_pd *, void *, size_t, int)
+FI_REAL(int, ibv_dereg_mr, struct ibv_mr *)
+
+struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
+                          int access);
+struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
+                          int access)
+{
+    int err = fi_check("ibv_reg_mr", -1, length);
+
+    if (err) {
+        errno = err;
+        return NULL;
+    }
+    return fi_real_ibv_reg_mr()(pd, addr, length, access);
+}
+
+int ibv_dereg_mr(struct ibv_mr *mr);
+int ibv_dereg_mr(struct ibv_mr *mr)
+{
+    int err = fi_check("ibv_dereg_mr", -1, 0);
+
+    /* verbs return the error itself */
+    return err ? err : fi_real_ibv_dereg_mr()(mr);
+}
