@@ -748,12 +748,27 @@ static SpillScanResult spill_read_record(QIOChannelSpill *sc, SpillRecord *rec,
     }
 }
 
+/*
+ * Destination: has the source removed the spill file?  It does so only
+ * when it gives the migration up before END (spill_close()); committed,
+ * it leaves the file to the destination.  No END can come then.
+ */
+static bool spill_removed(QIOChannelSpill *sc)
+{
+    struct stat st;
+
+    if (stat(sc->path, &st) < 0) {
+        return errno == ENOENT;
+    }
+    return sc->ino && (st.st_dev != sc->dev || st.st_ino != sc->ino);
+}
+
 static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                                size_t niov, Error **errp)
 {
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     SpillTorn torn = { 0 };
-    bool committed = false;
+    bool committed = false, removed = false;
 
     for (;;) {
         SpillRecord rec;
@@ -863,6 +878,18 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                 qatomic_read(&sp.committed_offline)) {
                 committed = true;
                 since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            }
+            if (sc->incoming && !sc->aux && sc->fd >= 0 &&
+                spill_removed(sc)) {
+                /* read what it wrote last (ABORT?) once more, then fail */
+                if (removed) {
+                    error_setg(errp, "shared-file-spill: the source removed "
+                               "the spill file before its end: it gave the "
+                               "migration up");
+                    return -1;
+                }
+                removed = true;
+                continue;
             }
             if ((!sc->aux || sc->fd < 0 || committed) &&
                 qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
@@ -1771,6 +1798,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
 {
     int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     SpillTorn torn = { 0 };
+    bool removed = false;
     QIOChannelSpill *sc;
 
     if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
@@ -1821,6 +1849,17 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
             trace_spill_torn(sc->scan.pos, why);
             /* fall through */
         case SPILL_SCAN_MORE:
+            if (spill_removed(sc)) {
+                /* as in spill_read_file() */
+                if (removed) {
+                    error_setg(errp, "shared-file-spill: the source removed "
+                               "the spill file before END: it gave the "
+                               "migration up");
+                    return false;
+                }
+                removed = true;
+                continue;
+            }
             if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start >
                 SPILL_COMMIT_TIMEOUT_MS) {
                 error_setg(errp, "shared-file-spill: the source did not "

@@ -14,6 +14,7 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "migration/bootfile.h"
+#include "migration/fault-util.h"
 #include "migration/framework.h"
 #include "migration/migration-qmp.h"
 #include "migration/migration-util.h"
@@ -277,28 +278,54 @@ static void migrate_to_third_pass(QTestState *from, QTestState *to,
 }
 
 /*
+ * A fault injected into one QEMU (see fault-inject.c): @rule without
+ * its pid, armed at the start or at the cut; @call must then have
+ * failed at least once.
+ */
+typedef struct SpillFault {
+    bool dst;
+    bool at_cut;
+    const char *rule;
+    const char *call;
+    int min_hits;               /* 0: 1 */
+    int file_errors;            /* files the source gives up */
+} SpillFault;
+
+/*
  * Migrate the live bootblock guest through the forwarder, cut after
  * @cut_after bytes (0: never) or, with @cut_third_pass, when the third
  * pass over RAM begins, and check every page on the destination.
- * @cap: a capability to set on both sides too, or NULL.
+ * @cap: a capability to set on both sides too, or NULL; @fault: NULL,
+ * or a fault the migration must complete despite.
  */
 static void do_test_spill(uint64_t cut_after, bool converge_first,
-                          bool cut_third_pass, const char *cap)
+                          bool cut_third_pass, const char *cap,
+                          const SpillFault *fault)
 {
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     g_autofree char *spill_ack = g_strdup_printf("%s.ack", spill);
     g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
     g_autofree char *loaded = g_strdup_printf("%s.loaded", spill);
-    bool no_loaded = g_file_test(loaded, G_FILE_TEST_IS_DIR);
+    bool no_loaded = g_file_test(loaded, G_FILE_TEST_IS_DIR) ||
+                     (fault && strstr(fault->rule, ".loaded"));
     g_autofree char *uri = NULL;
     g_autoptr(QDict) src = NULL;
     g_autoptr(QDict) dst = NULL;
-    QTestState *from, *to;
+    QTestState *from, *to, *faulty;
     Forwarder *fw;
 
+    if (fault && !fault_preload(rules)) {
+        return;
+    }
     uri = spill_start_caps(&from, &to, spill, cut_after, &fw, cap, NULL);
+    fault_preload_end();
     if (!uri) {
         return;
+    }
+    faulty = fault && fault->dst ? to : from;
+    if (fault && !fault->at_cut) {
+        fault_arm(rules, "%d %s\n", qtest_pid(faulty), fault->rule);
     }
     if (converge_first) {
         migrate_ensure_converge(from);
@@ -313,6 +340,9 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     if (!converge_first) {
         while (read_ram_property_int(from, "dirty-sync-count") < 3) {
             g_usleep(20 * 1000);
+        }
+        if (fault && fault->at_cut) {
+            fault_arm(rules, "%d %s\n", qtest_pid(faulty), fault->rule);
         }
         if (cut_third_pass) {
             forwarder_cut(fw);
@@ -341,11 +371,14 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
                    qdict_get_int(dst, "failovers"),
                    qdict_get_int(dst, "pages"),
                    qdict_get_int(dst, "stale-pages"));
-    g_assert_cmpint(qdict_get_int(src, "file-errors"), ==, 0);
+    g_assert_cmpint(qdict_get_int(src, "file-errors"), ==,
+                    fault ? fault->file_errors : 0);
     g_assert_cmpint(qdict_get_int(src, "file-bytes"), >, 0);
     /* the pages writer took part; its pages reached the destination */
     g_assert_cmpint(qdict_get_int(src, "pages"), >, 0);
-    g_assert_cmpint(qdict_get_int(dst, "pages"), >, 0);
+    if (!fault || !fault->file_errors) {
+        g_assert_cmpint(qdict_get_int(dst, "pages"), >, 0);
+    }
     g_assert_cmpint(qdict_get_int(dst, "pages"), <=,
                     qdict_get_int(src, "pages"));
     /* the destination removed them before it started the guest */
@@ -372,6 +405,11 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
         g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 0);
         g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 0);
     }
+    if (fault) {
+        g_assert_cmpint(fault_hits(rules, qtest_pid(faulty), fault->call),
+                        >=, MAX(fault->min_hits, 1));
+        fault_cleanup(rules);
+    }
     /* checks every page of the destination */
     migrate_end(from, to, true);
     spill_cleanup(fw, spill);
@@ -379,30 +417,309 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
 
 static void test_spill_no_fault(void)
 {
-    do_test_spill(0, false, false, NULL);
+    do_test_spill(0, false, false, NULL, NULL);
 }
 
 static void test_spill_cut_early(void)
 {
-    do_test_spill(1 * MiB, false, false, NULL);
+    do_test_spill(1 * MiB, false, false, NULL, NULL);
 }
 
 static void test_spill_cut_middle(void)
 {
     /* while the network and the pages file share the third pass */
-    do_test_spill(0, false, true, NULL);
+    do_test_spill(0, false, true, NULL, NULL);
 }
 
 static void test_spill_cut_return_path(void)
 {
     /* the return path reads on from the destination's file */
-    do_test_spill(0, false, true, "return-path");
+    do_test_spill(0, false, true, "return-path", NULL);
 }
 
 static void test_spill_cut_last(void)
 {
     /* converging at once: the cut falls in the last stage or just before */
-    do_test_spill(60 * MiB, true, false, NULL);
+    do_test_spill(60 * MiB, true, false, NULL, NULL);
+}
+
+/*
+ * Error paths, reached with the fault injector (fault-inject.c).  First
+ * those the migration completes despite, every page checked.
+ */
+
+/*
+ * The pages file cannot be synced (fdatasync fails with EIO from its
+ * third call on, after the header's and the block list's): the source
+ * gives the file up, the pages written since the last sync go dirty
+ * again, and the network sends them.
+ */
+static void test_spill_fault_pages_sync(void)
+{
+    g_autofree char *rule = g_strdup_printf("fdatasync /spill.pages 0 %d 0 2 "
+                                            "-1", EIO);
+    SpillFault f = { .rule = rule, .call = "fdatasync", .file_errors = 1 };
+
+    do_test_spill(0, false, false, NULL, &f);
+}
+
+/*
+ * The destination cannot write how far it loaded the pages file
+ * (ENOSPC on spill-file.loaded): the source's pages writer stays
+ * within 16 MiB of the file's start, and the network sends the rest.
+ */
+static void test_spill_fault_loaded(void)
+{
+    g_autofree char *rule = g_strdup_printf("pwrite /spill.loaded 0 %d 0 0 "
+                                            "-1", ENOSPC);
+    SpillFault f = { .dst = true, .rule = rule, .call = "pwrite" };
+
+    do_test_spill(0, false, false, NULL, &f);
+}
+
+/*
+ * Reading the spill file fails for a while after the cut (EIO on 50
+ * record headers): the destination retries as it does a torn record,
+ * and the migration completes through the file.
+ */
+static void test_spill_fault_read_retry(void)
+{
+    g_autofree char *rule = g_strdup_printf("pread /spill 32 %d 0 0 50", EIO);
+    SpillFault f = { .dst = true, .at_cut = true, .rule = rule,
+                     .call = "pread", .min_hits = 50 };
+
+    do_test_spill(0, false, true, NULL, &f);
+}
+
+/*
+ * The destination's scan of the spill file after the cut is slow on
+ * purpose: 40 ms for each of 900 records, 36 s in all, longer than the
+ * 30 s the source waits for an acknowledgement.  The scan's progress,
+ * acknowledged, keeps the source waiting, and the migration completes.
+ */
+static void test_spill_fault_slow_scan(void)
+{
+    SpillFault f = { .dst = true, .at_cut = true,
+                     .rule = "pread /spill 32 0 40 0 900", .call = "pread",
+                     .min_hits = 900 };
+
+    do_test_spill(0, false, true, NULL, &f);
+}
+
+/*
+ * Then those that fail the migration before the source commits: the
+ * source must fail (or be cancelled) and run on, and the destination
+ * must never start the guest: it exits with failure.
+ */
+static char *spill_fault_start(QTestState **from, QTestState **to,
+                               const char *spill, const char *rules,
+                               Forwarder **fw)
+{
+    g_autofree char *uri = NULL;
+
+    if (!fault_preload(rules)) {
+        return NULL;
+    }
+    uri = spill_start(from, to, spill, 0, fw);
+    fault_preload_end();
+    if (!uri) {
+        return NULL;
+    }
+    qtest_set_expected_status(*to, EXIT_FAILURE);
+    migrate_to_third_pass(*from, *to, uri);
+    return g_steal_pointer(&uri);
+}
+
+/*
+ * Wait for @who to exit by itself, for up to @secs (qtest_wait_qemu()
+ * kills it after 30 s), and check its exit status
+ */
+static void wait_qemu_exit(QTestState *who, int secs)
+{
+    g_autoptr(GTimer) timer = g_timer_new();
+
+    while (qtest_probe_child(who)) {
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, secs);
+        g_usleep(100 * 1000);
+    }
+    qtest_wait_qemu(who);
+}
+
+/*
+ * The migration fails (from any state: the last stage's too) and the
+ * source runs the guest
+ */
+static void wait_for_fail_running(QTestState *from)
+{
+    const char *never[] = { "completed", "cancelled", NULL };
+    g_autoptr(QDict) rsp = NULL;
+
+    wait_for_migration_status(from, "failed", never);
+    rsp = qtest_qmp_assert_success_ref(from, "{ 'execute': 'query-status' }");
+    g_assert_true(qdict_get_bool(rsp, "running"));
+}
+
+/*
+ * The source failed and runs on; the destination must exit with failure
+ * within @secs
+ */
+static void spill_fault_end(QTestState *from, QTestState *to,
+                            Forwarder *fw, const char *spill,
+                            const char *rules, int secs)
+{
+    /* never started the guest: exits with failure */
+    wait_qemu_exit(to, secs);
+    qtest_quit(to);
+    migration_assert_guest_writes(from);
+    assert_spill_removed(spill);
+    qtest_quit(from);
+    spill_cleanup(fw, spill);
+    unlink_serials();
+    fault_cleanup(rules);
+}
+
+/*
+ * The source cannot sync the spill file when the network breaks
+ * (fdatasync fails with EIO): it fails and runs on, and writes ABORT,
+ * which the destination reads.
+ */
+static void test_spill_fault_failover_sync(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *uri = NULL;
+    QTestState *from, *to;
+    Forwarder *fw;
+
+    uri = spill_fault_start(&from, &to, spill, rules, &fw);
+    if (!uri) {
+        return;
+    }
+    fault_arm(rules, "%d fdatasync /spill 0 %d 0 0 -1\n", qtest_pid(from),
+              EIO);
+    forwarder_cut(fw);
+    wait_for_fail_running(from);
+    g_assert_cmpint(fault_hits(rules, qtest_pid(from), "fdatasync"), >, 0);
+    spill_fault_end(from, to, fw, spill, rules, 30);
+}
+
+/*
+ * END cannot be written (ENOSPC for its 32 bytes) after the source
+ * failed over: not committed, the source fails and runs on.  It gave
+ * the file up, so no ABORT follows, but it removes the file, which
+ * tells the destination, waiting for END, that none will come: it
+ * fails at once, not after the 120 s it would wait for END.
+ */
+static void test_spill_fault_end_lost(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *uri = NULL;
+    QTestState *from, *to;
+    Forwarder *fw;
+
+    uri = spill_fault_start(&from, &to, spill, rules, &fw);
+    if (!uri) {
+        return;
+    }
+    fault_arm(rules, "%d pwrite /spill %d %d 0 0 -1\n", qtest_pid(from),
+              32, ENOSPC);
+    forwarder_cut(fw);
+    migrate_ensure_converge(from);
+    wait_for_fail_running(from);
+    g_assert_cmpint(fault_hits(rules, qtest_pid(from), "pwrite"), ==, 1);
+    spill_fault_end(from, to, fw, spill, rules, 25);
+}
+
+/*
+ * Cancelled after failing over, and ABORT cannot be written (ENOSPC):
+ * the source runs on.  The destination, without END or ABORT, sees the
+ * file removed and fails at once, not after waiting 30 s for it to
+ * grow.
+ */
+static void test_spill_fault_abort_lost(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *uri = NULL;
+    QTestState *from, *to;
+    Forwarder *fw;
+
+    uri = spill_fault_start(&from, &to, spill, rules, &fw);
+    if (!uri) {
+        return;
+    }
+    fault_arm(rules, "%d pwrite /spill %d %d 0 0 -1\n", qtest_pid(from),
+              32, ENOSPC);
+    forwarder_cut(fw);
+    for (;;) {
+        g_autoptr(QDict) src = migrate_query_member(from,
+                                                    "shared-file-spill");
+
+        if (qdict_get_int(src, "failovers")) {
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    migrate_cancel(from);
+    wait_for_migration_status(from, "cancelled", NULL);
+    g_assert_cmpint(fault_hits(rules, qtest_pid(from), "pwrite"), ==, 1);
+    spill_fault_end(from, to, fw, spill, rules, 25);
+}
+
+/*
+ * The destination cannot write spill-file.ack (ENOSPC) after the cut:
+ * the source, which sees nothing read, fails after 30 s and runs on;
+ * the destination reads its ABORT.
+ */
+static void test_spill_fault_ack_lost(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *uri = NULL;
+    QTestState *from, *to;
+    Forwarder *fw;
+
+    uri = spill_fault_start(&from, &to, spill, rules, &fw);
+    if (!uri) {
+        return;
+    }
+    fault_arm(rules, "%d pwrite /spill.ack 0 %d 0 0 -1\n", qtest_pid(to),
+              ENOSPC);
+    forwarder_cut(fw);
+    migrate_ensure_converge(from);
+    wait_for_fail_running(from);
+    g_assert_cmpint(fault_hits(rules, qtest_pid(to), "pwrite"), >, 0);
+    spill_fault_end(from, to, fw, spill, rules, 30);
+}
+
+/*
+ * Reading the spill file fails for good after the cut (EIO): the
+ * destination gives it up after the 5 s a torn record gets, before the
+ * end marker, and exits without starting the guest.  The source is
+ * then cancelled (its own timeout is the corrupt test's) and runs on.
+ */
+static void test_spill_fault_read_error(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *uri = NULL;
+    QTestState *from, *to;
+    Forwarder *fw;
+    pid_t dst_pid;
+
+    uri = spill_fault_start(&from, &to, spill, rules, &fw);
+    if (!uri) {
+        return;
+    }
+    dst_pid = qtest_pid(to);
+    fault_arm(rules, "%d pread /spill 32 %d 0 0 -1\n", dst_pid, EIO);
+    forwarder_cut(fw);
+    wait_qemu_exit(to, 30);
+    g_assert_cmpint(fault_hits(rules, dst_pid, "pread"), >, 0);
+    migrate_cancel(from);
+    wait_for_migration_status(from, "cancelled", NULL);
+    spill_fault_end(from, to, fw, spill, rules, 30);
 }
 
 /*
@@ -1040,7 +1357,7 @@ static void test_spill_no_loaded_file(void)
     g_autofree char *loaded = g_strdup_printf("%s/spill.loaded", tmpfs);
 
     g_assert(mkdir(loaded, 0700) == 0);
-    do_test_spill(0, false, false, NULL);
+    do_test_spill(0, false, false, NULL, NULL);
     g_assert(rmdir(loaded) == 0);
 }
 
@@ -1095,6 +1412,24 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_cut_return_path);
     migration_test_add("/migration/shared-file-spill/cut/shut-lost",
                        test_spill_shut_lost);
+    migration_test_add("/migration/shared-file-spill/fault/pages-sync",
+                       test_spill_fault_pages_sync);
+    migration_test_add("/migration/shared-file-spill/fault/loaded",
+                       test_spill_fault_loaded);
+    migration_test_add("/migration/shared-file-spill/fault/read-retry",
+                       test_spill_fault_read_retry);
+    migration_test_add("/migration/shared-file-spill/fault/slow-scan",
+                       test_spill_fault_slow_scan);
+    migration_test_add("/migration/shared-file-spill/fault/failover-sync",
+                       test_spill_fault_failover_sync);
+    migration_test_add("/migration/shared-file-spill/fault/end-lost",
+                       test_spill_fault_end_lost);
+    migration_test_add("/migration/shared-file-spill/fault/abort-lost",
+                       test_spill_fault_abort_lost);
+    migration_test_add("/migration/shared-file-spill/fault/ack-lost",
+                       test_spill_fault_ack_lost);
+    migration_test_add("/migration/shared-file-spill/fault/read-error",
+                       test_spill_fault_read_error);
     migration_test_add("/migration/shared-file-spill/corrupt",
                        test_spill_corrupt);
     migration_test_add("/migration/shared-file-spill/cancel",
