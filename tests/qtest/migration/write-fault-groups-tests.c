@@ -9,12 +9,14 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "migration/bootfile.h"
+#include "migration/fault-util.h"
 #include "migration/framework.h"
 #include "migration/migration-qmp.h"
 #include "migration/migration-util.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "qemu/userfaultfd.h"
+#include <sys/ioctl.h>
 
 /* dirty bitmap syncs to run through before letting the migration end */
 #define SYNCS_BEFORE_CONVERGE 6
@@ -204,6 +206,114 @@ static void test_write_fault_groups_cancel(void)
     migrate_end(from, to2, true);
 }
 
+/*
+ * Error paths, reached with the fault injector (fault-inject.c): one
+ * UFFDIO_WRITEPROTECT fails (EIO) in the thread @thread, once @skip
+ * have passed, and armed once @syncs dirty bitmap syncs have passed
+ * (0: before the migration starts).  The migration must fail with
+ * @error, the source run on with its RAM writable (its guest goes on
+ * writing), and a second migration with the capability complete, every
+ * page checked: nothing of the first is left behind.
+ */
+static void do_test_write_fault_groups_fault(const char *thread, int skip,
+                                             int syncs, const char *error)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    MigrateStart args = {
+        .caps[MIGRATION_CAPABILITY_WRITE_FAULT_GROUPS] = true,
+        /* (the framework names threads: -name debug-threads=on) */
+        .hide_stderr = true,
+    };
+    const char *never[] = { "completed", "cancelled", NULL };
+    g_autoptr(QDict) rsp = NULL;
+    QTestState *from, *to, *to2;
+    int rc;
+
+    if (!fault_preload(rules)) {
+        return;
+    }
+    rc = migrate_start(&from, &to, uri, &args);
+    fault_preload_end();
+    if (rc) {
+        return;
+    }
+    migrate_set_parameter_int(from, "max-bandwidth", LINK_BYTES_PER_SEC);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    wait_for_serial("src_serial");
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    if (!syncs) {
+        fault_arm(rules, "%d ioctl anon_inode:[userfaultfd] %lu %d 0 %d 1 "
+                  "%s\n", qtest_pid(from), (unsigned long)UFFDIO_WRITEPROTECT,
+                  EIO, skip, thread);
+    }
+    migrate_qmp(from, to, uri, NULL, "{}");
+    if (syncs) {
+        run_until_syncs(from, syncs);
+        fault_arm(rules, "%d ioctl anon_inode:[userfaultfd] %lu %d 0 %d 1 "
+                  "%s\n", qtest_pid(from), (unsigned long)UFFDIO_WRITEPROTECT,
+                  EIO, skip, thread);
+    }
+    wait_for_migration_status(from, "failed", never);
+    g_assert_cmpint(fault_hits(rules, qtest_pid(from), "ioctl"), ==, 1);
+    rsp = migrate_query(from);
+    g_test_message("failed with: %s", qdict_get_str(rsp, "error-desc"));
+    g_assert_nonnull(strstr(qdict_get_str(rsp, "error-desc"), error));
+    qtest_wait_qemu(to);
+    qtest_quit(to);
+    migration_assert_guest_writes(from);
+    fault_cleanup(rules);
+
+    args = (MigrateStart) {
+        .only_target = true,
+    };
+    if (migrate_start(&from, &to2, "defer", &args)) {
+        return;
+    }
+    migrate_incoming_qmp(to2, "tcp:127.0.0.1:0", NULL, "{}");
+    migrate_qmp(from, to2, NULL, NULL, "{}");
+    run_until_syncs(from, 2);
+    migrate_ensure_converge(from);
+    wait_for_migration_complete(from);
+    qobject_unref(rsp);
+    rsp = migrate_query_member(from, "write-fault-groups");
+    g_assert_cmpint(qdict_get_int(rsp, "faults"), >, 0);
+    qtest_qmp_eventwait(to2, "RESUME");
+    migrate_end(from, to2, true);
+}
+
+/*
+ * Write-protecting the second RAM block fails at the start: the first,
+ * protected already, is made writable again on the way out (the fail:
+ * path of write_fault_groups_start()).
+ */
+static void test_write_fault_groups_fault_start(void)
+{
+    do_test_write_fault_groups_fault("mig/src/main", 1, 0,
+                                     "could not write-protect RAM block");
+}
+
+/*
+ * Re-protecting the groups written since the last sync fails: those
+ * pages would no longer fault, so the migration fails at the next sync.
+ */
+static void test_write_fault_groups_fault_reprotect(void)
+{
+    do_test_write_fault_groups_fault("mig/src/main", 0, 2,
+                                     "a userfaultfd operation failed");
+}
+
+/*
+ * Making a group writable fails in the fault thread: it abandons the
+ * tracking (unregisters all of guest RAM, which wakes the writer), and
+ * the migration fails at the next sync.
+ */
+static void test_write_fault_groups_fault_abandon(void)
+{
+    do_test_write_fault_groups_fault("mig/wfault", 0, 2,
+                                     "a userfaultfd operation failed");
+}
+
 static void assert_caps_refused(QTestState *who, const char *other,
                                 const char *error)
 {
@@ -320,4 +430,10 @@ void migration_test_add_write_fault_groups(MigrationTestEnv *env)
                        test_write_fault_groups_groups);
     migration_test_add("/migration/write-fault-groups/cancel",
                        test_write_fault_groups_cancel);
+    migration_test_add("/migration/write-fault-groups/fault/start",
+                       test_write_fault_groups_fault_start);
+    migration_test_add("/migration/write-fault-groups/fault/reprotect",
+                       test_write_fault_groups_fault_reprotect);
+    migration_test_add("/migration/write-fault-groups/fault/abandon",
+                       test_write_fault_groups_fault_abandon);
 }
