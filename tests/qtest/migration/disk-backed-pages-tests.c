@@ -14,6 +14,7 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "migration/bootfile.h"
+#include "migration/fault-util.h"
 #include "migration/framework.h"
 #include "migration/migration-qmp.h"
 #include "migration/migration-util.h"
@@ -89,6 +90,7 @@ typedef enum {
     MAP_BAD_MAGIC,
     MAP_HUGE_COUNT,
     MAP_ODD_GENERATION,
+    MAP_WRONG_NEAR,             /* WRONG_PAGE names frame FIRST_FRAME */
 } MapKind;
 
 /*
@@ -121,7 +123,8 @@ static uint64_t map_build(QTestState *who, MapKind kind)
 
     for (uint64_t i = 0; i < PLANT_PAGES; i++, r += 16) {
         put_le64(r, (PLANT_GPA + i * PAGE) | (i == MODIFIED_PAGE ? 1 : 0));
-        put_le64(r + 8, i == WRONG_PAGE ? WRONG_FRAME : FIRST_FRAME + i);
+        put_le64(r + 8, i != WRONG_PAGE ? FIRST_FRAME + i :
+                        kind == MAP_WRONG_NEAR ? FIRST_FRAME : WRONG_FRAME);
     }
     /* a reserved flag */
     put_le64(r, (120 * MiB) | 2);
@@ -194,14 +197,17 @@ static void assert_same_region(QTestState *from, QTestState *to)
     }
 }
 
-static QTestState *dest_start(QTestState **from, const char *uri,
-                              const char *disk, bool dest_cap)
+/* @dst_disk: the destination's own disk, NULL: @disk, shared */
+static QTestState *dest_start_disks(QTestState **from, const char *uri,
+                                    const char *disk, const char *dst_disk,
+                                    bool dest_cap, bool hide_stderr)
 {
     g_autofree char *opts = disk_opts(disk);
+    g_autofree char *dst_opts = disk_opts(dst_disk ?: disk);
     MigrateStart args = {
         .opts_source = opts,
-        .opts_target = opts,
-        .hide_stderr = !dest_cap,
+        .opts_target = dst_opts,
+        .hide_stderr = hide_stderr,
     };
     QTestState *to;
 
@@ -218,6 +224,12 @@ static QTestState *dest_start(QTestState **from, const char *uri,
     }
     migrate_incoming_qmp(to, uri, NULL, "{}");
     return to;
+}
+
+static QTestState *dest_start(QTestState **from, const char *uri,
+                              const char *disk, bool dest_cap)
+{
+    return dest_start_disks(from, uri, disk, NULL, dest_cap, !dest_cap);
 }
 
 static void run_to_completion(QTestState *from, QTestState *to,
@@ -317,6 +329,194 @@ static void test_disk_backed_refs(void)
     assert_same_region(from, to);
     migrate_end(from, to, true);
     unlink(disk);
+}
+
+/*
+ * Error paths of the destination's checks, reached with the fault
+ * injector (fault-inject.c) or a disk of the destination's own.
+ */
+
+/* The RAM block of the planted pages, named in DISK_REF_NACK */
+#define RAM_ID "mig.mem"
+/* the return path message (4 bytes) of a DISK_REF_NACK of RAM_ID */
+#define NACK_SIZE (4 + 8 + 1 + strlen(RAM_ID))
+
+typedef struct DiskFault {
+    const char *rule;           /* for the destination, without its pid */
+    const char *call;           /* which it must have failed, once at least */
+    const char *dst_disk;       /* the destination's own disk, or NULL */
+    MapKind kind;
+    bool fails;                 /* the migration must fail */
+} DiskFault;
+
+/*
+ * Migrate the live guest with the planted pages and their map.  It must
+ * complete with every planted page compared, or with @f->fails, fail
+ * with the source running on and the destination exiting with failure.
+ * Returns the destination's disk-backed-pages statistics, or NULL.
+ */
+static QDict *do_test_disk_fault(const DiskFault *f)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    const char *never[] = { "completed", "cancelled", NULL };
+    g_autoptr(QDict) src = NULL;
+    QDict *dst = NULL;
+    QTestState *from, *to;
+    pid_t dst_pid;
+
+    if (f->rule && !fault_preload(rules)) {
+        return NULL;
+    }
+    to = dest_start_disks(&from, uri, disk, f->dst_disk, true, f->fails);
+    fault_preload_end();
+    if (!to) {
+        return NULL;
+    }
+    dst_pid = qtest_pid(to);
+    if (f->rule) {
+        fault_arm(rules, "%d %s\n", dst_pid, f->rule);
+    }
+    plant(from);
+    map_build(from, f->kind);
+    migrate_set_parameter_int(from, "disk-backed-map", MAP_GPA);
+    /* a first pass of about 2 s, which cannot converge */
+    migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    wait_for_serial("src_serial");
+    if (f->fails) {
+        qtest_set_expected_status(to, EXIT_FAILURE);
+        migrate_qmp(from, to, uri, NULL, "{}");
+        while (read_ram_property_int(from, "dirty-sync-count") < 2) {
+            g_usleep(20 * 1000);
+        }
+        migrate_ensure_converge(from);
+        wait_for_migration_status(from, "failed", never);
+        src = migrate_query(from);
+        g_test_message("source failed with: %s",
+                       qdict_get_str(src, "error-desc"));
+        qtest_wait_qemu(to);
+        qtest_quit(to);
+        migration_assert_guest_writes(from);
+        qtest_quit(from);
+        unlink_serials();
+    } else {
+        run_to_completion(from, to, uri);
+        src = migrate_query_member(from, "disk-backed-pages");
+        dst = migrate_query_member(to, "disk-backed-pages");
+        g_test_message("source: %" PRId64 " referenced, %" PRId64
+                       " refused; destination: %" PRId64 " referenced, %"
+                       PRId64 " refused", qdict_get_int(src,
+                       "pages-referenced"),
+                       qdict_get_int(src, "references-refused"),
+                       qdict_get_int(dst, "pages-referenced"),
+                       qdict_get_int(dst, "references-refused"));
+        g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==,
+                        qdict_get_int(src, "references-refused"));
+        g_assert_cmpint(qdict_get_int(dst, "pages-referenced") +
+                        qdict_get_int(dst, "references-refused"), ==,
+                        qdict_get_int(src, "pages-referenced"));
+        /* the refused pages came in full */
+        assert_same_region(from, to);
+        migrate_end(from, to, true);
+    }
+    if (f->rule) {
+        g_assert_cmpint(fault_hits(rules, dst_pid, f->call), >, 0);
+        fault_cleanup(rules);
+    }
+    unlink(disk);
+    return dst;
+}
+
+/*
+ * The destination cannot read the disk (every read of it fails with
+ * EIO): every reference is refused, and the source sends the page.
+ */
+static void test_disk_backed_fault_read(void)
+{
+    g_autofree char *rule = g_strdup_printf("pread /disk-backed.img 0 %d 0 0 "
+                                            "-1", EIO);
+    DiskFault f = { .rule = rule, .call = "pread" };
+    g_autoptr(QDict) dst = do_test_disk_fault(&f);
+
+    if (dst) {
+        g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "references-refused"), >=,
+                        PLANT_PAGES - 2);
+    }
+}
+
+/*
+ * A reference whose block does not match what was read a while ago is
+ * read again (one page, 4096 bytes), and that read fails (EIO): the
+ * page is refused and sent in full.  The wrong page names frame
+ * FIRST_FRAME, whose window the first planted page read.
+ */
+static void test_disk_backed_fault_reread(void)
+{
+    g_autofree char *rule = g_strdup_printf("pread /disk-backed.img %d %d 0 "
+                                            "0 -1", PAGE, EIO);
+    DiskFault f = { .rule = rule, .call = "pread", .kind = MAP_WRONG_NEAR };
+    g_autoptr(QDict) dst = do_test_disk_fault(&f);
+
+    if (dst) {
+        g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 1);
+    }
+}
+
+/*
+ * The destination's disk is smaller (8 MiB of the 16 MiB: a disk that
+ * shrank, or a resize the destination's host has not seen): the
+ * references to frames past its end are refused and the pages sent in
+ * full.
+ */
+static void test_disk_backed_fault_shrunk(void)
+{
+    g_autofree char *small = g_strdup_printf("%s/disk-backed-small.img",
+                                             tmpfs);
+    g_autofree char *disk = disk_create();
+    DiskFault f = { .dst_disk = small };
+    g_autoptr(QDict) dst = NULL;
+
+    g_assert_cmpint(truncate(disk, DISK_SIZE / 2), ==, 0);
+    g_assert_cmpint(rename(disk, small), ==, 0);
+    dst = do_test_disk_fault(&f);
+    if (dst) {
+        /* frames 2048 to 2146, and the wrong page's */
+        g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==,
+                        FIRST_FRAME + PLANT_PAGES - 1 - DISK_SIZE / 2 / PAGE +
+                        1);
+    }
+    unlink(small);
+}
+
+/*
+ * A DISK_REF_NACK is lost on the way (the destination's send of it is
+ * dropped): the source never sends that page in full, and the
+ * destination, with a page it could not verify still pending at the end
+ * of the stream, fails instead of running it; the source runs on.
+ */
+static void test_disk_backed_fault_nack_lost(void)
+{
+    g_autofree char *rule = g_strdup_printf("sendmsg * %zu -1 0 0 -1",
+                                            NACK_SIZE);
+    DiskFault f = { .rule = rule, .call = "sendmsg", .fails = true };
+
+    do_test_disk_fault(&f);
+}
+
+/*
+ * The PONG that closes the references never comes (the destination's
+ * send of it fails with EPIPE): the source gives up after 60 s, fails
+ * and runs on.
+ */
+static void test_disk_backed_fault_pong_lost(void)
+{
+    g_autofree char *rule = g_strdup_printf("sendmsg * 8 %d 0 0 -1", EPIPE);
+    DiskFault f = { .rule = rule, .call = "sendmsg", .fails = true };
+
+    do_test_disk_fault(&f);
 }
 
 /* A malformed map is refused whole: no reference, every page arrives */
@@ -571,4 +771,14 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                        test_disk_backed_malformed);
     migration_test_add("/migration/disk-backed-pages/setup",
                        test_disk_backed_setup);
+    migration_test_add("/migration/disk-backed-pages/fault/read",
+                       test_disk_backed_fault_read);
+    migration_test_add("/migration/disk-backed-pages/fault/reread",
+                       test_disk_backed_fault_reread);
+    migration_test_add("/migration/disk-backed-pages/fault/shrunk",
+                       test_disk_backed_fault_shrunk);
+    migration_test_add("/migration/disk-backed-pages/fault/nack-lost",
+                       test_disk_backed_fault_nack_lost);
+    migration_test_add("/migration/disk-backed-pages/fault/pong-lost",
+                       test_disk_backed_fault_pong_lost);
 }
