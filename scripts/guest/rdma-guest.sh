@@ -24,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 G=$BUILD/guest
 R=$BUILD/rdma-guest
-TIMEOUT=${RDMA_GUEST_TIMEOUT:-420}
+TIMEOUT=${RDMA_GUEST_TIMEOUT:-600}
 PATHS=("$@")
 # -p matches a prefix: upstream's plain and plain/ipv6 tests, and ours
 [ ${#PATHS[@]} -gt 0 ] || PATHS=(/x86_64/migration/precopy/rdma/plain
@@ -74,6 +74,8 @@ done
 
 strip --strip-debug -o "$D/q/qemu-system-x86_64" "$QEMU"
 strip --strip-debug -o "$D/q/migration-test" "$MIGTEST"
+# the fault injector, which migration-test looks for beside itself
+cp "$BLD/tests/qtest/qtest-fault-inject.so" "$D/q/"
 # migration-test runs the helper itself (popen): #!/bin/bash, executable
 cp "$SRC/scripts/rdma-migration-helper.sh" "$D/q/scripts/"
 chmod 755 "$D/q/scripts/rdma-migration-helper.sh"
@@ -99,6 +101,7 @@ libs() {
 # read all of ldconfig's output: an early exit would SIGPIPE it (pipefail)
 gcc_s=$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ && !f { print $NF; f = 1 }')
 for lib in $(libs "$D/q/qemu-system-x86_64" "$D/q/migration-test" \
+             "$D/q/qtest-fault-inject.so" \
              "$D/usr/bin/bash" "$D/usr/bin/sed" "$D/usr/bin/rdma" \
              "$D/usr/sbin/ip" "$D$PROVIDERS"/librxe-* | sort -u) $gcc_s; do
     mkdir -p "$D$(dirname "$lib")"

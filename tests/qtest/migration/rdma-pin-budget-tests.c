@@ -14,6 +14,7 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "migration/bootfile.h"
+#include "migration/fault-util.h"
 #include "migration/framework.h"
 #include "migration/migration-qmp.h"
 #include "migration/migration-util.h"
@@ -25,6 +26,8 @@
 #define PIN_LIMIT (8 * MiB)
 #define SYNCS_BEFORE_CONVERGE 3
 #define TIME_BUDGET_SEC 240
+
+static char *tmpfs;
 
 static void assert_error(QDict *err, const char *text)
 {
@@ -315,6 +318,105 @@ static void test_rdma_pin_budget_dest_refuses(void)
 }
 
 /*
+ * Error paths that Soft-RoCE does not produce, reached with the fault
+ * injector (fault-inject.c): @rule, for the source or (@dst) the
+ * destination, without its pid, armed once the migration is active.
+ * The migration must fail, the destination exit with failure, and the
+ * source run on, its guest writing.  (RDMA reports the cause on stderr;
+ * error-desc says only "Channel error".)
+ */
+static void do_test_rdma_pin_budget_fault(bool dst, const char *rule,
+                                          const char *call)
+{
+    MigrateStart args = {
+        .caps[MIGRATION_CAPABILITY_RDMA_PIN_BUDGET] = true,
+        .hide_stderr = true,
+    };
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *uri = NULL;
+    g_autoptr(GTimer) timer = g_timer_new();
+    g_autoptr(QDict) rsp = NULL;
+    QTestState *from, *to;
+    pid_t pid;
+    bool started;
+
+    if (!fault_preload(rules)) {
+        return;
+    }
+    started = rdma_start(&from, &to, &uri, &args);
+    fault_preload_end();
+    if (!started) {
+        return;
+    }
+    pid = qtest_pid(dst ? to : from);
+    migrate_set_parameter_int(from, "rdma-pin-limit", PIN_LIMIT);
+    migrate_set_parameter_int(to, "rdma-pin-limit", PIN_LIMIT);
+    migrate_incoming_qmp(to, uri, NULL, "{}");
+    wait_for_serial("src_serial");
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_status(from, "active", NULL);
+    fault_arm(rules, "%d %s\n", pid, rule);
+    for (;;) {
+        g_autofree char *state = migrate_query_status(from);
+
+        g_assert_cmpstr(state, !=, "completed");
+        if (g_str_equal(state, "failed")) {
+            break;
+        }
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, TIME_BUDGET_SEC);
+        g_usleep(100 * 1000);
+    }
+    g_assert_cmpint(fault_hits(rules, pid, call), ==, 1);
+    rsp = migrate_query(from);
+    g_test_message("source failed with: %s",
+                   qdict_get_str(rsp, "error-desc"));
+    qtest_wait_qemu(to);
+    qtest_quit(to);
+    qobject_unref(rsp);
+    rsp = qtest_qmp_assert_success_ref(from, "{ 'execute': 'query-status' }");
+    g_assert_true(qdict_get_bool(rsp, "running"));
+    migration_assert_guest_writes(from);
+    qtest_quit(from);
+    fault_cleanup(rules);
+}
+
+/* The source's budget worker cannot register a chunk (ENOMEM) */
+static void test_rdma_pin_budget_fault_reg(void)
+{
+    g_autofree char *rule = g_strdup_printf("ibv_reg_mr * 0 %d 0 4 1 "
+                                            "mig/rdma-pin", ENOMEM);
+
+    do_test_rdma_pin_budget_fault(false, rule, "ibv_reg_mr");
+}
+
+/*
+ * The source's budget worker cannot unregister a chunk to make room
+ * (EINVAL): the chunk stays pinned and counted, and the budget could
+ * not be kept, so the migration stops.
+ */
+static void test_rdma_pin_budget_fault_dereg(void)
+{
+    g_autofree char *rule = g_strdup_printf("ibv_dereg_mr * 0 %d 0 0 1 "
+                                            "mig/rdma-pin", EINVAL);
+
+    do_test_rdma_pin_budget_fault(false, rule, "ibv_dereg_mr");
+}
+
+/*
+ * The destination cannot unregister a chunk the source asks it to
+ * unregister (EINVAL): it fails the migration.
+ */
+static void test_rdma_pin_budget_fault_dest_dereg(void)
+{
+    g_autofree char *rule = g_strdup_printf("ibv_dereg_mr * 0 %d 0 0 1",
+                                            EINVAL);
+
+    do_test_rdma_pin_budget_fault(true, rule, "ibv_dereg_mr");
+}
+
+/*
  * The same migration of the stopped stock guest with dynamic
  * registration, rdma-pin-all, and budgets of 1/16, 1/4 and all of
  * guest RAM: each keeps to its limit, only the smaller budgets
@@ -407,6 +509,7 @@ static void test_rdma_pin_budget_compare(void)
 
 void migration_test_add_rdma_pin_budget(MigrationTestEnv *env)
 {
+    tmpfs = env->tmpfs;
     migration_test_add("/migration/rdma-pin-budget/refusals",
                        test_rdma_pin_budget_refusals);
 #ifdef CONFIG_RDMA
@@ -420,5 +523,11 @@ void migration_test_add_rdma_pin_budget(MigrationTestEnv *env)
                        test_rdma_pin_budget_dest_refuses);
     migration_test_add("/migration/rdma-pin-budget/compare",
                        test_rdma_pin_budget_compare);
+    migration_test_add("/migration/rdma-pin-budget/fault/reg",
+                       test_rdma_pin_budget_fault_reg);
+    migration_test_add("/migration/rdma-pin-budget/fault/dereg",
+                       test_rdma_pin_budget_fault_dereg);
+    migration_test_add("/migration/rdma-pin-budget/fault/dest-dereg",
+                       test_rdma_pin_budget_fault_dest_dereg);
 #endif
 }
