@@ -546,11 +546,9 @@ int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
     rb = qemu_ram_block_by_name(idstr);
     /* under the RCU read lock: the cleanup may free it meanwhile */
     b = rb ? qatomic_rcu_read(&rb->disk_backed) : NULL;
-    /* only a page that went as a reference can be refused */
-    if (!b || !b->nacked || !QEMU_IS_ALIGNED(offset, DISK_MAP_PAGE_SIZE) ||
-        offset >= rb->used_length ||
-        !disk_map_lookup(b->recs, b->nrecs, offset) ||
-        test_bit(offset >> TARGET_PAGE_BITS, b->cand)) {
+    if (!b || !b->nacked ||
+        !disk_ref_nack_valid(b->recs, b->nrecs, b->cand, rb->used_length,
+                             offset)) {
         error_setg(errp, "disk-backed-pages: the destination refused page "
                    "0x%" PRIx64 " of RAM block '%s', which was not sent as "
                    "a reference", offset, idstr);

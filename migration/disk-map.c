@@ -294,6 +294,18 @@ const DiskMapRecord *disk_map_lookup(const DiskMapRecord *recs, size_t n,
     return bsearch(&key, recs, n, sizeof(*recs), cmp_gpa);
 }
 
+bool disk_ref_nack_valid(const DiskMapRecord *recs, size_t n,
+                         const unsigned long *unsent, uint64_t used_length,
+                         uint64_t offset)
+{
+    const unsigned bits = 8 * sizeof(unsigned long);
+    uint64_t page = offset / DISK_MAP_PAGE_SIZE;
+
+    return offset % DISK_MAP_PAGE_SIZE == 0 && offset < used_length &&
+           disk_map_lookup(recs, n, offset) &&
+           !((unsent[page / bits] >> (page % bits)) & 1);
+}
+
 void disk_ref_encode(uint8_t *buf, uint64_t offset, const uint8_t *hash)
 {
     WireWriter w;

@@ -131,6 +131,18 @@ const DiskMapRecord *disk_map_lookup(const DiskMapRecord *recs, size_t n,
                                      uint64_t gpa);
 
 /*
+ * Source: may the destination refuse (DISK_REF_NACK) the page at
+ * @offset of a RAM block of @used_length bytes, whose records are @recs
+ * (sorted) and whose map pages not sent yet are set in @unsent (a bit a
+ * DISK_MAP_PAGE_SIZE page, as in QEMU's bitmaps)?  Only a page of the
+ * map that went already: any other refusal comes from a broken
+ * destination, and fails the migration.
+ */
+bool disk_ref_nack_valid(const DiskMapRecord *recs, size_t n,
+                         const unsigned long *unsent, uint64_t used_length,
+                         uint64_t offset);
+
+/*
  * The hash of a page of DISK_MAP_PAGE_SIZE bytes that a reference
  * carries: XXH3-128 in its canonical (big-endian) form, into @hash of
  * DISK_REF_HASH_LEN bytes.

@@ -456,6 +456,39 @@ static void test_nack_codec(void **state)
     assert_string_equal(idstr, long_id);
 }
 
+/* Which refusals the source takes from the destination */
+static void test_nack_valid(void **state)
+{
+    /* pages 2, 3 and 70 of a 72-page block are in the map */
+    DiskMapRecord recs[] = {
+        { .gpa = 2 * PAGE, .frame = 9 },
+        { .gpa = 3 * PAGE, .frame = 10 },
+        { .gpa = 70 * PAGE, .frame = 11 },
+    };
+    unsigned long unsent[2] = { 0, 0 };
+    uint64_t used = 72 * PAGE;
+    const unsigned bits = 8 * sizeof(unsigned long);
+
+    /* page 3 and 70 not sent yet */
+    unsent[0] |= 1ul << 3;
+    unsent[70 / bits] |= 1ul << (70 % bits);
+    assert_true(disk_ref_nack_valid(recs, 3, unsent, used, 2 * PAGE));
+    /* not sent yet: it cannot have been refused */
+    assert_false(disk_ref_nack_valid(recs, 3, unsent, used, 3 * PAGE));
+    assert_false(disk_ref_nack_valid(recs, 3, unsent, used, 70 * PAGE));
+    unsent[70 / bits] = 0;
+    assert_true(disk_ref_nack_valid(recs, 3, unsent, used, 70 * PAGE));
+    /* not in the map, not page-aligned, past the block's used length */
+    assert_false(disk_ref_nack_valid(recs, 3, unsent, used, 4 * PAGE));
+    assert_false(disk_ref_nack_valid(recs, 3, unsent, used, 0));
+    assert_false(disk_ref_nack_valid(recs, 3, unsent, used, 2 * PAGE + 8));
+    assert_false(disk_ref_nack_valid(recs, 3, unsent, 70 * PAGE,
+                                     70 * PAGE));
+    assert_false(disk_ref_nack_valid(recs, 3, unsent, used, UINT64_MAX));
+    /* an empty map */
+    assert_false(disk_ref_nack_valid(recs, 0, unsent, used, 2 * PAGE));
+}
+
 static void test_ref_hash(void **state)
 {
     static uint8_t page[2 * PAGE];
@@ -516,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_dropped_large),
         cmocka_unit_test(test_ref_codec),
         cmocka_unit_test(test_nack_codec),
+        cmocka_unit_test(test_nack_valid),
         cmocka_unit_test(test_ref_hash),
         cmocka_unit_test(test_qualifies),
     };
