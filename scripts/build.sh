@@ -17,7 +17,9 @@ CONFIGURE_FLAGS=(
 )
 
 src=$SRC bld=$BLD
+# the fault injector that migration-test preloads into QEMU
 targets=(qemu-system-x86_64 qemu-img tests/qtest/migration-test
+         tests/qtest/qtest-fault-inject.so
          tests/unit/test-xbzrle tests/unit/test-vmstate)
 if [ "${1:-}" = --base ]; then
     src=$BASE_SRC bld=$BASE_BLD

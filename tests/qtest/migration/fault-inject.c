@@ -41,12 +41,14 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/atomic.h"
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include "fault-inject.h"
 
 #define FI_MAX_RULES 16
 #define FI_RECHECK_NS (5 * 1000 * 1000)
@@ -216,23 +218,26 @@ static int fi_check(const char *call, int fd, unsigned long arg)
     return err;
 }
 
-#define FI_REAL(ret, fn, ...)                                             \
-    static ret (*real_##fn)(__VA_ARGS__);                                 \
-    static ret (*fi_real_##fn(void))(__VA_ARGS__)                         \
-    {                                                                     \
-        if (!real_##fn) {                                                 \
-            real_##fn = dlsym(RTLD_NEXT, #fn);                            \
-        }                                                                 \
-        return real_##fn;                                                 \
-    }
+/* The next definition of @name (libc's, libibverbs'), looked up once */
+static void *fi_next(const char *name, void **cache)
+{
+    void *fn = qatomic_read(cache);
 
-FI_REAL(ssize_t, pread64, int, void *, size_t, off_t)
-FI_REAL(ssize_t, pwrite64, int, const void *, size_t, off_t)
-FI_REAL(ssize_t, preadv64, int, const struct iovec *, int, off_t)
-FI_REAL(ssize_t, pwritev64, int, const struct iovec *, int, off_t)
-FI_REAL(int, fdatasync, int)
-FI_REAL(int, ioctl, int, unsigned long, ...)
-FI_REAL(ssize_t, sendmsg, int, const struct msghdr *, int)
+    if (!fn) {
+        fn = dlsym(RTLD_NEXT, name);
+        qatomic_set(cache, fn);
+    }
+    return fn;
+}
+
+typedef ssize_t PreadFn(int, void *, size_t, off_t);
+typedef ssize_t PwriteFn(int, const void *, size_t, off_t);
+typedef ssize_t PreadvFn(int, const struct iovec *, int, off_t);
+typedef ssize_t SendmsgFn(int, const struct msghdr *, int);
+typedef int FdatasyncFn(int);
+typedef int IoctlFn(int, unsigned long, ...);
+typedef struct ibv_mr *IbvRegMrFn(struct ibv_pd *, void *, size_t, int);
+typedef int IbvDeregMrFn(struct ibv_mr *);
 
 #define FI_FAIL(call, fd, arg)                                            \
     do {                                                                  \
@@ -245,30 +250,44 @@ FI_REAL(ssize_t, sendmsg, int, const struct msghdr *, int)
 
 ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
 {
+    static void *next;
+    PreadFn *fn = fi_next("pread64", &next);
+
     FI_FAIL("pread", fd, count);
-    return fi_real_pread64()(fd, buf, count, offset);
+    return fn(fd, buf, count, offset);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset)
 {
+    static void *next;
+    PwriteFn *fn = fi_next("pwrite64", &next);
+
     FI_FAIL("pwrite", fd, count);
-    return fi_real_pwrite64()(fd, buf, count, offset);
+    return fn(fd, buf, count, offset);
 }
 
 ssize_t preadv64(int fd, const struct iovec *iov, int iovcnt, off_t offset)
 {
+    static void *next;
+    PreadvFn *fn = fi_next("preadv64", &next);
+
     FI_FAIL("preadv", fd, 0);
-    return fi_real_preadv64()(fd, iov, iovcnt, offset);
+    return fn(fd, iov, iovcnt, offset);
 }
 
 ssize_t pwritev64(int fd, const struct iovec *iov, int iovcnt, off_t offset)
 {
+    static void *next;
+    PreadvFn *fn = fi_next("pwritev64", &next);
+
     FI_FAIL("pwritev", fd, 0);
-    return fi_real_pwritev64()(fd, iov, iovcnt, offset);
+    return fn(fd, iov, iovcnt, offset);
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+    static void *next;
+    SendmsgFn *fn = fi_next("sendmsg", &next);
     size_t len = 0;
     int err;
 
@@ -283,17 +302,22 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
         errno = err;
         return -1;
     }
-    return fi_real_sendmsg()(fd, msg, flags);
+    return fn(fd, msg, flags);
 }
 
 int fdatasync(int fd)
 {
+    static void *next;
+    FdatasyncFn *fn = fi_next("fdatasync", &next);
+
     FI_FAIL("fdatasync", fd, 0);
-    return fi_real_fdatasync()(fd);
+    return fn(fd);
 }
 
 int ioctl(int fd, unsigned long request, ...)
 {
+    static void *next;
+    IoctlFn *fn = fi_next("ioctl", &next);
     va_list ap;
     void *argp;
 
@@ -301,39 +325,29 @@ int ioctl(int fd, unsigned long request, ...)
     argp = va_arg(ap, void *);
     va_end(ap);
     FI_FAIL("ioctl", fd, request);
-    return fi_real_ioctl()(fd, request, argp);
+    return fn(fd, request, argp);
 }
 
-/*
- * rdma-core's verbs, for a QEMU linked with libibverbs (the RDMA guest's):
- * declared here, so that this file builds where rdma-core is not
- * installed.
- */
-struct ibv_pd;
-struct ibv_mr;
-
-FI_REAL(struct ibv_mr *, ibv_reg_mr, struct ibv_pd *, void *, size_t, int)
-FI_REAL(int, ibv_dereg_mr, struct ibv_mr *)
-
-struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
-                          int access);
 struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
                           int access)
 {
+    static void *next;
+    IbvRegMrFn *fn = fi_next("ibv_reg_mr", &next);
     int err = fi_check("ibv_reg_mr", -1, length);
 
     if (err) {
         errno = err;
         return NULL;
     }
-    return fi_real_ibv_reg_mr()(pd, addr, length, access);
+    return fn(pd, addr, length, access);
 }
 
-int ibv_dereg_mr(struct ibv_mr *mr);
 int ibv_dereg_mr(struct ibv_mr *mr)
 {
+    static void *next;
+    IbvDeregMrFn *fn = fi_next("ibv_dereg_mr", &next);
     int err = fi_check("ibv_dereg_mr", -1, 0);
 
     /* verbs return the error itself */
-    return err ? err : fi_real_ibv_dereg_mr()(mr);
+    return err ? err : fn(mr);
 }

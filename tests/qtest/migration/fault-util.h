@@ -14,7 +14,8 @@
 /*
  * Before migrate_start(): the QEMUs started until fault_preload_end()
  * preload the injector and read their rules from @rules (a path).
- * False when the injector was not built (the test is then skipped).
+ * False where the injector is not built (not Linux: the test is then
+ * skipped); on Linux a missing injector fails the test.
  */
 bool fault_preload(const char *rules);
 void fault_preload_end(void);
