@@ -74,16 +74,28 @@ static void run_until_syncs(QTestState *from, int syncs)
     }
 }
 
-static QDict *migrate_with_write_faults(uint32_t group_max)
+/*
+ * @compression: through multifd's channels with this compression, NULL:
+ * the main channel only.  The capability is the source's alone.
+ */
+static QDict *migrate_with_write_faults_via(uint32_t group_max,
+                                           const char *compression)
 {
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
-    MigrateStart args = { };
+    MigrateStart args = {
+        .caps[MIGRATION_CAPABILITY_MULTIFD] = !!compression,
+    };
     QTestState *from, *to;
     QDict *wf;
     char *hmp;
 
-    if (migrate_start(&from, &to, uri, &args)) {
+    if (migrate_start(&from, &to, compression ? "defer" : uri, &args)) {
         return NULL;
+    }
+    if (compression) {
+        migrate_set_parameter_str(from, "multifd-compression", compression);
+        migrate_set_parameter_str(to, "multifd-compression", compression);
+        migrate_incoming_qmp(to, uri, NULL, "{}");
     }
     /* only the source: the destination may be a QEMU without it */
     migrate_set_capability(from, "write-fault-groups", true);
@@ -117,6 +129,11 @@ static QDict *migrate_with_write_faults(uint32_t group_max)
     /* checks every page of the destination */
     migrate_end(from, to, true);
     return wf;
+}
+
+static QDict *migrate_with_write_faults(uint32_t group_max)
+{
+    return migrate_with_write_faults_via(group_max, NULL);
 }
 
 /* One page per fault: every fault makes exactly its page writable. */
@@ -153,6 +170,26 @@ static void test_write_fault_groups_groups(void)
                     qdict_get_int(wf, "pages-dirtied"));
     g_assert_cmpint(qdict_get_int(wf, "neighbour-pages"), >, 0);
     g_assert_cmpfloat(qdict_get_double(wf, "mean-group-size"), >, 1.0);
+}
+
+/*
+ * Through multifd's channels, zstd-compressed: the faults track what the
+ * guest writes as well, and every page arrives.
+ */
+static void test_write_fault_groups_multifd(void)
+{
+#ifdef CONFIG_ZSTD
+    g_autoptr(QDict) wf = migrate_with_write_faults_via(64, "zstd");
+#else
+    g_autoptr(QDict) wf = migrate_with_write_faults_via(64, "none");
+#endif
+
+    if (!wf) {
+        return;
+    }
+    g_assert_cmpint(qdict_get_int(wf, "faults"), >, 0);
+    g_assert_cmpint(qdict_get_int(wf, "faults") * 8, <,
+                    qdict_get_int(wf, "pages-dirtied"));
 }
 
 /*
@@ -430,6 +467,8 @@ void migration_test_add_write_fault_groups(MigrationTestEnv *env)
                        test_write_fault_groups_groups);
     migration_test_add("/migration/write-fault-groups/cancel",
                        test_write_fault_groups_cancel);
+    migration_test_add("/migration/write-fault-groups/multifd",
+                       test_write_fault_groups_multifd);
     migration_test_add("/migration/write-fault-groups/fault/start",
                        test_write_fault_groups_fault_start);
     migration_test_add("/migration/write-fault-groups/fault/reprotect",
