@@ -49,6 +49,9 @@ INTEROP_PATHS = [
     "/x86_64/migration/precopy/unix/plain",
     "/x86_64/migration/precopy/file/mapped-ram",
     "/x86_64/migration/multifd/tcp/plain/zero-page/legacy",
+    "/x86_64/migration/multifd/tcp/plain/zstd",
+    "/x86_64/migration/multifd/tcp/tls/psk/match",
+    "/x86_64/migration/precopy/tcp/tls/psk/match",
     "/x86_64/migration/postcopy/plain",
 ]
 

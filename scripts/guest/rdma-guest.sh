@@ -26,9 +26,11 @@ G=$BUILD/guest
 R=$BUILD/rdma-guest
 TIMEOUT=${RDMA_GUEST_TIMEOUT:-600}
 PATHS=("$@")
-# -p matches a prefix: upstream's plain and plain/ipv6 tests, and ours
+# each path on its own: -p of the parent suite did not run fault/:
+# upstream's plain and plain/ipv6 tests, ours, and our fault/ ones
 [ ${#PATHS[@]} -gt 0 ] || PATHS=(/x86_64/migration/precopy/rdma/plain
-                                 /x86_64/migration/rdma-pin-budget)
+                                 /x86_64/migration/rdma-pin-budget
+                                 /x86_64/migration/rdma-pin-budget/fault)
 
 # Soft-RoCE, in load order (guest-notes.md).
 MODULES="dummy crc32_generic configfs ib_core ib_uverbs udp_tunnel
