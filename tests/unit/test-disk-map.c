@@ -465,7 +465,8 @@ static void test_nack_valid(void **state)
         { .gpa = 3 * PAGE, .frame = 10 },
         { .gpa = 70 * PAGE, .frame = 11 },
     };
-    unsigned long unsent[2] = { 0, 0 };
+    /* 72 bits, as longs of 32 or 64 bits */
+    unsigned long unsent[128 / 32] = { 0 };
     uint64_t used = 72 * PAGE;
     const unsigned bits = 8 * sizeof(unsigned long);
 

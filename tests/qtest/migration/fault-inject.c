@@ -121,7 +121,7 @@ static void fi_reload(const char *path)
 }
 
 /*
- * Without GLib: this library is preloaded into the shell that starts
+ * No GLib calls: this library is preloaded into the shell that starts
  * QEMU, too.
  */
 static void fi_hit(const char *path, const char *call, const char *name,
@@ -157,6 +157,7 @@ static int fi_check(const char *call, int fd, unsigned long arg)
 {
     const char *path = getenv("QTEST_FAULT_INJECT");
     char name[256] = "", thread[16] = "";
+    int saved_errno = errno;
     long delay_ms = 0;
     int err = 0;
     bool hit = false;
@@ -215,6 +216,8 @@ static int fi_check(const char *call, int fd, unsigned long arg)
             }
         }
     }
+    /* a call let through sees the errno it had */
+    errno = saved_errno;
     return err;
 }
 

@@ -28,6 +28,8 @@ bool fault_preload(const char *rules)
     fault_cleanup(rules);
     g_assert_true(g_file_set_contents(rules, "", 0, NULL));
     g_setenv("LD_PRELOAD", abs, true);
+    /* an --enable-asan QEMU then loads libasan after this library */
+    g_setenv("ASAN_OPTIONS", "verify_asan_link_order=0", true);
     g_setenv("QTEST_FAULT_INJECT", rules, true);
     return true;
 }
@@ -35,6 +37,7 @@ bool fault_preload(const char *rules)
 void fault_preload_end(void)
 {
     g_unsetenv("LD_PRELOAD");
+    g_unsetenv("ASAN_OPTIONS");
     g_unsetenv("QTEST_FAULT_INJECT");
 }
 
