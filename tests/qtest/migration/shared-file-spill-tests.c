@@ -578,6 +578,78 @@ static void spill_fault_end(QTestState *from, QTestState *to,
     fault_cleanup(rules);
 }
 
+/* How a migration that a fault fails ends on the source's side */
+typedef enum SpillFailEnd {
+    SPILL_FAIL_FAILS,           /* it fails by itself */
+    SPILL_FAIL_CANCEL,          /* cancelled once it failed over */
+    SPILL_FAIL_DST_FIRST,       /* the destination exits, then cancelled */
+} SpillFailEnd;
+
+typedef struct SpillFailCase {
+    bool dst;                   /* the fault is the destination's */
+    const char *rule;           /* without its pid, armed before the cut */
+    const char *call;
+    int hits;                   /* exactly, 0: at least one */
+    bool converge;              /* let it converge after the cut */
+    SpillFailEnd end;
+    int dst_exit_secs;          /* the destination exits within */
+} SpillFailCase;
+
+/*
+ * Cut the network in the third pass with @c's fault armed: the migration
+ * fails or is cancelled, the source runs on, and the destination exits
+ * without starting the guest.
+ */
+static void do_test_spill_fault_fails(const SpillFailCase *c)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *uri = NULL;
+    QTestState *from, *to;
+    Forwarder *fw;
+    pid_t pid;
+
+    uri = spill_fault_start(&from, &to, spill, rules, &fw);
+    if (!uri) {
+        return;
+    }
+    pid = qtest_pid(c->dst ? to : from);
+    fault_arm(rules, "%d %s\n", pid, c->rule);
+    forwarder_cut(fw);
+    if (c->converge) {
+        migrate_ensure_converge(from);
+    }
+    switch (c->end) {
+    case SPILL_FAIL_FAILS:
+        wait_for_fail_running(from);
+        break;
+    case SPILL_FAIL_CANCEL:
+        for (;;) {
+            g_autoptr(QDict) src = migrate_query_member(from,
+                                                        "shared-file-spill");
+
+            if (qdict_get_int(src, "failovers")) {
+                break;
+            }
+            g_usleep(10 * 1000);
+        }
+        /* fall through */
+    case SPILL_FAIL_DST_FIRST:
+        if (c->end == SPILL_FAIL_DST_FIRST) {
+            wait_qemu_exit(to, 30);
+        }
+        migrate_cancel(from);
+        wait_for_migration_status(from, "cancelled", NULL);
+        break;
+    }
+    if (c->hits) {
+        g_assert_cmpint(fault_hits(rules, pid, c->call), ==, c->hits);
+    } else {
+        g_assert_cmpint(fault_hits(rules, pid, c->call), >, 0);
+    }
+    spill_fault_end(from, to, fw, spill, rules, c->dst_exit_secs);
+}
+
 /*
  * The source cannot sync the spill file when the network breaks
  * (fdatasync fails with EIO): it fails and runs on, and writes ABORT,
@@ -585,22 +657,12 @@ static void spill_fault_end(QTestState *from, QTestState *to,
  */
 static void test_spill_fault_failover_sync(void)
 {
-    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
-    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
-    g_autofree char *uri = NULL;
-    QTestState *from, *to;
-    Forwarder *fw;
+    g_autofree char *rule = g_strdup_printf("fdatasync /spill 0 %d 0 0 -1",
+                                            EIO);
+    SpillFailCase c = { .rule = rule, .call = "fdatasync",
+                        .end = SPILL_FAIL_FAILS, .dst_exit_secs = 30 };
 
-    uri = spill_fault_start(&from, &to, spill, rules, &fw);
-    if (!uri) {
-        return;
-    }
-    fault_arm(rules, "%d fdatasync /spill 0 %d 0 0 -1\n", qtest_pid(from),
-              EIO);
-    forwarder_cut(fw);
-    wait_for_fail_running(from);
-    g_assert_cmpint(fault_hits(rules, qtest_pid(from), "fdatasync"), >, 0);
-    spill_fault_end(from, to, fw, spill, rules, 30);
+    do_test_spill_fault_fails(&c);
 }
 
 /*
@@ -612,23 +674,13 @@ static void test_spill_fault_failover_sync(void)
  */
 static void test_spill_fault_end_lost(void)
 {
-    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
-    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
-    g_autofree char *uri = NULL;
-    QTestState *from, *to;
-    Forwarder *fw;
+    g_autofree char *rule = g_strdup_printf("pwrite /spill 32 %d 0 0 -1",
+                                            ENOSPC);
+    SpillFailCase c = { .rule = rule, .call = "pwrite", .hits = 1,
+                        .converge = true, .end = SPILL_FAIL_FAILS,
+                        .dst_exit_secs = 25 };
 
-    uri = spill_fault_start(&from, &to, spill, rules, &fw);
-    if (!uri) {
-        return;
-    }
-    fault_arm(rules, "%d pwrite /spill %d %d 0 0 -1\n", qtest_pid(from),
-              32, ENOSPC);
-    forwarder_cut(fw);
-    migrate_ensure_converge(from);
-    wait_for_fail_running(from);
-    g_assert_cmpint(fault_hits(rules, qtest_pid(from), "pwrite"), ==, 1);
-    spill_fault_end(from, to, fw, spill, rules, 25);
+    do_test_spill_fault_fails(&c);
 }
 
 /*
@@ -639,32 +691,12 @@ static void test_spill_fault_end_lost(void)
  */
 static void test_spill_fault_abort_lost(void)
 {
-    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
-    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
-    g_autofree char *uri = NULL;
-    QTestState *from, *to;
-    Forwarder *fw;
+    g_autofree char *rule = g_strdup_printf("pwrite /spill 32 %d 0 0 -1",
+                                            ENOSPC);
+    SpillFailCase c = { .rule = rule, .call = "pwrite", .hits = 1,
+                        .end = SPILL_FAIL_CANCEL, .dst_exit_secs = 25 };
 
-    uri = spill_fault_start(&from, &to, spill, rules, &fw);
-    if (!uri) {
-        return;
-    }
-    fault_arm(rules, "%d pwrite /spill %d %d 0 0 -1\n", qtest_pid(from),
-              32, ENOSPC);
-    forwarder_cut(fw);
-    for (;;) {
-        g_autoptr(QDict) src = migrate_query_member(from,
-                                                    "shared-file-spill");
-
-        if (qdict_get_int(src, "failovers")) {
-            break;
-        }
-        g_usleep(10 * 1000);
-    }
-    migrate_cancel(from);
-    wait_for_migration_status(from, "cancelled", NULL);
-    g_assert_cmpint(fault_hits(rules, qtest_pid(from), "pwrite"), ==, 1);
-    spill_fault_end(from, to, fw, spill, rules, 25);
+    do_test_spill_fault_fails(&c);
 }
 
 /*
@@ -674,23 +706,13 @@ static void test_spill_fault_abort_lost(void)
  */
 static void test_spill_fault_ack_lost(void)
 {
-    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
-    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
-    g_autofree char *uri = NULL;
-    QTestState *from, *to;
-    Forwarder *fw;
+    g_autofree char *rule = g_strdup_printf("pwrite /spill.ack 0 %d 0 0 -1",
+                                            ENOSPC);
+    SpillFailCase c = { .dst = true, .rule = rule, .call = "pwrite",
+                        .converge = true, .end = SPILL_FAIL_FAILS,
+                        .dst_exit_secs = 30 };
 
-    uri = spill_fault_start(&from, &to, spill, rules, &fw);
-    if (!uri) {
-        return;
-    }
-    fault_arm(rules, "%d pwrite /spill.ack 0 %d 0 0 -1\n", qtest_pid(to),
-              ENOSPC);
-    forwarder_cut(fw);
-    migrate_ensure_converge(from);
-    wait_for_fail_running(from);
-    g_assert_cmpint(fault_hits(rules, qtest_pid(to), "pwrite"), >, 0);
-    spill_fault_end(from, to, fw, spill, rules, 30);
+    do_test_spill_fault_fails(&c);
 }
 
 /*
@@ -701,25 +723,11 @@ static void test_spill_fault_ack_lost(void)
  */
 static void test_spill_fault_read_error(void)
 {
-    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
-    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
-    g_autofree char *uri = NULL;
-    QTestState *from, *to;
-    Forwarder *fw;
-    pid_t dst_pid;
+    g_autofree char *rule = g_strdup_printf("pread /spill 32 %d 0 0 -1", EIO);
+    SpillFailCase c = { .dst = true, .rule = rule, .call = "pread",
+                        .end = SPILL_FAIL_DST_FIRST, .dst_exit_secs = 30 };
 
-    uri = spill_fault_start(&from, &to, spill, rules, &fw);
-    if (!uri) {
-        return;
-    }
-    dst_pid = qtest_pid(to);
-    fault_arm(rules, "%d pread /spill 32 %d 0 0 -1\n", dst_pid, EIO);
-    forwarder_cut(fw);
-    wait_qemu_exit(to, 30);
-    g_assert_cmpint(fault_hits(rules, dst_pid, "pread"), >, 0);
-    migrate_cancel(from);
-    wait_for_migration_status(from, "cancelled", NULL);
-    spill_fault_end(from, to, fw, spill, rules, 30);
+    do_test_spill_fault_fails(&c);
 }
 
 /*
