@@ -187,6 +187,23 @@ static void wait_for_syncs(QTestState *from, int syncs)
     }
 }
 
+/* The migration fails, from any state on the way (switchover's too) */
+static void wait_for_failed(QTestState *from)
+{
+    g_autoptr(GTimer) timer = g_timer_new();
+
+    for (;;) {
+        g_autofree char *state = migrate_query_status(from);
+
+        g_assert_cmpstr(state, !=, "completed");
+        if (g_str_equal(state, "failed")) {
+            break;
+        }
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, TIME_BUDGET_SEC);
+        g_usleep(100 * 1000);
+    }
+}
+
 static void log_budget(const char *side, QDict *pb)
 {
     g_test_message("%s: peak %" PRId64 " of %" PRId64 " bytes, pinned %"
@@ -282,16 +299,7 @@ static void test_rdma_pin_budget_dest_refuses(void)
     qtest_set_expected_status(to, EXIT_FAILURE);
     migrate_qmp(from, to, uri, NULL, "{}");
     /* the failure may come at switchover: any state on the way is fine */
-    for (;;) {
-        g_autofree char *state = migrate_query_status(from);
-
-        g_assert_cmpstr(state, !=, "completed");
-        if (g_str_equal(state, "failed")) {
-            break;
-        }
-        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, TIME_BUDGET_SEC);
-        g_usleep(100 * 1000);
-    }
+    wait_for_failed(from);
     qtest_wait_qemu(to);
     qtest_quit(to);
 
@@ -334,7 +342,6 @@ static void do_test_rdma_pin_budget_fault(bool dst, const char *rule,
     };
     g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
     g_autofree char *uri = NULL;
-    g_autoptr(GTimer) timer = g_timer_new();
     g_autoptr(QDict) rsp = NULL;
     QTestState *from, *to;
     pid_t pid;
@@ -358,16 +365,7 @@ static void do_test_rdma_pin_budget_fault(bool dst, const char *rule,
     migrate_qmp(from, to, uri, NULL, "{}");
     wait_for_migration_status(from, "active", NULL);
     fault_arm(rules, "%d %s\n", pid, rule);
-    for (;;) {
-        g_autofree char *state = migrate_query_status(from);
-
-        g_assert_cmpstr(state, !=, "completed");
-        if (g_str_equal(state, "failed")) {
-            break;
-        }
-        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, TIME_BUDGET_SEC);
-        g_usleep(100 * 1000);
-    }
+    wait_for_failed(from);
     g_assert_cmpint(fault_hits(rules, pid, call), ==, 1);
     rsp = migrate_query(from);
     g_test_message("source failed with: %s",
