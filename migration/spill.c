@@ -85,6 +85,8 @@
 #define SPILL_COMMIT_TIMEOUT_MS (120 * 1000)
 #define SPILL_ACK_WINDOW        (64 * 1024 * 1024)
 /* The acknowledgement file: spill_pos_encode(), SPILL_ACK_MAGIC */
+/* A destination waiting for the file looks this often whether it is gone */
+#define SPILL_GONE_CHECK_MS     100
 /* A destination scanning the spill file says so this often */
 #define SPILL_SCAN_ACK_MS       100
 
@@ -140,8 +142,10 @@ static struct {
     Stat64 file_errors;
     Stat64 pages;
     Stat64 stale_pages;
-    /* source: END written without the network (atomic) */
-    bool committed_offline;
+    /* source: END is in the file (atomic) */
+    bool end_written;
+    /* source: the destination said in SHUT that it failed (atomic) */
+    bool shut_error;
     /* destination, postcopy */
     bool via_file;              /* atomic: a channel failed over */
     Stat64 pc_requests;
@@ -322,7 +326,8 @@ bool spill_prepare_outgoing(Error **errp)
     spill_reset_stats();
     spill_seq = 0;
     spill_marker.end = 0;
-    qatomic_set(&sp.committed_offline, false);
+    qatomic_set(&sp.end_written, false);
+    qatomic_set(&sp.shut_error, false);
     qemu_guest_getrandom_nofail(h.uuid, sizeof(h.uuid));
     fd = spill_create(path, &h, errp);
     if (fd < 0) {
@@ -526,7 +531,14 @@ bool spill_catch_up(QIOChannel *ioc, Error **errp)
 
 bool spill_committed(void)
 {
-    return qatomic_read(&sp.committed_offline);
+    return qatomic_read(&sp.end_written) && !qatomic_read(&sp.shut_error);
+}
+
+void spill_note_shut(bool error)
+{
+    if (error) {
+        qatomic_set(&sp.shut_error, true);
+    }
 }
 
 bool spill_commit(QIOChannel *ioc, Error **errp)
@@ -551,7 +563,14 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
          */
         if (sc->fd >= 0 &&
             !spill_try_write_record(sc, SPILL_REC_END, NULL, 0, 0, 0)) {
+            /*
+             * Committed all the same: a destination whose connection
+             * broke after the source's last write may read the rest, and
+             * END, from the file.
+             */
             sc->committed = true;
+            qatomic_set(&sp.end_written, true);
+            trace_spill_committed(sc->stream_pos, sc->file_pos);
         }
     } else {
         /* without the network the destination starts on this alone */
@@ -568,7 +587,7 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
          * the guest again (spill_committed()); nothing may follow END.
          */
         sc->committed = true;
-        qatomic_set(&sp.committed_offline, true);
+        qatomic_set(&sp.end_written, true);
         trace_spill_committed(sc->stream_pos, sc->file_pos);
         if (spill_sync(sc, errp) < 0) {
             return false;
@@ -749,9 +768,10 @@ static SpillScanResult spill_read_record(QIOChannelSpill *sc, SpillRecord *rec,
 }
 
 /*
- * Destination: has the source removed the spill file?  It does so only
- * when it gives the migration up before END (spill_close()); committed,
- * it leaves the file to the destination.  No END can come then.
+ * Destination: does the spill file's path no longer name the file held
+ * open?  A source removes the file only when it gives the migration up
+ * before END (spill_close()); committed, it leaves the file to the
+ * destination.
  */
 static bool spill_removed(QIOChannelSpill *sc)
 {
@@ -763,12 +783,39 @@ static bool spill_removed(QIOChannelSpill *sc)
     return sc->ino && (st.st_dev != sc->dev || st.st_ino != sc->ino);
 }
 
+typedef struct SpillGone {
+    int64_t checked_at;
+    int64_t since;              /* removed since, or 0 */
+} SpillGone;
+
+/*
+ * Destination, waiting for the file to grow: has its path named another
+ * file, or none, for SPILL_TORN_MS?  Then no END can come: a committed
+ * source's END is in the file held open, and is read well within that
+ * time even if a cleanup or a later migration replaced the path.  Looks
+ * at the path every SPILL_GONE_CHECK_MS at most.
+ */
+static bool spill_gone(QIOChannelSpill *sc, SpillGone *g, int64_t now)
+{
+    if (now - g->checked_at >= SPILL_GONE_CHECK_MS) {
+        g->checked_at = now;
+        if (!spill_removed(sc)) {
+            g->since = 0;
+        } else if (!g->since) {
+            g->since = now;
+            trace_spill_gone(sc->path);
+        }
+    }
+    return g->since && now - g->since > SPILL_TORN_MS;
+}
+
 static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                                size_t niov, Error **errp)
 {
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     SpillTorn torn = { 0 };
-    bool committed = false, removed = false;
+    SpillGone gone = { 0 };
+    bool committed = false;
 
     for (;;) {
         SpillRecord rec;
@@ -875,21 +922,16 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
              * committed, the destination's SHUT comes soon or never.
              */
             if (!committed && !sc->incoming &&
-                qatomic_read(&sp.committed_offline)) {
+                qatomic_read(&sp.end_written)) {
                 committed = true;
                 since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
             }
             if (sc->incoming && !sc->aux && sc->fd >= 0 &&
-                spill_removed(sc)) {
-                /* read what it wrote last (ABORT?) once more, then fail */
-                if (removed) {
-                    error_setg(errp, "shared-file-spill: the source removed "
-                               "the spill file before its end: it gave the "
-                               "migration up");
-                    return -1;
-                }
-                removed = true;
-                continue;
+                spill_gone(sc, &gone, qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
+                error_setg(errp, "shared-file-spill: the source removed the "
+                           "spill file before its end: it gave the "
+                           "migration up");
+                return -1;
             }
             if ((!sc->aux || sc->fd < 0 || committed) &&
                 qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
@@ -1798,7 +1840,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
 {
     int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     SpillTorn torn = { 0 };
-    bool removed = false;
+    SpillGone gone = { 0 };
     QIOChannelSpill *sc;
 
     if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
@@ -1849,16 +1891,10 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
             trace_spill_torn(sc->scan.pos, why);
             /* fall through */
         case SPILL_SCAN_MORE:
-            if (spill_removed(sc)) {
-                /* as in spill_read_file() */
-                if (removed) {
-                    error_setg(errp, "shared-file-spill: the source removed "
-                               "the spill file before END: it gave the "
-                               "migration up");
-                    return false;
-                }
-                removed = true;
-                continue;
+            if (spill_gone(sc, &gone, qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
+                error_setg(errp, "shared-file-spill: the source removed the "
+                           "spill file before END: it gave the migration up");
+                return false;
             }
             if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start >
                 SPILL_COMMIT_TIMEOUT_MS) {

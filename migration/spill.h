@@ -78,7 +78,8 @@ bool spill_catch_up(QIOChannel *ioc, Error **errp);
 bool spill_commit(QIOChannel *ioc, Error **errp);
 
 /*
- * Source: has spill_commit() written END without the network?  A
+ * Source: has spill_commit() written END into the file, and has the
+ * destination not said (SHUT with an error) that it failed?  A
  * destination may then run the guest on the file alone, whatever
  * happens next (a failed sync, a SHUT that never comes), so the source
  * must never run it again: the migration ends COMPLETED, and what went
@@ -86,6 +87,9 @@ bool spill_commit(QIOChannel *ioc, Error **errp);
  * migrate.
  */
 bool spill_committed(void);
+
+/* Source: the return path brought the destination's SHUT */
+void spill_note_shut(bool error);
 
 /*
  * Destination, after the stream loaded: if it came partly from the

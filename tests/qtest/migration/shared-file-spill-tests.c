@@ -38,6 +38,7 @@ typedef struct Forwarder {
     uint64_t cut_after;         /* source -> destination bytes; 0: never */
     uint64_t forwarded;
     bool cut;
+    bool hold;                  /* atomic: source bytes dropped, not sent */
     bool stop;                  /* atomic: the test is over */
     GThread *thread;
 } Forwarder;
@@ -107,6 +108,8 @@ static gpointer forwarder_run(gpointer opaque)
 
                 if (len <= 0) {
                     done = true;
+                } else if (qatomic_read(&fw->hold)) {
+                    /* lost on the way: the source's write succeeded */
                 } else if (cut_after && fw->forwarded + len >= cut_after) {
                     /* the network breaks: in the middle of this chunk */
                     write_all(dst[i], buf, cut_after - fw->forwarded);
@@ -167,10 +170,21 @@ static void forwarder_cut(Forwarder *fw)
     qatomic_set(&fw->cut_after, qatomic_read(&fw->forwarded) + 1);
 }
 
+/* Cut the connections now, whether the source sends or not */
+static void forwarder_cut_now(Forwarder *fw)
+{
+    qatomic_set(&fw->cut, true);
+    qatomic_set(&fw->stop, true);
+    g_thread_join(fw->thread);
+    fw->thread = NULL;
+}
+
 static void forwarder_free(Forwarder *fw)
 {
     qatomic_set(&fw->stop, true);
-    g_thread_join(fw->thread);
+    if (fw->thread) {
+        g_thread_join(fw->thread);
+    }
     close(fw->listen_fd);
     g_free(fw);
 }
@@ -670,7 +684,7 @@ static void test_spill_fault_failover_sync(void)
  * failed over: not committed, the source fails and runs on.  It gave
  * the file up, so no ABORT follows, but it removes the file, which
  * tells the destination, waiting for END, that none will come: it
- * fails at once, not after the 120 s it would wait for END.
+ * fails 5 s later, not after the 120 s it would wait for END.
  */
 static void test_spill_fault_end_lost(void)
 {
@@ -686,8 +700,7 @@ static void test_spill_fault_end_lost(void)
 /*
  * Cancelled after failing over, and ABORT cannot be written (ENOSPC):
  * the source runs on.  The destination, without END or ABORT, sees the
- * file removed and fails at once, not after waiting 30 s for it to
- * grow.
+ * file removed and fails 5 s later, not after waiting 120 s for END.
  */
 static void test_spill_fault_abort_lost(void)
 {
@@ -784,6 +797,79 @@ static void test_spill_shut_lost(void)
     error = g_strdup(qdict_get_str(rsp, "error-desc"));
     g_test_message("source: completed, stopped, with: %s", error);
     /* the destination still runs the guest, every page checked */
+    migrate_end(from, to, true);
+    spill_cleanup(fw, spill);
+}
+
+/* Does @path end in an END record (spill-format.h)? */
+static bool spill_file_ends(const char *path)
+{
+    uint8_t rec[32];
+    struct stat st;
+    bool ends;
+    int fd = open(path, O_RDONLY);
+
+    g_assert(fd >= 0);
+    g_assert(fstat(fd, &st) == 0);
+    ends = st.st_size >= 4096 + sizeof(rec) &&
+           pread(fd, rec, sizeof(rec), st.st_size - sizeof(rec)) ==
+           sizeof(rec) && ldl_le_p(rec) == 0x31525053 &&
+           lduw_le_p(rec + 4) == 4;
+    close(fd);
+    return ends;
+}
+
+/*
+ * Never both run the guest, END written while the network still works:
+ * the network swallows the end of the stream (the forwarder drops what
+ * the source sends, as a connection whose last bytes never arrive), so
+ * the source completes its writes and puts END in the file with its
+ * connection up.  Then the connections break: the destination reads the
+ * rest, and END, from the file and starts the guest, and its SHUT is
+ * lost (RLIMIT_FSIZE on spill-file.rp, as in shut-lost).  The source
+ * must end "completed" and stopped, not fail and run the guest again.
+ */
+static void test_spill_end_online(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
+    g_autofree char *uri = NULL;
+    g_autoptr(GTimer) timer = g_timer_new();
+    g_autoptr(QDict) rsp = NULL;
+    g_autoptr(QDict) src = NULL;
+    struct rlimit rl;
+    QTestState *from, *to;
+    struct stat st;
+    Forwarder *fw;
+
+    signal(SIGXFSZ, SIG_IGN);
+    uri = spill_start_caps(&from, &to, spill, 0, &fw, "return-path", NULL);
+    signal(SIGXFSZ, SIG_DFL);
+    if (!uri) {
+        return;
+    }
+    migrate_to_third_pass(from, to, uri);
+    g_assert(stat(spill_rp, &st) == 0);
+    g_assert(prlimit(qtest_pid(to), RLIMIT_FSIZE, NULL, &rl) == 0);
+    rl.rlim_cur = st.st_size;
+    g_assert(prlimit(qtest_pid(to), RLIMIT_FSIZE, &rl, NULL) == 0);
+    qatomic_set(&fw->hold, true);
+    migrate_ensure_converge(from);
+    /* the source writes END with its connection up */
+    while (!spill_file_ends(spill)) {
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
+        g_usleep(10 * 1000);
+    }
+    src = migrate_query_member(from, "shared-file-spill");
+    g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 0);
+    forwarder_cut_now(fw);
+
+    qtest_qmp_eventwait(to, "RESUME");
+    /* "failed" asserts: the source must not take the guest back */
+    wait_for_migration_complete(from);
+    rsp = qtest_qmp_assert_success_ref(from, "{ 'execute': 'query-status' }");
+    g_assert_false(qdict_get_bool(rsp, "running"));
+    g_assert_cmpstr(qdict_get_str(rsp, "status"), ==, "postmigrate");
     migrate_end(from, to, true);
     spill_cleanup(fw, spill);
 }
@@ -1418,6 +1504,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_cut_last);
     migration_test_add("/migration/shared-file-spill/cut/return-path",
                        test_spill_cut_return_path);
+    migration_test_add("/migration/shared-file-spill/cut/end-online",
+                       test_spill_end_online);
     migration_test_add("/migration/shared-file-spill/cut/shut-lost",
                        test_spill_shut_lost);
     migration_test_add("/migration/shared-file-spill/fault/pages-sync",
