@@ -168,6 +168,11 @@ def tier_layout(logdir):
     t = run_tap("layout", [sys.executable,
                            os.path.join(TOP, "scripts", "series.py"),
                            "--check", "--tap"], logdir=logdir)
+    # docs/devel/migration/composition.rst against its qtest group
+    t.add(run_tap("layout/composition",
+                  [sys.executable,
+                   os.path.join(TOP, "scripts", "check-composition.py")],
+                  logdir=logdir))
     return t
 
 

@@ -27,10 +27,12 @@ R=$BUILD/rdma-guest
 TIMEOUT=${RDMA_GUEST_TIMEOUT:-600}
 PATHS=("$@")
 # each path on its own: -p of the parent suite did not run fault/:
-# upstream's plain and plain/ipv6 tests, ours, and our fault/ ones
+# upstream's plain and plain/ipv6 tests, ours, our fault/ ones and the
+# composition matrix's pairs (composition-tests.c)
 [ ${#PATHS[@]} -gt 0 ] || PATHS=(/x86_64/migration/precopy/rdma/plain
                                  /x86_64/migration/rdma-pin-budget
-                                 /x86_64/migration/rdma-pin-budget/fault)
+                                 /x86_64/migration/rdma-pin-budget/fault
+                                 /x86_64/migration/rdma-pin-budget/with)
 
 # Soft-RoCE, in load order (guest-notes.md).
 MODULES="dummy crc32_generic configfs ib_core ib_uverbs udp_tunnel

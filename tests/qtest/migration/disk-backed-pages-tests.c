@@ -197,17 +197,56 @@ static void assert_same_region(QTestState *from, QTestState *to)
     }
 }
 
-/* @dst_disk: the destination's own disk, NULL: @disk, shared */
-static QTestState *dest_start_disks(QTestState **from, const char *uri,
-                                    const char *disk, const char *dst_disk,
-                                    bool dest_cap, bool hide_stderr)
+/*
+ * A partner of the composition matrix (composition-tests.c): TLS on both
+ * sides, or a capability that only the source acts on
+ */
+static void *with_start(QTestState *from, QTestState *to, const char *with)
 {
-    g_autofree char *opts = disk_opts(disk);
+#ifdef CONFIG_GNUTLS
+    if (g_str_equal(with, "tls")) {
+        return migrate_hook_start_tls_psk_match(from, to);
+    }
+#endif
+    migrate_set_capability(from, with, true);
+    return NULL;
+}
+
+static void with_end(QTestState *from, QTestState *to, const char *with,
+                     void *data)
+{
+#ifdef CONFIG_GNUTLS
+    if (g_str_equal(with, "tls")) {
+        migrate_hook_end_tls_psk(from, to, data);
+    }
+#endif
+}
+
+/*
+ * @dst_disk: the destination's own disk, NULL: @disk, shared.  @with: a
+ * partner of the composition matrix to set up as well (with_start()),
+ * or NULL; its state in *@with_data.
+ * @dst_err: a file for the destination's stderr, or NULL; the source's
+ * is then hidden.
+ */
+static QTestState *dest_start_with(QTestState **from, const char *uri,
+                                   const char *disk, const char *dst_disk,
+                                   bool dest_cap, bool hide_stderr,
+                                   const char *with, void **with_data,
+                                   const char *dst_err)
+{
+    g_autofree char *src_opts = disk_opts(disk);
+    g_autofree char *opts = g_strdup_printf("%s%s", src_opts,
+                                            dst_err ? " 2>/dev/null" : "");
     g_autofree char *dst_opts = disk_opts(dst_disk ?: disk);
+    g_autofree char *dst_redirect = g_strdup_printf("%s 2>%s", dst_opts,
+                                                    dst_err ?: "/dev/null");
     MigrateStart args = {
         .opts_source = opts,
-        .opts_target = dst_opts,
-        .hide_stderr = hide_stderr,
+        .opts_target = dst_err ? dst_redirect : dst_opts,
+        .hide_stderr = hide_stderr && !dst_err,
+        /* the composition matrix's pairs: quicker */
+        .tcg = !!with,
     };
     QTestState *to;
 
@@ -222,8 +261,19 @@ static QTestState *dest_start_disks(QTestState **from, const char *uri,
         migrate_set_capability(to, "disk-backed-pages", true);
         migrate_set_parameter_str(to, "disk-backed-node", NODE);
     }
+    if (with) {
+        *with_data = with_start(*from, to, with);
+    }
     migrate_incoming_qmp(to, uri, NULL, "{}");
     return to;
+}
+
+static QTestState *dest_start_disks(QTestState **from, const char *uri,
+                                    const char *disk, const char *dst_disk,
+                                    bool dest_cap, bool hide_stderr)
+{
+    return dest_start_with(from, uri, disk, dst_disk, dest_cap, hide_stderr,
+                           NULL, NULL, NULL);
 }
 
 static QTestState *dest_start(QTestState **from, const char *uri,
@@ -348,6 +398,9 @@ typedef struct DiskFault {
     MapKind kind;
     bool fails;                 /* the migration must fail */
     bool cancel;                /* cancelled once a reference is refused */
+    const char *error;          /* in the source's error-desc, with fails */
+    const char *with;           /* with_start()'s, or NULL */
+    const char *dst_says;       /* on the destination's stderr, with fails */
 } DiskFault;
 
 /*
@@ -361,18 +414,21 @@ static QDict *do_test_disk_fault(const DiskFault *f)
     g_autofree char *disk = disk_create();
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
     g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *dst_err = g_strdup_printf("%s/dst.err", tmpfs);
     const char *never[] = { "completed", "cancelled", NULL };
     g_autoptr(GTimer) timer = g_timer_new();
     g_autoptr(QDict) src = NULL;
     QDict *dst = NULL;
     QTestState *from, *to;
+    void *with_data = NULL;
     pid_t dst_pid;
 
     if (f->rule && !fault_preload(rules)) {
         return NULL;
     }
-    to = dest_start_disks(&from, uri, disk, f->dst_disk, true,
-                          f->fails || f->cancel);
+    to = dest_start_with(&from, uri, disk, f->dst_disk, true,
+                         f->fails || f->cancel, f->with, &with_data,
+                         f->dst_says ? dst_err : NULL);
     fault_preload_end();
     if (!to) {
         return NULL;
@@ -420,7 +476,19 @@ static QDict *do_test_disk_fault(const DiskFault *f)
         src = migrate_query(from);
         g_test_message("source failed with: %s",
                        qdict_get_str(src, "error-desc"));
+        if (f->error) {
+            g_assert_nonnull(strstr(qdict_get_str(src, "error-desc"),
+                                    f->error));
+        }
         qtest_wait_qemu(to);
+        if (f->dst_says) {
+            g_autofree char *said = NULL;
+
+            g_assert_true(g_file_get_contents(dst_err, &said, NULL, NULL));
+            g_test_message("destination said: %s", said);
+            g_assert_nonnull(strstr(said, f->dst_says));
+            unlink(dst_err);
+        }
         qtest_quit(to);
         migration_assert_guest_writes(from);
         qtest_quit(from);
@@ -443,6 +511,9 @@ static QDict *do_test_disk_fault(const DiskFault *f)
                         qdict_get_int(src, "pages-referenced"));
         /* the refused pages came in full */
         assert_same_region(from, to);
+        if (f->with) {
+            with_end(from, to, f->with, with_data);
+        }
         migrate_end(from, to, true);
     }
     if (f->rule) {
@@ -541,7 +612,10 @@ static void test_disk_backed_fault_nack_lost(void)
 {
     g_autofree char *rule = g_strdup_printf("sendmsg * %zu -1 0 0 -1",
                                             NACK_SIZE);
-    DiskFault f = { .rule = rule, .call = "sendmsg", .fails = true };
+    DiskFault f = { .rule = rule, .call = "sendmsg", .fails = true,
+                    .error = "Sibling indicated error",
+                    .dst_says = "page(s) whose disk reference was refused "
+                                "never arrived in full" };
 
     do_test_disk_fault(&f);
 }
@@ -554,9 +628,26 @@ static void test_disk_backed_fault_nack_lost(void)
 static void test_disk_backed_fault_pong_lost(void)
 {
     g_autofree char *rule = g_strdup_printf("sendmsg * 8 %d 0 0 -1", EPIPE);
-    DiskFault f = { .rule = rule, .call = "sendmsg", .fails = true };
+    DiskFault f = { .rule = rule, .call = "sendmsg", .fails = true,
+                    .error = "the destination did not check its references "
+                             "within 60 s" };
 
     do_test_disk_fault(&f);
+}
+
+/*
+ * The composition matrix (composition-tests.c): a live migration with
+ * references, the pages behind them and the rest checked, with another
+ * feature on as well.
+ */
+static void test_disk_backed_with(void *name)
+{
+    DiskFault f = { .with = strrchr(name, '/') + 1 };
+    g_autoptr(QDict) dst = do_test_disk_fault(&f);
+
+    if (dst) {
+        g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), >, 0);
+    }
 }
 
 /* A malformed map is refused whole: no reference, every page arrives */
@@ -797,6 +888,13 @@ static void test_disk_backed_refusals(void)
 
 void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
 {
+    static const char *const with[] = {
+#ifdef CONFIG_GNUTLS
+        "tls",
+#endif
+        "auto-converge", "predictive-throttle", "write-fault-groups",
+    };
+
     tmpfs = env->tmpfs;
 
     migration_test_add("/migration/disk-backed-pages/refusals",
@@ -823,4 +921,8 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                        test_disk_backed_fault_nack_lost);
     migration_test_add("/migration/disk-backed-pages/fault/pong-lost",
                        test_disk_backed_fault_pong_lost);
+    for (int i = 0; i < ARRAY_SIZE(with); i++) {
+        migration_test_add_suffix("/migration/disk-backed-pages/with/",
+                                  with[i], test_disk_backed_with);
+    }
 }

@@ -19,14 +19,18 @@
  *
  * pid:    the process the rule is for (0: any);
  * call:   pread, pwrite, preadv, pwritev, fdatasync, ioctl, sendmsg,
- *         ibv_reg_mr, ibv_dereg_mr;
+ *         ibv_reg_mr, ibv_dereg_mr, ibv_post_send;
  * path-suffix: the end of the name /proc/self/fd gives the call's file
  *         descriptor ("*": any; an anonymous inode such as a userfaultfd
  *         is "anon_inode:[userfaultfd]");
- * arg:    the size of a pread, pwrite or sendmsg, the ioctl request or
- *         the length of a memory region (0: any);
+ * arg:    the size of a pread, pwrite or sendmsg, the ioctl request,
+ *         the length of a memory region, or the type of an RDMA
+ *         migration control message (0: any);
  * errno:  the error the call fails with (0: the call is only delayed;
- *         -1: a sendmsg is dropped, as if it had been sent);
+ *         -1: a sendmsg is dropped, as if it had been sent); for
+ *         ibv_post_send, the byte offset in the control message of a
+ *         32-bit word set to all ones: the message goes out corrupt, as
+ *         a faulty or hostile peer would send it;
  * delay:  milliseconds to sleep before the call or its failure;
  * skip:   matching calls that pass before the first failure;
  * count:  matching calls that fail, then the rule is spent (-1: no end);
@@ -49,6 +53,13 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include "fault-inject.h"
+#ifdef CONFIG_RDMA
+#include "qemu/bswap.h"
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+/* a macro choosing between it and ibv_reg_mr_iova2(): the function here */
+#undef ibv_reg_mr
+#endif
 
 #define FI_MAX_RULES 16
 #define FI_RECHECK_NS (5 * 1000 * 1000)
@@ -354,3 +365,60 @@ int ibv_dereg_mr(struct ibv_mr *mr)
     /* verbs return the error itself */
     return err ? err : fn(mr);
 }
+
+#ifdef CONFIG_RDMA
+typedef int RdmaCreateQpFn(struct rdma_cm_id *, struct ibv_pd *,
+                           struct ibv_qp_init_attr *);
+typedef int IbvPostSendFn(struct ibv_qp *, struct ibv_send_wr *,
+                          struct ibv_send_wr **);
+
+static IbvPostSendFn *fi_post_send_next;
+
+/*
+ * ibv_post_send() is inline: it calls the provider through the device
+ * context's ops, so rdma_create_qp() below puts this in between.  A
+ * migration control message starts with a header of big-endian 32-bit
+ * words: length, type, repeat, padding (rdma.c's RDMAControlHeader).
+ */
+static int fi_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr,
+                        struct ibv_send_wr **bad_wr)
+{
+    for (struct ibv_send_wr *w = wr; w; w = w->next) {
+        uint8_t *msg;
+        int off;
+
+        if (w->opcode != IBV_WR_SEND || w->num_sge < 1 ||
+            w->sg_list[0].length < 8) {
+            continue;
+        }
+        msg = (uint8_t *)(uintptr_t)w->sg_list[0].addr;
+        off = fi_check("ibv_post_send", -1, ldl_be_p(msg + 4));
+        if (off > 0 && off <= w->sg_list[0].length - 4) {
+            stl_be_p(msg + off, UINT32_MAX);
+        }
+    }
+    return fi_post_send_next(qp, wr, bad_wr);
+}
+
+int rdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd,
+                   struct ibv_qp_init_attr *attr)
+{
+    static void *next;
+    RdmaCreateQpFn *fn = fi_next("rdma_create_qp", &next);
+    int ret = fn(id, pd, attr);
+    struct ibv_context *ctx;
+
+    if (ret || !getenv("QTEST_FAULT_INJECT")) {
+        return ret;
+    }
+    /* one context per device: shared by every queue pair on it */
+    ctx = id->qp->context;
+    pthread_mutex_lock(&fi_lock);
+    if (ctx->ops.post_send != fi_post_send) {
+        fi_post_send_next = ctx->ops.post_send;
+        ctx->ops.post_send = fi_post_send;
+    }
+    pthread_mutex_unlock(&fi_lock);
+    return ret;
+}
+#endif

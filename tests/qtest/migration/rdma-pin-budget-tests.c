@@ -222,7 +222,8 @@ static void log_budget(const char *side, QDict *pb)
  * stay within the limit, chunks are unregistered and registered again,
  * and the destination's every page is checked.
  */
-static void test_rdma_pin_budget_limit(void)
+/* @with: a capability of the composition matrix on the source too */
+static void do_test_rdma_pin_budget_limit(const char *with)
 {
     MigrateStart args = { .caps[MIGRATION_CAPABILITY_RDMA_PIN_BUDGET] = true };
     g_autofree char *uri = NULL;
@@ -236,6 +237,9 @@ static void test_rdma_pin_budget_limit(void)
     }
     migrate_set_parameter_int(from, "rdma-pin-limit", PIN_LIMIT);
     migrate_set_parameter_int(to, "rdma-pin-limit", PIN_LIMIT);
+    if (with) {
+        migrate_set_capability(from, with, true);
+    }
     migrate_incoming_qmp(to, uri, NULL, "{}");
     wait_for_serial("src_serial");
 
@@ -272,6 +276,17 @@ static void test_rdma_pin_budget_limit(void)
 
     /* checks every page of the destination */
     migrate_end(from, to, true);
+}
+
+static void test_rdma_pin_budget_limit(void)
+{
+    do_test_rdma_pin_budget_limit(NULL);
+}
+
+/* The composition matrix (composition-tests.c) */
+static void test_rdma_pin_budget_with(void *name)
+{
+    do_test_rdma_pin_budget_limit(strrchr(name, '/') + 1);
 }
 
 /*
@@ -331,14 +346,20 @@ static void test_rdma_pin_budget_dest_refuses(void)
  * destination, without its pid, armed once the migration is active.
  * The migration must fail, the destination exit with failure, and the
  * source run on, its guest writing.  (RDMA reports the cause on stderr;
- * error-desc says only "Channel error".)
+ * error-desc says only "Channel error".)  With @dst_says, the
+ * destination's stderr must hold it.
  */
 static void do_test_rdma_pin_budget_fault(bool dst, const char *rule,
-                                          const char *call)
+                                          const char *call,
+                                          const char *dst_says)
 {
+    g_autofree char *dst_err = g_strdup_printf("%s/dst.err", tmpfs);
+    g_autofree char *opts_target = g_strdup_printf("2>%s", dst_err);
     MigrateStart args = {
         .caps[MIGRATION_CAPABILITY_RDMA_PIN_BUDGET] = true,
-        .hide_stderr = true,
+        .hide_stderr = !dst_says,
+        .opts_source = dst_says ? "2>/dev/null" : NULL,
+        .opts_target = dst_says ? opts_target : NULL,
     };
     g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
     g_autofree char *uri = NULL;
@@ -372,6 +393,14 @@ static void do_test_rdma_pin_budget_fault(bool dst, const char *rule,
                    qdict_get_str(rsp, "error-desc"));
     qtest_wait_qemu(to);
     qtest_quit(to);
+    if (dst_says) {
+        g_autofree char *said = NULL;
+
+        g_assert_true(g_file_get_contents(dst_err, &said, NULL, NULL));
+        g_test_message("destination said: %s", said);
+        g_assert_nonnull(strstr(said, dst_says));
+        unlink(dst_err);
+    }
     qobject_unref(rsp);
     rsp = qtest_qmp_assert_success_ref(from, "{ 'execute': 'query-status' }");
     g_assert_true(qdict_get_bool(rsp, "running"));
@@ -386,7 +415,7 @@ static void test_rdma_pin_budget_fault_reg(void)
     g_autofree char *rule = g_strdup_printf("ibv_reg_mr * 0 %d 0 4 1 "
                                             "mig/rdma-pin", ENOMEM);
 
-    do_test_rdma_pin_budget_fault(false, rule, "ibv_reg_mr");
+    do_test_rdma_pin_budget_fault(false, rule, "ibv_reg_mr", NULL);
 }
 
 /*
@@ -399,7 +428,7 @@ static void test_rdma_pin_budget_fault_dereg(void)
     g_autofree char *rule = g_strdup_printf("ibv_dereg_mr * 0 %d 0 0 1 "
                                             "mig/rdma-pin", EINVAL);
 
-    do_test_rdma_pin_budget_fault(false, rule, "ibv_dereg_mr");
+    do_test_rdma_pin_budget_fault(false, rule, "ibv_dereg_mr", NULL);
 }
 
 /*
@@ -411,7 +440,35 @@ static void test_rdma_pin_budget_fault_dest_dereg(void)
     g_autofree char *rule = g_strdup_printf("ibv_dereg_mr * 0 %d 0 0 1",
                                             EINVAL);
 
-    do_test_rdma_pin_budget_fault(true, rule, "ibv_dereg_mr");
+    do_test_rdma_pin_budget_fault(true, rule, "ibv_dereg_mr", NULL);
+}
+
+/*
+ * The destination's unregister handler checks what the source names: a
+ * block index past its blocks (the word at byte 24 of the message,
+ * RDMARegister's current_index, set to all ones by the fault injector)
+ * fails the migration instead of indexing past the block array.
+ */
+static void test_rdma_pin_budget_fault_unreg_block(void)
+{
+    /* 10: RDMA_CONTROL_UNREGISTER_REQUEST */
+    const char *rule = "ibv_post_send * 10 24 0 0 1";
+
+    do_test_rdma_pin_budget_fault(false, rule, "ibv_post_send",
+                                  "'unregister' bad block index 4294967295");
+}
+
+/*
+ * ... and a chunk it has not registered (the high word of the chunk
+ * number, at byte 16, set to all ones) instead of unregistering from
+ * past the chunk array.
+ */
+static void test_rdma_pin_budget_fault_unreg_chunk(void)
+{
+    const char *rule = "ibv_post_send * 10 16 0 0 1";
+
+    do_test_rdma_pin_budget_fault(false, rule, "ibv_post_send",
+                                  "which is not registered");
 }
 
 /*
@@ -527,5 +584,14 @@ void migration_test_add_rdma_pin_budget(MigrationTestEnv *env)
                        test_rdma_pin_budget_fault_dereg);
     migration_test_add("/migration/rdma-pin-budget/fault/dest-dereg",
                        test_rdma_pin_budget_fault_dest_dereg);
+    migration_test_add_suffix("/migration/rdma-pin-budget/with/",
+                              "auto-converge", test_rdma_pin_budget_with);
+    migration_test_add_suffix("/migration/rdma-pin-budget/with/",
+                              "predictive-throttle",
+                              test_rdma_pin_budget_with);
+    migration_test_add("/migration/rdma-pin-budget/fault/unreg-block",
+                       test_rdma_pin_budget_fault_unreg_block);
+    migration_test_add("/migration/rdma-pin-budget/fault/unreg-chunk",
+                       test_rdma_pin_budget_fault_unreg_chunk);
 #endif
 }

@@ -235,13 +235,17 @@ static void set_spill(QTestState *who, const char *path)
  * connect through a forwarder that cuts after @cut_after bytes (0:
  * never).  Returns the URI to migrate to, or NULL when skipped.
  */
+/* TCG even where KVM is there: quicker, for the composition matrix */
+static bool spill_tcg;
+
 static char *spill_start_caps(QTestState **from, QTestState **to,
                               const char *spill, uint64_t cut_after,
                               Forwarder **fw, const char *cap,
                               const char *cap2)
 {
     /* postcopy recovery needs out-of-band commands */
-    MigrateStart args = { .hide_stderr = true, .oob = !!cap };
+    MigrateStart args = { .hide_stderr = true, .oob = !!cap,
+                          .tcg = spill_tcg };
 
     if (migrate_start(from, to, "defer", &args)) {
         return NULL;
@@ -296,6 +300,35 @@ static void migrate_to_third_pass(QTestState *from, QTestState *to,
  * its pid, armed at the start or at the cut; @call must then have
  * failed at least once.
  */
+/*
+ * How many whole records the spill file at @path holds so far (the
+ * format is in docs/devel/migration/shared-file-spill.rst): a header of
+ * 4096 bytes, then records of a 32-byte header, whose length field is
+ * at byte 24, and the payload padded to 8 bytes.
+ */
+static int spill_file_records(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    uint64_t pos = 4096;
+    uint8_t hdr[32];
+    struct stat st;
+    int n = 0;
+
+    g_assert(fd >= 0);
+    g_assert(fstat(fd, &st) == 0);
+    while (pos + sizeof(hdr) <= st.st_size &&
+           pread(fd, hdr, sizeof(hdr), pos) == sizeof(hdr) &&
+           !memcmp(hdr, "SPR1", 4)) {
+        pos += sizeof(hdr) + ROUND_UP(ldl_le_p(hdr + 24), 8);
+        if (pos > st.st_size) {
+            break;              /* not all written yet */
+        }
+        n++;
+    }
+    close(fd);
+    return n;
+}
+
 typedef struct SpillFault {
     bool dst;
     bool at_cut;
@@ -303,6 +336,12 @@ typedef struct SpillFault {
     const char *call;
     int min_hits;               /* 0: 1 */
     int file_errors;            /* files the source gives up */
+    /*
+     * With at_cut, instead of @rule: the destination's read of each
+     * record header the spill file holds at the cut is delayed so that
+     * the scan after the cut takes this long at least
+     */
+    int scan_ms;
 } SpillFault;
 
 /*
@@ -322,12 +361,14 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
     g_autofree char *loaded = g_strdup_printf("%s.loaded", spill);
     bool no_loaded = g_file_test(loaded, G_FILE_TEST_IS_DIR) ||
-                     (fault && strstr(fault->rule, ".loaded"));
+                     (fault && fault->rule &&
+                      strstr(fault->rule, ".loaded"));
     g_autofree char *uri = NULL;
     g_autoptr(QDict) src = NULL;
     g_autoptr(QDict) dst = NULL;
     QTestState *from, *to, *faulty;
     Forwarder *fw;
+    int scan_records = 0;
 
     if (fault && !fault_preload(rules)) {
         return;
@@ -355,7 +396,17 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
         while (read_ram_property_int(from, "dirty-sync-count") < 3) {
             g_usleep(20 * 1000);
         }
-        if (fault && fault->at_cut) {
+        if (fault && fault->scan_ms) {
+            /* the destination scans at least these after the cut */
+            scan_records = spill_file_records(spill);
+            g_assert_cmpint(scan_records, >, 0);
+            g_test_message("%d records to scan, %d ms each", scan_records,
+                           DIV_ROUND_UP(fault->scan_ms, scan_records));
+            fault_arm(rules, "%d pread /spill 32 0 %d 0 %d\n",
+                      qtest_pid(faulty),
+                      DIV_ROUND_UP(fault->scan_ms, scan_records),
+                      scan_records);
+        } else if (fault && fault->at_cut) {
             fault_arm(rules, "%d %s\n", qtest_pid(faulty), fault->rule);
         }
         if (cut_third_pass) {
@@ -421,7 +472,7 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     }
     if (fault) {
         g_assert_cmpint(fault_hits(rules, qtest_pid(faulty), fault->call),
-                        >=, MAX(fault->min_hits, 1));
+                        >=, MAX(MAX(fault->min_hits, scan_records), 1));
         fault_cleanup(rules);
     }
     /* checks every page of the destination */
@@ -506,16 +557,28 @@ static void test_spill_fault_read_retry(void)
 }
 
 /*
+ * The composition matrix (composition-tests.c): cut in the third pass
+ * with another capability on both sides; the migration completes
+ * through the file, every page checked.
+ */
+static void test_spill_with(void *name)
+{
+    spill_tcg = true;
+    do_test_spill(0, false, true, strrchr(name, '/') + 1, NULL);
+    spill_tcg = false;
+}
+
+/*
  * The destination's scan of the spill file after the cut is slow on
- * purpose: 40 ms for each of 900 records, 36 s in all, longer than the
- * 30 s the source waits for an acknowledgement.  The scan's progress,
- * acknowledged, keeps the source waiting, and the migration completes.
+ * purpose: each record the file holds at the cut takes so long that
+ * the scan takes 36 s at least, longer than the 30 s the source waits
+ * for an acknowledgement.  The scan's progress, acknowledged, keeps the
+ * source waiting, and the migration completes.
  */
 static void test_spill_fault_slow_scan(void)
 {
-    SpillFault f = { .dst = true, .at_cut = true,
-                     .rule = "pread /spill 32 0 40 0 900", .call = "pread",
-                     .min_hits = 900 };
+    SpillFault f = { .dst = true, .at_cut = true, .call = "pread",
+                     .scan_ms = 36 * 1000 };
 
     do_test_spill(0, false, true, NULL, &f);
 }
@@ -1487,6 +1550,10 @@ static void test_spill_postcopy_one_side(void)
 
 void migration_test_add_shared_file_spill(MigrationTestEnv *env)
 {
+    static const char *const with[] = {
+        "auto-converge", "predictive-throttle", "write-fault-groups",
+    };
+
     tmpfs = env->tmpfs;
 
     migration_test_add("/migration/shared-file-spill/refusals",
@@ -1508,6 +1575,10 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_end_online);
     migration_test_add("/migration/shared-file-spill/cut/shut-lost",
                        test_spill_shut_lost);
+    for (int i = 0; i < ARRAY_SIZE(with); i++) {
+        migration_test_add_suffix("/migration/shared-file-spill/with/",
+                                  with[i], test_spill_with);
+    }
     migration_test_add("/migration/shared-file-spill/fault/pages-sync",
                        test_spill_fault_pages_sync);
     migration_test_add("/migration/shared-file-spill/fault/loaded",
