@@ -383,7 +383,7 @@ def tier_rdma(logdir):
     up: it counts as a failure, not as a skip."""
     t = run_tap("rdma/guest", [os.path.join(TOP, "scripts", "guest",
                                             "rdma-guest.sh")],
-                timeout=10 * 60, logdir=logdir)
+                timeout=16 * 60, logdir=logdir)
     if t.skipped:
         t.failed += t.skipped
         t.failures.append(f"rdma/guest: {t.skipped} test(s) skipped "

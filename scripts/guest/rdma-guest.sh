@@ -24,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 G=$BUILD/guest
 R=$BUILD/rdma-guest
-TIMEOUT=${RDMA_GUEST_TIMEOUT:-600}
+TIMEOUT=${RDMA_GUEST_TIMEOUT:-900}
 PATHS=("$@")
 # each path on its own: -p of the parent suite did not run fault/:
 # upstream's plain and plain/ipv6 tests, ours, our fault/ ones and the
