@@ -31,8 +31,7 @@ typedef struct CompositionPair {
     const char *ours;           /* one of our capabilities */
     const char *with;           /* a partner: a feature, or ours */
     const char *error;          /* refused with exactly this; NULL: works */
-    const char *test;           /* works: the test that migrates it, or
-                                 * NULL: test_works() here */
+    const char *test;           /* works: the test migrating it; NULL: here */
 } CompositionPair;
 
 #define WORKS(o, w) { o, w, NULL, NULL }
