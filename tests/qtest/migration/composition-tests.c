@@ -197,8 +197,8 @@ static void set_caps(const Partner *p, bool *caps)
 }
 
 /*
- * Refused: the pair's capabilities in one migrate-set-capabilities, and
- * for those refused at migrate, what the transport needs, then migrate.
+ * Refused: the pair's capabilities set one by one until one is refused;
+ * if none is, what the transport needs, then migrate, which must be.
  */
 static void test_refused(void *name)
 {
@@ -265,7 +265,7 @@ static void assert_took_part(QTestState *from, const char *ours)
         g_assert_cmpint(qdict_get_int(info, "syncs"), >, 0);
     } else if (g_str_equal(ours, "predictive-throttle")) {
         info = migrate_query_member(from, "predictive-throttle");
-        g_assert_nonnull(info);
+        g_assert_cmpint(qdict_get_int(info, "decisions"), >, 0);
     }
 }
 
@@ -287,7 +287,7 @@ static void test_works(void *name)
     /* a few seconds with TCG, many more with a nested KVM */
     MigrateStart args = { .tcg = true };
     QTestState *from, *to;
-    void *tls = NULL;
+    G_GNUC_UNUSED void *tls = NULL;
 
     set_caps(ours, args.caps);
     set_caps(with, args.caps);
@@ -297,6 +297,12 @@ static void test_works(void *name)
 #ifndef CONFIG_GNUTLS
     if (with->tls) {
         g_test_skip("TLS needs GnuTLS");
+        return;
+    }
+#endif
+#ifndef CONFIG_ZSTD
+    if (with->compression && g_str_equal(with->compression, "zstd")) {
+        g_test_skip("zstd is not built in");
         return;
     }
 #endif
@@ -371,7 +377,7 @@ void migration_test_add_composition(MigrationTestEnv *env)
 
         if (pair->error) {
             migration_test_add_suffix(path, pair->with, test_refused);
-        } else if (!pair->test) {
+        } else if (!pair->test && env->has_tcg) {
             migration_test_add_suffix(path, pair->with, test_works);
         }
         /* else: the named test migrates it */
