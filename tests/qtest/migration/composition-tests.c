@@ -262,7 +262,7 @@ static void assert_took_part(QTestState *from, const char *ours)
         g_test_message("%" PRId64 " write faults in %" PRId64 " syncs",
                        qdict_get_int(info, "faults"),
                        qdict_get_int(info, "syncs"));
-        g_assert_cmpint(qdict_get_int(info, "syncs"), >, 0);
+        g_assert_cmpint(qdict_get_int(info, "faults"), >, 0);
     } else if (g_str_equal(ours, "predictive-throttle")) {
         info = migrate_query_member(from, "predictive-throttle");
         g_assert_cmpint(qdict_get_int(info, "decisions"), >, 0);
