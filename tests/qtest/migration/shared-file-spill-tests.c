@@ -21,6 +21,7 @@
 #include "qobject/qdict.h"
 #include "qemu/sockets.h"
 #include "qemu/bswap.h"
+#include "migration/spill-format.h"
 #include <poll.h>
 #include <sys/resource.h>
 #define XXH_INLINE_ALL
@@ -302,16 +303,15 @@ static void migrate_to_third_pass(QTestState *from, QTestState *to,
  * failed at least once.
  */
 /*
- * How many whole records the spill file at @path holds so far (the
- * format is in docs/devel/migration/shared-file-spill.rst): a header of
- * 4096 bytes, then records of a 32-byte header, whose length field is
- * at byte 24, and the payload padded to 8 bytes.
+ * How many whole records the spill file at @path holds so far
+ * (spill-format.h): after the file's header, records of a header whose
+ * length field is at byte 24, and the payload padded to 8 bytes.
  */
 static int spill_file_records(const char *path)
 {
     int fd = open(path, O_RDONLY);
-    uint64_t pos = 4096;
-    uint8_t hdr[32];
+    uint64_t pos = SPILL_HEADER_SIZE;
+    uint8_t hdr[SPILL_REC_HEADER_SIZE];
     struct stat st;
     int n = 0;
 
@@ -319,7 +319,7 @@ static int spill_file_records(const char *path)
     g_assert(fstat(fd, &st) == 0);
     while (pos + sizeof(hdr) <= st.st_size &&
            pread(fd, hdr, sizeof(hdr), pos) == sizeof(hdr) &&
-           !memcmp(hdr, "SPR1", 4)) {
+           ldl_le_p(hdr) == SPILL_REC_MAGIC) {
         pos += sizeof(hdr) + ROUND_UP(ldl_le_p(hdr + 24), 8);
         if (pos > st.st_size) {
             break;              /* not all written yet */
@@ -806,6 +806,49 @@ static void test_spill_fault_read_error(void)
 }
 
 /*
+ * Start a migration with return-path through the forwarder and bring it
+ * to its third pass; from then on the destination cannot grow
+ * spill-file.rp (RLIMIT_FSIZE: EFBIG, not SIGXFSZ, which the QEMUs
+ * inherit ignored), so its SHUT is lost.  Returns the URI, or NULL.
+ */
+static char *spill_start_shut_lost(QTestState **from, QTestState **to,
+                                   const char *spill, Forwarder **fw)
+{
+    g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
+    struct rlimit rl;
+    struct stat st;
+    char *uri;
+
+    signal(SIGXFSZ, SIG_IGN);
+    uri = spill_start_caps(from, to, spill, 0, fw, "return-path", NULL);
+    signal(SIGXFSZ, SIG_DFL);
+    if (!uri) {
+        return NULL;
+    }
+    migrate_to_third_pass(*from, *to, uri);
+    g_assert(stat(spill_rp, &st) == 0);
+    g_assert(prlimit(qtest_pid(*to), RLIMIT_FSIZE, NULL, &rl) == 0);
+    rl.rlim_cur = st.st_size;
+    g_assert(prlimit(qtest_pid(*to), RLIMIT_FSIZE, &rl, NULL) == 0);
+    return uri;
+}
+
+/*
+ * Never both run the guest: a source whose END may have started the
+ * guest on the destination ends "completed" (wait_for_migration_complete()
+ * asserts on "failed") and stays stopped.
+ */
+static void assert_source_committed(QTestState *from)
+{
+    g_autoptr(QDict) rsp = NULL;
+
+    wait_for_migration_complete(from);
+    rsp = qtest_qmp_assert_success_ref(from, "{ 'execute': 'query-status' }");
+    g_assert_false(qdict_get_bool(rsp, "running"));
+    g_assert_cmpstr(qdict_get_str(rsp, "status"), ==, "postmigrate");
+}
+
+/*
  * Never both run the guest: the network is cut, the source commits
  * through the file (END written and synced), the destination starts
  * the guest, but its SHUT never reaches the source, since the
@@ -817,43 +860,26 @@ static void test_spill_fault_read_error(void)
 static void test_spill_shut_lost(void)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
-    g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
     g_autofree char *uri = NULL;
     g_autofree char *error = NULL;
     g_autoptr(QDict) src = NULL;
     g_autoptr(QDict) rsp = NULL;
-    struct rlimit rl;
     QTestState *from, *to;
-    struct stat st;
     Forwarder *fw;
 
-    /* the QEMUs inherit it: EFBIG instead of SIGXFSZ */
-    signal(SIGXFSZ, SIG_IGN);
-    uri = spill_start_caps(&from, &to, spill, 0, &fw, "return-path", NULL);
-    signal(SIGXFSZ, SIG_DFL);
+    uri = spill_start_shut_lost(&from, &to, spill, &fw);
     if (!uri) {
         return;
     }
-    migrate_to_third_pass(from, to, uri);
-    /* the destination's return path file cannot grow from here on */
-    g_assert(stat(spill_rp, &st) == 0);
-    g_assert(prlimit(qtest_pid(to), RLIMIT_FSIZE, NULL, &rl) == 0);
-    rl.rlim_cur = st.st_size;
-    g_assert(prlimit(qtest_pid(to), RLIMIT_FSIZE, &rl, NULL) == 0);
     forwarder_cut(fw);
     migrate_ensure_converge(from);
 
     /* the destination has it all and runs the guest */
     qtest_qmp_eventwait(to, "RESUME");
-    /* "failed" asserts: the source must not take the guest back */
-    wait_for_migration_complete(from);
+    assert_source_committed(from);
     g_assert_true(fw->cut);
-    rsp = qtest_qmp_assert_success_ref(from, "{ 'execute': 'query-status' }");
-    g_assert_false(qdict_get_bool(rsp, "running"));
-    g_assert_cmpstr(qdict_get_str(rsp, "status"), ==, "postmigrate");
     src = migrate_query_member(from, "shared-file-spill");
     g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
-    qobject_unref(rsp);
     rsp = migrate_query(from);
     g_assert_true(qdict_haskey(rsp, "error-desc"));
     error = g_strdup(qdict_get_str(rsp, "error-desc"));
@@ -866,17 +892,17 @@ static void test_spill_shut_lost(void)
 /* Does @path end in an END record (spill-format.h)? */
 static bool spill_file_ends(const char *path)
 {
-    uint8_t rec[32];
+    uint8_t rec[SPILL_REC_HEADER_SIZE];
     struct stat st;
     bool ends;
     int fd = open(path, O_RDONLY);
 
     g_assert(fd >= 0);
     g_assert(fstat(fd, &st) == 0);
-    ends = st.st_size >= 4096 + sizeof(rec) &&
+    ends = st.st_size >= SPILL_HEADER_SIZE + sizeof(rec) &&
            pread(fd, rec, sizeof(rec), st.st_size - sizeof(rec)) ==
-           sizeof(rec) && ldl_le_p(rec) == 0x31525053 &&
-           lduw_le_p(rec + 4) == 4;
+           sizeof(rec) && ldl_le_p(rec) == SPILL_REC_MAGIC &&
+           lduw_le_p(rec + 4) == SPILL_REC_END;
     close(fd);
     return ends;
 }
@@ -894,27 +920,16 @@ static bool spill_file_ends(const char *path)
 static void test_spill_end_online(void)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
-    g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
     g_autofree char *uri = NULL;
     g_autoptr(GTimer) timer = g_timer_new();
-    g_autoptr(QDict) rsp = NULL;
     g_autoptr(QDict) src = NULL;
-    struct rlimit rl;
     QTestState *from, *to;
-    struct stat st;
     Forwarder *fw;
 
-    signal(SIGXFSZ, SIG_IGN);
-    uri = spill_start_caps(&from, &to, spill, 0, &fw, "return-path", NULL);
-    signal(SIGXFSZ, SIG_DFL);
+    uri = spill_start_shut_lost(&from, &to, spill, &fw);
     if (!uri) {
         return;
     }
-    migrate_to_third_pass(from, to, uri);
-    g_assert(stat(spill_rp, &st) == 0);
-    g_assert(prlimit(qtest_pid(to), RLIMIT_FSIZE, NULL, &rl) == 0);
-    rl.rlim_cur = st.st_size;
-    g_assert(prlimit(qtest_pid(to), RLIMIT_FSIZE, &rl, NULL) == 0);
     qatomic_set(&fw->hold, true);
     migrate_ensure_converge(from);
     /* the source writes END with its connection up */
@@ -927,11 +942,7 @@ static void test_spill_end_online(void)
     forwarder_cut_now(fw);
 
     qtest_qmp_eventwait(to, "RESUME");
-    /* "failed" asserts: the source must not take the guest back */
-    wait_for_migration_complete(from);
-    rsp = qtest_qmp_assert_success_ref(from, "{ 'execute': 'query-status' }");
-    g_assert_false(qdict_get_bool(rsp, "running"));
-    g_assert_cmpstr(qdict_get_str(rsp, "status"), ==, "postmigrate");
+    assert_source_committed(from);
     migrate_end(from, to, true);
     spill_cleanup(fw, spill);
 }
