@@ -134,13 +134,6 @@ static const CompositionPair *composition_pair(const char *path)
     g_assert_not_reached();
 }
 
-
-/* Where a refused pair's error comes from */
-typedef enum {
-    AT_CAPS,                    /* migrate-set-capabilities */
-    AT_MIGRATE,                 /* migrate, with the pair's URI */
-} RefusedAt;
-
 /* How a partner is set up, for a migration or a refusal */
 typedef struct Partner {
     const char *name;
