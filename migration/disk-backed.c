@@ -74,7 +74,7 @@ typedef struct DiskBackedBlock {
     size_t nrecs;
     unsigned long *cand;        /* source: may still go as a reference */
     unsigned long *nacked;      /* source: refused, to mark dirty (atomic) */
-    unsigned long *pending;     /* destination: refused, not yet in full */
+    unsigned long *pending;     /* destination, atomic: refused, not yet in full */
 } DiskBackedBlock;
 
 static struct {
@@ -89,7 +89,7 @@ static struct {
 
     QemuMutex lock;             /* protects map_status */
 
-    uint64_t pending;           /* destination: pending pages */
+    size_t pending;             /* destination, atomic: pending pages */
 
     char *map_status;
     Stat64 map_records;
@@ -694,13 +694,27 @@ bool disk_backed_incoming_open(Error **errp)
 
 bool disk_backed_load_setup(Error **errp)
 {
+    RAMBlock *rb;
+
     disk_backed_reset_stats("none");
-    db.pending = 0;
+    qatomic_set(&db.pending, 0);
     if (!db.blk) {
         error_setg(errp, "disk-backed-pages: node '%s' is not open; set the "
                    "capability before migrate-incoming",
                    migrate_disk_backed_node());
         return false;
+    }
+    /*
+     * Allocated here, before the first reference, so that multifd's
+     * receive threads never see one being allocated.
+     */
+    RCU_READ_LOCK_GUARD();
+    RAMBLOCK_FOREACH(rb) {
+        DiskBackedBlock *b = disk_backed_block(rb);
+
+        if (!b->pending) {
+            b->pending = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
+        }
     }
     return true;
 }
@@ -711,22 +725,31 @@ void disk_backed_load_cleanup(void)
     disk_backed_free_blocks();
 }
 
+/*
+ * The main thread sets a page pending, the thread that loads the page
+ * in full clears it: with multifd, one of its receive threads.  A page
+ * is sent in full only in a later round than its reference, after a
+ * multifd sync (docs/devel/migration/disk-backed-pages.rst, "With
+ * multifd"), so the set always comes first.
+ */
 static void disk_backed_set_pending(RAMBlock *rb, ram_addr_t addr,
                                     bool pending)
 {
-    DiskBackedBlock *b = disk_backed_block(rb);
+    DiskBackedBlock *b = rb->disk_backed;
     unsigned long page = addr >> TARGET_PAGE_BITS;
+    unsigned long *word, mask = BIT_MASK(page);
 
-    if (!b->pending) {
-        if (!pending) {
-            return;
-        }
-        b->pending = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
+    if (!b || !b->pending) {
+        /* not there at setup: disk_backed_load_ref() takes no reference */
+        return;
     }
-    if (pending && !test_and_set_bit(page, b->pending)) {
-        db.pending++;
-    } else if (!pending && test_and_clear_bit(page, b->pending)) {
-        db.pending--;
+    word = &b->pending[BIT_WORD(page)];
+    if (pending) {
+        if (!(qatomic_fetch_or(word, mask) & mask)) {
+            qatomic_inc(&db.pending);
+        }
+    } else if (qatomic_fetch_and(word, ~mask) & mask) {
+        qatomic_dec(&db.pending);
     }
 }
 
@@ -744,6 +767,11 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
     if (!db.blk) {
         error_report("disk-backed-pages: a reference arrived, but no "
                      "disk-backed-node is open");
+        return -EINVAL;
+    }
+    if (!rb->disk_backed || !rb->disk_backed->pending) {
+        error_report("disk-backed-pages: a reference arrived for RAM block "
+                     "'%s', which was not there at setup", rb->idstr);
         return -EINVAL;
     }
     if (!disk_ref_decode(rec, UINT64_MAX, &offset, hash)) {
@@ -809,17 +837,18 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
 
 void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr)
 {
-    if (db.pending) {
+    if (qatomic_read(&db.pending)) {
         disk_backed_set_pending(rb, addr, false);
     }
 }
 
 bool disk_backed_load_complete(Error **errp)
 {
-    if (db.pending) {
-        error_setg(errp, "disk-backed-pages: %" PRIu64 " page(s) whose disk "
-                   "reference was refused never arrived in full",
-                   db.pending);
+    size_t pending = qatomic_read(&db.pending);
+
+    if (pending) {
+        error_setg(errp, "disk-backed-pages: %zu page(s) whose disk "
+                   "reference was refused never arrived in full", pending);
         return false;
     }
     return true;

@@ -78,7 +78,10 @@ void disk_backed_load_cleanup(void);
  */
 int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
                          const uint8_t *rec);
-/* Destination: page @addr of @rb arrived in full. */
+/*
+ * Destination: page @addr of @rb arrived in full.  Called from the main
+ * thread, or with multifd from its receive threads.
+ */
 void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr);
 /* Destination, at the end of the stream: has every page arrived? */
 bool disk_backed_load_complete(Error **errp);

@@ -84,8 +84,10 @@ static const CompositionPair composition_pairs[] = {
     NO_RDMA("disk-backed-pages", "disk-backed-pages"),
     NO_RDMA("shared-file-spill", "shared-file-spill"),
 
-    CONFLICTS("disk-backed-pages", "multifd", "multifd"),
-    CONFLICTS("disk-backed-pages", "multifd-zstd", "multifd"),
+    WORKS_IN("disk-backed-pages", "multifd",
+             "/migration/disk-backed-pages/with/multifd"),
+    WORKS_IN("disk-backed-pages", "multifd-zstd",
+             "/migration/disk-backed-pages/with/multifd-zstd"),
     CONFLICTS("disk-backed-pages", "postcopy-ram", "postcopy-ram"),
     CONFLICTS("disk-backed-pages", "postcopy-preempt", "postcopy-ram"),
     WORKS_IN("disk-backed-pages", "tls",
