@@ -531,6 +531,14 @@ bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
     return true;
 }
 
+bool disk_backed_may_ref(RAMBlock *rb, ram_addr_t offset)
+{
+    DiskBackedBlock *b = qatomic_rcu_read(&rb->disk_backed);
+
+    /* racy against disk_backed_save_ref(): either answer is safe */
+    return b && b->cand && test_bit(offset >> TARGET_PAGE_BITS, b->cand);
+}
+
 void disk_backed_ref_sent(uint64_t len)
 {
     stat64_add(&db.pages_referenced, 1);
@@ -753,10 +761,9 @@ static void disk_backed_set_pending(RAMBlock *rb, ram_addr_t addr,
     }
 }
 
-int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
-                         const uint8_t *rec)
+int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
+                                 const uint8_t *rec, uint8_t **block)
 {
-    MigrationIncomingState *mis = migration_incoming_get_current();
     uint8_t hash[DISK_REF_HASH_LEN], got[DISK_REF_HASH_LEN];
     DiskBackedWindow *w;
     uint64_t offset, base;
@@ -816,16 +823,18 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
         }
     }
     if (ret >= 0 && !memcmp(got, hash, DISK_REF_HASH_LEN)) {
-        memcpy(host, buf, DISK_MAP_PAGE_SIZE);
-        disk_backed_set_pending(rb, addr, false);
-        stat64_add(&db.pages_referenced, 1);
-        return 0;
+        *block = buf;
+        return 1;
     }
-
-    /* Not this page: leave it alone, and ask for it in full */
     trace_disk_backed_load_refused(rb->idstr, addr, offset, ret);
     stat64_add(&db.references_refused, 1);
-    disk_backed_set_pending(rb, addr, true);
+    return 0;
+}
+
+int disk_backed_send_nack(RAMBlock *rb, ram_addr_t addr)
+{
+    MigrationIncomingState *mis = migration_incoming_get_current();
+
     if (!mis->to_src_file) {
         error_report("disk-backed-pages: a reference was refused and there "
                      "is no return path to ask for the page");
@@ -833,6 +842,36 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
     }
     migrate_send_rp_disk_ref_nack(mis, rb->idstr, addr);
     return 0;
+}
+
+int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
+                         const uint8_t *rec)
+{
+    uint8_t *block;
+    int ret = disk_backed_check_ref(rb, addr, rec, &block);
+
+    if (ret > 0) {
+        memcpy(host, block, DISK_MAP_PAGE_SIZE);
+        disk_backed_set_pending(rb, addr, false);
+        disk_backed_ref_loaded();
+        return 0;
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    /* Not this page: leave it alone, and ask for it in full */
+    disk_backed_set_pending(rb, addr, true);
+    return disk_backed_send_nack(rb, addr);
+}
+
+void disk_backed_ref_loaded(void)
+{
+    stat64_add(&db.pages_referenced, 1);
+}
+
+void disk_backed_page_refused(RAMBlock *rb, ram_addr_t addr)
+{
+    disk_backed_set_pending(rb, addr, true);
 }
 
 void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr)

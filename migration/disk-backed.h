@@ -35,6 +35,11 @@ void disk_backed_save_cleanup(void);
  */
 bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
                           uint8_t *rec);
+/*
+ * Source, any thread with the RCU read lock held: may page @offset of
+ * @rb still go as a reference?  A hint, racy against its first send.
+ */
+bool disk_backed_may_ref(RAMBlock *rb, ram_addr_t offset);
 /* Source: a reference of @len bytes in the stream has replaced a page. */
 void disk_backed_ref_sent(uint64_t len);
 
@@ -78,6 +83,26 @@ void disk_backed_load_cleanup(void);
  */
 int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
                          const uint8_t *rec);
+/*
+ * Destination, the parts of disk_backed_load_ref() for a loader that
+ * orders the copies of a page (shared-file-spill's spill_load_ref()):
+ * check the reference record @rec for page @addr of @rb.  Returns 1
+ * with *@block the verified block (valid until the next check), 0 for
+ * a block that does not match or cannot be read, -EINVAL for a
+ * malformed record.
+ */
+int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
+                          const uint8_t *rec, uint8_t **block);
+/* A verified reference was loaded */
+void disk_backed_ref_loaded(void);
+/* Ask the source for page @addr of @rb in full */
+int disk_backed_send_nack(RAMBlock *rb, ram_addr_t addr);
+/*
+ * Destination, from shared-file-spill's loader with its lock held: the
+ * newest copy of page @addr of @rb is a refused reference; it is
+ * pending.
+ */
+void disk_backed_page_refused(RAMBlock *rb, ram_addr_t addr);
 /*
  * Destination: page @addr of @rb arrived in full.  Called from the main
  * thread, or with multifd from its receive threads.

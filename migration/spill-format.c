@@ -351,7 +351,7 @@ int spill_back_claim(SpillBack *b, const SpillBackOps *ops, void *opaque,
         }
         b->below = page;
         scanned++;
-        if (ops->is_zero(opaque, b->block, page)) {
+        if (ops->leave(opaque, b->block, page)) {
             continue;
         }
         if (ops->take(opaque, b->block, page)) {

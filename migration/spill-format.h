@@ -227,7 +227,11 @@ typedef struct SpillBackOps {
     uint64_t (*npages)(void *opaque, int block);
     /* the last dirty page of @block below page @below, or @below */
     uint64_t (*last_dirty)(void *opaque, int block, uint64_t below);
-    bool (*is_zero)(void *opaque, int block, uint64_t page);
+    /*
+     * a page the network sends for less, which the file leaves to it: a
+     * zero page, or one that may go as a disk reference
+     */
+    bool (*leave)(void *opaque, int block, uint64_t page);
     /* clear the page's dirty bit; false when it was clean */
     bool (*take)(void *opaque, int block, uint64_t page);
 } SpillBackOps;

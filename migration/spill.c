@@ -68,6 +68,7 @@
 #include "options.h"
 #include "spill-format.h"
 #include "spill.h"
+#include "disk-backed.h"
 #include "trace.h"
 
 /* A destination waits this long for the file to grow before it fails */
@@ -1353,11 +1354,15 @@ static int spill_open_pages(const char *path, const SpillHeader *h,
 }
 
 /*
- * Destination: load one copy of a page if it is the newest so far.
+ * Destination: load one copy of a page if it is the newest so far:
+ * @data, or zeroes for NULL; with @refused, only its sequence number (a
+ * disk reference that was refused: the page is then pending).  With
+ * disk-backed-pages, a page taken in full is no longer pending.
  * 1: loaded, 0: an older copy, dropped, -1: error.
  */
-static int spill_apply(RAMBlock *rb, uint64_t offset, void *host,
-                        uint64_t seq, const void *data, Error **errp)
+static int spill_apply_copy(RAMBlock *rb, uint64_t offset, void *host,
+                            uint64_t seq, const void *data, bool refused,
+                            Error **errp)
 {
     uint64_t index = (rb->offset + offset) >> qemu_target_page_bits();
     size_t page = qemu_target_page_size();
@@ -1370,11 +1375,16 @@ static int spill_apply(RAMBlock *rb, uint64_t offset, void *host,
     }
     qemu_mutex_lock(&pr.lock);
     take = spill_seq_take(&pr.seq, index, seq);
-    if (take) {
+    if (take && refused) {
+        disk_backed_page_refused(rb, offset);
+    } else if (take) {
         if (data) {
             memcpy(host, data, page);
         } else if (!buffer_is_zero(host, page)) {
             memset(host, 0, page);
+        }
+        if (migrate_disk_backed_pages()) {
+            disk_backed_page_loaded(rb, offset);
         }
     }
     qemu_mutex_unlock(&pr.lock);
@@ -1382,6 +1392,12 @@ static int spill_apply(RAMBlock *rb, uint64_t offset, void *host,
         stat64_add(&sp.stale_pages, 1);
     }
     return take;
+}
+
+static int spill_apply(RAMBlock *rb, uint64_t offset, void *host,
+                       uint64_t seq, const void *data, Error **errp)
+{
+    return spill_apply_copy(rb, offset, host, seq, data, false, errp);
 }
 
 bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
@@ -1397,6 +1413,37 @@ bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
      * failed at the source, whose pages the network sends again.
      */
     return spill_apply(rb, offset, host, seq, data, errp) >= 0;
+}
+
+int spill_load_ref(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
+                   const uint8_t *rec, Error **errp)
+{
+    uint8_t *block = NULL;
+    int ret = disk_backed_check_ref(rb, offset, rec, &block);
+    int taken;
+
+    if (ret < 0) {
+        error_setg(errp, "shared-file-spill: a malformed disk reference");
+        return ret;
+    }
+    if (!pr.seq.seq) {
+        error_setg(errp, "shared-file-spill: a page before the RAM setup");
+        return -EINVAL;
+    }
+    /* a refused one takes its number and the pending mark in one step */
+    taken = spill_apply_copy(rb, offset, host, seq, block, !ret, errp);
+    if (taken < 0) {
+        return -EINVAL;
+    }
+    if (!taken) {
+        /* a newer copy came already: no use for this one, nor to refuse */
+        return 0;
+    }
+    if (ret) {
+        disk_backed_ref_loaded();
+        return 0;
+    }
+    return disk_backed_send_nack(rb, offset);
 }
 
 uint8_t *spill_page_buffer(void)

@@ -151,6 +151,15 @@ void spill_pages_incoming_stop(void);
 bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
                      const void *data, Error **errp);
 uint8_t *spill_page_buffer(void);
+/*
+ * Destination, disk-backed-pages: the reference record @rec with
+ * sequence number @seq for page @offset of @rb, loaded if it is the
+ * newest copy so far and its block is verified; if it is the newest and
+ * refused, the page is pending and the source asked for it in full.  An
+ * older copy is dropped.  Returns 0, or -EINVAL with @errp.
+ */
+int spill_load_ref(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
+                   const uint8_t *rec, Error **errp);
 
 /*
  * Destination, postcopy: a page request for @host, not yet received,

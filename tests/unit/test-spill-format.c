@@ -643,7 +643,7 @@ typedef struct BackModel {
     bool *dirty[BACK_BLOCKS];
     bool *zero[BACK_BLOCKS];
     uint8_t *taken_by[BACK_BLOCKS];     /* 0: nobody, 1: network, 2: file */
-    int looked;                         /* is_zero calls */
+    int looked;                         /* leave calls */
 } BackModel;
 
 static int bm_nblocks(void *opaque)
@@ -668,7 +668,7 @@ static uint64_t bm_last_dirty(void *opaque, int block, uint64_t below)
     return below;
 }
 
-static bool bm_is_zero(void *opaque, int block, uint64_t page)
+static bool bm_leave(void *opaque, int block, uint64_t page)
 {
     BackModel *m = opaque;
 
@@ -689,7 +689,7 @@ static const SpillBackOps bm_ops = {
     .nblocks = bm_nblocks,
     .npages = bm_npages,
     .last_dirty = bm_last_dirty,
-    .is_zero = bm_is_zero,
+    .leave = bm_leave,
     .take = bm_take,
 };
 

@@ -92,7 +92,8 @@ static const CompositionPair composition_pairs[] = {
     CONFLICTS("disk-backed-pages", "postcopy-preempt", "postcopy-ram"),
     WORKS_IN("disk-backed-pages", "tls",
              "/migration/disk-backed-pages/with/tls"),
-    CONFLICTS("disk-backed-pages", "xbzrle", "xbzrle"),
+    WORKS_IN("disk-backed-pages", "xbzrle",
+             "/migration/disk-backed-pages/with/xbzrle"),
     CONFLICTS("disk-backed-pages", "mapped-ram", "mapped-ram"),
     WORKS_IN("disk-backed-pages", "auto-converge",
              "/migration/disk-backed-pages/with/auto-converge"),
@@ -100,9 +101,8 @@ static const CompositionPair composition_pairs[] = {
              "/migration/disk-backed-pages/with/predictive-throttle"),
     WORKS_IN("disk-backed-pages", "write-fault-groups",
              "/migration/disk-backed-pages/with/write-fault-groups"),
-    REFUSED("disk-backed-pages", "shared-file-spill",
-            "Capability 'shared-file-spill' conflicts with capability "
-            "'disk-backed-pages'"),
+    WORKS_IN("disk-backed-pages", "shared-file-spill",
+             "/migration/disk-backed-pages/with/shared-file-spill"),
 
     CONFLICTS("shared-file-spill", "multifd", "multifd"),
     CONFLICTS("shared-file-spill", "multifd-zstd", "multifd"),
