@@ -108,14 +108,14 @@ bench-wfg: build
 	    --configs precopy,write-fault-groups-1,write-fault-groups \
 	    $(BENCH_ARGS)
 
-# disk-backed-pages against precopy, return-path (which the capability
-# needs) and multifd-zstd, with 160 MiB of page cache, alone and with a
-# dirtier; diskmap publishes the map in the guest.
-# bench/results/disk-backed-pages.*
+# disk-backed-pages, alone and riding multifd-zstd, against precopy,
+# return-path (which the capability needs) and multifd-zstd, with
+# 160 MiB of page cache, alone and with a dirtier; diskmap publishes the
+# map in the guest.  bench/results/disk-backed-pages.*
 bench-disk: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name disk-backed-pages \
 	    --scenarios pagecache,mixed \
-	    --configs precopy,return-path,multifd-zstd,disk-backed-pages \
+	    --configs precopy,return-path,multifd-zstd,disk-backed-pages,disk-backed-pages+multifd-zstd \
 	    $(BENCH_ARGS)
 
 # shared-file-spill against precopy and mapped-ram (QEMU's file migration)

@@ -98,6 +98,15 @@ CONFIGS = [
            params={"disk-backed-node": "{disk_node}"},
            src_params={"disk-backed-map": "{disk_map}"},
            hook="diskmap", scenarios=("pagecache", "mixed")),
+    # The same riding multifd-zstd: references on the main channel, the
+    # pages in full compressed through two channels.
+    Config("disk-backed-pages+multifd-zstd", kind="capability",
+           caps={"return-path": True, "disk-backed-pages": True,
+                 "multifd": True},
+           params={"disk-backed-node": "{disk_node}",
+                   "multifd-channels": 2, "multifd-compression": "zstd"},
+           src_params={"disk-backed-map": "{disk_map}"},
+           hook="diskmap", scenarios=("pagecache", "mixed")),
     # Source-side only (docs/devel/migration/write-fault-groups.rst);
     # group max 1 is per-page write-fault tracking, its own baseline.
     Config("write-fault-groups", kind="capability",
