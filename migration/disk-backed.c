@@ -57,15 +57,19 @@
  * The destination reads the disk in windows around the frames it is
  * asked for, and keeps the last ones: page cache pages of a file tend
  * to be sent near each other, and one read of 64 KiB costs about what
- * one of 4 KiB does.
+ * one of 4 KiB does.  When a miss follows the end of the last read, the
+ * next read takes twice as many windows, up to DISK_BACKED_READAHEAD: a
+ * file's blocks are mostly in order on the disk.  The windows are one
+ * buffer, window i at i * DISK_BACKED_WINDOW, so that one read fills
+ * neighbouring windows.
  */
 #define DISK_BACKED_WINDOW              (64 * 1024)
 #define DISK_BACKED_WINDOWS             256     /* 16 MiB */
+#define DISK_BACKED_READAHEAD           16      /* 1 MiB */
 
 typedef struct DiskBackedWindow {
     uint64_t base;              /* disk offset */
     uint64_t len;               /* 0: empty */
-    uint8_t *buf;
 } DiskBackedWindow;
 
 typedef struct DiskBackedBlock {
@@ -82,6 +86,9 @@ static struct {
     BdrvDirtyBitmap *written;   /* source: disk blocks written since setup */
     BlockBackend *blk;          /* destination */
     DiskBackedWindow *win;      /* destination: DISK_BACKED_WINDOWS */
+    uint8_t *win_buf;           /* destination: their data, or NULL */
+    uint64_t next_base;         /* destination: the end of the last read */
+    unsigned ahead;             /* destination: windows in the last read */
     uint64_t disk_size;
     bool closed;                /* source: no more references */
     bool pong;                  /* source: the destination checked all */
@@ -653,13 +660,10 @@ static void disk_backed_blk_close(void)
                                 disk_backed_blk_unref_bh, db.blk);
         db.blk = NULL;
     }
-    if (db.win) {
-        for (int i = 0; i < DISK_BACKED_WINDOWS; i++) {
-            qemu_vfree(db.win[i].buf);
-        }
-        g_free(db.win);
-        db.win = NULL;
-    }
+    qemu_vfree(db.win_buf);
+    db.win_buf = NULL;
+    g_free(db.win);
+    db.win = NULL;
 }
 
 bool disk_backed_incoming_open(Error **errp)
@@ -697,6 +701,8 @@ bool disk_backed_incoming_open(Error **errp)
     db.disk_size = size;
     db.blk = blk;
     db.win = g_new0(DiskBackedWindow, DISK_BACKED_WINDOWS);
+    db.next_base = UINT64_MAX;
+    db.ahead = 0;
     return true;
 }
 
@@ -761,6 +767,53 @@ static void disk_backed_set_pending(RAMBlock *rb, ram_addr_t addr,
     }
 }
 
+static uint8_t *disk_backed_win_data(DiskBackedWindow *w)
+{
+    return db.win_buf + (w - db.win) * DISK_BACKED_WINDOW;
+}
+
+/*
+ * Destination: read the window at disk offset @base, and after it as
+ * many as the read ahead asks for, in one read.
+ */
+static int disk_backed_read_windows(uint64_t base)
+{
+    unsigned first = (base / DISK_BACKED_WINDOW) % DISK_BACKED_WINDOWS;
+    unsigned n;
+    uint64_t len;
+    int ret;
+
+    if (!db.win_buf) {
+        db.win_buf = qemu_blockalign(blk_bs(db.blk), DISK_BACKED_WINDOW *
+                                     DISK_BACKED_WINDOWS);
+    }
+    db.ahead = base == db.next_base ?
+               MIN(db.ahead * 2, DISK_BACKED_READAHEAD) : 1;
+    /* within the disk, and within the buffer (no wrap) */
+    n = MIN(db.ahead, DISK_BACKED_WINDOWS - first);
+    len = MIN((uint64_t)n * DISK_BACKED_WINDOW, db.disk_size - base);
+    n = DIV_ROUND_UP(len, DISK_BACKED_WINDOW);
+    for (unsigned i = 0; i < n; i++) {
+        db.win[first + i].len = 0;
+    }
+    ret = blk_pread(db.blk, base, len, db.win_buf +
+                    (uint64_t)first * DISK_BACKED_WINDOW, 0);
+    if (ret < 0) {
+        db.next_base = UINT64_MAX;
+        return ret;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        DiskBackedWindow *w = &db.win[first + i];
+
+        w->base = base + (uint64_t)i * DISK_BACKED_WINDOW;
+        w->len = MIN(DISK_BACKED_WINDOW, db.disk_size - w->base);
+    }
+    stat64_add(&db.disk_bytes_read, len);
+    trace_disk_backed_read_windows(base, len);
+    db.next_base = base + len;
+    return 0;
+}
+
 int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
                                  const uint8_t *rec, uint8_t **block)
 {
@@ -795,21 +848,11 @@ int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
     } else if (w->len && w->base == base) {
         ret = 0;
     } else {
-        if (!w->buf) {
-            w->buf = qemu_blockalign(blk_bs(db.blk), DISK_BACKED_WINDOW);
-        }
-        w->len = 0;
-        ret = blk_pread(db.blk, base, MIN(DISK_BACKED_WINDOW,
-                                          db.disk_size - base), w->buf, 0);
-        if (ret >= 0) {
-            w->base = base;
-            w->len = MIN(DISK_BACKED_WINDOW, db.disk_size - base);
-            stat64_add(&db.disk_bytes_read, w->len);
-            fresh = true;
-        }
+        ret = disk_backed_read_windows(base);
+        fresh = ret >= 0;
     }
     if (ret >= 0) {
-        buf = w->buf + (offset - base);
+        buf = disk_backed_win_data(w) + (offset - base);
         disk_ref_hash(buf, got);
         if (memcmp(got, hash, DISK_REF_HASH_LEN) && !fresh) {
             /* read a while ago: the frame may have changed since */
