@@ -78,7 +78,7 @@ typedef struct DiskBackedBlock {
     size_t nrecs;
     unsigned long *cand;        /* source: may still go as a reference */
     unsigned long *nacked;      /* source: refused, to mark dirty (atomic) */
-    unsigned long *pending;     /* destination, atomic: refused, not yet in full */
+    unsigned long *pending;     /* destination, atomic: not yet in full */
 } DiskBackedBlock;
 
 static struct {
