@@ -815,7 +815,7 @@ static int disk_backed_read_windows(uint64_t base)
 }
 
 int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
-                                 const uint8_t *rec, uint8_t **block)
+                          const uint8_t *rec, uint8_t **block)
 {
     uint8_t hash[DISK_REF_HASH_LEN], got[DISK_REF_HASH_LEN];
     DiskBackedWindow *w;
