@@ -198,9 +198,10 @@ static void assert_same_region(QTestState *from, QTestState *to)
 }
 
 /*
- * A partner of the composition matrix (composition-tests.c): TLS or
- * multifd (its two channels, compressed with zstd or not) on both sides,
- * or a capability that only the source acts on
+ * A partner of the composition matrix (composition-tests.c): TLS,
+ * multifd (its two channels, compressed with zstd or not) or
+ * shared-file-spill on both sides, xbzrle with a cache of 32 MiB, or a
+ * capability that only the source acts on
  */
 static void *with_start(QTestState *from, QTestState *to, const char *with)
 {
