@@ -1419,16 +1419,16 @@ int spill_load_ref(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
                    const uint8_t *rec, Error **errp)
 {
     uint8_t *block = NULL;
-    int ret = disk_backed_check_ref(rb, offset, rec, &block);
-    int taken;
+    int ret, taken;
 
-    if (ret < 0) {
-        error_setg(errp, "shared-file-spill: a malformed disk reference");
-        return ret;
-    }
     if (!pr.seq.seq) {
         error_setg(errp, "shared-file-spill: a page before the RAM setup");
         return -EINVAL;
+    }
+    ret = disk_backed_check_ref(rb, offset, rec, &block);
+    if (ret < 0) {
+        error_setg(errp, "shared-file-spill: a malformed disk reference");
+        return ret;
     }
     /* a refused one takes its number and the pending mark in one step */
     taken = spill_apply_copy(rb, offset, host, seq, block, !ret, errp);
