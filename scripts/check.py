@@ -96,6 +96,8 @@ def run_tap(name, cmd, env=None, timeout=600, cwd=None, logdir=None):
     full_env.update(env or {})
     start = time.monotonic()
     out_lines = []
+    times = []                  # (seconds since the previous result, test)
+    last = start
     try:
         proc = subprocess.Popen(cmd, env=full_env, cwd=cwd, text=True,
                                 stdout=subprocess.PIPE,
@@ -107,6 +109,9 @@ def run_tap(name, cmd, env=None, timeout=600, cwd=None, logdir=None):
             m = TAP_RE.match(line)
             if m:
                 what = m.group(3).strip()
+                now = time.monotonic()
+                times.append((now - last, what))
+                last = now
                 if m.group(1) == "not ok":
                     if "# TODO" in what:
                         t.skipped += 1
@@ -135,6 +140,11 @@ def run_tap(name, cmd, env=None, timeout=600, cwd=None, logdir=None):
         fname = re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + ".log"
         with open(os.path.join(logdir, fname), "w") as f:
             f.writelines(out_lines)
+        if len(times) > 1:
+            # what to make cheaper when CI's time runs short
+            with open(os.path.join(logdir, fname[:-4] + ".times"), "w") as f:
+                for secs, what in sorted(times, reverse=True):
+                    f.write(f"{secs:7.1f}s {what}\n")
     problem = None
     if timed_out:
         problem = f"timed out after {timeout}s"
@@ -150,6 +160,10 @@ def run_tap(name, cmd, env=None, timeout=600, cwd=None, logdir=None):
         log(f"    {name}: {problem}; last output:\n{tail}")
     log(f"  {name}: {t.passed} passed, {t.failed} failed, "
         f"{t.skipped} skipped ({elapsed:.0f}s)")
+    if len(times) > 10 and max(times)[0] >= 1:
+        slow = sorted(times, reverse=True)[:5]
+        log("    slowest: " + ", ".join(f"{w.split(' ')[0]} {s:.0f}s"
+                                       for s, w in slow))
     return t
 
 
