@@ -1,0 +1,1132 @@
+/*
+ * shared-file-spill: the migration stream also through a shared file
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The source's main channel is wrapped in a QIOChannelSpill that writes
+ * every byte of the migration stream both to the network and, as
+ * checksummed STREAM records (spill-format.h), to the spill file on
+ * storage both hosts reach.  When the network breaks, the source goes on
+ * through the file alone, and nothing else in the migration notices.
+ *
+ * The destination's main channel is wrapped the same way: it reads the
+ * network, and when the network breaks it reads on from the spill file,
+ * from the same byte of the stream, waiting for the source to write it.
+ * The loader sees one unbroken stream.  A file that is corrupt, that the
+ * source abandoned (ABORT record) or that stops growing fails the
+ * migration, and nothing of it is used.
+ *
+ * Without the network the source cannot tell a broken network from a
+ * dead destination.  So once it has failed over, it goes on only while
+ * the destination acknowledges, through a second file (spill-file
+ * ".ack"), the stream bytes it has read from the spill file: it writes
+ * at most SPILL_ACK_WINDOW bytes ahead of the acknowledged ones, and the
+ * migration completes only once the destination has read the whole
+ * stream.  Without an acknowledgement for SPILL_ACK_TIMEOUT_MS the
+ * migration fails and the guest runs on at the source.
+ *
+ * END is the commit: the source writes it only once it has decided that
+ * the migration succeeded, and a destination that read from the file
+ * starts the guest only once it has read END; ABORT, or no END for
+ * SPILL_COMMIT_TIMEOUT_MS, fails it.  So the two never both run the
+ * guest.
+ *
+ * The file is written from the migration thread as the stream is
+ * flushed, so the storage must keep up with the network.
+ *
+ * Beside it, the pages datapath (spill-pages.c) sends dirty pages
+ * through a second file, so that the network has fewer to send; see
+ * docs/devel/migration/shared-file-spill.rst.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/iov.h"
+#include "qemu/main-loop.h"
+#include "qapi/error.h"
+#include "exec/target_page.h"
+#include "migration.h"
+#include "qemu-file.h"
+#include "options.h"
+#include "spill.h"
+#include "spill-int.h"
+#include "trace.h"
+
+/*
+ * A reader of the stream or of the return path waits this long for the
+ * file to grow: in postcopy, a vCPU waits for the page it faulted on.
+ */
+#define SPILL_READ_POLL_NS      (1 * SCALE_MS)
+/* A source without the network waits this long for the destination */
+#define SPILL_ACK_TIMEOUT_MS    (30 * 1000)
+/* A destination that read from the file waits this long for END */
+#define SPILL_COMMIT_TIMEOUT_MS (120 * 1000)
+#define SPILL_ACK_WINDOW        (64 * 1024 * 1024)
+/* The acknowledgement file: spill_pos_encode(), SPILL_ACK_MAGIC */
+/* A destination waiting for the file looks this often whether it is gone */
+#define SPILL_GONE_CHECK_MS     100
+/* A destination scanning the spill file says so this often */
+#define SPILL_SCAN_ACK_MS       100
+
+#define TYPE_QIO_CHANNEL_SPILL "qio-channel-spill"
+OBJECT_DECLARE_SIMPLE_TYPE(QIOChannelSpill, QIO_CHANNEL_SPILL)
+
+struct QIOChannelSpill {
+    QIOChannel parent;
+    QIOChannel *net;
+    int fd;                     /* the spill file, -1 once given up */
+    /*
+     * The migration stream: the source writes, the destination reads.
+     * Beside it (@aux), its return path: the destination writes, the
+     * source reads, through spill-file + ".rp"; and postcopy's preempt
+     * channel: the source writes, the destination reads, through
+     * spill-file + ".preempt".
+     */
+    bool writer;
+    bool aux;
+    bool incoming;              /* the destination's */
+    const char *what;           /* for messages */
+    bool net_ok;                /* atomic: the network still carries it */
+    bool shutdown;              /* atomic; cancelled: fail, no failover */
+    bool committed;             /* source: END written */
+    char *path;                 /* the spill file */
+    dev_t dev;                  /* ... and the file it was, to remove it */
+    ino_t ino;
+    uint64_t stream_pos;        /* stream bytes written or read */
+    uint64_t seq;               /* source: records written */
+    uint64_t file_pos;          /* source: where the next record goes */
+    uint64_t synced_pos;        /* source: file_pos at the last sync */
+    uint8_t *buf;               /* a record */
+    size_t buf_size;
+    uint8_t uuid[SPILL_UUID_LEN];
+    SpillPos ack;               /* the acknowledgement file */
+    int64_t acked_at;           /* destination: its last acknowledgement */
+    /* destination */
+    SpillScan scan;
+    uint64_t cur_off, cur_len;  /* the STREAM record in buf */
+};
+
+static void spill_buf_reserve(QIOChannelSpill *sc, size_t size)
+{
+    if (sc->buf_size < size) {
+        g_free(sc->buf);
+        sc->buf = g_malloc(size);
+        sc->buf_size = size;
+    }
+}
+
+/* Source: stop writing the file; the network alone carries on */
+static void spill_give_up_file(QIOChannelSpill *sc, int err)
+{
+    warn_report("shared-file-spill: cannot write the spill file (%s); "
+                "the migration goes on over the network alone",
+                strerror(err));
+    stat64_add(&spill_state.file_errors, 1);
+    close(sc->fd);
+    sc->fd = -1;
+}
+
+/* 0, or the errno of a write that failed (the file is then unchanged) */
+static int spill_try_write_record(QIOChannelSpill *sc, SpillRecType type,
+                                  const struct iovec *iov, size_t niov,
+                                  size_t iov_off, uint32_t len)
+{
+    uint64_t size = spill_record_size(len);
+    ssize_t done;
+
+    spill_buf_reserve(sc, size);
+    /* the payload first, then the record is sealed around it */
+    iov_to_buf(iov, niov, iov_off, sc->buf + SPILL_REC_HEADER_SIZE, len);
+    spill_record_encode(sc->buf, type, 0, ++sc->seq, sc->stream_pos + iov_off,
+                        sc->buf + SPILL_REC_HEADER_SIZE, len);
+    for (done = 0; done < size;) {
+        ssize_t n = pwrite(sc->fd, sc->buf + done, size - done,
+                           sc->file_pos + done);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? errno : ENOSPC;
+        }
+        done += n;
+    }
+    sc->file_pos += size;
+    if (!sc->aux) {
+        stat64_add(&spill_state.file_bytes, size);
+        stat64_add(&spill_state.records, 1);
+    }
+    return 0;
+}
+
+static bool spill_write_record(QIOChannelSpill *sc, SpillRecType type,
+                               const struct iovec *iov, size_t niov,
+                               size_t iov_off, uint32_t len)
+{
+    int err = spill_try_write_record(sc, type, iov, niov, iov_off, len);
+
+    if (err) {
+        spill_give_up_file(sc, err);
+    }
+    return !err;
+}
+
+/*
+ * Source: make what was written visible to the destination's host
+ * (storage shared over the network may hold it back until then).
+ */
+static int spill_sync(QIOChannelSpill *sc, Error **errp)
+{
+    if (sc->fd < 0 || sc->synced_pos == sc->file_pos) {
+        return 0;
+    }
+    if (qemu_fdatasync(sc->fd) < 0) {
+        error_setg_errno(errp, errno, "shared-file-spill: cannot sync the "
+                         "spill file");
+        return -1;
+    }
+    sc->synced_pos = sc->file_pos;
+    return 0;
+}
+
+/*
+ * Source: the stream bytes the destination acknowledges, or 0, and into
+ * @scanned how far it has scanned the spill file to find them
+ */
+static uint64_t spill_acked(QIOChannelSpill *sc, uint64_t *scanned)
+{
+    uint64_t v[2];
+
+    *scanned = 0;
+    if (!spill_pos_read(&sc->ack, sc->uuid, v) || v[0] > sc->stream_pos) {
+        /*
+         * Not (yet) this migration's, or more than was ever written:
+         * such an acknowledgement must never let the source commit.
+         */
+        return 0;
+    }
+    *scanned = v[1];
+    return v[0];
+}
+
+/*
+ * Source without the network: wait until the destination has read all
+ * but @window bytes of the stream written so far.
+ */
+static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
+                            Error **errp)
+{
+    int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    uint64_t scanned, last_scanned;
+    uint64_t acked = spill_acked(sc, &scanned), last = acked;
+
+    last_scanned = scanned;
+    if (acked + window < sc->stream_pos && spill_sync(sc, errp) < 0) {
+        return -1;
+    }
+    while (acked + window < sc->stream_pos) {
+        if (qatomic_read(&sc->shutdown)) {
+            error_setg(errp, "shared-file-spill: cancelled");
+            return -1;
+        }
+        if (acked != last || scanned != last_scanned) {
+            /* reading, or still scanning a long file for its place */
+            last = acked;
+            last_scanned = scanned;
+            since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+        }
+        if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
+            SPILL_ACK_TIMEOUT_MS) {
+            error_setg(errp, "shared-file-spill: the network is lost and "
+                       "the destination has not read the spill file for "
+                       "%d s (%" PRIu64 " of %" PRIu64 " bytes read)",
+                       SPILL_ACK_TIMEOUT_MS / 1000, acked, sc->stream_pos);
+            return -1;
+        }
+        g_usleep(SPILL_POLL_NS / SCALE_US);
+        acked = spill_acked(sc, &scanned);
+    }
+    return 0;
+}
+
+bool spill_catch_up(QIOChannel *ioc, Error **errp)
+{
+    QIOChannelSpill *sc;
+
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        return true;
+    }
+    sc = QIO_CHANNEL_SPILL(ioc);
+    if (!sc->writer || sc->aux || sc->net_ok) {
+        return true;
+    }
+    /* what is still to read then is only what the last stage sends */
+    return spill_wait_acked(sc, 0, errp) == 0;
+}
+
+bool spill_committed(void)
+{
+    return qatomic_read(&spill_state.end_written) &&
+           !qatomic_read(&spill_state.shut_error);
+}
+
+void spill_note_shut(bool error)
+{
+    if (error) {
+        qatomic_set(&spill_state.shut_error, true);
+    }
+}
+
+bool spill_commit(QIOChannel *ioc, Error **errp)
+{
+    QIOChannelSpill *sc;
+
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        return true;
+    }
+    sc = QIO_CHANNEL_SPILL(ioc);
+    if (!sc->writer || sc->aux) {
+        return true;
+    }
+    if (!sc->net_ok && spill_wait_acked(sc, 0, errp) < 0) {
+        return false;
+    }
+    if (sc->net_ok) {
+        /*
+         * A destination that took the whole stream from the network may
+         * have removed the file already: END is then of no use to anyone,
+         * and failing to write it is no error.
+         */
+        if (sc->fd >= 0 &&
+            !spill_try_write_record(sc, SPILL_REC_END, NULL, 0, 0, 0)) {
+            /*
+             * Committed all the same: a destination whose connection
+             * broke after the source's last write may read the rest, and
+             * END, from the file.
+             */
+            sc->committed = true;
+            qatomic_set(&spill_state.end_written, true);
+            trace_spill_committed(sc->stream_pos, sc->file_pos);
+        }
+    } else {
+        /* without the network the destination starts on this alone */
+        if (sc->fd < 0 ||
+            !spill_write_record(sc, SPILL_REC_END, NULL, 0, 0, 0)) {
+            error_setg(errp, "shared-file-spill: cannot write the end of "
+                       "the spill file");
+            return false;
+        }
+        /*
+         * END is in the file: a destination may read it (from a cache,
+         * or once the storage catches up) and start the guest, even if
+         * the sync below fails.  From here on the source must never run
+         * the guest again (spill_committed()); nothing may follow END.
+         */
+        sc->committed = true;
+        qatomic_set(&spill_state.end_written, true);
+        trace_spill_committed(sc->stream_pos, sc->file_pos);
+        if (spill_sync(sc, errp) < 0) {
+            return false;
+        }
+    }
+    trace_spill_close(true, sc->stream_pos, sc->file_pos);
+    return true;
+}
+
+/* The network is lost for @sc: the file alone from now on */
+static void spill_failed_over(QIOChannelSpill *sc)
+{
+    trace_spill_failover(!sc->incoming, sc->what, sc->stream_pos);
+    if (!sc->aux) {
+        stat64_add(&spill_state.failovers, 1);
+    }
+    if (sc->incoming) {
+        qatomic_set(&spill_state.via_file, true);
+    }
+    qatomic_set(&sc->net_ok, false);
+}
+
+static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
+                            size_t niov, int *fds, size_t nfds, int flags,
+                            Error **errp)
+{
+    QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
+    size_t total = iov_size(iov, niov);
+
+    if (!sc->writer || nfds) {
+        error_setg(errp, "shared-file-spill: unexpected write");
+        return -1;
+    }
+    if (qatomic_read(&sc->shutdown)) {
+        error_setg(errp, "shared-file-spill: cancelled");
+        return -1;
+    }
+    for (size_t off = 0; sc->fd >= 0 && off < total;
+         off += SPILL_MAX_STREAM) {
+        spill_write_record(sc, SPILL_REC_STREAM, iov, niov, off,
+                           MIN(total - off, SPILL_MAX_STREAM));
+    }
+    if (sc->net_ok) {
+        Error *err = NULL;
+
+        if (qio_channel_writev_all(sc->net, iov, niov, &err) < 0) {
+            if (sc->fd < 0 || qatomic_read(&sc->shutdown)) {
+                error_propagate(errp, err);
+                return -1;
+            }
+            warn_report("shared-file-spill: the network connection broke "
+                        "(%s); the %s goes on through the spill file",
+                        error_get_pretty(err), sc->what);
+            error_free(err);
+            spill_failed_over(sc);
+            /* a half-broken connection: make the destination fail over */
+            if (qio_channel_has_feature(sc->net,
+                                        QIO_CHANNEL_FEATURE_SHUTDOWN)) {
+                qio_channel_shutdown(sc->net, QIO_CHANNEL_SHUTDOWN_BOTH,
+                                     NULL);
+            }
+            /* the destination reads on from here */
+            if (spill_sync(sc, errp) < 0) {
+                return -1;
+            }
+        }
+    } else if (sc->fd < 0) {
+        error_setg(errp, "shared-file-spill: both the network and the spill "
+                   "file failed");
+        return -1;
+    }
+    sc->stream_pos += total;
+    if (sc->aux) {
+        /*
+         * Page requests and the pages asked for are few and urgent: the
+         * other side must see them now.
+         */
+        if (!sc->net_ok && sc->fd >= 0 && spill_sync(sc, errp) < 0) {
+            return -1;
+        }
+        return total;
+    }
+    /* not with the BQL held: spill_commit() waits for the rest */
+    if (!sc->net_ok && !bql_locked() &&
+        spill_wait_acked(sc, SPILL_ACK_WINDOW, errp) < 0) {
+        return -1;
+    }
+    return total;
+}
+
+/* Destination: tell the source how far the stream has been read */
+static void spill_ack(QIOChannelSpill *sc)
+{
+    sc->acked_at = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    spill_pos_write(&sc->ack, sc->uuid,
+                    (uint64_t[]) { sc->stream_pos, sc->scan.pos });
+}
+
+/*
+ * Open the file of a channel beside the stream, which the other side
+ * writes.  1: open, 0: not there yet, -1: not this migration's.
+ */
+static int spill_aux_open(QIOChannelSpill *sc, Error **errp)
+{
+    uint8_t hdr[SPILL_HEADER_SIZE];
+    const char *why;
+    SpillHeader h;
+    int fd;
+
+    fd = qemu_open_old(sc->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    if (pread(fd, hdr, sizeof(hdr), 0) != sizeof(hdr)) {
+        close(fd);              /* its header is still being written */
+        return 0;
+    }
+    if (!spill_header_decode(hdr, &h, &why) ||
+        memcmp(h.uuid, sc->uuid, sizeof(h.uuid))) {
+        close(fd);
+        error_setg(errp, "shared-file-spill: '%s' is not the %s file of "
+                   "this migration", sc->path, sc->what);
+        return -1;
+    }
+    sc->fd = fd;
+    spill_file_id(fd, &sc->dev, &sc->ino);
+    spill_scan_init(&sc->scan, &h);
+    trace_spill_aux_open(sc->path);
+    return 1;
+}
+
+/* The next record of the file into sc->buf */
+static SpillScanResult spill_read_record(QIOChannelSpill *sc, SpillRecord *rec,
+                                         const char **why)
+{
+    uint64_t ask = SPILL_REC_HEADER_SIZE, want = 0;
+    bool was_ended = sc->scan.ended;
+    SpillScanResult r;
+
+    for (;;) {
+        ssize_t n;
+
+        spill_buf_reserve(sc, ask);
+        n = pread(sc->fd, sc->buf, ask, sc->scan.pos);
+        if (n < 0) {
+            *why = strerror(errno);
+            return SPILL_SCAN_CORRUPT;
+        }
+        r = spill_scan_next(&sc->scan, sc->buf, n, rec, &want, why);
+        if (r == SPILL_SCAN_END && !was_ended) {
+            /*
+             * Nothing may follow END: look past it, and the scanner
+             * refuses a file with anything there.
+             */
+            was_ended = true;
+            ask = SPILL_REC_HEADER_SIZE;
+            continue;
+        }
+        if (r != SPILL_SCAN_MORE || (uint64_t)n < ask || want <= ask) {
+            /* done, or the record is not all there yet */
+            return r;
+        }
+        ask = want;             /* the header is there: read the record */
+    }
+}
+
+/*
+ * Destination: does the spill file's path no longer name the file held
+ * open?  A source removes the file only when it gives the migration up
+ * before END (spill_close()); committed, it leaves the file to the
+ * destination.
+ */
+static bool spill_removed(QIOChannelSpill *sc)
+{
+    struct stat st;
+
+    if (stat(sc->path, &st) < 0) {
+        return errno == ENOENT;
+    }
+    return sc->ino && (st.st_dev != sc->dev || st.st_ino != sc->ino);
+}
+
+typedef struct SpillGone {
+    int64_t checked_at;
+    int64_t since;              /* removed since, or 0 */
+} SpillGone;
+
+/*
+ * Destination, waiting for the file to grow: has its path named another
+ * file, or none, for SPILL_TORN_MS?  Then no END can come: a committed
+ * source's END is in the file held open, and is read well within that
+ * time even if a cleanup or a later migration replaced the path.  Looks
+ * at the path every SPILL_GONE_CHECK_MS at most.
+ */
+static bool spill_gone(QIOChannelSpill *sc, SpillGone *g, int64_t now)
+{
+    if (now - g->checked_at >= SPILL_GONE_CHECK_MS) {
+        g->checked_at = now;
+        if (!spill_removed(sc)) {
+            g->since = 0;
+        } else if (!g->since) {
+            g->since = now;
+            trace_spill_gone(sc->path);
+        }
+    }
+    return g->since && now - g->since > SPILL_TORN_MS;
+}
+
+static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
+                               size_t niov, Error **errp)
+{
+    int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    SpillTorn torn = { 0 };
+    SpillGone gone = { 0 };
+    bool committed = false;
+
+    for (;;) {
+        SpillRecord rec;
+        SpillScanResult res;
+        const char *why = NULL;
+
+        if (sc->stream_pos >= sc->cur_off &&
+            sc->stream_pos < sc->cur_off + sc->cur_len) {
+            size_t n = iov_from_buf(iov, niov, 0, sc->buf +
+                                    SPILL_REC_HEADER_SIZE + sc->stream_pos -
+                                    sc->cur_off,
+                                    sc->cur_off + sc->cur_len -
+                                    sc->stream_pos);
+
+            sc->stream_pos += n;
+            if (!sc->aux) {
+                stat64_add(&spill_state.file_bytes, n);
+                spill_ack(sc);
+            }
+            return n;
+        }
+        sc->cur_len = 0;
+        if (sc->fd < 0) {
+            /* beside the stream: the other side may not have created it */
+            int opened = spill_aux_open(sc, errp);
+
+            if (opened < 0) {
+                return -1;
+            }
+            res = opened ? spill_read_record(sc, &rec, &why) :
+                           SPILL_SCAN_MORE;
+        } else {
+            res = spill_read_record(sc, &rec, &why);
+        }
+        switch (res) {
+        case SPILL_SCAN_RECORD:
+            if (rec.type != SPILL_REC_STREAM) {
+                error_setg(errp, "shared-file-spill: unexpected record type "
+                           "%d in the spill file", rec.type);
+                return -1;
+            }
+            sc->cur_off = rec.offset;
+            sc->cur_len = rec.len;
+            since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            spill_torn_give_up(&torn, res, since);
+            if (!sc->aux) {
+                stat64_add(&spill_state.records, 1);
+                /*
+                 * Scanning a long file up to where the network stopped
+                 * takes time, which the source must not take for a dead
+                 * destination.
+                 */
+                if (since - sc->acked_at >= SPILL_SCAN_ACK_MS) {
+                    trace_spill_scan_ack(sc->scan.pos, sc->stream_pos);
+                    spill_ack(sc);
+                }
+            }
+            if (qatomic_read(&sc->shutdown)) {
+                error_setg(errp, "shared-file-spill: cancelled");
+                return -1;
+            }
+            if (qemu_in_coroutine() && !(rec.seq % 64)) {
+                /* scanning a long file: let the main loop run */
+                aio_co_schedule(qemu_get_current_aio_context(),
+                                qemu_coroutine_self());
+                qemu_coroutine_yield();
+            }
+            continue;
+        case SPILL_SCAN_END:
+            if (sc->stream_pos < sc->scan.stream_end) {
+                error_setg(errp, "shared-file-spill: the spill file ends "
+                           "before the stream does");
+                return -1;
+            }
+            return 0;
+        case SPILL_SCAN_ABORT:
+            error_setg(errp, "shared-file-spill: the source abandoned the "
+                       "migration");
+            return -1;
+        case SPILL_SCAN_CORRUPT:
+            /* only a record that stays bad is corrupt (spill-format.h) */
+            if (spill_torn_give_up(&torn, res,
+                                   qemu_clock_get_ms(QEMU_CLOCK_REALTIME)) ||
+                qatomic_read(&sc->shutdown)) {
+                error_setg(errp, "shared-file-spill: the spill file is "
+                           "corrupt at offset %" PRIu64 ": %s; nothing more "
+                           "of it is used", sc->scan.pos, why);
+                return -1;
+            }
+            /* fall through */
+        case SPILL_SCAN_MORE:
+            if (qatomic_read(&sc->shutdown)) {
+                if (sc->aux) {
+                    /* shut down to end its thread, as a socket would be */
+                    return 0;
+                }
+                error_setg(errp, "shared-file-spill: cancelled");
+                return -1;
+            }
+            /*
+             * A channel beside the stream may be silent for long; but one
+             * whose file never appears (the other side could not create
+             * it) is lost with the network, and once the source has
+             * committed, the destination's SHUT comes soon or never.
+             */
+            if (!committed && !sc->incoming &&
+                qatomic_read(&spill_state.end_written)) {
+                committed = true;
+                since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+            }
+            if (sc->incoming && !sc->aux && sc->fd >= 0 &&
+                spill_gone(sc, &gone, qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
+                error_setg(errp, "shared-file-spill: the source removed the "
+                           "spill file before its end: it gave the "
+                           "migration up");
+                return -1;
+            }
+            if ((!sc->aux || sc->fd < 0 || committed) &&
+                qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
+                SPILL_STALL_MS) {
+                error_setg(errp, "shared-file-spill: the file of the %s did "
+                           "not grow for %d s", sc->what,
+                           SPILL_STALL_MS / 1000);
+                return -1;
+            }
+            /* the other side has not written it yet */
+            if (qemu_in_coroutine()) {
+                qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, SPILL_READ_POLL_NS);
+            } else {
+                g_usleep(SPILL_READ_POLL_NS / SCALE_US);
+            }
+            continue;
+        }
+    }
+}
+
+/* Destination: is the file still the one whose header we read? */
+static bool spill_same_file(QIOChannelSpill *sc)
+{
+    uint8_t hdr[SPILL_HEADER_SIZE];
+    const char *why;
+    SpillHeader h;
+
+    return pread(sc->fd, hdr, sizeof(hdr), 0) == sizeof(hdr) &&
+           spill_header_decode(hdr, &h, &why) &&
+           !memcmp(h.uuid, sc->uuid, sizeof(h.uuid));
+}
+
+static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
+                           size_t niov, int **fds, size_t *nfds, int flags,
+                           Error **errp)
+{
+    QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
+
+    if (sc->writer) {
+        error_setg(errp, "shared-file-spill: unexpected read");
+        return -1;
+    }
+    if (sc->net_ok) {
+        Error *err = NULL;
+        ssize_t n = qio_channel_readv_full(sc->net, iov, niov, fds, nfds,
+                                           flags, &err);
+
+        if (n > 0) {
+            sc->stream_pos += n;
+            return n;
+        }
+        if (n == QIO_CHANNEL_ERR_BLOCK || qatomic_read(&sc->shutdown) ||
+            (sc->fd < 0 && !sc->aux)) {
+            error_propagate(errp, err);
+            return n;
+        }
+        error_free(err);
+        if (sc->fd >= 0 && !spill_same_file(sc)) {
+            error_setg(errp, "shared-file-spill: the network connection "
+                       "broke, and the spill file is no longer this "
+                       "migration's");
+            return -1;
+        }
+        warn_report("shared-file-spill: the network connection broke after "
+                    "%" PRIu64 " bytes of the %s; reading on from the spill "
+                    "file", sc->stream_pos, sc->what);
+        spill_failed_over(sc);
+    }
+    return spill_read_file(sc, iov, niov, errp);
+}
+
+static int spill_set_blocking(QIOChannel *ioc, bool enabled, Error **errp)
+{
+    return qio_channel_set_blocking(QIO_CHANNEL_SPILL(ioc)->net, enabled,
+                                    errp) ? 0 : -1;
+}
+
+static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
+                          Error **errp)
+{
+    QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
+
+    qatomic_set(&sc->shutdown, true);
+    /*
+     * The flag stops the file; a connection that broke already (this
+     * channel's or one sharing its socket) fails shutdown(2) with
+     * ENOTCONN, which changes nothing.
+     */
+    if (qio_channel_has_feature(sc->net, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
+        qio_channel_shutdown(sc->net, how, NULL);
+    }
+    return 0;
+}
+
+/*
+ * Source, its return path read: remove the return path's file.  The
+ * destination leaves it, since the source may need the SHUT in it after
+ * the destination is done; removed only if it is this migration's.
+ */
+static void spill_remove_rp(QIOChannelSpill *sc)
+{
+    Error *err = NULL;
+    struct stat b;
+
+    if (sc->fd < 0 && spill_aux_open(sc, &err) <= 0) {
+        error_free(err);
+        return;
+    }
+    if (stat(sc->path, &b) == 0 && b.st_dev == sc->dev &&
+        b.st_ino == sc->ino) {
+        unlink(sc->path);
+    }
+}
+
+static int spill_close(QIOChannel *ioc, Error **errp)
+{
+    QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
+
+    spill_pos_close(&sc->ack);
+    if (sc->fd >= 0) {
+        if (sc->writer && !sc->aux && !sc->committed) {
+            /* use nothing of it */
+            spill_write_record(sc, SPILL_REC_ABORT, NULL, 0, 0, 0);
+            trace_spill_close(false, sc->stream_pos, sc->file_pos);
+            /*
+             * A destination reading it holds it open and reads ABORT
+             * (or loses it): it fails either way.  Committed, the file
+             * is the destination's to remove, which may still need END.
+             */
+        }
+        if (sc->fd >= 0) {
+            close(sc->fd);
+            sc->fd = -1;
+        }
+    }
+    if (sc->writer && !sc->aux && !sc->committed) {
+        /* also after the source gave the file up (no space left...) */
+        spill_remove(sc->path, sc->dev, sc->ino, true);
+    }
+    if (sc->aux && !sc->writer && !sc->incoming) {
+        spill_remove_rp(sc);
+    }
+    return qio_channel_close(sc->net, errp);
+}
+
+static GSource *spill_create_watch(QIOChannel *ioc, GIOCondition condition)
+{
+    return qio_channel_create_watch(QIO_CHANNEL_SPILL(ioc)->net, condition);
+}
+
+static void spill_set_aio_fd_handler(QIOChannel *ioc, AioContext *read_ctx,
+                                     IOHandler *io_read,
+                                     AioContext *write_ctx,
+                                     IOHandler *io_write, void *opaque)
+{
+    QIOChannel *net = QIO_CHANNEL_SPILL(ioc)->net;
+
+    /* the handlers restart this channel's coroutines: keep opaque */
+    QIO_CHANNEL_GET_CLASS(net)->io_set_aio_fd_handler(net, read_ctx, io_read,
+                                                      write_ctx, io_write,
+                                                      opaque);
+}
+
+static void spill_finalize(Object *obj)
+{
+    QIOChannelSpill *sc = QIO_CHANNEL_SPILL(obj);
+
+    if (sc->fd >= 0) {
+        close(sc->fd);
+    }
+    spill_pos_free(&sc->ack);
+    object_unref(OBJECT(sc->net));
+    g_free(sc->path);
+    g_free(sc->buf);
+}
+
+static void spill_class_init(ObjectClass *klass, const void *data)
+{
+    QIOChannelClass *ioc_klass = QIO_CHANNEL_CLASS(klass);
+
+    ioc_klass->io_writev = spill_writev;
+    ioc_klass->io_readv = spill_readv;
+    ioc_klass->io_set_blocking = spill_set_blocking;
+    ioc_klass->io_shutdown = spill_shutdown;
+    ioc_klass->io_close = spill_close;
+    ioc_klass->io_create_watch = spill_create_watch;
+    ioc_klass->io_set_aio_fd_handler = spill_set_aio_fd_handler;
+}
+
+static const TypeInfo spill_info = {
+    .parent = TYPE_QIO_CHANNEL,
+    .name = TYPE_QIO_CHANNEL_SPILL,
+    .instance_size = sizeof(QIOChannelSpill),
+    .instance_finalize = spill_finalize,
+    .class_init = spill_class_init,
+};
+
+static void spill_register_types(void)
+{
+    type_register_static(&spill_info);
+}
+
+type_init(spill_register_types);
+
+static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool writer)
+{
+    QIOChannelSpill *sc = QIO_CHANNEL_SPILL(object_new(TYPE_QIO_CHANNEL_SPILL));
+
+    object_ref(OBJECT(net));
+    sc->net = net;
+    sc->fd = fd;
+    sc->writer = writer;
+    sc->incoming = !writer;
+    sc->what = "migration stream";
+    sc->net_ok = true;
+    sc->path = g_strdup(writer && spill_state.out_path ? spill_state.out_path :
+                        migrate_spill_file());
+    spill_file_id(fd, &sc->dev, &sc->ino);
+    spill_pos_init(&sc->ack, sc->path, SPILL_ACK_SUFFIX, SPILL_ACK_MAGIC, 2);
+    /* forwarded to @net where it can; the wait loops see it anyway */
+    qio_channel_set_feature(QIO_CHANNEL(sc), QIO_CHANNEL_FEATURE_SHUTDOWN);
+    qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill");
+    return sc;
+}
+
+QIOChannel *spill_wrap_outgoing(QIOChannel *net)
+{
+    QIOChannelSpill *sc = spill_new(net, spill_state.out_fd, true);
+
+    spill_state.out_fd = -1;
+    memcpy(sc->uuid, spill_state.out_uuid, sizeof(sc->uuid));
+    sc->file_pos = SPILL_HEADER_SIZE;
+    sc->synced_pos = sc->file_pos;      /* the header was synced */
+    if (sc->fd < 0) {
+        warn_report("shared-file-spill: no spill file; the network alone "
+                    "carries the migration");
+    }
+    return QIO_CHANNEL(sc);
+}
+
+/* A channel beside the stream, over @net and the file @path (taken) */
+static QIOChannelSpill *spill_new_aux(QIOChannel *net, int fd, bool writer,
+                                      bool incoming, char *path,
+                                      const uint8_t *uuid, const char *what)
+{
+    QIOChannelSpill *sc = spill_new(net, fd, writer);
+
+    sc->aux = true;
+    sc->incoming = incoming;
+    sc->what = what;
+    g_free(sc->path);
+    sc->path = path;
+    spill_file_id(fd, &sc->dev, &sc->ino);
+    memcpy(sc->uuid, uuid, sizeof(sc->uuid));
+    sc->file_pos = SPILL_HEADER_SIZE;
+    sc->synced_pos = sc->file_pos;
+    trace_spill_aux(sc->path, what, writer);
+    return sc;
+}
+
+QIOChannel *spill_return_path(QIOChannel *ioc)
+{
+    QIOChannelSpill *main, *sc;
+    g_autofree char *path = NULL;
+    Error *err = NULL;
+    int fd = -1;
+
+    if (!ioc) {
+        return NULL;
+    }
+
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        object_ref(OBJECT(ioc));
+        return ioc;
+    }
+    main = QIO_CHANNEL_SPILL(ioc);
+    if (main->aux || (main->writer && main->fd < 0)) {
+        /* no spill file to fail over to: the network alone */
+        object_ref(OBJECT(main->net));
+        return main->net;
+    }
+    path = g_strconcat(main->path, SPILL_RP_SUFFIX, NULL);
+    if (!main->writer) {
+        /* destination: write it */
+        SpillHeader h = { .page_size = qemu_target_page_size() };
+
+        memcpy(h.uuid, main->uuid, sizeof(h.uuid));
+        fd = spill_create(path, &h, &err);
+        if (fd < 0) {
+            /*
+             * A return path the network alone carries would leave a source
+             * without the network waiting for it: refuse the migration.
+             */
+            error_report_err(err);
+            return NULL;
+        }
+    }
+    /* the source opens it once it needs it (spill_aux_open()) */
+    sc = spill_new_aux(main->net, fd, !main->writer, !main->writer,
+                       g_steal_pointer(&path), main->uuid, "return path");
+    qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill-return-path");
+    return QIO_CHANNEL(sc);
+}
+
+QEMUFile *spill_get_return_path(QEMUFile *f, bool source)
+{
+    QIOChannel *ioc = qemu_file_get_ioc(f);
+    QEMUFile *rp;
+
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        return qemu_file_get_return_path(f);
+    }
+    ioc = spill_return_path(ioc);
+    if (!ioc) {
+        return NULL;
+    }
+    rp = source ? qemu_file_new_input(ioc) : qemu_file_new_output(ioc);
+    object_unref(OBJECT(ioc));
+    return rp;
+}
+
+QIOChannel *spill_wrap_preempt(QIOChannel *net, bool source, Error **errp)
+{
+    const char *path = source ? spill_state.out_path : migrate_spill_file();
+    g_autofree char *file = g_strconcat(path, SPILL_PREEMPT_SUFFIX, NULL);
+    QIOChannelSpill *sc;
+    int fd = -1;
+
+    if (source) {
+        SpillHeader h = { .page_size = qemu_target_page_size() };
+
+        memcpy(h.uuid, spill_state.out_uuid, sizeof(h.uuid));
+        fd = spill_create(file, &h, errp);
+        if (fd < 0) {
+            /* pages it carried would be lost with the network */
+            error_prepend(errp, "shared-file-spill: the preempt channel: ");
+            return NULL;
+        }
+    }
+    /* the destination opens it once it needs it (spill_aux_open()) */
+    sc = spill_new_aux(net, fd, source, !source, g_steal_pointer(&file),
+                       source ? spill_state.out_uuid : spill_state.in_uuid,
+                       "postcopy preempt channel");
+    qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill-preempt");
+    return QIO_CHANNEL(sc);
+}
+
+QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
+{
+    const char *path = migrate_spill_file();
+    uint8_t hdr[SPILL_HEADER_SIZE];
+    QIOChannelSpill *sc;
+    const char *why;
+    SpillHeader h;
+    int fd;
+
+    if (!spill_check_params(errp)) {
+        return NULL;
+    }
+    if (!migrate_get_current()->send_configuration) {
+        /* which checks both sides and binds the spill file */
+        error_setg(errp, "Capability 'shared-file-spill' needs property "
+                   "'send-configuration'");
+        return NULL;
+    }
+    spill_reset_stats();
+    /* the source wrote the header before it connected */
+    fd = qemu_open(path, O_RDONLY | O_CLOEXEC, errp);
+    if (fd < 0) {
+        error_prepend(errp, "Parameter 'spill-file': ");
+        return NULL;
+    }
+    if (pread(fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
+        !spill_header_decode(hdr, &h, &why)) {
+        error_setg(errp, "Parameter 'spill-file': '%s' is no spill file "
+                   "of this migration", path);
+        close(fd);
+        return NULL;
+    }
+    if (h.page_size != qemu_target_page_size()) {
+        error_setg(errp, "Parameter 'spill-file': '%s' has %u-byte pages, "
+                   "not %zu", path, h.page_size, qemu_target_page_size());
+        close(fd);
+        return NULL;
+    }
+    if (!spill_pages_incoming_open(path, &h, errp)) {
+        close(fd);
+        return NULL;
+    }
+    sc = spill_new(net, fd, false);
+    memcpy(sc->uuid, h.uuid, sizeof(sc->uuid));
+    memcpy(spill_state.in_uuid, h.uuid, sizeof(spill_state.in_uuid));
+    spill_scan_init(&sc->scan, &h);
+    trace_spill_incoming(path);
+    return QIO_CHANNEL(sc);
+}
+
+bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
+{
+    int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    SpillTorn torn = { 0 };
+    SpillGone gone = { 0 };
+    QIOChannelSpill *sc;
+
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        return true;
+    }
+    sc = QIO_CHANNEL_SPILL(ioc);
+    if (sc->writer || sc->aux) {
+        return true;
+    }
+    if (spill_pages_enabled() && !spill_pages_marker_seen()) {
+        error_setg(errp, "shared-file-spill: the source did not say where "
+                   "its pages file ends");
+        return false;
+    }
+    if (sc->net_ok) {
+        /* the network brought it all: nobody needs the file any more */
+        spill_remove(sc->path, sc->dev, sc->ino, false);
+        return true;
+    }
+    spill_ack(sc);
+    for (;;) {
+        SpillRecord rec;
+        const char *why = NULL;
+        SpillScanResult res = spill_read_record(sc, &rec, &why);
+
+        /* as for the stream's records: a torn END may soon be whole */
+        if (spill_torn_give_up(&torn, res,
+                               qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
+            error_setg(errp, "shared-file-spill: the spill file is corrupt "
+                       "at offset %" PRIu64 ": %s", sc->scan.pos, why);
+            return false;
+        }
+        switch (res) {
+        case SPILL_SCAN_END:
+            spill_remove(sc->path, sc->dev, sc->ino, false);
+            return true;
+        case SPILL_SCAN_RECORD:
+            continue;           /* bytes past the stream's end: unused */
+        case SPILL_SCAN_ABORT:
+            error_setg(errp, "shared-file-spill: the source abandoned the "
+                       "migration after sending all of it");
+            return false;
+        case SPILL_SCAN_CORRUPT:
+            /*
+             * Failing now could lose a guest whose source has completed
+             * and gone: read it again.
+             */
+            trace_spill_torn(sc->scan.pos, why);
+            /* fall through */
+        case SPILL_SCAN_MORE:
+            if (spill_gone(sc, &gone, qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
+                error_setg(errp, "shared-file-spill: the source removed the "
+                           "spill file before END: it gave the migration up");
+                return false;
+            }
+            if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start >
+                SPILL_COMMIT_TIMEOUT_MS) {
+                error_setg(errp, "shared-file-spill: the source did not "
+                           "confirm the migration within %d s",
+                           SPILL_COMMIT_TIMEOUT_MS / 1000);
+                return false;
+            }
+            if (qemu_in_coroutine()) {
+                qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, SPILL_POLL_NS);
+            } else {
+                g_usleep(SPILL_POLL_NS / SCALE_US);
+            }
+            continue;
+        }
+    }
+}
