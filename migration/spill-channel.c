@@ -24,8 +24,9 @@
  * ".ack"), the stream bytes it has read from the spill file: it writes
  * at most SPILL_ACK_WINDOW bytes ahead of the acknowledged ones, and the
  * migration completes only once the destination has read the whole
- * stream.  Without an acknowledgement for SPILL_ACK_TIMEOUT_MS the
- * migration fails and the guest runs on at the source.
+ * stream.  Without an acknowledgement for 30 s (the migration object's
+ * property x-spill-ack-timeout, in ms) the migration fails and the
+ * guest runs on at the source.
  *
  * END is the commit: the source writes it only once it has decided that
  * the migration succeeded, and a destination that read from the file
@@ -59,9 +60,11 @@
  * file to grow: in postcopy, a vCPU waits for the page it faulted on.
  */
 #define SPILL_READ_POLL_NS      (1 * SCALE_MS)
-/* A source without the network waits this long for the destination */
-#define SPILL_ACK_TIMEOUT_MS    (30 * 1000)
-/* A destination that read from the file waits this long for END */
+/*
+ * (A source without the network waits x-spill-ack-timeout for the
+ * destination.)  A destination that read from the file waits this long
+ * for END.
+ */
 #define SPILL_COMMIT_TIMEOUT_MS (120 * 1000)
 #define SPILL_ACK_WINDOW        (64 * 1024 * 1024)
 /* The acknowledgement file: spill_pos_encode(), SPILL_ACK_MAGIC */
@@ -219,6 +222,7 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
                             Error **errp)
 {
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    uint32_t timeout = migrate_get_current()->spill_ack_timeout;
     uint64_t scanned, last_scanned;
     uint64_t acked = spill_acked(sc, &scanned), last = acked;
 
@@ -237,12 +241,11 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
             last_scanned = scanned;
             since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
         }
-        if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since >
-            SPILL_ACK_TIMEOUT_MS) {
+        if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - since > timeout) {
             error_setg(errp, "shared-file-spill: the network is lost and "
                        "the destination has not read the spill file for "
-                       "%d s (%" PRIu64 " of %" PRIu64 " bytes read)",
-                       SPILL_ACK_TIMEOUT_MS / 1000, acked, sc->stream_pos);
+                       "%.1f s (%" PRIu64 " of %" PRIu64 " bytes read)",
+                       timeout / 1000.0, acked, sc->stream_pos);
             return -1;
         }
         g_usleep(SPILL_POLL_NS / SCALE_US);

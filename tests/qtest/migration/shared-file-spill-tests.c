@@ -1186,13 +1186,17 @@ static void test_spill_file_full(void)
 /*
  * The destination refuses the stream at its start (@dst_spill NULL: it
  * lacks the capability).  The source fails over, hears nothing, gives
- * up, runs on and removes its files.
+ * up (after 2 s, not the default 30), runs on and removes its files.
  */
 static void do_test_refused(const char *dst_spill, const char *cap,
                             const char *dst_cap, const char *dst_error)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
-    MigrateStart args = { .hide_stderr = true, .tcg = true };
+    MigrateStart args = {
+        .hide_stderr = true,
+        .tcg = true,
+        .opts_source = "-global migration.x-spill-ack-timeout=2000",
+    };
     g_autofree char *uri = NULL;
     g_autoptr(QDict) rsp = NULL;
     g_autoptr(GTimer) timer = g_timer_new();
@@ -1236,6 +1240,12 @@ static void do_test_refused(const char *dst_spill, const char *cap,
     }
     qtest_quit(to);
     wait_for_migration_fail(from, true);
+    qobject_unref(rsp);
+    rsp = migrate_query(from);
+    g_test_message("source: %s", qdict_get_str(rsp, "error-desc"));
+    /* x-spill-ack-timeout took effect */
+    g_assert_nonnull(strstr(qdict_get_str(rsp, "error-desc"),
+                            "has not read the spill file for 2.0 s"));
     migration_assert_guest_writes(from);
     assert_spill_removed(spill);
     qtest_quit(from);
