@@ -51,8 +51,6 @@
 #include "disk-backed.h"
 #include "trace.h"
 
-/* How long the source waits for the destination to check its references */
-#define DISK_BACKED_CLOSE_TIMEOUT_MS    (60 * 1000)
 /*
  * The destination reads the disk in windows around the frames it is
  * asked for, and keeps the last ones: page cache pages of a file tend
@@ -610,6 +608,8 @@ int disk_backed_close_refs(QEMUFile *f, Error **errp)
 {
     MigrationState *s = migrate_get_current();
     int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    /* how long to wait for the destination to check its references */
+    uint32_t timeout = s->disk_backed_close_timeout;
 
     db.closed = true;
     if (!stat64_get(&db.pages_referenced)) {
@@ -629,11 +629,10 @@ int disk_backed_close_refs(QEMUFile *f, Error **errp)
                        "while the destination checked its references");
             return -EIO;
         }
-        if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start >
-            DISK_BACKED_CLOSE_TIMEOUT_MS) {
+        if (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start > timeout) {
             error_setg(errp, "disk-backed-pages: the destination did not "
-                       "check its references within %d s",
-                       DISK_BACKED_CLOSE_TIMEOUT_MS / 1000);
+                       "check its references within %.1f s",
+                       timeout / 1000.0);
             return -ETIMEDOUT;
         }
     }

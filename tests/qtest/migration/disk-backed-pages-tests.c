@@ -272,10 +272,11 @@ static QTestState *dest_start_with(QTestState **from, const char *uri,
                                    const char *disk, const char *dst_disk,
                                    bool dest_cap, bool hide_stderr,
                                    const char *with, void **with_data,
-                                   const char *dst_err)
+                                   const char *dst_err, const char *src_more)
 {
     g_autofree char *src_opts = disk_opts(disk);
-    g_autofree char *opts = g_strdup_printf("%s%s", src_opts,
+    g_autofree char *opts = g_strdup_printf("%s %s%s", src_opts,
+                                            src_more ?: "",
                                             dst_err ? " 2>/dev/null" : "");
     g_autofree char *dst_opts = disk_opts(dst_disk ?: disk);
     g_autofree char *dst_redirect = g_strdup_printf("%s 2>%s", dst_opts,
@@ -312,7 +313,7 @@ static QTestState *dest_start_disks(QTestState **from, const char *uri,
                                     bool dest_cap, bool hide_stderr)
 {
     return dest_start_with(from, uri, disk, dst_disk, dest_cap, hide_stderr,
-                           NULL, NULL, NULL);
+                           NULL, NULL, NULL, NULL);
 }
 
 static QTestState *dest_start(QTestState **from, const char *uri,
@@ -440,6 +441,7 @@ typedef struct DiskFault {
     const char *error;          /* in the source's error-desc, with fails */
     const char *with;           /* with_start()'s, or NULL */
     const char *dst_says;       /* on the destination's stderr, with fails */
+    const char *src_opts;       /* more of the source's command line */
 } DiskFault;
 
 /*
@@ -467,7 +469,7 @@ static QDict *do_test_disk_fault(const DiskFault *f)
     }
     to = dest_start_with(&from, uri, disk, f->dst_disk, true,
                          f->fails || f->cancel, f->with, &with_data,
-                         f->dst_says ? dst_err : NULL);
+                         f->dst_says ? dst_err : NULL, f->src_opts);
     fault_preload_end();
     if (!to) {
         return NULL;
@@ -691,15 +693,17 @@ static void test_disk_backed_fault_nack_lost(void)
 
 /*
  * The PONG that closes the references never comes (the destination's
- * send of it fails with EPIPE): the source gives up after 60 s, fails
- * and runs on.
+ * send of it fails with EPIPE): the source gives up, after 5 s here
+ * (60 s by default), fails and runs on.
  */
 static void test_disk_backed_fault_pong_lost(void)
 {
     g_autofree char *rule = g_strdup_printf("sendmsg * 8 %d 0 0 -1", EPIPE);
     DiskFault f = { .rule = rule, .call = "sendmsg", .fails = true,
+                    .src_opts = "-global migration.x-disk-backed-close-timeout"
+                                "=5000",
                     .error = "the destination did not check its references "
-                             "within 60 s" };
+                             "within 5.0 s" };
 
     do_test_disk_fault(&f);
 }
