@@ -885,7 +885,7 @@ static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool writer)
     return sc;
 }
 
-QIOChannel *spill_wrap_outgoing(QIOChannel *net)
+static QIOChannel *spill_wrap_outgoing(QIOChannel *net)
 {
     QIOChannelSpill *sc = spill_new(net, spill_state.out_fd, true);
 
@@ -981,7 +981,8 @@ QEMUFile *spill_get_return_path(QEMUFile *f, bool source)
     return rp;
 }
 
-QIOChannel *spill_wrap_preempt(QIOChannel *net, bool source, Error **errp)
+static QIOChannel *spill_wrap_preempt(QIOChannel *net, bool source,
+                                      Error **errp)
 {
     const char *path = source ? spill_state.out_path : migrate_spill_file();
     g_autofree char *file = g_strconcat(path, SPILL_PREEMPT_SUFFIX, NULL);
@@ -1007,7 +1008,7 @@ QIOChannel *spill_wrap_preempt(QIOChannel *net, bool source, Error **errp)
     return QIO_CHANNEL(sc);
 }
 
-QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
+static QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
 {
     const char *path = migrate_spill_file();
     uint8_t hdr[SPILL_HEADER_SIZE];
@@ -1055,6 +1056,34 @@ QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
     spill_scan_init(&sc->scan, &h);
     trace_spill_incoming(path);
     return QIO_CHANNEL(sc);
+}
+
+/* A postcopy recovery's channels go over the network alone */
+static bool spill_in_recovery(bool source)
+{
+    int state = source ? migrate_get_current()->state :
+                         migration_incoming_get_current()->state;
+
+    return state == MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP ||
+           state == MIGRATION_STATUS_POSTCOPY_PAUSED ||
+           state == MIGRATION_STATUS_POSTCOPY_RECOVER;
+}
+
+QIOChannel *spill_wrap_channel(QIOChannel *ioc, SpillChannelKind kind,
+                               bool source, Error **errp)
+{
+    if (!migrate_shared_file_spill() || spill_in_recovery(source)) {
+        object_ref(OBJECT(ioc));
+        return ioc;
+    }
+    switch (kind) {
+    case SPILL_CHANNEL_MAIN:
+        return source ? spill_wrap_outgoing(ioc) :
+                        spill_wrap_incoming(ioc, errp);
+    case SPILL_CHANNEL_PREEMPT:
+        return spill_wrap_preempt(ioc, source, errp);
+    }
+    g_assert_not_reached();
 }
 
 bool spill_incoming_commit(QIOChannel *ioc, Error **errp)

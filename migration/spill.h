@@ -21,19 +21,30 @@ bool spill_check_params(Error **errp);
  */
 bool spill_prepare_outgoing(Error **errp);
 
-/*
- * Source: the channel the migration stream goes through: every byte to
- * @net and, as STREAM records, to the spill file.  When @net breaks,
- * the stream goes on through the file alone.
- */
-QIOChannel *spill_wrap_outgoing(QIOChannel *net);
+typedef enum SpillChannelKind {
+    SPILL_CHANNEL_MAIN,         /* the migration stream */
+    SPILL_CHANNEL_PREEMPT,      /* postcopy's preempt channel */
+} SpillChannelKind;
 
 /*
- * Destination: the channel the migration stream comes from: @net, and
- * from the spill file, at the same stream offset, once @net breaks.
- * Fails when the spill file is not there or not a spill file.
+ * The one place a migration channel gets its file: @ioc, a channel of
+ * @kind that this side (@source: the source) has just connected or
+ * accepted, as the migration is to use it, a new reference.
+ *
+ * With shared-file-spill, outside a postcopy recovery (which goes over
+ * the network alone), that is a spill channel over @ioc:
+ *   - the stream: the source writes every byte to @ioc and, as STREAM
+ *     records, to the spill file, and goes on through the file alone
+ *     when @ioc breaks; the destination reads @ioc, then the file from
+ *     the same stream offset.  The destination fails (NULL and @errp)
+ *     when the spill file is not there or not a spill file.
+ *   - the preempt channel: the same through spill-file + ".preempt";
+ *     the source fails when it cannot create that file.
+ * Otherwise it is @ioc itself.  The return path is not a channel of its
+ * own: see spill_get_return_path().
  */
-QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp);
+QIOChannel *spill_wrap_channel(QIOChannel *ioc, SpillChannelKind kind,
+                               bool source, Error **errp);
 
 /*
  * The channel for the return path of @ioc, a new reference: @ioc itself
@@ -51,14 +62,6 @@ QIOChannel *spill_return_path(QIOChannel *ioc);
  * the source's (an input).  NULL: see spill_return_path().
  */
 QEMUFile *spill_get_return_path(QEMUFile *f, bool source);
-
-/*
- * Postcopy's preempt channel over @net: the source writes its pages to
- * spill-file + ".preempt" as well (NULL and @errp: it cannot create the
- * file), the destination reads on from there once @net breaks.  Not for
- * the channel of a postcopy recovery.
- */
-QIOChannel *spill_wrap_preempt(QIOChannel *net, bool source, Error **errp);
 
 /*
  * Source, before it stops the guest, with the BQL free: if the network
