@@ -65,8 +65,6 @@ typedef struct SpillState {
     Stat64 pc_requests;
     Stat64 pc_pages;
     Stat64 pc_wait_ns;
-    QemuMutex pc_lock;
-    GHashTable *pc_asked;       /* host page -> when it was requested */
 } SpillState;
 
 extern SpillState spill_state;

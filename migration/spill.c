@@ -47,11 +47,6 @@ void spill_reset_stats(void)
     stat64_set(&spill_state.pc_pages, 0);
     stat64_set(&spill_state.pc_wait_ns, 0);
     qatomic_set(&spill_state.via_file, false);
-    WITH_QEMU_LOCK_GUARD(&spill_state.pc_lock) {
-        if (spill_state.pc_asked) {
-            g_hash_table_remove_all(spill_state.pc_asked);
-        }
-    }
 }
 
 bool spill_prepare_outgoing(Error **errp)
@@ -99,49 +94,38 @@ bool spill_prepare_outgoing(Error **errp)
     return true;
 }
 
-void spill_postcopy_requested(void *host)
+/* Now, never 0 or 1, which page_requested's values without a time are */
+static uintptr_t spill_now_us(void)
 {
-    if (!migrate_shared_file_spill() || !qatomic_read(&spill_state.via_file)) {
-        return;
-    }
-    WITH_QEMU_LOCK_GUARD(&spill_state.pc_lock) {
-        int64_t *since;
-
-        if (!spill_state.pc_asked) {
-            spill_state.pc_asked = g_hash_table_new_full(NULL, NULL, NULL,
-                                                         g_free);
-        }
-        if (g_hash_table_contains(spill_state.pc_asked, host)) {
-            return;             /* the fault of another vCPU */
-        }
-        since = g_new(int64_t, 1);
-        *since = get_clock();
-        g_hash_table_insert(spill_state.pc_asked, host, since);
-    }
-    stat64_add(&spill_state.pc_requests, 1);
+    return MAX(2, (uintptr_t)(get_clock() / SCALE_US));
 }
 
-void spill_postcopy_placed(void *host)
+gpointer spill_postcopy_requested(void)
 {
-    int64_t *since;
+    if (!migrate_shared_file_spill() || !qatomic_read(&spill_state.via_file)) {
+        return (gpointer)1;
+    }
+    stat64_add(&spill_state.pc_requests, 1);
+    return (gpointer)spill_now_us();
+}
+
+void spill_postcopy_placed(gpointer requested)
+{
+    uintptr_t at = (uintptr_t)requested;
 
     if (!migrate_shared_file_spill() || !qatomic_read(&spill_state.via_file)) {
         return;
     }
     stat64_add(&spill_state.pc_pages, 1);
-    WITH_QEMU_LOCK_GUARD(&spill_state.pc_lock) {
-        since = spill_state.pc_asked ?
-                g_hash_table_lookup(spill_state.pc_asked, host) : NULL;
-        if (since) {
-            stat64_add(&spill_state.pc_wait_ns, get_clock() - *since);
-            g_hash_table_remove(spill_state.pc_asked, host);
-        }
+    if (at > 1) {
+        /* unsigned: right across a wrap of a 32-bit uintptr_t too */
+        stat64_add(&spill_state.pc_wait_ns,
+                   (uint64_t)(spill_now_us() - at) * SCALE_US);
     }
 }
 
 void spill_init(void)
 {
-    qemu_mutex_init(&spill_state.pc_lock);
     spill_pages_init();
 }
 

@@ -165,13 +165,20 @@ int spill_load_ref(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
                    const uint8_t *rec, Error **errp);
 
 /*
- * Destination, postcopy: a page request for @host, not yet received,
- * goes to the source, and the page is placed later; once a channel
- * failed over, the counters take the pages and the time the guest
- * waited for them.
+ * Destination, postcopy, under page_request_mutex: what postcopy's own
+ * table of requested pages (MigrationIncomingState.page_requested)
+ * keeps for a page requested now: 1, as without the capability; once
+ * a channel failed over, when the request was made, so that
+ * spill_postcopy_placed() adds up how long the guest waited for the
+ * pages that came through the files.
  */
-void spill_postcopy_requested(void *host);
-void spill_postcopy_placed(void *host);
+gpointer spill_postcopy_requested(void);
+
+/*
+ * ... a page was placed; @requested: what the table kept for it, NULL
+ * if it was not requested
+ */
+void spill_postcopy_placed(gpointer requested);
 
 /* Registers the section that tells where the pages file ends */
 void spill_init(void);

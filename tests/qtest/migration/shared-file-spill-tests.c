@@ -1417,6 +1417,11 @@ static void do_test_spill_postcopy(uint64_t after, bool preempt)
         /* pages came through the file after the cut, some asked for */
         g_assert_cmpint(qdict_get_int(dst, "postcopy-pages"), >, 0);
         g_assert_cmpint(qdict_get_int(dst, "postcopy-requests"), >, 0);
+        /*
+         * each waited for two files to be polled at least: the times
+         * postcopy's page_requested kept for them came through
+         */
+        g_assert_cmpint(qdict_get_int(dst, "postcopy-wait-ms"), >, 0);
     }
     /* the destination removed the files once the source committed */
     g_assert_false(g_file_test(spill, G_FILE_TEST_EXISTS));
