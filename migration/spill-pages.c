@@ -601,6 +601,7 @@ bool spill_pages_prepare(const char *path, const SpillHeader *h,
 /* Source: the pages file, once the writer stopped */
 void spill_pages_cleanup_outgoing(void)
 {
+    assert(!pw.running);
     if (pw.fd >= 0) {
         close(pw.fd);
         pw.fd = -1;
@@ -802,6 +803,16 @@ static void *spill_pages_thread(void *opaque)
     return NULL;
 }
 
+/*
+ * Has the writer not stopped yet?  Any thread may ask: a migration's
+ * state is FAILED before its thread stopped the writer, and a new
+ * migrate may come in between.
+ */
+bool spill_pages_running(void)
+{
+    return qatomic_load_acquire(&pw.running);
+}
+
 void spill_pages_start(void)
 {
     if (pw.fd < 0 || pw.running) {
@@ -821,7 +832,7 @@ void spill_pages_start(void)
                           spill_record_size(qemu_target_page_size()) +
                           spill_record_size(8 + 256));
     }
-    pw.running = true;
+    qatomic_set(&pw.running, true);
     qemu_thread_create(&pw.thread, "mig/spill/pages", spill_pages_thread,
                        NULL, QEMU_THREAD_JOINABLE);
 }
@@ -833,7 +844,6 @@ void spill_pages_stop(bool sync)
     }
     qatomic_set(&pw.stop, true);
     qemu_thread_join(&pw.thread);
-    pw.running = false;
     /*
      * The pages in the file are no longer dirty at the source.  Those the
      * destination's host may not see (a failed sync) go dirty again, and
@@ -857,4 +867,6 @@ void spill_pages_stop(bool sync)
         spill_pages_wait_loaded(spill_marker.end);
     }
     spill_pos_close(&pw.loaded_pos);
+    /* last: spill_pages_running() says that all of the above is done */
+    qatomic_store_release(&pw.running, false);
 }

@@ -64,6 +64,16 @@ bool spill_prepare_outgoing(Error **errp)
     if (!spill_check_params(errp)) {
         return false;
     }
+    if (spill_pages_running()) {
+        /*
+         * A migration that failed reports it before its thread stopped
+         * the pages writer, which may wait for stalled storage: its
+         * files are not ours to take yet.
+         */
+        error_setg(errp, "shared-file-spill: the last migration is still "
+                   "stopping its pages writer; try again");
+        return false;
+    }
     path = migrate_spill_file();
     /* an earlier migrate that never connected */
     spill_cleanup_outgoing();
@@ -94,7 +104,7 @@ bool spill_prepare_outgoing(Error **errp)
     return true;
 }
 
-/* Now, never 0 or 1, which page_requested's values without a time are */
+/* Now, in us; never 1, page_requested's value for a request untimed */
 static uintptr_t spill_now_us(void)
 {
     return MAX(2, (uintptr_t)(get_clock() / SCALE_US));
@@ -158,7 +168,6 @@ bool spill_incoming_check_uuid(const uint8_t *uuid, bool pages, Error **errp)
 
 void spill_cleanup_outgoing(void)
 {
-    spill_pages_stop(false);
     if (spill_state.out_fd >= 0) {
         /* created, but the connection failed before it was used */
         spill_remove(spill_state.out_path, spill_state.out_dev,

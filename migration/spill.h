@@ -119,8 +119,12 @@ void spill_cleanup_outgoing(void);
  * from spill_next_seq() after its dirty bit was cleared and before the
  * page is read.  The pages writer runs from the end of the RAM setup
  * until spill_pages_stop(), which must come before the last pass over
- * RAM (the pages of a failed write or sync are dirty again then); the
- * migration thread calls it before it stops the guest.
+ * RAM (the pages of a failed write or sync are dirty again then).  Its
+ * one owner is the migration thread: ram_save_setup() starts it there,
+ * migration_completion() stops it with @sync before it stops the
+ * guest, and the thread's end stops it without once the migration
+ * failed or was cancelled; the cleanups after the thread only check
+ * that it is stopped (spill_pages_running()).
  */
 typedef struct SpillClaim {
     RAMBlock *block;
@@ -134,6 +138,7 @@ uint64_t spill_next_seq(void);
 void spill_pages_start(void);
 /* @sync: the migration goes on; false: it is over, nothing is synced */
 void spill_pages_stop(bool sync);
+bool spill_pages_running(void);
 
 /*
  * In ram.c: claim up to @max dirty, non-zero pages for the pages file,
