@@ -1549,6 +1549,91 @@ static void test_spill_no_rp_file(void)
 }
 
 /*
+ * A migrate that comes while the last, failed, migration still stops
+ * its pages writer: that one is FAILED (so a new migrate is accepted)
+ * before its thread has joined the writer, here held 1 s in each write
+ * to slow storage.  The new migrate must be refused, not take the files
+ * and the writer from under that thread; once the writer stopped, a
+ * migrate is accepted again.  The destination refuses the stream (it
+ * lacks the capability), and the source gives up after 1 s.
+ */
+static void test_spill_retry_while_stopping(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    MigrateStart args = {
+        .hide_stderr = true,
+        .tcg = true,
+        .opts_source = "-global migration.x-spill-ack-timeout=1000",
+    };
+    const char *never[] = { "completed", "cancelled", NULL };
+    g_autofree char *uri = NULL;
+    g_autoptr(GTimer) timer = NULL;
+    QTestState *from, *to;
+    QDict *err;
+
+    if (!fault_preload(rules)) {
+        return;
+    }
+    if (migrate_start(&from, &to, "defer", &args)) {
+        fault_preload_end();
+        return;
+    }
+    fault_preload_end();
+    fault_arm(rules, "%d pwrite /spill.pages 0 0 1000 0 -1\n",
+              qtest_pid(from));
+    set_spill(from, spill);
+    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL,
+                         "{ 'exit-on-error': false }");
+    uri = migrate_get_connect_uri(to);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_status(from, "failed", never);
+
+    err = qtest_qmp_assert_failure_ref(from,
+                                       "{ 'execute': 'migrate', "
+                                       "  'arguments': { 'uri': %s } }",
+                                       uri);
+    g_test_message("migrate at once: %s", qdict_get_str(err, "desc"));
+    g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
+                            "still stopping its pages writer"));
+    qobject_unref(err);
+    g_assert_cmpint(fault_hits(rules, qtest_pid(from), "pwrite"), >, 0);
+
+    /*
+     * The writer stops within one held write: then a migrate is taken
+     * (to a port nobody listens on: it fails to connect)
+     */
+    timer = g_timer_new();
+    for (;;) {
+        g_autoptr(QDict) rsp = qtest_qmp(from,
+                                         "{ 'execute': 'migrate', "
+                                         "  'arguments': { 'uri': "
+                                         "'tcp:127.0.0.1:1' } }");
+
+        if (!qdict_haskey(rsp, "error")) {
+            break;
+        }
+        err = qdict_get_qdict(rsp, "error");
+        g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
+                                "still stopping its pages writer"));
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 30);
+        g_usleep(100 * 1000);
+    }
+    g_test_message("migrate taken again after %.1f s",
+                   g_timer_elapsed(timer, NULL));
+    wait_for_migration_status(from, "failed", never);
+    migration_assert_guest_writes(from);
+    /* it refused the stream and stayed ('exit-on-error': false) */
+    wait_for_migration_status(to, "failed", never);
+    qtest_quit(to);
+    qtest_quit(from);
+    spill_cleanup(NULL, spill);
+    fault_cleanup(rules);
+    unlink_serials();
+}
+
+/*
  * postcopy-ram on the destination only: the source's pages carry
  * sequence numbers the destination would not read.  Refused at the
  * start, in the configuration section.
@@ -1621,6 +1706,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_stale);
     migration_test_add("/migration/shared-file-spill/no-pages",
                        test_spill_no_pages);
+    migration_test_add("/migration/shared-file-spill/retry-while-stopping",
+                       test_spill_retry_while_stopping);
     migration_test_add("/migration/shared-file-spill/no-rp-file",
                        test_spill_no_rp_file);
     migration_test_add("/migration/shared-file-spill/no-loaded-file",
