@@ -107,7 +107,7 @@ bool spill_prepare_outgoing(Error **errp)
 /* Now, in us; never 1, page_requested's value for a request untimed */
 static uintptr_t spill_now_us(void)
 {
-    return MAX(2, (uintptr_t)(get_clock() / SCALE_US));
+    return MAX(2, (uintptr_t)qemu_clock_get_us(QEMU_CLOCK_REALTIME));
 }
 
 gpointer spill_postcopy_requested(void)
