@@ -48,11 +48,13 @@
 #include "qemu/main-loop.h"
 #include "qapi/error.h"
 #include "exec/target_page.h"
+#include "io/channel-tls.h"
 #include "migration.h"
 #include "qemu-file.h"
 #include "options.h"
 #include "spill.h"
 #include "spill-int.h"
+#include "tls.h"
 #include "trace.h"
 
 /*
@@ -90,10 +92,25 @@ struct QIOChannelSpill {
     bool writer;
     bool aux;
     bool incoming;              /* the destination's */
+    /*
+     * Beneath a TLS session, which reads and writes one channel
+     * (@duplex): the other direction, the return path's, which this
+     * channel's reads (source) or writes (destination) go to; NULL: the
+     * network alone.
+     */
+    bool duplex;
+    struct QIOChannelSpill *rev;
+    /*
+     * May fail over.  Beneath TLS only once the handshake is done: a
+     * cut during it fails the migration at once, with nothing but the
+     * handshake lost.
+     */
+    bool armed;
     const char *what;           /* for messages */
     bool net_ok;                /* atomic: the network still carries it */
     bool shutdown;              /* atomic; cancelled: fail, no failover */
     bool committed;             /* source: END written */
+    bool closed;                /* its files are */
     char *path;                 /* the spill file */
     dev_t dev;                  /* ... and the file it was, to remove it */
     ino_t ino;
@@ -110,6 +127,18 @@ struct QIOChannelSpill {
     SpillScan scan;
     uint64_t cur_off, cur_len;  /* the STREAM record in buf */
 };
+
+/* The spill channel @ioc is, or that its TLS session is over, or NULL */
+static QIOChannelSpill *spill_of(QIOChannel *ioc)
+{
+    if (object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_TLS)) {
+        ioc = QIO_CHANNEL_TLS(ioc)->master;
+    }
+    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
+        return NULL;
+    }
+    return QIO_CHANNEL_SPILL(ioc);
+}
 
 static void spill_buf_reserve(QIOChannelSpill *sc, size_t size)
 {
@@ -256,13 +285,9 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
 
 bool spill_catch_up(QIOChannel *ioc, Error **errp)
 {
-    QIOChannelSpill *sc;
+    QIOChannelSpill *sc = spill_of(ioc);
 
-    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
-        return true;
-    }
-    sc = QIO_CHANNEL_SPILL(ioc);
-    if (!sc->writer || sc->aux || sc->net_ok) {
+    if (!sc || !sc->writer || sc->aux || sc->net_ok) {
         return true;
     }
     /* what is still to read then is only what the last stage sends */
@@ -284,13 +309,9 @@ void spill_note_shut(bool error)
 
 bool spill_commit(QIOChannel *ioc, Error **errp)
 {
-    QIOChannelSpill *sc;
+    QIOChannelSpill *sc = spill_of(ioc);
 
-    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
-        return true;
-    }
-    sc = QIO_CHANNEL_SPILL(ioc);
-    if (!sc->writer || sc->aux) {
+    if (!sc || !sc->writer || sc->aux) {
         return true;
     }
     if (!sc->net_ok && spill_wait_acked(sc, 0, errp) < 0) {
@@ -358,6 +379,13 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
     size_t total = iov_size(iov, niov);
 
+    if (sc->duplex && !sc->writer) {
+        /* the destination's TLS session: its return path, or handshake */
+        return sc->rev ? spill_writev(QIO_CHANNEL(sc->rev), iov, niov, fds,
+                                      nfds, flags, errp) :
+                         qio_channel_writev_full(sc->net, iov, niov, fds,
+                                                 nfds, flags, errp);
+    }
     if (!sc->writer || nfds) {
         error_setg(errp, "shared-file-spill: unexpected write");
         return -1;
@@ -375,7 +403,8 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
         Error *err = NULL;
 
         if (qio_channel_writev_all(sc->net, iov, niov, &err) < 0) {
-            if (sc->fd < 0 || qatomic_read(&sc->shutdown)) {
+            if (sc->fd < 0 || qatomic_read(&sc->shutdown) ||
+                !qatomic_read(&sc->armed)) {
                 error_propagate(errp, err);
                 return -1;
             }
@@ -698,6 +727,16 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
 {
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
 
+    if (sc->rev && sc->writer) {
+        /* the source's TLS session: the return path */
+        return spill_readv(QIO_CHANNEL(sc->rev), iov, niov, fds, nfds, flags,
+                           errp);
+    }
+    if (sc->writer && sc->duplex) {
+        /* no file: the network alone */
+        return qio_channel_readv_full(sc->net, iov, niov, fds, nfds, flags,
+                                      errp);
+    }
     if (sc->writer) {
         error_setg(errp, "shared-file-spill: unexpected read");
         return -1;
@@ -712,7 +751,7 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
             return n;
         }
         if (n == QIO_CHANNEL_ERR_BLOCK || qatomic_read(&sc->shutdown) ||
-            (sc->fd < 0 && !sc->aux)) {
+            (sc->fd < 0 && !sc->aux) || !qatomic_read(&sc->armed)) {
             error_propagate(errp, err);
             return n;
         }
@@ -743,6 +782,9 @@ static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
 
     qatomic_set(&sc->shutdown, true);
+    if (sc->rev) {
+        qatomic_set(&sc->rev->shutdown, true);
+    }
     /*
      * The flag stops the file; a connection that broke already (this
      * channel's or one sharing its socket) fails shutdown(2) with
@@ -774,10 +816,16 @@ static void spill_remove_rp(QIOChannelSpill *sc)
     }
 }
 
-static int spill_close(QIOChannel *ioc, Error **errp)
+/*
+ * Done with the files: also for a channel nobody closed, such as one
+ * whose TLS handshake failed
+ */
+static void spill_close_files(QIOChannelSpill *sc)
 {
-    QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
-
+    if (sc->closed) {
+        return;
+    }
+    sc->closed = true;
     spill_pos_close(&sc->ack);
     if (sc->fd >= 0) {
         if (sc->writer && !sc->aux && !sc->committed) {
@@ -802,6 +850,16 @@ static int spill_close(QIOChannel *ioc, Error **errp)
     if (sc->aux && !sc->writer && !sc->incoming) {
         spill_remove_rp(sc);
     }
+    if (sc->rev) {
+        spill_close_files(sc->rev);     /* over the same @net */
+    }
+}
+
+static int spill_close(QIOChannel *ioc, Error **errp)
+{
+    QIOChannelSpill *sc = QIO_CHANNEL_SPILL(ioc);
+
+    spill_close_files(sc);
     return qio_channel_close(sc->net, errp);
 }
 
@@ -827,10 +885,11 @@ static void spill_finalize(Object *obj)
 {
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(obj);
 
-    if (sc->fd >= 0) {
-        close(sc->fd);
-    }
+    spill_close_files(sc);
     spill_pos_free(&sc->ack);
+    if (sc->rev) {
+        object_unref(OBJECT(sc->rev));
+    }
     object_unref(OBJECT(sc->net));
     g_free(sc->path);
     g_free(sc->buf);
@@ -875,6 +934,7 @@ static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool writer)
     sc->incoming = !writer;
     sc->what = "migration stream";
     sc->net_ok = true;
+    sc->armed = true;
     sc->path = g_strdup(writer && spill_state.out_path ? spill_state.out_path :
                         migrate_spill_file());
     spill_file_id(fd, &sc->dev, &sc->ino);
@@ -920,12 +980,42 @@ static QIOChannelSpill *spill_new_aux(QIOChannel *net, int fd, bool writer,
     return sc;
 }
 
+/*
+ * The return path beside @main, a stream's channel: the destination
+ * creates spill-file + ".rp" and writes it; the source opens it once it
+ * needs it (spill_aux_open()).  NULL (reported) when the destination
+ * cannot create the file.
+ */
+static QIOChannelSpill *spill_new_rp(QIOChannelSpill *main)
+{
+    g_autofree char *path = g_strconcat(main->path, SPILL_RP_SUFFIX, NULL);
+    QIOChannelSpill *sc;
+    Error *err = NULL;
+    int fd = -1;
+
+    if (!main->writer) {
+        SpillHeader h = { .page_size = qemu_target_page_size() };
+
+        memcpy(h.uuid, main->uuid, sizeof(h.uuid));
+        fd = spill_create(path, &h, &err);
+        if (fd < 0) {
+            /*
+             * A return path the network alone carries would leave a source
+             * without the network waiting for it: refuse the migration.
+             */
+            error_report_err(err);
+            return NULL;
+        }
+    }
+    sc = spill_new_aux(main->net, fd, !main->writer, !main->writer,
+                       g_steal_pointer(&path), main->uuid, "return path");
+    qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill-return-path");
+    return sc;
+}
+
 QIOChannel *spill_return_path(QIOChannel *ioc)
 {
     QIOChannelSpill *main, *sc;
-    g_autofree char *path = NULL;
-    Error *err = NULL;
-    int fd = -1;
 
     if (!ioc) {
         return NULL;
@@ -941,27 +1031,8 @@ QIOChannel *spill_return_path(QIOChannel *ioc)
         object_ref(OBJECT(main->net));
         return main->net;
     }
-    path = g_strconcat(main->path, SPILL_RP_SUFFIX, NULL);
-    if (!main->writer) {
-        /* destination: write it */
-        SpillHeader h = { .page_size = qemu_target_page_size() };
-
-        memcpy(h.uuid, main->uuid, sizeof(h.uuid));
-        fd = spill_create(path, &h, &err);
-        if (fd < 0) {
-            /*
-             * A return path the network alone carries would leave a source
-             * without the network waiting for it: refuse the migration.
-             */
-            error_report_err(err);
-            return NULL;
-        }
-    }
-    /* the source opens it once it needs it (spill_aux_open()) */
-    sc = spill_new_aux(main->net, fd, !main->writer, !main->writer,
-                       g_steal_pointer(&path), main->uuid, "return path");
-    qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill-return-path");
-    return QIO_CHANNEL(sc);
+    sc = spill_new_rp(main);
+    return sc ? QIO_CHANNEL(sc) : NULL;
 }
 
 QEMUFile *spill_get_return_path(QEMUFile *f, bool source)
@@ -1069,21 +1140,83 @@ static bool spill_in_recovery(bool source)
            state == MIGRATION_STATUS_POSTCOPY_RECOVER;
 }
 
+/*
+ * @tioc's TLS handshake is done, over the spill channel of @kind
+ * spill_wrap_channel() gave it: from now on that may fail over.
+ */
+static QIOChannel *spill_tls_done(QIOChannel *tioc, SpillChannelKind kind,
+                                  Error **errp)
+{
+    QIOChannelSpill *sc = spill_of(tioc);
+
+    if (!sc || sc->aux != (kind == SPILL_CHANNEL_PREEMPT)) {
+        error_setg(errp, "shared-file-spill: the TLS session of the %s is "
+                   "not over its spill channel",
+                   kind == SPILL_CHANNEL_MAIN ? "migration stream" :
+                                                "postcopy preempt channel");
+        return NULL;
+    }
+    /* before the threads that use it start */
+    qatomic_set(&sc->armed, true);
+    if (sc->rev) {
+        qatomic_set(&sc->rev->armed, true);
+    }
+    trace_spill_tls_done(sc->what, sc->stream_pos);
+    object_ref(OBJECT(tioc));
+    return tioc;
+}
+
 QIOChannel *spill_wrap_channel(QIOChannel *ioc, SpillChannelKind kind,
                                bool source, Error **errp)
 {
+    QIOChannelSpill *sc;
+    QIOChannel *chan;
+
     if (!migrate_shared_file_spill() || spill_in_recovery(source)) {
         object_ref(OBJECT(ioc));
         return ioc;
     }
+    if (object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_TLS)) {
+        return spill_tls_done(ioc, kind, errp);
+    }
     switch (kind) {
     case SPILL_CHANNEL_MAIN:
-        return source ? spill_wrap_outgoing(ioc) :
+        chan = source ? spill_wrap_outgoing(ioc) :
                         spill_wrap_incoming(ioc, errp);
+        break;
     case SPILL_CHANNEL_PREEMPT:
-        return spill_wrap_preempt(ioc, source, errp);
+        chan = spill_wrap_preempt(ioc, source, errp);
+        break;
+    default:
+        g_assert_not_reached();
     }
-    g_assert_not_reached();
+    if (!chan || !migrate_channel_requires_tls_upgrade(ioc)) {
+        return chan;
+    }
+    /*
+     * A TLS session goes over it, so that the files hold only its
+     * ciphertext, and reads and writes this one channel: the stream's
+     * return path goes through it too.  Failover waits for the end of
+     * the handshake (spill_tls_done()).
+     */
+    sc = QIO_CHANNEL_SPILL(chan);
+    sc->duplex = true;
+    sc->armed = false;
+    if (kind == SPILL_CHANNEL_MAIN && !(sc->writer && sc->fd < 0)) {
+        sc->rev = spill_new_rp(sc);
+        if (!sc->rev) {
+            error_setg(errp, "shared-file-spill: cannot create the return "
+                       "path's file");
+            object_unref(OBJECT(chan));
+            return NULL;
+        }
+        sc->rev->armed = false;
+    }
+    /*
+     * The preempt channel's other way carries the handshake alone,
+     * which is over before it may fail over: the network alone.
+     */
+    return chan;
 }
 
 bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
@@ -1091,13 +1224,9 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
     int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     SpillTorn torn = { 0 };
     SpillGone gone = { 0 };
-    QIOChannelSpill *sc;
+    QIOChannelSpill *sc = spill_of(ioc);
 
-    if (!object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_SPILL)) {
-        return true;
-    }
-    sc = QIO_CHANNEL_SPILL(ioc);
-    if (sc->writer || sc->aux) {
+    if (!sc || sc->writer || sc->aux) {
         return true;
     }
     if (spill_pages_enabled() && !spill_pages_marker_seen()) {

@@ -100,9 +100,12 @@ bool spill_pages_enabled(void)
     /*
      * Pages loaded by a reader thread cannot follow postcopy's discards
      * and atomic placement: with postcopy-ram, the spill file carries
-     * the stream (and its return path) only.
+     * the stream (and its return path) only.  With TLS, so that the
+     * files hold nothing but the TLS session's ciphertext: the pages
+     * file would hold the guest's memory in clear.
      */
-    return migrate_shared_file_spill() && !migrate_postcopy_ram();
+    return migrate_shared_file_spill() && !migrate_postcopy_ram() &&
+           !migrate_tls();
 }
 
 /* Destination: the pages file beside @path, of the same migration */

@@ -42,6 +42,12 @@ typedef enum SpillChannelKind {
  *     the source fails when it cannot create that file.
  * Otherwise it is @ioc itself.  The return path is not a channel of its
  * own: see spill_get_return_path().
+ *
+ * With TLS, call it twice: with the socket, before the TLS upgrade, so
+ * that the files hold the session's ciphertext (the spill channel then
+ * carries both directions, the return path's through spill-file +
+ * ".rp"); and with the TLS channel once its handshake is done, which
+ * lets the spill channel fail over from then on and returns @ioc.
  */
 QIOChannel *spill_wrap_channel(QIOChannel *ioc, SpillChannelKind kind,
                                bool source, Error **errp);

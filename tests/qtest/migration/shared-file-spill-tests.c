@@ -30,6 +30,9 @@
 #define MiB (1024 * 1024)
 
 static char *tmpfs;
+/* The next spill_start_caps() sets up TLS; what it set up */
+static bool want_tls;
+static void *tls_data;
 
 typedef struct Forwarder {
     int listen_fd;
@@ -201,6 +204,110 @@ static void unlink_ack(const char *spill)
     unlink(pages);
 }
 
+/*
+ * Hard links to the spill file and those of its return path and of
+ * postcopy's preempt channel, which keep what the two QEMUs wrote after
+ * they removed them
+ */
+static const char *const kept_suffix[] = { "", ".rp", ".preempt" };
+
+static void keep_files(const char *spill, bool link_them)
+{
+    const char *const *suffix = kept_suffix;
+
+    for (int i = 0; i < ARRAY_SIZE(kept_suffix); i++) {
+        g_autofree char *path = g_strdup_printf("%s%s", spill, suffix[i]);
+        g_autofree char *kept = g_strdup_printf("%s.kept", path);
+
+        unlink(kept);
+        /* only the stream's file is always there */
+        if (link_them && (i == 0 || g_file_test(path, G_FILE_TEST_EXISTS))) {
+            g_assert_cmpint(link(path, kept), ==, 0);
+        }
+    }
+}
+
+typedef struct SpillClear {
+    uint8_t start[4];           /* the stream's first bytes */
+    bool idstr;                 /* the RAM block's name is there */
+    size_t zero_run;            /* the longest run of zero bytes */
+} SpillClear;
+
+/*
+ * What the stream kept in the spill file @path shows in clear: its
+ * records' payloads (spill-format.h: the length at byte 24 of a
+ * record's header, the payload padded to 8 bytes) in file order, which
+ * for the stream's file is stream order.
+ */
+static SpillClear spill_clear_text(const char *path)
+{
+    g_autofree gchar *data = NULL;
+    g_autoptr(GByteArray) stream = g_byte_array_new();
+    SpillClear c = { 0 };
+    size_t size, pos = SPILL_HEADER_SIZE, run = 0;
+
+    g_assert_true(g_file_get_contents(path, &data, &size, NULL));
+    while (pos + SPILL_REC_HEADER_SIZE <= size &&
+           ldl_le_p(data + pos) == SPILL_REC_MAGIC) {
+        uint32_t len = ldl_le_p(data + pos + 24);
+
+        g_assert_cmpuint(pos + SPILL_REC_HEADER_SIZE + len, <=, size);
+        g_byte_array_append(stream, (uint8_t *)data + pos +
+                            SPILL_REC_HEADER_SIZE, len);
+        pos += SPILL_REC_HEADER_SIZE + ROUND_UP(len, 8);
+    }
+    g_assert_cmpuint(stream->len, >=, sizeof(c.start));
+    memcpy(c.start, stream->data, sizeof(c.start));
+    /* the test's memory backend's: the RAM block */
+    c.idstr = !!memmem(stream->data, stream->len, "mig.mem", 7);
+    for (size_t i = 0; i < stream->len; i++) {
+        run = stream->data[i] ? 0 : run + 1;
+        c.zero_run = MAX(c.zero_run, run);
+    }
+    return c;
+}
+
+/*
+ * With TLS, the files hold nothing but the TLS session's records: they
+ * begin with the handshake (a record of type 22, version 3.x), and
+ * neither the stream's magic, nor a RAM block's name, nor a page of
+ * the guest's (mostly zeros: the bootblock guest writes one byte of
+ * each page) is there in clear.  Without TLS, the same look finds all
+ * three in the stream's file.
+ */
+static void assert_kept_files(const char *spill, bool tls)
+{
+    g_autofree char *kept = g_strdup_printf("%s.kept", spill);
+    SpillClear c = spill_clear_text(kept);
+
+    g_test_message("the spill file's stream begins %02x %02x %02x %02x, "
+                   "the RAM block's name %s in it, zero bytes run %zu at "
+                   "most", c.start[0], c.start[1], c.start[2], c.start[3],
+                   c.idstr ? "is" : "is not", c.zero_run);
+    if (!tls) {
+        g_assert_cmpuint(ldl_be_p(c.start), ==, 0x5145564d);   /* QEVM */
+        g_assert_true(c.idstr);
+        g_assert_cmpuint(c.zero_run, >=, 4000);
+        return;
+    }
+    for (int i = 0; i < ARRAY_SIZE(kept_suffix); i++) {
+        g_autofree char *path = g_strdup_printf("%s%s.kept", spill,
+                                                kept_suffix[i]);
+
+        /* TLS: the destination writes ".rp" (its handshake) at once */
+        if (i == 2 && !g_file_test(path, G_FILE_TEST_EXISTS)) {
+            continue;
+        }
+        c = spill_clear_text(path);
+        g_test_message("%s: begins %02x %02x, zero bytes run %zu at most",
+                       path, c.start[0], c.start[1], c.zero_run);
+        g_assert_cmpuint(c.start[0], ==, 22);
+        g_assert_cmpuint(c.start[1], ==, 3);
+        g_assert_false(c.idstr);
+        g_assert_cmpuint(c.zero_run, <, 64);
+    }
+}
+
 /* What migrate_end() would remove, for tests that cannot call it */
 static void unlink_serials(void)
 {
@@ -254,6 +361,11 @@ static char *spill_start_caps(QTestState **from, QTestState **to,
     }
     set_spill(*from, spill);
     set_spill(*to, spill);
+#ifdef CONFIG_GNUTLS
+    if (want_tls) {
+        tls_data = migrate_hook_start_tls_psk_match(*from, *to);
+    }
+#endif
     if (cap) {
         migrate_set_capability(*from, cap, true);
         migrate_set_capability(*to, cap, true);
@@ -277,11 +389,18 @@ static char *spill_start(QTestState **from, QTestState **to,
 /* What a test leaves behind, once both QEMUs are gone */
 static void spill_cleanup(Forwarder *fw, const char *spill)
 {
+#ifdef CONFIG_GNUTLS
+    if (tls_data) {
+        migrate_hook_end_tls_psk(NULL, NULL, g_steal_pointer(&tls_data));
+    }
+#endif
+    want_tls = false;
     if (fw) {
         forwarder_free(fw);
     }
     unlink(spill);
     unlink_ack(spill);
+    keep_files(spill, false);
 }
 
 /* Migrate slowly enough to take a few passes; return at the third */
@@ -361,6 +480,7 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     g_autofree char *spill_ack = g_strdup_printf("%s.ack", spill);
     g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
     g_autofree char *loaded = g_strdup_printf("%s.loaded", spill);
+    g_autofree char *spill_pages = g_strdup_printf("%s.pages", spill);
     bool no_loaded = g_file_test(loaded, G_FILE_TEST_IS_DIR) ||
                      (fault && fault->rule &&
                       strstr(fault->rule, ".loaded"));
@@ -370,9 +490,17 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     QTestState *from, *to, *faulty;
     Forwarder *fw;
     int scan_records = 0;
+    bool tls = cap && g_str_equal(cap, "tls");
+    /* what the files hold in clear, looked at once all is over */
+    bool keep = cut_third_pass && !fault;
 
     if (fault && !fault_preload(rules)) {
         return;
+    }
+    if (tls) {
+        want_tls = true;
+        /* a return path after the cut, through TLS */
+        cap = "return-path";
     }
     uri = spill_start_caps(&from, &to, spill, cut_after, &fw, cap, NULL);
     fault_preload_end();
@@ -410,6 +538,9 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
         } else if (fault && fault->at_cut) {
             fault_arm(rules, "%d %s\n", qtest_pid(faulty), fault->rule);
         }
+        if (keep) {
+            keep_files(spill, true);
+        }
         if (cut_third_pass) {
             forwarder_cut(fw);
         }
@@ -440,9 +571,16 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     g_assert_cmpint(qdict_get_int(src, "file-errors"), ==,
                     fault ? fault->file_errors : 0);
     g_assert_cmpint(qdict_get_int(src, "file-bytes"), >, 0);
-    /* the pages writer took part; its pages reached the destination */
-    g_assert_cmpint(qdict_get_int(src, "pages"), >, 0);
-    if (!fault || !fault->file_errors) {
+    if (tls) {
+        /* the pages file would hold the guest's memory in clear */
+        g_assert_cmpint(qdict_get_int(src, "pages"), ==, 0);
+        g_assert_false(g_file_test(loaded, G_FILE_TEST_EXISTS));
+        g_assert_false(g_file_test(spill_pages, G_FILE_TEST_EXISTS));
+    } else {
+        /* the pages writer took part; its pages reached the destination */
+        g_assert_cmpint(qdict_get_int(src, "pages"), >, 0);
+    }
+    if ((!fault || !fault->file_errors) && !tls) {
         g_assert_cmpint(qdict_get_int(dst, "pages"), >, 0);
     }
     g_assert_cmpint(qdict_get_int(dst, "pages"), <=,
@@ -476,6 +614,9 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
                         >=, MAX(MAX(fault->min_hits, scan_records), 1));
         fault_cleanup(rules);
     }
+    if (keep) {
+        assert_kept_files(spill, tls);
+    }
     /* checks every page of the destination */
     migrate_end(from, to, true);
     spill_cleanup(fw, spill);
@@ -501,6 +642,16 @@ static void test_spill_cut_return_path(void)
 {
     /* the return path reads on from the destination's file */
     do_test_spill(0, false, true, "return-path", NULL);
+}
+
+/*
+ * With TLS: the spill files hold only the TLS session's ciphertext, and
+ * the destination's session reads on from the file after the cut; so
+ * does the source's, for the return path.
+ */
+static void test_spill_tls_cut(void)
+{
+    do_test_spill(0, false, true, "tls", NULL);
 }
 
 static void test_spill_cut_last(void)
@@ -947,6 +1098,41 @@ static void test_spill_end_online(void)
     spill_cleanup(fw, spill);
 }
 
+/*
+ * A cut during the TLS handshake fails the migration at once: neither
+ * side may fail over before the handshake is done (the source would
+ * wait for the destination's file in its main loop).  The source runs
+ * on and removes its files.
+ */
+static void test_spill_tls_cut_handshake(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *uri = NULL;
+    g_autoptr(QDict) rsp = NULL;
+    QTestState *from, *to;
+    Forwarder *fw;
+
+    want_tls = true;
+    /* in the client's hello */
+    uri = spill_start(&from, &to, spill, 64, &fw);
+    if (!uri) {
+        return;
+    }
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_fail_running(from);
+    g_assert_true(fw->cut);
+    migration_assert_guest_writes(from);
+    assert_spill_removed(spill);
+    /* upstream's destination reports a failed handshake, and waits on */
+    rsp = qtest_qmp_assert_success_ref(to, "{ 'execute': 'query-status' }");
+    g_assert_false(qdict_get_bool(rsp, "running"));
+    qtest_quit(to);
+    qtest_quit(from);
+    spill_cleanup(fw, spill);
+    unlink_serials();
+}
+
 /* A corrupt spill file is refused, not loaded; the source runs on */
 static void test_spill_corrupt(void)
 {
@@ -1325,9 +1511,12 @@ static void test_spill_no_pages(void)
  */
 static char *spill_switch_over(QTestState **from, QTestState **to,
                                const char *spill, Forwarder **fw,
-                               bool preempt)
+                               bool preempt, bool tls)
 {
-    char *uri = spill_start_caps(from, to, spill, 0, fw, "postcopy-ram",
+    char *uri;
+
+    want_tls = tls;
+    uri = spill_start_caps(from, to, spill, 0, fw, "postcopy-ram",
                                  preempt ? "postcopy-preempt" : NULL);
 
     if (!uri) {
@@ -1353,7 +1542,7 @@ static char *spill_switch_over(QTestState **from, QTestState **to,
  * file, until it has them all.  Every page is checked.  @preempt: with
  * postcopy-preempt, whose channel has a file of its own.
  */
-static void do_test_spill_postcopy(uint64_t after, bool preempt)
+static void do_test_spill_postcopy(uint64_t after, bool preempt, bool tls)
 {
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
     g_autofree char *spill_rp = g_strdup_printf("%s.rp", spill);
@@ -1364,12 +1553,16 @@ static void do_test_spill_postcopy(uint64_t after, bool preempt)
     uint64_t at_switchover;
     Forwarder *fw;
 
-    uri = spill_switch_over(&from, &to, spill, &fw, preempt);
+    uri = spill_switch_over(&from, &to, spill, &fw, preempt, tls);
     if (!uri) {
         return;
     }
     wait_for_migration_status(from, "postcopy-active", NULL);
     at_switchover = qatomic_read(&fw->forwarded);
+    if (tls) {
+        /* the preempt channel is up: what the files hold is looked at */
+        keep_files(spill, true);
+    }
     if (after != UINT64_MAX) {
         g_autoptr(GTimer) timer = g_timer_new();
 
@@ -1426,6 +1619,9 @@ static void do_test_spill_postcopy(uint64_t after, bool preempt)
     /* the destination removed the files once the source committed */
     g_assert_false(g_file_test(spill, G_FILE_TEST_EXISTS));
     g_assert_false(g_file_test(spill_rp, G_FILE_TEST_EXISTS));
+    if (tls) {
+        assert_kept_files(spill, true);
+    }
     /* checks every page of the destination */
     migrate_end(from, to, true);
     spill_cleanup(fw, spill);
@@ -1433,24 +1629,33 @@ static void do_test_spill_postcopy(uint64_t after, bool preempt)
 
 static void test_spill_postcopy_no_fault(void)
 {
-    do_test_spill_postcopy(UINT64_MAX, false);
+    do_test_spill_postcopy(UINT64_MAX, false, false);
 }
 
 static void test_spill_postcopy_cut_switchover(void)
 {
-    do_test_spill_postcopy(0, false);
+    do_test_spill_postcopy(0, false, false);
 }
 
 static void test_spill_postcopy_preempt_cut(void)
 {
     /* requested pages go by the preempt channel: cut while they do */
-    do_test_spill_postcopy(4 * MiB, true);
+    do_test_spill_postcopy(4 * MiB, true, false);
+}
+
+/*
+ * The same with TLS over each channel: the destination's sessions read
+ * on from the files, and the source's reads the return path's
+ */
+static void test_spill_postcopy_preempt_tls_cut(void)
+{
+    do_test_spill_postcopy(4 * MiB, true, true);
 }
 
 static void test_spill_postcopy_cut_middle(void)
 {
     /* about a second of postcopy at 16 MiB/s */
-    do_test_spill_postcopy(16 * MiB, false);
+    do_test_spill_postcopy(16 * MiB, false, false);
 }
 
 /*
@@ -1472,7 +1677,7 @@ static void test_spill_postcopy_file_lost(void)
     Forwarder *fw;
     int fd;
 
-    uri = spill_switch_over(&from, &to, spill, &fw, false);
+    uri = spill_switch_over(&from, &to, spill, &fw, false, false);
     if (!uri) {
         return;
     }
@@ -1674,6 +1879,12 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_end_online);
     migration_test_add("/migration/shared-file-spill/cut/shut-lost",
                        test_spill_shut_lost);
+#ifdef CONFIG_GNUTLS
+    migration_test_add("/migration/shared-file-spill/tls/cut",
+                       test_spill_tls_cut);
+    migration_test_add("/migration/shared-file-spill/tls/cut-handshake",
+                       test_spill_tls_cut_handshake);
+#endif
     for (int i = 0; i < ARRAY_SIZE(with); i++) {
         migration_test_add_suffix("/migration/shared-file-spill/with/",
                                   with[i], test_spill_with);
@@ -1727,6 +1938,10 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_postcopy_cut_middle);
     migration_test_add("/migration/shared-file-spill/postcopy/preempt/cut",
                        test_spill_postcopy_preempt_cut);
+#ifdef CONFIG_GNUTLS
+    migration_test_add("/migration/shared-file-spill/postcopy/preempt/tls/cut",
+                       test_spill_postcopy_preempt_tls_cut);
+#endif
     migration_test_add("/migration/shared-file-spill/postcopy/file-lost",
                        test_spill_postcopy_file_lost);
 }
