@@ -33,6 +33,7 @@
 #include "migration/misc.h"
 #include "system/memory.h"
 #include "system/ramblock.h"
+#include "system/runstate.h"
 #include "options.h"
 #include "ram.h"
 #include "fault-group.h"
@@ -493,8 +494,13 @@ uint64_t write_fault_groups_sync(bool last_stage, Error **errp)
     if (!wfg.active) {
         return 0;
     }
-    if (last_stage) {
-        /* the vCPUs are stopped: let the fault thread finish its faults */
+    if (last_stage || !runstate_is_running()) {
+        /*
+         * The vCPUs are stopped: let the fault thread record the faults
+         * it resolved.  Not only in the last stage: postcopy takes the
+         * bitmap whose pages the destination discards with the guest
+         * stopped, in a sync that is not the last.
+         */
         while (qatomic_read(&wfg.inflight)) {
             g_usleep(10);
         }

@@ -27,6 +27,12 @@ static char *tmpfs;
 static bool has_uffd_wp;
 static bool is_x86;
 
+typedef enum WFGPostcopy {
+    WFG_PRECOPY,
+    WFG_POSTCOPY,               /* switch over to postcopy-ram */
+    WFG_POSTCOPY_PREEMPT,       /* ... with postcopy-preempt */
+} WFGPostcopy;
+
 /* Does this host kernel offer userfaultfd write-protection? */
 static bool uffd_wp_check(void)
 {
@@ -75,26 +81,67 @@ static void run_until_syncs(QTestState *from, int syncs)
 }
 
 /*
- * @compression: through multifd's channels with this compression, NULL:
- * the main channel only.  The capability is the source's alone.
+ * Wait until the destination's guest has completed @passes passes over
+ * its memory (a 'B' on its serial port each).  A page postcopy should
+ * have discarded but kept an older copy of lies where the guest had
+ * not written yet in its pass: the page check cannot tell it from the
+ * guest being behind until the guest's next pass over it leaves it one
+ * behind its neighbours.
  */
-static QDict *migrate_with_write_faults_via(uint32_t group_max,
-                                           const char *compression)
+static void wait_for_dest_passes(int passes)
+{
+    g_autofree char *path = g_strdup_printf("%s/dest_serial", tmpfs);
+    g_autoptr(GTimer) timer = g_timer_new();
+
+    for (;;) {
+        g_autofree char *text = NULL;
+        int n = 0;
+
+        if (g_file_get_contents(path, &text, NULL, NULL)) {
+            for (char *c = text; *c; c++) {
+                n += *c == 'B';
+            }
+        }
+        if (n >= passes) {
+            return;
+        }
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, TIME_BUDGET_SEC);
+        g_usleep(20 * 1000);
+    }
+}
+
+/*
+ * @compression: through multifd's channels with this compression, NULL:
+ * the main channel only.  @postcopy: switch over to postcopy once the
+ * syncs have passed, instead of converging.  The capability is the
+ * source's alone.
+ */
+static QDict *migrate_with_write_faults_opts(uint32_t group_max,
+                                            const char *compression,
+                                            WFGPostcopy postcopy)
 {
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
     MigrateStart args = {
         .caps[MIGRATION_CAPABILITY_MULTIFD] = !!compression,
+        .caps[MIGRATION_CAPABILITY_POSTCOPY_RAM] = postcopy != WFG_PRECOPY,
+        .caps[MIGRATION_CAPABILITY_POSTCOPY_PREEMPT] =
+            postcopy == WFG_POSTCOPY_PREEMPT,
     };
     QTestState *from, *to;
     QDict *wf;
     char *hmp;
 
-    if (migrate_start(&from, &to, compression ? "defer" : uri, &args)) {
+    /* multifd's parameters and postcopy-preempt: before incoming starts */
+    bool defer = compression || postcopy == WFG_POSTCOPY_PREEMPT;
+
+    if (migrate_start(&from, &to, defer ? "defer" : uri, &args)) {
         return NULL;
     }
     if (compression) {
         migrate_set_parameter_str(from, "multifd-compression", compression);
         migrate_set_parameter_str(to, "multifd-compression", compression);
+    }
+    if (defer) {
         migrate_incoming_qmp(to, uri, NULL, "{}");
     }
     /* only the source: the destination may be a QEMU without it */
@@ -107,7 +154,17 @@ static QDict *migrate_with_write_faults_via(uint32_t group_max,
 
     migrate_qmp(from, to, uri, NULL, "{}");
     run_until_syncs(from, SYNCS_BEFORE_CONVERGE);
-    migrate_ensure_converge(from);
+    if (postcopy != WFG_PRECOPY) {
+        /*
+         * The destination discards what the faults marked dirty since
+         * each page was sent, and asks for it
+         */
+        qtest_qmp_assert_success(from, "{ 'execute': "
+                                 "'migrate-start-postcopy' }");
+        wait_for_stop(from, get_src());
+    } else {
+        migrate_ensure_converge(from);
+    }
     wait_for_migration_complete(from);
 
     wf = migrate_query_member(from, "write-fault-groups");
@@ -125,10 +182,21 @@ static QDict *migrate_with_write_faults_via(uint32_t group_max,
     g_free(hmp);
 
     qtest_qmp_eventwait(to, "RESUME");
+    if (postcopy != WFG_PRECOPY) {
+        wait_for_migration_complete(to);
+        wait_for_dest_passes(3);
+    }
     wait_for_serial("dest_serial");
     /* checks every page of the destination */
     migrate_end(from, to, true);
     return wf;
+}
+
+static QDict *migrate_with_write_faults_via(uint32_t group_max,
+                                           const char *compression)
+{
+    return migrate_with_write_faults_opts(group_max, compression,
+                                          WFG_PRECOPY);
 }
 
 static QDict *migrate_with_write_faults(uint32_t group_max)
@@ -190,6 +258,34 @@ static void test_write_fault_groups_multifd(void)
     g_assert_cmpint(qdict_get_int(wf, "faults"), >, 0);
     g_assert_cmpint(qdict_get_int(wf, "faults") * 8, <,
                     qdict_get_int(wf, "pages-dirtied"));
+}
+
+/*
+ * Postcopy: the faults track the guest's writes until the switchover,
+ * and the bitmap postcopy takes then, with the guest stopped, says
+ * which pages the destination must discard and ask for.  A page that
+ * bitmap missed stays stale on the destination, which the page check
+ * finds.  @preempt: with postcopy-preempt.
+ */
+static void do_test_write_fault_groups_postcopy(WFGPostcopy postcopy)
+{
+    g_autoptr(QDict) wf = migrate_with_write_faults_opts(64, NULL, postcopy);
+
+    if (!wf) {
+        return;
+    }
+    g_assert_cmpint(qdict_get_int(wf, "faults"), >, 0);
+    g_assert_cmpint(qdict_get_int(wf, "syncs"), >=, SYNCS_BEFORE_CONVERGE);
+}
+
+static void test_write_fault_groups_postcopy(void)
+{
+    do_test_write_fault_groups_postcopy(WFG_POSTCOPY);
+}
+
+static void test_write_fault_groups_postcopy_preempt(void)
+{
+    do_test_write_fault_groups_postcopy(WFG_POSTCOPY_PREEMPT);
 }
 
 /*
@@ -400,9 +496,6 @@ static void test_write_fault_groups_refusals(void)
     QTestState *who = qtest_init("-machine none");
     char *hmp;
 
-    assert_caps_refused(who, "postcopy-ram",
-                        "'write-fault-groups' conflicts with capability "
-                        "'postcopy-ram'");
     assert_caps_refused(who, "background-snapshot",
                         "write-fault-groups");
     assert_caps_refused(who, "dirty-limit",
@@ -469,6 +562,12 @@ void migration_test_add_write_fault_groups(MigrationTestEnv *env)
                        test_write_fault_groups_cancel);
     migration_test_add("/migration/write-fault-groups/multifd",
                        test_write_fault_groups_multifd);
+    if (env->has_uffd) {
+        migration_test_add("/migration/write-fault-groups/postcopy",
+                           test_write_fault_groups_postcopy);
+        migration_test_add("/migration/write-fault-groups/postcopy-preempt",
+                           test_write_fault_groups_postcopy_preempt);
+    }
     migration_test_add("/migration/write-fault-groups/fault/start",
                        test_write_fault_groups_fault_start);
     migration_test_add("/migration/write-fault-groups/fault/reprotect",
