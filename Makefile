@@ -15,7 +15,7 @@ S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
         fuzz series demo bench bench-throttle bench-wfg bench-disk bench-spill \
-        bench-spill-postcopy bench-rdma bench-units bench-diskmap \
+        bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
         clean distclean help
 
 all: build
@@ -116,6 +116,16 @@ bench-disk: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name disk-backed-pages \
 	    --scenarios pagecache,mixed \
 	    --configs precopy,return-path,multifd-zstd,disk-backed-pages,disk-backed-pages+multifd-zstd \
+	    $(BENCH_ARGS)
+
+# Multifd-first: each capability alone and riding multifd-zstd (2
+# channels), against precopy and upstream's multifd with and without
+# zstd.  shared-file-spill refuses multifd: alone only.
+# bench/results/multifd.*
+bench-multifd: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name multifd \
+	    --scenarios pagecache,mixed \
+	    --configs precopy,multifd,multifd-zstd,disk-backed-pages,disk-backed-pages+multifd-zstd,write-fault-groups,write-fault-groups+multifd-zstd,predictive-throttle,predictive-throttle+multifd-zstd,shared-file-spill,disk-backed-pages+predictive-throttle+multifd-zstd \
 	    $(BENCH_ARGS)
 
 # shared-file-spill against precopy and mapped-ram (QEMU's file migration)

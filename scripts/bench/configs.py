@@ -107,6 +107,30 @@ CONFIGS = [
                    "multifd-channels": 2, "multifd-compression": "zstd"},
            src_params={"disk-backed-map": "{disk_map}"},
            hook="diskmap", scenarios=("pagecache", "mixed")),
+    # make bench-multifd: upstream's parallel channels, plain, and each
+    # capability that rides them (zstd-compressed, 2 channels).  The
+    # source-only capabilities are set on the destination too, where
+    # they do nothing, because multifd must be on both sides.
+    Config("multifd", caps={"multifd": True},
+           params={"multifd-channels": 2}),
+    Config("write-fault-groups+multifd-zstd", kind="capability",
+           caps={"write-fault-groups": True, "multifd": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd"},
+           src_params={"write-fault-group-max": 64}),
+    Config("predictive-throttle+multifd-zstd", kind="capability",
+           caps={"predictive-throttle": True, "multifd": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd"},
+           src_params={"throttle-target-ratio": 50}),
+    # All that combine with multifd today (shared-file-spill does not).
+    Config("disk-backed-pages+predictive-throttle+multifd-zstd",
+           kind="capability",
+           caps={"return-path": True, "disk-backed-pages": True,
+                 "predictive-throttle": True, "multifd": True},
+           params={"disk-backed-node": "{disk_node}",
+                   "multifd-channels": 2, "multifd-compression": "zstd"},
+           src_params={"disk-backed-map": "{disk_map}",
+                       "throttle-target-ratio": 50},
+           hook="diskmap", scenarios=("pagecache", "mixed")),
     # Source-side only (docs/devel/migration/write-fault-groups.rst);
     # group max 1 is per-page write-fault tracking, its own baseline.
     Config("write-fault-groups", kind="capability",
