@@ -609,9 +609,9 @@ static void test_disk_backed_fault_read_multifd(void)
  * numbers, and the refused pages come in full through the network or
  * the pages file, which must clear them from the pending pages.
  */
-static void test_disk_backed_fault_read_spill(void)
+void migration_test_disk_backed_fault_read(const char *with)
 {
-    do_test_fault_read("shared-file-spill");
+    do_test_fault_read(with);
 }
 
 /*
@@ -713,14 +713,19 @@ static void test_disk_backed_fault_pong_lost(void)
  * references, the pages behind them and the rest checked, with another
  * feature on as well.
  */
-static void test_disk_backed_with(void *name)
+void migration_test_disk_backed_with(const char *with)
 {
-    DiskFault f = { .with = strrchr(name, '/') + 1 };
+    DiskFault f = { .with = with };
     g_autoptr(QDict) dst = do_test_disk_fault(&f);
 
     if (dst) {
         g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), >, 0);
     }
+}
+
+static void test_disk_backed_with(void *name)
+{
+    migration_test_disk_backed_with(strrchr(name, '/') + 1);
 }
 
 /* A malformed map is refused whole: no reference, every page arrives */
@@ -963,7 +968,7 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
         "tls",
 #endif
         "auto-converge", "predictive-throttle", "write-fault-groups",
-        "multifd", "xbzrle", "shared-file-spill",
+        "multifd", "xbzrle",
 #ifdef CONFIG_ZSTD
         "multifd-zstd",
 #endif
@@ -987,8 +992,6 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                        test_disk_backed_fault_read);
     migration_test_add("/migration/disk-backed-pages/fault/read-multifd",
                        test_disk_backed_fault_read_multifd);
-    migration_test_add("/migration/disk-backed-pages/fault/read-spill",
-                       test_disk_backed_fault_read_spill);
     migration_test_add("/migration/disk-backed-pages/fault/read-cancel",
                        test_disk_backed_fault_read_cancel);
     migration_test_add("/migration/disk-backed-pages/fault/reread",

@@ -1852,6 +1852,20 @@ static void test_spill_postcopy_one_side(void)
                     "here");
 }
 
+/*
+ * disk-backed-pages with shared-file-spill, registered with that
+ * capability's tests (disk-backed-pages-tests.c)
+ */
+static void test_disk_backed_with_spill(void)
+{
+    migration_test_disk_backed_with("shared-file-spill");
+}
+
+static void test_disk_backed_fault_read_spill(void)
+{
+    migration_test_disk_backed_fault_read("shared-file-spill");
+}
+
 void migration_test_add_shared_file_spill(MigrationTestEnv *env)
 {
     static const char *const with[] = {
@@ -1867,6 +1881,10 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
     }
     migration_test_add("/migration/shared-file-spill/no-fault",
                        test_spill_no_fault);
+    migration_test_add("/migration/disk-backed-pages/with/shared-file-spill",
+                       test_disk_backed_with_spill);
+    migration_test_add("/migration/disk-backed-pages/fault/read-spill",
+                       test_disk_backed_fault_read_spill);
     migration_test_add("/migration/shared-file-spill/cut/early",
                        test_spill_cut_early);
     migration_test_add("/migration/shared-file-spill/cut/middle",
