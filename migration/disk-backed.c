@@ -935,6 +935,49 @@ bool disk_backed_load_complete(Error **errp)
     return true;
 }
 
+bool disk_backed_postcopy_listen(Error **errp)
+{
+    size_t pending = qatomic_read(&db.pending);
+    RAMBlock *rb;
+
+    if (!pending) {
+        return true;
+    }
+    /*
+     * Every refusal reached the source before it stopped the guest, and
+     * it marked the page dirty before its last bitmap sync; so the page
+     * was discarded, which cleared its bit in receivedmap: the guest
+     * faults on it and postcopy sends it.  A pending page that is still
+     * "received" would run as it is, with whatever memory holds there.
+     */
+    RCU_READ_LOCK_GUARD();
+    RAMBLOCK_FOREACH_NOT_IGNORED(rb) {
+        DiskBackedBlock *b = rb->disk_backed;
+        unsigned long npages, page;
+
+        if (!b || !b->pending) {
+            continue;
+        }
+        npages = rb->used_length >> TARGET_PAGE_BITS;
+        for (page = find_first_bit(b->pending, npages); page < npages;
+             page = find_next_bit(b->pending, npages, page + 1)) {
+            ram_addr_t addr = (ram_addr_t)page << TARGET_PAGE_BITS;
+
+            if (ramblock_recv_bitmap_test_byte_offset(rb, addr)) {
+                error_setg(errp, "disk-backed-pages: page 0x%" PRIx64
+                           " of RAM block '%s', whose reference was "
+                           "refused, was not discarded for postcopy",
+                           (uint64_t)addr, rb->idstr);
+                return false;
+            }
+            /* postcopy's now: it places the page, or the guest waits */
+            disk_backed_set_pending(rb, addr, false);
+        }
+    }
+    trace_disk_backed_postcopy_listen(pending);
+    return true;
+}
+
 void disk_backed_populate_info(MigrationInfo *info)
 {
     DiskBackedPagesInfo *p = g_new0(DiskBackedPagesInfo, 1);

@@ -59,9 +59,10 @@ void disk_backed_pong(void);
 uint64_t disk_backed_take_nacks(RAMBlock *rb, unsigned long *bmap);
 
 /*
- * Source, migration thread, before the VM is stopped for switchover:
- * send no more references, and wait until the destination has checked
- * every reference sent, so that every refusal has arrived.
+ * Source, migration thread, before the VM is stopped for switchover
+ * (precopy's completion or postcopy's start): send no more references,
+ * and wait until the destination has checked every reference sent, so
+ * that every refusal has arrived.
  */
 int disk_backed_close_refs(QEMUFile *f, Error **errp);
 
@@ -110,6 +111,12 @@ void disk_backed_page_refused(RAMBlock *rb, ram_addr_t addr);
 void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr);
 /* Destination, at the end of the stream: has every page arrived? */
 bool disk_backed_load_complete(Error **errp);
+/*
+ * Destination, at postcopy's listen, after the discards: has every page
+ * whose reference was refused, and which has not arrived in full, been
+ * discarded, so that it faults and is sent by postcopy?
+ */
+bool disk_backed_postcopy_listen(Error **errp);
 
 void disk_backed_populate_info(MigrationInfo *info);
 

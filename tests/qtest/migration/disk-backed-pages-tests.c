@@ -237,6 +237,16 @@ static void *with_start(QTestState *from, QTestState *to, const char *with)
         migrate_set_parameter_str(to, "spill-file", spill);
         return NULL;
     }
+    if (g_str_has_prefix(with, "postcopy")) {
+        /* switched to by run_to_postcopy() */
+        migrate_set_capability(from, "postcopy-ram", true);
+        migrate_set_capability(to, "postcopy-ram", true);
+        if (g_str_equal(with, "postcopy-preempt")) {
+            migrate_set_capability(from, "postcopy-preempt", true);
+            migrate_set_capability(to, "postcopy-preempt", true);
+        }
+        return NULL;
+    }
     if (g_str_equal(with, "xbzrle")) {
         /* the destination decodes XBZRLE pages without it */
         migrate_set_capability(from, with, true);
@@ -449,6 +459,46 @@ static void test_disk_backed_refs(void)
 /* the return path message (4 bytes) of a DISK_REF_NACK of RAM_ID */
 #define NACK_SIZE (4 + 8 + 1 + strlen(RAM_ID))
 
+/*
+ * Switch to postcopy in the first pass: @early, before it has reached
+ * the planted pages, which must then all come in full, through
+ * postcopy.  Otherwise as soon as the source has sent the last
+ * reference, the refused one, while the destination holds its refusal
+ * (the caller's fault rule).  The refusal then reaches the source
+ * after the last iteration took the refusals in, while the source
+ * waits for the destination to read on: only the refused pages marked
+ * dirty again before postcopy's discards keep the destination from
+ * running the page it refused (it fails instead, at listen).
+ */
+static void run_to_postcopy(QTestState *from, QTestState *to,
+                            const char *uri, bool early)
+{
+    g_autoptr(GTimer) timer = g_timer_new();
+
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_status(from, "active", NULL);
+    for (;;) {
+        if (early) {
+            if (read_ram_property_int(from, "transferred") >= 16 * MiB) {
+                break;
+            }
+        } else {
+            g_autoptr(QDict) st = migrate_query_member(from,
+                                                       "disk-backed-pages");
+
+            /* all but the modified one */
+            if (qdict_get_int(st, "pages-referenced") >= PLANT_PAGES - 1) {
+                break;
+            }
+        }
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
+        g_usleep(1000);
+    }
+    migrate_postcopy_start(from, to, get_src());
+    wait_for_migration_complete(from);
+    wait_for_serial("dest_serial");
+}
+
 typedef struct DiskFault {
     const char *rule;           /* for the destination, without its pid */
     const char *call;           /* which it must have failed, once at least */
@@ -460,6 +510,7 @@ typedef struct DiskFault {
     const char *with;           /* with_start()'s, or NULL */
     const char *dst_says;       /* on the destination's stderr, with fails */
     const char *src_opts;       /* more of the source's command line */
+    bool early;                 /* with postcopy: run_to_postcopy()'s */
 } DiskFault;
 
 /*
@@ -474,7 +525,9 @@ static QDict *do_test_disk_fault(const DiskFault *f)
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
     g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
     g_autofree char *dst_err = g_strdup_printf("%s/dst.err", tmpfs);
-    const char *never[] = { "completed", "cancelled", NULL };
+    const char *never[] = { "completed", "cancelled", "postcopy-active",
+                            NULL };
+    bool postcopy = f->with && g_str_has_prefix(f->with, "postcopy");
     g_autoptr(GTimer) timer = g_timer_new();
     g_autoptr(QDict) src = NULL;
     QDict *dst = NULL;
@@ -530,7 +583,12 @@ static QDict *do_test_disk_fault(const DiskFault *f)
         while (read_ram_property_int(from, "dirty-sync-count") < 2) {
             g_usleep(20 * 1000);
         }
-        migrate_ensure_converge(from);
+        if (postcopy) {
+            qtest_qmp_assert_success(from, "{ 'execute': "
+                                     "'migrate-start-postcopy' }");
+        } else {
+            migrate_ensure_converge(from);
+        }
         wait_for_migration_status(from, "failed", never);
         src = migrate_query(from);
         g_test_message("source failed with: %s",
@@ -553,7 +611,11 @@ static QDict *do_test_disk_fault(const DiskFault *f)
         qtest_quit(from);
         unlink_serials();
     } else {
-        run_to_completion(from, to, uri);
+        if (postcopy) {
+            run_to_postcopy(from, to, uri, f->early);
+        } else {
+            run_to_completion(from, to, uri);
+        }
         src = migrate_query_member(from, "disk-backed-pages");
         dst = migrate_query_member(to, "disk-backed-pages");
         g_test_message("source: %" PRId64 " referenced, %" PRId64
@@ -727,17 +789,62 @@ static void test_disk_backed_fault_pong_lost(void)
 }
 
 /*
+ * The same when postcopy starts: its start closes the references, with
+ * the guest still running, and gives up the same way.
+ */
+static void test_disk_backed_fault_pong_lost_postcopy(void)
+{
+    g_autofree char *rule = g_strdup_printf("sendmsg * 8 %d 0 0 -1", EPIPE);
+    DiskFault f = { .rule = rule, .call = "sendmsg", .fails = true,
+                    .with = "postcopy-ram",
+                    .src_opts = "-global migration.x-disk-backed-close-timeout"
+                                "=5000",
+                    .error = "the destination did not check its references "
+                             "within 5.0 s" };
+
+    do_test_disk_fault(&f);
+}
+
+/*
  * The composition matrix (composition-tests.c): a live migration with
  * references, the pages behind them and the rest checked, with another
  * feature on as well.
  */
 void migration_test_disk_backed_with(const char *with)
 {
-    DiskFault f = { .with = with };
+    /* with postcopy, the refusal comes late, while postcopy starts */
+    g_autofree char *late_nack = g_strdup_printf("sendmsg * %zu 0 500 0 1",
+                                                 NACK_SIZE);
+    bool postcopy = g_str_has_prefix(with, "postcopy");
+    DiskFault f = {
+        .with = with,
+        .rule = postcopy ? late_nack : NULL,
+        .call = "sendmsg",
+    };
     g_autoptr(QDict) dst = do_test_disk_fault(&f);
 
     if (dst) {
         g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), >, 0);
+        if (postcopy) {
+            /* ... and its page came through postcopy, checked above */
+            g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 1);
+        }
+    }
+}
+
+/*
+ * Postcopy starts before the first pass reaches the planted pages: the
+ * source must send no reference after that (postcopy's loader takes
+ * none), and the pages come in full.
+ */
+static void test_disk_backed_postcopy_early(void)
+{
+    DiskFault f = { .with = "postcopy-ram", .early = true };
+    g_autoptr(QDict) dst = do_test_disk_fault(&f);
+
+    if (dst) {
+        g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 0);
     }
 }
 
@@ -925,8 +1032,6 @@ static void test_disk_backed_refusals(void)
                     "'return-path'");
     qobject_unref(err);
     err = NULL;
-    assert_caps_refused(who, "postcopy-ram", "conflicts with capability "
-                        "'postcopy-ram'");
     assert_caps_refused(who, "mapped-ram", "conflicts with capability "
                         "'mapped-ram'");
     assert_caps_refused(who, "background-snapshot", "not compatible with");
@@ -1023,5 +1128,15 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
     for (int i = 0; i < ARRAY_SIZE(with); i++) {
         migration_test_add_suffix("/migration/disk-backed-pages/with/",
                                   with[i], test_disk_backed_with);
+    }
+    if (env->has_uffd) {
+        migration_test_add_suffix("/migration/disk-backed-pages/with/",
+                                  "postcopy-ram", test_disk_backed_with);
+        migration_test_add_suffix("/migration/disk-backed-pages/with/",
+                                  "postcopy-preempt", test_disk_backed_with);
+        migration_test_add("/migration/disk-backed-pages/postcopy/early",
+                           test_disk_backed_postcopy_early);
+        migration_test_add("/migration/disk-backed-pages/postcopy/pong-lost",
+                           test_disk_backed_fault_pong_lost_postcopy);
     }
 }
