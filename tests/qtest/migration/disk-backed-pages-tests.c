@@ -209,33 +209,15 @@ static void plant(QTestState *who)
     qtest_bufwrite(who, PLANT_GPA, buf, PLANT_PAGES * PAGE);
 }
 
-/*
- * @len bytes of @who's memory from MAP_GPA, through a file: pmemsave
- * takes a fraction of a second where qtest_memread's hex takes seconds
- */
-static uint8_t *region_read(QTestState *who, const char *name, uint64_t len)
-{
-    g_autofree char *path = g_strdup_printf("%s/%s.mem", tmpfs, name);
-    gchar *buf;
-    gsize n;
-
-    qtest_qmp_assert_success(who, "{ 'execute': 'pmemsave', 'arguments': "
-                             "{ 'val': %" PRId64 ", 'size': %" PRId64 ", "
-                             "'filename': %s } }", (int64_t)MAP_GPA,
-                             (int64_t)len, path);
-    g_assert_true(g_file_get_contents(path, &buf, &n, NULL));
-    g_assert_cmpuint(n, ==, len);
-    unlink(path);
-    return (uint8_t *)buf;
-}
-
 /* Every planted page and the map arrived as they are on the source */
 static void assert_same_region(QTestState *from, QTestState *to)
 {
     uint64_t len = PLANT_GPA + PLANT_PAGES * PAGE - MAP_GPA;
-    g_autofree uint8_t *a = region_read(from, "src", len);
-    g_autofree uint8_t *b = region_read(to, "dst", len);
+    g_autofree uint8_t *a = migration_pmemsave(from, MAP_GPA, len);
+    g_autofree uint8_t *b = migration_pmemsave(to, MAP_GPA, len);
 
+    g_assert_nonnull(a);
+    g_assert_nonnull(b);
     for (uint64_t off = 0; off < len; off += PAGE) {
         if (memcmp(a + off, b + off, PAGE)) {
             g_test_message("page at 0x%" PRIx64 " differs",
