@@ -120,12 +120,12 @@ bench-disk: build
 
 # Multifd-first: each capability alone and riding multifd-zstd (2
 # channels), against precopy and upstream's multifd with and without
-# zstd.  shared-file-spill refuses multifd: alone only.
+# zstd; and all of them together, with and without a cut halfway.
 # bench/results/multifd.*
 bench-multifd: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name multifd \
 	    --scenarios pagecache,mixed \
-	    --configs precopy,multifd,multifd-zstd,disk-backed-pages,disk-backed-pages+multifd-zstd,write-fault-groups,write-fault-groups+multifd-zstd,predictive-throttle,predictive-throttle+multifd-zstd,shared-file-spill,disk-backed-pages+predictive-throttle+multifd-zstd \
+	    --configs precopy,multifd,multifd-zstd,disk-backed-pages,disk-backed-pages+multifd-zstd,write-fault-groups,write-fault-groups+multifd-zstd,predictive-throttle,predictive-throttle+multifd-zstd,shared-file-spill,shared-file-spill+multifd-zstd,disk-backed-pages+predictive-throttle+multifd-zstd,disk-backed+spill+predictive-throttle+multifd-zstd,disk-backed+spill+predictive-throttle+multifd-zstd-cut50 \
 	    $(BENCH_ARGS)
 
 # shared-file-spill against precopy and mapped-ram (QEMU's file migration)

@@ -37,6 +37,12 @@
  * The file is written from the migration thread as the stream is
  * flushed, so the storage must keep up with the network.
  *
+ * Each multifd channel is teed the same way, to a file of its own
+ * (spill-file ".mfdN"), which the destination reads on from once that
+ * channel's connection breaks; multifd's own sync points keep the
+ * channels in step, and the source's END waits until the destination
+ * has read every file it had to.
+ *
  * Beside it, the pages datapath (spill-pages.c) sends dirty pages
  * through a second file, so that the network has fewer to send; see
  * docs/devel/migration/shared-file-spill.rst.
@@ -74,6 +80,11 @@
 #define SPILL_GONE_CHECK_MS     100
 /* A destination scanning the spill file says so this often */
 #define SPILL_SCAN_ACK_MS       100
+/*
+ * A multifd channel without the network syncs its file each time it has
+ * written this much; every wait for the destination syncs them all.
+ */
+#define SPILL_MULTIFD_SYNC      (8 * 1024 * 1024)
 
 #define TYPE_QIO_CHANNEL_SPILL "qio-channel-spill"
 OBJECT_DECLARE_SIMPLE_TYPE(QIOChannelSpill, QIO_CHANNEL_SPILL)
@@ -92,6 +103,19 @@ struct QIOChannelSpill {
     bool writer;
     bool aux;
     bool incoming;              /* the destination's */
+    /*
+     * A multifd channel (@aux too): its file is spill-file ".mfdN" once
+     * @bound (spill_multifd_bind()).  The destination cannot tell a
+     * cut from the source closing the channel after its last packet:
+     * it reads on from the file, and it has failed over (@from_file)
+     * only once the file gave it a byte.
+     */
+    bool multifd;
+    bool bound;
+    bool from_file;
+    bool tls_done;              /* beneath TLS: the handshake is */
+    int sync_fd;                /* source: its file, for other threads */
+    char what_buf[32];
     /*
      * Beneath a TLS session, which reads and writes one channel
      * (@duplex): the other direction, the return path's, which this
@@ -186,7 +210,7 @@ static int spill_try_write_record(QIOChannelSpill *sc, SpillRecType type,
         done += n;
     }
     sc->file_pos += size;
-    if (!sc->aux) {
+    if (!sc->aux || sc->multifd) {
         stat64_add(&spill_state.file_bytes, size);
         stat64_add(&spill_state.records, 1);
     }
@@ -224,6 +248,24 @@ static int spill_sync(QIOChannelSpill *sc, Error **errp)
 }
 
 /*
+ * Source: make what the multifd channels that failed over wrote visible
+ * to the destination's host, from another thread than theirs: the
+ * destination may wait for it (a multifd sync) to read on.
+ */
+static void spill_multifd_sync_all(void)
+{
+    QEMU_LOCK_GUARD(&spill_state.multifd_lock);
+    for (GSList *l = spill_state.multifd_out; l; l = l->next) {
+        QIOChannelSpill *sc = l->data;
+
+        if (!qatomic_read(&sc->net_ok) && qemu_fdatasync(sc->sync_fd) < 0) {
+            warn_report_once("shared-file-spill: cannot sync the file of "
+                             "the %s: %s", sc->what, strerror(errno));
+        }
+    }
+}
+
+/*
  * Source: the stream bytes the destination acknowledges, or 0, and into
  * @scanned how far it has scanned the spill file to find them
  */
@@ -256,11 +298,17 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
     uint64_t acked = spill_acked(sc, &scanned), last = acked;
 
     last_scanned = scanned;
-    if (acked + window < sc->stream_pos && spill_sync(sc, errp) < 0) {
-        return -1;
+    if (acked + window < sc->stream_pos) {
+        if (spill_sync(sc, errp) < 0) {
+            return -1;
+        }
+        if (!sc->multifd) {
+            spill_multifd_sync_all();
+        }
     }
     while (acked + window < sc->stream_pos) {
-        if (qatomic_read(&sc->shutdown)) {
+        if (qatomic_read(&sc->shutdown) ||
+            (sc->multifd && qatomic_read(&spill_state.out_shutdown))) {
             error_setg(errp, "shared-file-spill: cancelled");
             return -1;
         }
@@ -281,6 +329,38 @@ static int spill_wait_acked(QIOChannelSpill *sc, uint64_t window,
         acked = spill_acked(sc, &scanned);
     }
     return 0;
+}
+
+/*
+ * Source, committing: wait until the destination has read every multifd
+ * channel that failed over to its end.  The channels are idle: the
+ * last multifd sync is done.  True if one did fail over.
+ */
+static bool spill_multifd_wait_acked(bool *failed_over, Error **errp)
+{
+    g_autoptr(GSList) chans = NULL;
+    bool ok = true;
+
+    *failed_over = false;
+    WITH_QEMU_LOCK_GUARD(&spill_state.multifd_lock) {
+        for (GSList *l = spill_state.multifd_out; l; l = l->next) {
+            object_ref(OBJECT(l->data));
+            chans = g_slist_prepend(chans, l->data);
+        }
+    }
+    for (GSList *l = chans; l; l = l->next) {
+        QIOChannelSpill *sc = l->data;
+
+        if (!qatomic_read(&sc->net_ok)) {
+            *failed_over = true;
+            if (ok && spill_wait_acked(sc, 0, errp) < 0) {
+                error_prepend(errp, "%s: ", sc->what);
+                ok = false;
+            }
+        }
+        object_unref(OBJECT(sc));
+    }
+    return ok;
 }
 
 bool spill_catch_up(QIOChannel *ioc, Error **errp)
@@ -310,6 +390,7 @@ void spill_note_shut(bool error)
 bool spill_commit(QIOChannel *ioc, Error **errp)
 {
     QIOChannelSpill *sc = spill_of(ioc);
+    bool multifd_file;
 
     if (!sc || !sc->writer || sc->aux) {
         return true;
@@ -317,7 +398,10 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
     if (!sc->net_ok && spill_wait_acked(sc, 0, errp) < 0) {
         return false;
     }
-    if (sc->net_ok) {
+    if (!spill_multifd_wait_acked(&multifd_file, errp)) {
+        return false;
+    }
+    if (sc->net_ok && !multifd_file) {
         /*
          * A destination that took the whole stream from the network may
          * have removed the file already: END is then of no use to anyone,
@@ -335,7 +419,10 @@ bool spill_commit(QIOChannel *ioc, Error **errp)
             trace_spill_committed(sc->stream_pos, sc->file_pos);
         }
     } else {
-        /* without the network the destination starts on this alone */
+        /*
+         * Without the network (the stream's, or a multifd channel's)
+         * the destination starts on this alone
+         */
         if (sc->fd < 0 ||
             !spill_write_record(sc, SPILL_REC_END, NULL, 0, 0, 0)) {
             error_setg(errp, "shared-file-spill: cannot write the end of "
@@ -365,6 +452,8 @@ static void spill_failed_over(QIOChannelSpill *sc)
     trace_spill_failover(!sc->incoming, sc->what, sc->stream_pos);
     if (!sc->aux) {
         stat64_add(&spill_state.failovers, 1);
+    } else if (sc->multifd) {
+        stat64_add(&spill_state.multifd_failovers, 1);
     }
     if (sc->incoming) {
         qatomic_set(&spill_state.via_file, true);
@@ -433,9 +522,13 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
     if (sc->aux) {
         /*
          * Page requests and the pages asked for are few and urgent: the
-         * other side must see them now.
+         * other side must see them now.  A multifd channel's are many:
+         * see SPILL_MULTIFD_SYNC.
          */
-        if (!sc->net_ok && sc->fd >= 0 && spill_sync(sc, errp) < 0) {
+        if (!sc->net_ok && sc->fd >= 0 &&
+            (!sc->multifd ||
+             sc->file_pos - sc->synced_pos >= SPILL_MULTIFD_SYNC) &&
+            spill_sync(sc, errp) < 0) {
             return -1;
         }
         return total;
@@ -446,6 +539,13 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
         return -1;
     }
     return total;
+}
+
+/* Destination: a channel read something, from the network or a file */
+static void spill_note_read(void)
+{
+    qatomic_set(&spill_state.in_read_at,
+                qemu_clock_get_ms(QEMU_CLOCK_REALTIME));
 }
 
 /* Destination: tell the source how far the stream has been read */
@@ -588,10 +688,19 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                                     sc->stream_pos);
 
             sc->stream_pos += n;
-            if (!sc->aux) {
+            if (!sc->aux || sc->multifd) {
                 stat64_add(&spill_state.file_bytes, n);
                 spill_ack(sc);
             }
+            if (sc->multifd && !sc->from_file) {
+                /* not the source's close: the file goes on after it */
+                sc->from_file = true;
+                warn_report("shared-file-spill: the network connection of "
+                            "the %s broke after %" PRIu64 " bytes; reading "
+                            "on from its file", sc->what, sc->stream_pos - n);
+                spill_failed_over(sc);
+            }
+            spill_note_read();
             return n;
         }
         sc->cur_len = 0;
@@ -618,7 +727,8 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
             sc->cur_len = rec.len;
             since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
             spill_torn_give_up(&torn, res, since);
-            if (!sc->aux) {
+            spill_note_read();
+            if (!sc->aux || sc->multifd) {
                 stat64_add(&spill_state.records, 1);
                 /*
                  * Scanning a long file up to where the network stopped
@@ -631,6 +741,9 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                 }
             }
             if (qatomic_read(&sc->shutdown)) {
+                if (sc->multifd) {
+                    return 0;   /* as in SPILL_SCAN_MORE */
+                }
                 error_setg(errp, "shared-file-spill: cancelled");
                 return -1;
             }
@@ -683,7 +796,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                 committed = true;
                 since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
             }
-            if (sc->incoming && !sc->aux && sc->fd >= 0 &&
+            if (sc->incoming && (!sc->aux || sc->multifd) && sc->fd >= 0 &&
                 spill_gone(sc, &gone, qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
                 error_setg(errp, "shared-file-spill: the source removed the "
                            "spill file before its end: it gave the "
@@ -696,6 +809,22 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
                 error_setg(errp, "shared-file-spill: the file of the %s did "
                            "not grow for %d s", sc->what,
                            SPILL_STALL_MS / 1000);
+                return -1;
+            }
+            /*
+             * A multifd channel may be silent while the stream goes on;
+             * but when nothing was read of the migration for that long,
+             * the destination's main thread may wait for this channel
+             * (a multifd sync) and read nothing else: the source is gone.
+             */
+            if (sc->multifd &&
+                qemu_clock_get_ms(QEMU_CLOCK_REALTIME) -
+                MAX(since, qatomic_read(&spill_state.in_read_at)) >
+                SPILL_STALL_MS) {
+                error_setg(errp, "shared-file-spill: nothing of the "
+                           "migration was read for %d s while the %s "
+                           "waited for its file", SPILL_STALL_MS / 1000,
+                           sc->what);
                 return -1;
             }
             /* the other side has not written it yet */
@@ -748,6 +877,7 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
 
         if (n > 0) {
             sc->stream_pos += n;
+            spill_note_read();
             return n;
         }
         if (n == QIO_CHANNEL_ERR_BLOCK || qatomic_read(&sc->shutdown) ||
@@ -756,6 +886,15 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
             return n;
         }
         error_free(err);
+        if (sc->multifd) {
+            /*
+             * A cut, or the source closed the channel after its last
+             * packet: the file tells (spill_read_file()).
+             */
+            trace_spill_multifd_eof(sc->what, sc->stream_pos);
+            qatomic_set(&sc->net_ok, false);
+            return spill_read_file(sc, iov, niov, errp);
+        }
         if (sc->fd >= 0 && !spill_same_file(sc)) {
             error_setg(errp, "shared-file-spill: the network connection "
                        "broke, and the spill file is no longer this "
@@ -784,6 +923,10 @@ static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
     qatomic_set(&sc->shutdown, true);
     if (sc->rev) {
         qatomic_set(&sc->rev->shutdown, true);
+    }
+    if (sc->writer && !sc->aux) {
+        /* cancelled: also stops the wait for the multifd channels */
+        qatomic_set(&spill_state.out_shutdown, true);
     }
     /*
      * The flag stops the file; a connection that broke already (this
@@ -863,6 +1006,11 @@ static int spill_close(QIOChannel *ioc, Error **errp)
     return qio_channel_close(sc->net, errp);
 }
 
+static void spill_set_delay(QIOChannel *ioc, bool enabled)
+{
+    qio_channel_set_delay(QIO_CHANNEL_SPILL(ioc)->net, enabled);
+}
+
 static GSource *spill_create_watch(QIOChannel *ioc, GIOCondition condition)
 {
     return qio_channel_create_watch(QIO_CHANNEL_SPILL(ioc)->net, condition);
@@ -885,6 +1033,20 @@ static void spill_finalize(Object *obj)
 {
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(obj);
 
+    if (sc->multifd && sc->writer) {
+        WITH_QEMU_LOCK_GUARD(&spill_state.multifd_lock) {
+            spill_state.multifd_out = g_slist_remove(spill_state.multifd_out,
+                                                     sc);
+        }
+    }
+    if (sc->sync_fd >= 0) {
+        close(sc->sync_fd);
+    }
+    if (sc->incoming && !sc->aux && !sc->tls_done) {
+        /* a stream's channel whose handshake failed */
+        qatomic_set(&spill_state.in_main, false);
+    }
+
     spill_close_files(sc);
     spill_pos_free(&sc->ack);
     if (sc->rev) {
@@ -902,6 +1064,7 @@ static void spill_class_init(ObjectClass *klass, const void *data)
     ioc_klass->io_writev = spill_writev;
     ioc_klass->io_readv = spill_readv;
     ioc_klass->io_set_blocking = spill_set_blocking;
+    ioc_klass->io_set_delay = spill_set_delay;
     ioc_klass->io_shutdown = spill_shutdown;
     ioc_klass->io_close = spill_close;
     ioc_klass->io_create_watch = spill_create_watch;
@@ -930,6 +1093,7 @@ static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool writer)
     object_ref(OBJECT(net));
     sc->net = net;
     sc->fd = fd;
+    sc->sync_fd = -1;
     sc->writer = writer;
     sc->incoming = !writer;
     sc->what = "migration stream";
@@ -1079,6 +1243,97 @@ static QIOChannel *spill_wrap_preempt(QIOChannel *net, bool source,
     return QIO_CHANNEL(sc);
 }
 
+/*
+ * A multifd channel over @net: its file comes with its id
+ * (spill_multifd_bind()); until then it may not fail over.
+ */
+static QIOChannel *spill_wrap_multifd(QIOChannel *net, bool source)
+{
+    QIOChannelSpill *sc = spill_new(net, -1, source);
+
+    sc->aux = true;
+    sc->multifd = true;
+    sc->what = "multifd channel";
+    sc->armed = false;
+    memcpy(sc->uuid, source ? spill_state.out_uuid : spill_state.in_uuid,
+           sizeof(sc->uuid));
+    if (!source) {
+        qatomic_inc(&spill_state.in_multifd);
+    }
+    qio_channel_set_name(QIO_CHANNEL(sc), "migration-spill-multifd");
+    return QIO_CHANNEL(sc);
+}
+
+bool spill_multifd_bind(QIOChannel *ioc, uint8_t id, Error **errp)
+{
+    QIOChannelSpill *sc = spill_of(ioc);
+    g_autofree char *path = NULL;
+
+    if (!migrate_shared_file_spill()) {
+        return true;
+    }
+    if (!sc || !sc->multifd || sc->bound) {
+        error_setg(errp, "shared-file-spill: multifd channel %u is not over "
+                   "a spill channel of its own", id);
+        return false;
+    }
+    path = spill_multifd_path(sc->path, id);
+    if (sc->writer) {
+        SpillHeader h = { .page_size = qemu_target_page_size() };
+
+        memcpy(h.uuid, sc->uuid, sizeof(h.uuid));
+        sc->fd = spill_create(path, &h, errp);
+        if (sc->fd < 0) {
+            /* its bytes would be lost with the network */
+            error_prepend(errp, "shared-file-spill: multifd channel %u: ",
+                          id);
+            return false;
+        }
+        spill_file_id(sc->fd, &sc->dev, &sc->ino);
+        sc->file_pos = SPILL_HEADER_SIZE;
+        sc->synced_pos = sc->file_pos;
+        /* open until the channel goes, even if its writer gives it up */
+        sc->sync_fd = dup(sc->fd);
+        if (sc->sync_fd < 0) {
+            error_setg_errno(errp, errno, "shared-file-spill: multifd "
+                             "channel %u", id);
+            close(sc->fd);
+            sc->fd = -1;
+            return false;
+        }
+        WITH_QEMU_LOCK_GUARD(&spill_state.multifd_lock) {
+            spill_state.multifd_out = g_slist_prepend(spill_state.multifd_out,
+                                                      sc);
+        }
+    }
+    /* the destination opens it once it needs it (spill_aux_open()) */
+    spill_pos_init(&sc->ack, path, SPILL_ACK_SUFFIX, SPILL_ACK_MAGIC, 2);
+    g_free(sc->path);
+    sc->path = g_steal_pointer(&path);
+    snprintf(sc->what_buf, sizeof(sc->what_buf), "multifd channel %u", id);
+    sc->what = sc->what_buf;
+    sc->bound = true;
+    trace_spill_aux(sc->path, sc->what, sc->writer);
+    if (!sc->duplex || sc->tls_done) {
+        qatomic_set(&sc->armed, true);
+    }
+    return true;
+}
+
+SpillChannelKind spill_incoming_kind(void)
+{
+    MigrationIncomingState *mis = migration_incoming_get_current();
+
+    if (!mis->from_src_file && !qatomic_read(&spill_state.in_main)) {
+        return SPILL_CHANNEL_MAIN;
+    }
+    if (migrate_multifd() &&
+        qatomic_read(&spill_state.in_multifd) < migrate_multifd_channels()) {
+        return SPILL_CHANNEL_MULTIFD;
+    }
+    return SPILL_CHANNEL_PREEMPT;
+}
+
 static QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
 {
     const char *path = migrate_spill_file();
@@ -1124,6 +1379,10 @@ static QIOChannel *spill_wrap_incoming(QIOChannel *net, Error **errp)
     sc = spill_new(net, fd, false);
     memcpy(sc->uuid, h.uuid, sizeof(sc->uuid));
     memcpy(spill_state.in_uuid, h.uuid, sizeof(spill_state.in_uuid));
+    /* the multifd channels come next (spill_incoming_kind()) */
+    qatomic_set(&spill_state.in_main, true);
+    qatomic_set(&spill_state.in_multifd, 0);
+    spill_note_read();
     spill_scan_init(&sc->scan, &h);
     trace_spill_incoming(path);
     return QIO_CHANNEL(sc);
@@ -1147,17 +1406,31 @@ static bool spill_in_recovery(bool source)
 static QIOChannel *spill_tls_done(QIOChannel *tioc, SpillChannelKind kind,
                                   Error **errp)
 {
+    static const char *const what[] = {
+        [SPILL_CHANNEL_MAIN] = "migration stream",
+        [SPILL_CHANNEL_PREEMPT] = "postcopy preempt channel",
+        [SPILL_CHANNEL_MULTIFD] = "multifd channel",
+    };
     QIOChannelSpill *sc = spill_of(tioc);
 
-    if (!sc || sc->aux != (kind == SPILL_CHANNEL_PREEMPT)) {
+    if (!sc || sc->aux != (kind != SPILL_CHANNEL_MAIN) ||
+        sc->multifd != (kind == SPILL_CHANNEL_MULTIFD)) {
         error_setg(errp, "shared-file-spill: the TLS session of the %s is "
-                   "not over its spill channel",
-                   kind == SPILL_CHANNEL_MAIN ? "migration stream" :
-                                                "postcopy preempt channel");
+                   "not over its spill channel", what[kind]);
         return NULL;
     }
-    /* before the threads that use it start */
-    qatomic_set(&sc->armed, true);
+    sc->tls_done = true;
+    if (sc->incoming && !sc->aux) {
+        /* the next channel is multifd's (spill_incoming_kind()) */
+        qatomic_set(&spill_state.in_main, false);
+    }
+    /*
+     * Before the threads that use it start; a multifd channel once it
+     * is bound, too
+     */
+    if (!sc->multifd || sc->bound) {
+        qatomic_set(&sc->armed, true);
+    }
     if (sc->rev) {
         qatomic_set(&sc->rev->armed, true);
     }
@@ -1187,6 +1460,9 @@ QIOChannel *spill_wrap_channel(QIOChannel *ioc, SpillChannelKind kind,
     case SPILL_CHANNEL_PREEMPT:
         chan = spill_wrap_preempt(ioc, source, errp);
         break;
+    case SPILL_CHANNEL_MULTIFD:
+        chan = spill_wrap_multifd(ioc, source);
+        break;
     default:
         g_assert_not_reached();
     }
@@ -1213,8 +1489,9 @@ QIOChannel *spill_wrap_channel(QIOChannel *ioc, SpillChannelKind kind,
         sc->rev->armed = false;
     }
     /*
-     * The preempt channel's other way carries the handshake alone,
-     * which is over before it may fail over: the network alone.
+     * The other way of the preempt and multifd channels carries the
+     * handshake alone, which is over before they may fail over: the
+     * network alone.
      */
     return chan;
 }
@@ -1234,7 +1511,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
                    "its pages file ends");
         return false;
     }
-    if (sc->net_ok) {
+    if (sc->net_ok && !qatomic_read(&spill_state.via_file)) {
         /* the network brought it all: nobody needs the file any more */
         spill_remove(sc->path, sc->dev, sc->ino, false);
         return true;
@@ -1270,6 +1547,8 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
             trace_spill_torn(sc->scan.pos, why);
             /* fall through */
         case SPILL_SCAN_MORE:
+            /* the multifd channels need not wait for anything now */
+            spill_note_read();
             if (spill_gone(sc, &gone, qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
                 error_setg(errp, "shared-file-spill: the source removed the "
                            "spill file before END: it gave the migration up");

@@ -14,8 +14,16 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qapi/error.h"
+#include "migration.h"
+#include "options.h"
 #include "spill-int.h"
 #include "trace.h"
+
+/* The file of multifd channel @id beside the spill file @path */
+char *spill_multifd_path(const char *path, unsigned id)
+{
+    return g_strdup_printf("%s" SPILL_MULTIFD_SUFFIX "%u", path, id);
+}
 
 /* The file @fd is open on (ino 0: none) */
 void spill_file_id(int fd, dev_t *dev, ino_t *ino)
@@ -57,9 +65,9 @@ int spill_create(const char *path, const SpillHeader *h, Error **errp)
 }
 
 /*
- * Remove the spill file, its pages, preempt and acknowledgement files
- * and, @with_rp, its return path's file, if @path is still the file
- * @dev/@ino (and not one a later migration created).
+ * Remove the spill file, its pages, preempt, multifd and acknowledgement
+ * files and, @with_rp, its return path's file, if @path is still the
+ * file @dev/@ino (and not one a later migration created).
  */
 void spill_remove(const char *path, dev_t dev, ino_t ino, bool with_rp)
 {
@@ -80,6 +88,14 @@ void spill_remove(const char *path, dev_t dev, ino_t ino, bool with_rp)
     }
     unlink(preempt);
     unlink(loaded);
+    for (int i = 0; migrate_multifd() && i < migrate_multifd_channels();
+         i++) {
+        g_autofree char *mfd = spill_multifd_path(path, i);
+        g_autofree char *mfd_ack = g_strconcat(mfd, SPILL_ACK_SUFFIX, NULL);
+
+        unlink(mfd);
+        unlink(mfd_ack);
+    }
     unlink(path);
     trace_spill_remove(path);
 }

@@ -9,9 +9,9 @@
  *
  *   spill.c          setup, teardown, statistics and QMP
  *   spill-file.c     the files: create, identify, remove, positions
- *   spill-channel.c  QIOChannelSpill: the stream, its return path and
- *                    postcopy's preempt channel teed to files, failover
- *                    and commit
+ *   spill-channel.c  QIOChannelSpill: the stream, its return path,
+ *                    postcopy's preempt channel and the multifd channels
+ *                    teed to files, failover and commit
  *   spill-pages.c    the pages datapath: the source's writer thread and
  *                    the destination's reader thread
  */
@@ -37,6 +37,11 @@
 #define SPILL_RP_SUFFIX         ".rp"
 /* source: postcopy's preempt channel */
 #define SPILL_PREEMPT_SUFFIX    ".preempt"
+/*
+ * source: multifd channel N, spill-file ".mfdN"; the destination says
+ * how far it read it in ".mfdN.ack" (as SPILL_ACK_SUFFIX)
+ */
+#define SPILL_MULTIFD_SUFFIX    ".mfd"
 
 /* A destination waits this long for a file to grow before it fails */
 #define SPILL_STALL_MS          (30 * 1000)
@@ -53,6 +58,7 @@ typedef struct SpillState {
     Stat64 file_bytes;
     Stat64 records;
     Stat64 failovers;
+    Stat64 multifd_failovers;
     Stat64 file_errors;
     Stat64 pages;
     Stat64 stale_pages;
@@ -62,6 +68,16 @@ typedef struct SpillState {
     bool shut_error;
     /* destination, postcopy */
     bool via_file;              /* atomic: a channel failed over */
+    /* destination: when a channel last read anything (atomic, ms) */
+    int64_t in_read_at;
+    /* destination, TLS: the stream's channel is accepted, multifd's */
+    bool in_main;
+    int in_multifd;
+    /* source: the stream's channel was shut down: cancelled (atomic) */
+    bool out_shutdown;
+    /* source: the multifd channels' spill channels, for the commit */
+    QemuMutex multifd_lock;
+    GSList *multifd_out;
     Stat64 pc_requests;
     Stat64 pc_pages;
     Stat64 pc_wait_ns;
@@ -73,6 +89,7 @@ extern SpillState spill_state;
 void spill_reset_stats(void);
 
 /* spill-file.c */
+char *spill_multifd_path(const char *path, unsigned id);
 void spill_file_id(int fd, dev_t *dev, ino_t *ino);
 int spill_create(const char *path, const SpillHeader *h, Error **errp);
 void spill_remove(const char *path, dev_t dev, ino_t ino, bool with_rp);

@@ -102,10 +102,12 @@ bool spill_pages_enabled(void)
      * and atomic placement: with postcopy-ram, the spill file carries
      * the stream (and its return path) only.  With TLS, so that the
      * files hold nothing but the TLS session's ciphertext: the pages
-     * file would hold the guest's memory in clear.
+     * file would hold the guest's memory in clear.  With multifd, whose
+     * packets carry no sequence number: an older copy from the file
+     * could overwrite a newer one a channel brought.
      */
     return migrate_shared_file_spill() && !migrate_postcopy_ram() &&
-           !migrate_tls();
+           !migrate_tls() && !migrate_multifd();
 }
 
 /* Destination: the pages file beside @path, of the same migration */

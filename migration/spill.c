@@ -40,6 +40,7 @@ void spill_reset_stats(void)
     stat64_set(&spill_state.file_bytes, 0);
     stat64_set(&spill_state.records, 0);
     stat64_set(&spill_state.failovers, 0);
+    stat64_set(&spill_state.multifd_failovers, 0);
     stat64_set(&spill_state.file_errors, 0);
     stat64_set(&spill_state.pages, 0);
     stat64_set(&spill_state.stale_pages, 0);
@@ -80,11 +81,21 @@ bool spill_prepare_outgoing(Error **errp)
     spill_reset_stats();
     qatomic_set(&spill_state.end_written, false);
     qatomic_set(&spill_state.shut_error, false);
+    qatomic_set(&spill_state.out_shutdown, false);
     qemu_guest_getrandom_nofail(h.uuid, sizeof(h.uuid));
     for (size_t i = 0; i < ARRAY_SIZE(left); i++) {
         g_autofree char *file = g_strconcat(path, left[i], NULL);
 
         unlink(file);
+    }
+    for (int i = 0; migrate_multifd() && i < migrate_multifd_channels();
+         i++) {
+        /* each channel's file is created when it connects */
+        g_autofree char *mfd = spill_multifd_path(path, i);
+        g_autofree char *ack = g_strconcat(mfd, SPILL_ACK_SUFFIX, NULL);
+
+        unlink(mfd);
+        unlink(ack);
     }
     fd = spill_create(path, &h, errp);
     if (fd < 0) {
@@ -136,6 +147,7 @@ void spill_postcopy_placed(gpointer requested)
 
 void spill_init(void)
 {
+    qemu_mutex_init(&spill_state.multifd_lock);
     spill_pages_init();
 }
 
@@ -159,8 +171,11 @@ bool spill_incoming_check_uuid(const uint8_t *uuid, bool pages, Error **errp)
         return false;
     }
     if (pages != spill_pages_enabled()) {
-        error_setg(errp, "shared-file-spill: capability 'postcopy-ram' is "
-                   "%s at the source but not here", pages ? "off" : "on");
+        error_setg(errp, "shared-file-spill: the source %s a pages file "
+                   "and this side %s: 'postcopy-ram', 'multifd' and TLS, "
+                   "which turn it off, must be the same on both sides",
+                   pages ? "writes" : "does not write",
+                   pages ? "would not read it" : "would read one");
         return false;
     }
     return true;
@@ -185,6 +200,7 @@ void spill_populate_info(MigrationInfo *info)
     p->file_bytes = stat64_get(&spill_state.file_bytes);
     p->records = stat64_get(&spill_state.records);
     p->failovers = stat64_get(&spill_state.failovers);
+    p->multifd_failovers = stat64_get(&spill_state.multifd_failovers);
     p->file_errors = stat64_get(&spill_state.file_errors);
     p->pages = stat64_get(&spill_state.pages);
     p->stale_pages = stat64_get(&spill_state.stale_pages);

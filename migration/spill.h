@@ -24,6 +24,7 @@ bool spill_prepare_outgoing(Error **errp);
 typedef enum SpillChannelKind {
     SPILL_CHANNEL_MAIN,         /* the migration stream */
     SPILL_CHANNEL_PREEMPT,      /* postcopy's preempt channel */
+    SPILL_CHANNEL_MULTIFD,      /* a multifd channel */
 } SpillChannelKind;
 
 /*
@@ -40,6 +41,9 @@ typedef enum SpillChannelKind {
  *     when the spill file is not there or not a spill file.
  *   - the preempt channel: the same through spill-file + ".preempt";
  *     the source fails when it cannot create that file.
+ *   - a multifd channel: the same through spill-file + ".mfdN", once
+ *     spill_multifd_bind() has told it its id N; until then a cut fails
+ *     the migration.
  * Otherwise it is @ioc itself.  The return path is not a channel of its
  * own: see spill_get_return_path().
  *
@@ -51,6 +55,23 @@ typedef enum SpillChannelKind {
  */
 QIOChannel *spill_wrap_channel(QIOChannel *ioc, SpillChannelKind kind,
                                bool source, Error **errp);
+
+/*
+ * Destination, with TLS: the kind of the channel just accepted, which
+ * cannot be told by its first bytes before the handshake.  The source
+ * connects the stream first and, once its handshake is done, the
+ * multifd channels; postcopy's preempt channel comes at the switchover.
+ */
+SpillChannelKind spill_incoming_kind(void);
+
+/*
+ * Multifd channel @id is @ioc (the source: as soon as it is connected;
+ * the destination: once its first packet said @id): its spill channel,
+ * if any, takes its file spill-file + ".mfdN" (the source creates it)
+ * and may fail over from now on.  False, with @errp: the migration must
+ * fail.
+ */
+bool spill_multifd_bind(QIOChannel *ioc, uint8_t id, Error **errp);
 
 /*
  * The channel for the return path of @ioc, a new reference: @ioc itself
@@ -138,7 +159,7 @@ typedef struct SpillClaim {
     uint64_t seq;
 } SpillClaim;
 
-/* Is the pages datapath on (not with postcopy-ram)? */
+/* Is the pages datapath on (not with postcopy-ram, TLS or multifd)? */
 bool spill_pages_enabled(void);
 uint64_t spill_next_seq(void);
 void spill_pages_start(void);

@@ -121,7 +121,42 @@ CONFIGS = [
            caps={"predictive-throttle": True, "multifd": True},
            params={"multifd-channels": 2, "multifd-compression": "zstd"},
            src_params={"throttle-target-ratio": 50}),
-    # All that combine with multifd today (shared-file-spill does not).
+    # shared-file-spill riding multifd-zstd: every channel teed to a file
+    # of its own; no pages file (docs/devel/migration/shared-file-spill.rst,
+    # "Multifd").
+    Config("shared-file-spill+multifd-zstd", kind="capability",
+           caps={"shared-file-spill": True, "multifd": True},
+           params={"spill-file": "{workdir}/spill.bin",
+                   "multifd-channels": 2, "multifd-compression": "zstd"}),
+    # Everything together: page-cache pages as disk references, the rest
+    # compressed over two channels, every channel teed to the shared
+    # file, the throttle holding the dirtier; and the same with the
+    # network cut halfway through its own migration, which must complete
+    # through the files.
+    Config("disk-backed+spill+predictive-throttle+multifd-zstd",
+           kind="capability",
+           caps={"return-path": True, "disk-backed-pages": True,
+                 "shared-file-spill": True, "predictive-throttle": True,
+                 "multifd": True},
+           params={"disk-backed-node": "{disk_node}",
+                   "spill-file": "{workdir}/spill.bin",
+                   "multifd-channels": 2, "multifd-compression": "zstd"},
+           src_params={"disk-backed-map": "{disk_map}",
+                       "throttle-target-ratio": 50},
+           hook="diskmap", scenarios=("pagecache", "mixed")),
+    Config("disk-backed+spill+predictive-throttle+multifd-zstd-cut50",
+           kind="capability",
+           caps={"return-path": True, "disk-backed-pages": True,
+                 "shared-file-spill": True, "predictive-throttle": True,
+                 "multifd": True},
+           params={"disk-backed-node": "{disk_node}",
+                   "spill-file": "{workdir}/spill.bin",
+                   "multifd-channels": 2, "multifd-compression": "zstd"},
+           src_params={"disk-backed-map": "{disk_map}",
+                       "throttle-target-ratio": 50},
+           hook="diskmap", scenarios=("pagecache", "mixed"), cut=0.5,
+           cut_base="disk-backed+spill+predictive-throttle+multifd-zstd"),
+    # The same without shared-file-spill.
     Config("disk-backed-pages+predictive-throttle+multifd-zstd",
            kind="capability",
            caps={"return-path": True, "disk-backed-pages": True,

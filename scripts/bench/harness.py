@@ -1156,6 +1156,16 @@ def run_one(qemu, guest, accel, cfg, sc, workdir, defaults, log=print,
                                  "source %s destination %s" % (
                                      res["forwarder"]["cut"], fo[0], fo[1]))
                 return res
+            # with multifd, its channels went through their files too
+            mfo = [(_spill(x) or {}).get("multifd-failovers") or 0
+                   for x in (res["ram"]["extra"], res["dest_extra"])]
+            if cfg.caps.get("multifd") and min(mfo) < 1:
+                res["status"] = "failed"
+                res["reason"] = ("completed and verified, but no multifd "
+                                 "channel went through its file: multifd "
+                                 "failovers source %s destination %s" % (
+                                     mfo[0], mfo[1]))
+                return res
         res["status"] = "ok"
         res["verified"] = True
         return res

@@ -108,8 +108,10 @@ static const CompositionPair composition_pairs[] = {
     WORKS_IN("disk-backed-pages", "shared-file-spill",
              "/migration/disk-backed-pages/with/shared-file-spill"),
 
-    CONFLICTS("shared-file-spill", "multifd", "multifd"),
-    CONFLICTS("shared-file-spill", "multifd-zstd", "multifd"),
+    WORKS_IN("shared-file-spill", "multifd",
+             "/migration/shared-file-spill/with/multifd"),
+    WORKS_IN("shared-file-spill", "multifd-zstd",
+             "/migration/shared-file-spill/with/multifd-zstd"),
     WORKS_IN("shared-file-spill", "postcopy-ram",
              "/migration/shared-file-spill/postcopy/cut/switchover"),
     WORKS_IN("shared-file-spill", "postcopy-preempt",

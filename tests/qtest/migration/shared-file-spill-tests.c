@@ -32,6 +32,10 @@
 static char *tmpfs;
 /* The next spill_start_caps() sets up TLS; what it set up */
 static bool want_tls;
+/* multifd's compression, set on both sides before the incoming starts */
+static const char *want_compression;
+/* the source's x-spill-ack-timeout in ms, 0: its default */
+static int want_ack_ms;
 static void *tls_data;
 
 typedef struct Forwarder {
@@ -65,7 +69,7 @@ static bool write_all(int fd, const char *buf, ssize_t len)
     return true;
 }
 
-/* Connections a forwarder carries: the main one, postcopy's preempt one */
+/* Connections a forwarder carries: main, two multifd, postcopy preempt */
 #define FW_CONNS 4
 
 static int forwarder_connect(Forwarder *fw)
@@ -83,6 +87,8 @@ static gpointer forwarder_run(gpointer opaque)
 {
     Forwarder *fw = opaque;
     int src[FW_CONNS], dst[FW_CONNS], n = 0;
+    /* each way of each connection, as the network carries it */
+    bool up[FW_CONNS], down[FW_CONNS];
     bool done = false;
     char buf[64 * 1024];
 
@@ -92,8 +98,10 @@ static gpointer forwarder_run(gpointer opaque)
         };
 
         for (int i = 0; i < n; i++) {
-            pfd[1 + 2 * i] = (struct pollfd) { .fd = src[i], .events = POLLIN };
-            pfd[2 + 2 * i] = (struct pollfd) { .fd = dst[i], .events = POLLIN };
+            pfd[1 + 2 * i] = (struct pollfd) { .fd = up[i] ? src[i] : -1,
+                                               .events = POLLIN };
+            pfd[2 + 2 * i] = (struct pollfd) { .fd = down[i] ? dst[i] : -1,
+                                               .events = POLLIN };
         }
         if (poll(pfd, 1 + 2 * n, 100) < 0 && errno != EINTR) {
             break;
@@ -102,6 +110,7 @@ static gpointer forwarder_run(gpointer opaque)
             src[n] = accept(fw->listen_fd, NULL, NULL);
             g_assert(src[n] >= 0);
             dst[n] = forwarder_connect(fw);
+            up[n] = down[n] = true;
             n++;
             continue;
         }
@@ -111,7 +120,9 @@ static gpointer forwarder_run(gpointer opaque)
                 uint64_t cut_after = qatomic_read(&fw->cut_after);
 
                 if (len <= 0) {
-                    done = true;
+                    /* the source closed it: this way ends, as TCP's */
+                    shutdown(dst[i], SHUT_WR);
+                    up[i] = false;
                 } else if (qatomic_read(&fw->hold)) {
                     /* lost on the way: the source's write succeeded */
                 } else if (cut_after && fw->forwarded + len >= cut_after) {
@@ -129,13 +140,16 @@ static gpointer forwarder_run(gpointer opaque)
             if (!done && pfd[2 + 2 * i].revents) {
                 ssize_t len = read(dst[i], buf, sizeof(buf));
 
-                if (len <= 0 || !write_all(src[i], buf, len)) {
+                if (len <= 0) {
+                    shutdown(src[i], SHUT_WR);
+                    down[i] = false;
+                } else if (!write_all(src[i], buf, len)) {
                     done = true;
                 }
             }
         }
     }
-    /* every connection ends at once */
+    /* a cut, or the test is over: every connection ends at once */
     for (int i = 0; i < n; i++) {
         shutdown(src[i], SHUT_RDWR);
         shutdown(dst[i], SHUT_RDWR);
@@ -205,11 +219,13 @@ static void unlink_ack(const char *spill)
 }
 
 /*
- * Hard links to the spill file and those of its return path and of
- * postcopy's preempt channel, which keep what the two QEMUs wrote after
- * they removed them
+ * Hard links to the spill file and those of its return path, of
+ * postcopy's preempt channel and of the two multifd channels, which
+ * keep what the two QEMUs wrote after they removed them
  */
-static const char *const kept_suffix[] = { "", ".rp", ".preempt" };
+static const char *const kept_suffix[] = {
+    "", ".rp", ".preempt", ".mfd0", ".mfd1"
+};
 
 static void keep_files(const char *spill, bool link_them)
 {
@@ -275,7 +291,7 @@ static SpillClear spill_clear_text(const char *path)
  * each page) is there in clear.  Without TLS, the same look finds all
  * three in the stream's file.
  */
-static void assert_kept_files(const char *spill, bool tls)
+static void assert_kept_files(const char *spill, bool tls, bool multifd)
 {
     g_autofree char *kept = g_strdup_printf("%s.kept", spill);
     SpillClear c = spill_clear_text(kept);
@@ -294,8 +310,12 @@ static void assert_kept_files(const char *spill, bool tls)
         g_autofree char *path = g_strdup_printf("%s%s.kept", spill,
                                                 kept_suffix[i]);
 
-        /* TLS: the destination writes ".rp" (its handshake) at once */
-        if (i == 2 && !g_file_test(path, G_FILE_TEST_EXISTS)) {
+        /*
+         * TLS: the destination writes ".rp" (its handshake) at once; the
+         * preempt channel's file comes with postcopy, multifd's with it
+         */
+        if (i >= 2 && !(i >= 3 && multifd) &&
+            !g_file_test(path, G_FILE_TEST_EXISTS)) {
             continue;
         }
         c = spill_clear_text(path);
@@ -354,7 +374,11 @@ static char *spill_start_caps(QTestState **from, QTestState **to,
      * only has to write, and does so many times faster than with a
      * nested KVM.
      */
-    MigrateStart args = { .hide_stderr = true, .oob = !!cap, .tcg = true };
+    g_autofree char *opts = want_ack_ms ?
+        g_strdup_printf("-global migration.x-spill-ack-timeout=%d",
+                        want_ack_ms) : NULL;
+    MigrateStart args = { .hide_stderr = true, .oob = !!cap, .tcg = true,
+                          .opts_source = opts };
 
     if (migrate_start(from, to, "defer", &args)) {
         return NULL;
@@ -373,6 +397,12 @@ static char *spill_start_caps(QTestState **from, QTestState **to,
     if (cap2) {
         migrate_set_capability(*from, cap2, true);
         migrate_set_capability(*to, cap2, true);
+    }
+    if (want_compression) {
+        migrate_set_parameter_str(*from, "multifd-compression",
+                                  want_compression);
+        migrate_set_parameter_str(*to, "multifd-compression",
+                                  want_compression);
     }
     migrate_incoming_qmp(*to, "tcp:127.0.0.1:0", NULL, "{}");
     *fw = forwarder_start(*to, cut_after);
@@ -395,6 +425,8 @@ static void spill_cleanup(Forwarder *fw, const char *spill)
     }
 #endif
     want_tls = false;
+    want_compression = NULL;
+    want_ack_ms = 0;
     if (fw) {
         forwarder_free(fw);
     }
@@ -490,7 +522,11 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     QTestState *from, *to, *faulty;
     Forwarder *fw;
     int scan_records = 0;
-    bool tls = cap && g_str_equal(cap, "tls");
+    bool tls = cap && g_str_has_suffix(cap, "tls");
+    bool multifd = cap && g_str_has_prefix(cap, "multifd");
+    /* no pages file with TLS or multifd */
+    bool pages_file = !tls && !multifd;
+    const char *cap2 = NULL;
     /* what the files hold in clear, looked at once all is over */
     bool keep = cut_third_pass && !fault;
 
@@ -500,9 +536,16 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     if (tls) {
         want_tls = true;
         /* a return path after the cut, through TLS */
-        cap = "return-path";
+        cap2 = "return-path";
     }
-    uri = spill_start_caps(&from, &to, spill, cut_after, &fw, cap, NULL);
+    if (multifd) {
+        /* "multifd", "multifd-zstd", "multifd-tls": 2 channels */
+        want_compression = g_str_equal(cap, "multifd-zstd") ? "zstd" : NULL;
+        cap = "multifd";
+    } else if (tls) {
+        cap = NULL;
+    }
+    uri = spill_start_caps(&from, &to, spill, cut_after, &fw, cap, cap2);
     fault_preload_end();
     if (!uri) {
         return;
@@ -514,8 +557,12 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     if (converge_first) {
         migrate_ensure_converge(from);
     } else {
-        /* some passes, so that the cut can come in the middle */
-        migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
+        /*
+         * some passes, so that the cut can come in the middle; zstd
+         * sends the bootblock guest's pages in a few bytes each
+         */
+        migrate_set_parameter_int(from, "max-bandwidth",
+                                  want_compression ? 1 * MiB : 64 * MiB);
         migrate_set_parameter_int(from, "downtime-limit", 1);
     }
     wait_for_serial("src_serial");
@@ -523,6 +570,11 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     migrate_qmp(from, to, uri, NULL, "{}");
     if (!converge_first) {
         while (read_ram_property_int(from, "dirty-sync-count") < 3) {
+            g_autofree char *status = migrate_query_status(from);
+
+            /* not over before the cut */
+            g_assert_true(g_str_equal(status, "setup") ||
+                          g_str_equal(status, "active"));
             g_usleep(20 * 1000);
         }
         if (fault && fault->scan_ms) {
@@ -571,8 +623,11 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     g_assert_cmpint(qdict_get_int(src, "file-errors"), ==,
                     fault ? fault->file_errors : 0);
     g_assert_cmpint(qdict_get_int(src, "file-bytes"), >, 0);
-    if (tls) {
-        /* the pages file would hold the guest's memory in clear */
+    if (!pages_file) {
+        /*
+         * TLS: the pages file would hold the guest's memory in clear;
+         * multifd: a copy from it could overwrite a newer one
+         */
         g_assert_cmpint(qdict_get_int(src, "pages"), ==, 0);
         g_assert_false(g_file_test(loaded, G_FILE_TEST_EXISTS));
         g_assert_false(g_file_test(spill_pages, G_FILE_TEST_EXISTS));
@@ -580,7 +635,7 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
         /* the pages writer took part; its pages reached the destination */
         g_assert_cmpint(qdict_get_int(src, "pages"), >, 0);
     }
-    if ((!fault || !fault->file_errors) && !tls) {
+    if ((!fault || !fault->file_errors) && pages_file) {
         g_assert_cmpint(qdict_get_int(dst, "pages"), >, 0);
     }
     g_assert_cmpint(qdict_get_int(dst, "pages"), <=,
@@ -599,15 +654,40 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     } else {
         g_assert_false(g_file_test(loaded, G_FILE_TEST_EXISTS));
     }
+    if (multifd) {
+        g_test_message("multifd channels failed over: source %" PRId64
+                       ", destination %" PRId64,
+                       qdict_get_int(src, "multifd-failovers"),
+                       qdict_get_int(dst, "multifd-failovers"));
+        for (int i = 0; i < 2; i++) {
+            g_autofree char *mfd = g_strdup_printf("%s.mfd%d", spill, i);
+            g_autofree char *mfd_ack = g_strdup_printf("%s.ack", mfd);
+
+            g_assert_false(g_file_test(mfd, G_FILE_TEST_EXISTS));
+            g_assert_false(g_file_test(mfd_ack, G_FILE_TEST_EXISTS));
+        }
+    }
     if (cut_after || cut_third_pass) {
         g_assert_true(fw->cut);
         g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 1);
         g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 1);
         g_assert_cmpint(qdict_get_int(dst, "file-bytes"), >, 0);
+        if (multifd) {
+            /* the channels go on sending pages after the cut */
+            g_assert_cmpint(qdict_get_int(src, "multifd-failovers"), >=, 1);
+            g_assert_cmpint(qdict_get_int(dst, "multifd-failovers"), >=, 1);
+        }
     } else {
         g_assert_false(fw->cut);
         g_assert_cmpint(qdict_get_int(src, "failovers"), ==, 0);
         g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 0);
+        /*
+         * The source closing a channel after its last packet is no
+         * cut, although the destination cannot tell until it looked at
+         * the file
+         */
+        g_assert_cmpint(qdict_get_int(src, "multifd-failovers"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "multifd-failovers"), ==, 0);
     }
     if (fault) {
         g_assert_cmpint(fault_hits(rules, qtest_pid(faulty), fault->call),
@@ -615,7 +695,7 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
         fault_cleanup(rules);
     }
     if (keep) {
-        assert_kept_files(spill, tls);
+        assert_kept_files(spill, tls, multifd);
     }
     /* checks every page of the destination */
     migrate_end(from, to, true);
@@ -652,6 +732,27 @@ static void test_spill_cut_return_path(void)
 static void test_spill_tls_cut(void)
 {
     do_test_spill(0, false, true, "tls", NULL);
+}
+
+/*
+ * Over two multifd channels without a cut: the source closes each
+ * channel after its last packet, which the destination cannot tell from
+ * a cut until it looked at the channel's file; it must not take it for
+ * one.
+ */
+static void test_spill_multifd_no_fault(void)
+{
+    do_test_spill(0, false, false, "multifd", NULL);
+}
+
+/*
+ * Over two multifd channels with TLS, cut in the third pass: every
+ * channel reads on from its file beneath its TLS session, and none of
+ * the files holds a guest page or the stream in clear.
+ */
+static void test_spill_multifd_tls_cut(void)
+{
+    do_test_spill(0, false, true, "multifd-tls", NULL);
 }
 
 static void test_spill_cut_last(void)
@@ -740,14 +841,14 @@ static void test_spill_fault_slow_scan(void)
  */
 static char *spill_fault_start(QTestState **from, QTestState **to,
                                const char *spill, const char *rules,
-                               Forwarder **fw)
+                               Forwarder **fw, const char *cap)
 {
     g_autofree char *uri = NULL;
 
     if (!fault_preload(rules)) {
         return NULL;
     }
-    uri = spill_start(from, to, spill, 0, fw);
+    uri = spill_start_caps(from, to, spill, 0, fw, cap, NULL);
     fault_preload_end();
     if (!uri) {
         return NULL;
@@ -820,6 +921,8 @@ typedef struct SpillFailCase {
     bool converge;              /* let it converge after the cut */
     SpillFailEnd end;
     int dst_exit_secs;          /* the destination exits within */
+    const char *cap;            /* on both sides too, or NULL */
+    int ack_ms;                 /* the source's x-spill-ack-timeout */
 } SpillFailCase;
 
 /*
@@ -836,7 +939,8 @@ static void do_test_spill_fault_fails(const SpillFailCase *c)
     Forwarder *fw;
     pid_t pid;
 
-    uri = spill_fault_start(&from, &to, spill, rules, &fw);
+    want_ack_ms = c->ack_ms;
+    uri = spill_fault_start(&from, &to, spill, rules, &fw, c->cap);
     if (!uri) {
         return;
     }
@@ -937,6 +1041,25 @@ static void test_spill_fault_ack_lost(void)
     SpillFailCase c = { .dst = true, .rule = rule, .call = "pwrite",
                         .converge = true, .end = SPILL_FAIL_FAILS,
                         .dst_exit_secs = 30 };
+
+    do_test_spill_fault_fails(&c);
+}
+
+/*
+ * multifd: the destination cannot write spill-file.mfd0.ack (ENOSPC)
+ * after the cut, while it reads the stream's file and says so.  The
+ * source must not commit before the destination has read the file of
+ * every multifd channel that failed over: it fails after its (2 s)
+ * x-spill-ack-timeout and runs on; the destination reads ABORT.
+ */
+static void test_spill_multifd_ack_lost(void)
+{
+    g_autofree char *rule =
+        g_strdup_printf("pwrite /spill.mfd0.ack 0 %d 0 0 -1", ENOSPC);
+    SpillFailCase c = { .dst = true, .rule = rule, .call = "pwrite",
+                        .converge = true, .end = SPILL_FAIL_FAILS,
+                        .dst_exit_secs = 30, .cap = "multifd",
+                        .ack_ms = 2000 };
 
     do_test_spill_fault_fails(&c);
 }
@@ -1246,10 +1369,11 @@ static void test_spill_refusals(void)
         "{ 'execute': 'migrate-set-capabilities', 'arguments': "
         "{ 'capabilities': [ "
         "{ 'capability': 'multifd', 'state': true }, "
+        "{ 'capability': 'zero-copy-send', 'state': true }, "
         "{ 'capability': 'shared-file-spill', 'state': true } ] } }");
     g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
                     "Capability 'shared-file-spill' conflicts with "
-                    "capability 'multifd'");
+                    "capability 'zero-copy-send'");
     qobject_unref(err);
 
     /* no spill-file */
@@ -1620,7 +1744,7 @@ static void do_test_spill_postcopy(uint64_t after, bool preempt, bool tls)
     g_assert_false(g_file_test(spill, G_FILE_TEST_EXISTS));
     g_assert_false(g_file_test(spill_rp, G_FILE_TEST_EXISTS));
     if (tls) {
-        assert_kept_files(spill, true);
+        assert_kept_files(spill, true, false);
     }
     /* checks every page of the destination */
     migrate_end(from, to, true);
@@ -1848,8 +1972,8 @@ static void test_spill_postcopy_one_side(void)
     g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
 
     do_test_refused(spill, NULL, "postcopy-ram",
-                    "capability 'postcopy-ram' is off at the source but not "
-                    "here");
+                    "the source writes a pages file and this side would not "
+                    "read it");
 }
 
 /*
@@ -1870,6 +1994,7 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
 {
     static const char *const with[] = {
         "auto-converge", "predictive-throttle", "write-fault-groups",
+        "multifd", "multifd-zstd",
     };
 
     tmpfs = env->tmpfs;
@@ -1897,7 +2022,13 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_end_online);
     migration_test_add("/migration/shared-file-spill/cut/shut-lost",
                        test_spill_shut_lost);
+    migration_test_add("/migration/shared-file-spill/multifd/no-fault",
+                       test_spill_multifd_no_fault);
+    migration_test_add("/migration/shared-file-spill/multifd/ack-lost",
+                       test_spill_multifd_ack_lost);
 #ifdef CONFIG_GNUTLS
+    migration_test_add("/migration/shared-file-spill/multifd/tls/cut",
+                       test_spill_multifd_tls_cut);
     migration_test_add("/migration/shared-file-spill/tls/cut",
                        test_spill_tls_cut);
     migration_test_add("/migration/shared-file-spill/tls/cut-handshake",
