@@ -7,6 +7,8 @@ Tiers (select with --tier, default all, in this order):
   fast      the QEMU-independent policy units (top-level meson.build, cmocka)
   fuzz      the libFuzzer targets of the parsers of untrusted bytes
             (tests/fuzz), FUZZ_TIME seconds each (default 40)
+  build     every target of the patched tree builds (scripts/build.sh builds
+            only what the tiers run), as upstream's CI would build it
   unit      QEMU's migration unit tests plus ours, built in the patched tree
   qtest     upstream's quick migration-test suite on the patched build,
             including every test group this project adds
@@ -308,6 +310,24 @@ def tier_fuzz(logdir):
     return total
 
 
+def tier_build(logdir):
+    """One test: ninja builds every target of the patched tree."""
+    t = Tally()
+    path = os.path.join(logdir, "build-all.log")
+    log(f"  $ ninja -C {BLD}")
+    with open(path, "w") as out:
+        r = subprocess.run(["ninja", "-C", BLD], stdout=out,
+                           stderr=subprocess.STDOUT)
+    if r.returncode == 0:
+        t.passed += 1
+        log("    ok build/all")
+    else:
+        t.failed += 1
+        t.failures.append(f"build/all: ninja failed, see {path}")
+        log(f"    FAIL build/all: ninja failed, see {path}")
+    return t
+
+
 def our_unit_tests():
     d = os.path.join(TOP, "tests", "unit")
     if not os.path.isdir(d):
@@ -408,7 +428,7 @@ def tier_rdma(logdir):
 
 
 TIERS = [("layout", tier_layout), ("fast", tier_fast), ("fuzz", tier_fuzz),
-         ("unit", tier_unit),
+         ("build", tier_build), ("unit", tier_unit),
          ("qtest", tier_qtest), ("interop", tier_interop),
          ("rdma", tier_rdma)]
 
