@@ -115,6 +115,8 @@ struct QIOChannelSpill {
     bool from_file;
     bool tls_done;              /* beneath TLS: the handshake is */
     int sync_fd;                /* source: its file, for other threads */
+    SpillPos end;               /* .mfdN.end */
+    bool end_noted;             /* source: written */
     char what_buf[32];
     /*
      * Beneath a TLS session, which reads and writes one channel
@@ -245,6 +247,51 @@ static int spill_sync(QIOChannelSpill *sc, Error **errp)
     }
     sc->synced_pos = sc->file_pos;
     return 0;
+}
+
+/*
+ * Source, a multifd channel about to be shut down or closed: say how many
+ * bytes it sent over the network, so that the destination, which sees
+ * its connection end, can tell the close from a cut without reading the
+ * file.  Not once the network broke: then the file has more.
+ */
+static void spill_multifd_note_end(QIOChannelSpill *sc)
+{
+    if (!sc->multifd || !sc->writer || !sc->bound || sc->end_noted ||
+        !qatomic_read(&sc->net_ok) || sc->fd < 0) {
+        return;
+    }
+    sc->end_noted = true;
+    spill_pos_write(&sc->end, sc->uuid, &sc->stream_pos);
+    spill_pos_close(&sc->end);
+}
+
+/* Source: @sc is closed, and out of multifd_out */
+static void spill_multifd_forget(QIOChannelSpill *sc)
+{
+    bool found = false;
+
+    if (!sc->multifd || !sc->writer) {
+        return;
+    }
+    WITH_QEMU_LOCK_GUARD(&spill_state.multifd_lock) {
+        found = g_slist_find(spill_state.multifd_out, sc);
+        spill_state.multifd_out = g_slist_remove(spill_state.multifd_out, sc);
+    }
+    if (found) {
+        object_unref(OBJECT(sc));       /* the caller holds another */
+    }
+}
+
+void spill_multifd_forget_all(void)
+{
+    GSList *left;
+
+    WITH_QEMU_LOCK_GUARD(&spill_state.multifd_lock) {
+        left = g_steal_pointer(&spill_state.multifd_out);
+    }
+    /* channels a failed migration never closed */
+    g_slist_free_full(left, object_unref);
 }
 
 /*
@@ -483,6 +530,14 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
         error_setg(errp, "shared-file-spill: cancelled");
         return -1;
     }
+    if (!sc->aux && qatomic_xchg(&spill_state.multifd_unsynced, false)) {
+        /*
+         * The stream goes on after a multifd sync (its flush marker, the
+         * end of a pass): the destination waits there for what the
+         * channels sent, which must be visible to it
+         */
+        spill_multifd_sync_all();
+    }
     for (size_t off = 0; sc->fd >= 0 && off < total;
          off += SPILL_MAX_STREAM) {
         spill_write_record(sc, SPILL_REC_STREAM, iov, niov, off,
@@ -530,6 +585,9 @@ static ssize_t spill_writev(QIOChannel *ioc, const struct iovec *iov,
              sc->file_pos - sc->synced_pos >= SPILL_MULTIFD_SYNC) &&
             spill_sync(sc, errp) < 0) {
             return -1;
+        }
+        if (sc->multifd && !sc->net_ok && sc->file_pos != sc->synced_pos) {
+            qatomic_set(&spill_state.multifd_unsynced, true);
         }
         return total;
     }
@@ -695,6 +753,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
             if (sc->multifd && !sc->from_file) {
                 /* not the source's close: the file goes on after it */
                 sc->from_file = true;
+                qatomic_set(&spill_state.in_multifd_via_file, true);
                 warn_report("shared-file-spill: the network connection of "
                             "the %s broke after %" PRIu64 " bytes; reading "
                             "on from its file", sc->what, sc->stream_pos - n);
@@ -887,9 +946,18 @@ static ssize_t spill_readv(QIOChannel *ioc, const struct iovec *iov,
         }
         error_free(err);
         if (sc->multifd) {
+            uint64_t end;
+
+            if (spill_pos_read(&sc->end, sc->uuid, &end) &&
+                end == sc->stream_pos) {
+                /* the source closed it, and we have all it sent */
+                trace_spill_multifd_end(sc->what, sc->stream_pos);
+                return 0;
+            }
             /*
              * A cut, or the source closed the channel after its last
-             * packet: the file tells (spill_read_file()).
+             * packet without saying so yet: the file tells
+             * (spill_read_file()).
              */
             trace_spill_multifd_eof(sc->what, sc->stream_pos);
             qatomic_set(&sc->net_ok, false);
@@ -928,6 +996,7 @@ static int spill_shutdown(QIOChannel *ioc, QIOChannelShutdown how,
         /* cancelled: also stops the wait for the multifd channels */
         qatomic_set(&spill_state.out_shutdown, true);
     }
+    spill_multifd_note_end(sc);
     /*
      * The flag stops the file; a connection that broke already (this
      * channel's or one sharing its socket) fails shutdown(2) with
@@ -968,6 +1037,8 @@ static void spill_close_files(QIOChannelSpill *sc)
     if (sc->closed) {
         return;
     }
+    spill_multifd_note_end(sc);
+    spill_multifd_forget(sc);
     sc->closed = true;
     spill_pos_close(&sc->ack);
     if (sc->fd >= 0) {
@@ -1033,15 +1104,10 @@ static void spill_finalize(Object *obj)
 {
     QIOChannelSpill *sc = QIO_CHANNEL_SPILL(obj);
 
-    if (sc->multifd && sc->writer) {
-        WITH_QEMU_LOCK_GUARD(&spill_state.multifd_lock) {
-            spill_state.multifd_out = g_slist_remove(spill_state.multifd_out,
-                                                     sc);
-        }
-    }
     if (sc->sync_fd >= 0) {
         close(sc->sync_fd);
     }
+    spill_pos_free(&sc->end);
     if (sc->incoming && !sc->aux && !sc->tls_done) {
         /* a stream's channel whose handshake failed */
         qatomic_set(&spill_state.in_main, false);
@@ -1094,6 +1160,7 @@ static QIOChannelSpill *spill_new(QIOChannel *net, int fd, bool writer)
     sc->net = net;
     sc->fd = fd;
     sc->sync_fd = -1;
+    sc->end.fd = -1;            /* a multifd channel's, once bound */
     sc->writer = writer;
     sc->incoming = !writer;
     sc->what = "migration stream";
@@ -1301,18 +1368,21 @@ bool spill_multifd_bind(QIOChannel *ioc, uint8_t id, Error **errp)
             sc->fd = -1;
             return false;
         }
-        WITH_QEMU_LOCK_GUARD(&spill_state.multifd_lock) {
-            spill_state.multifd_out = g_slist_prepend(spill_state.multifd_out,
-                                                      sc);
-        }
     }
     /* the destination opens it once it needs it (spill_aux_open()) */
     spill_pos_init(&sc->ack, path, SPILL_ACK_SUFFIX, SPILL_ACK_MAGIC, 2);
+    spill_pos_init(&sc->end, path, SPILL_END_SUFFIX, SPILL_END_MAGIC, 1);
     g_free(sc->path);
     sc->path = g_steal_pointer(&path);
     snprintf(sc->what_buf, sizeof(sc->what_buf), "multifd channel %u", id);
     sc->what = sc->what_buf;
     sc->bound = true;
+    if (sc->writer) {
+        WITH_QEMU_LOCK_GUARD(&spill_state.multifd_lock) {
+            spill_state.multifd_out = g_slist_prepend(spill_state.multifd_out,
+                                                      object_ref(sc));
+        }
+    }
     trace_spill_aux(sc->path, sc->what, sc->writer);
     if (!sc->duplex || sc->tls_done) {
         qatomic_set(&sc->armed, true);
@@ -1511,7 +1581,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
                    "its pages file ends");
         return false;
     }
-    if (sc->net_ok && !qatomic_read(&spill_state.via_file)) {
+    if (sc->net_ok && !qatomic_read(&spill_state.in_multifd_via_file)) {
         /* the network brought it all: nobody needs the file any more */
         spill_remove(sc->path, sc->dev, sc->ino, false);
         return true;

@@ -92,9 +92,11 @@ void spill_remove(const char *path, dev_t dev, ino_t ino, bool with_rp)
          i++) {
         g_autofree char *mfd = spill_multifd_path(path, i);
         g_autofree char *mfd_ack = g_strconcat(mfd, SPILL_ACK_SUFFIX, NULL);
+        g_autofree char *mfd_end = g_strconcat(mfd, SPILL_END_SUFFIX, NULL);
 
         unlink(mfd);
         unlink(mfd_ack);
+        unlink(mfd_end);
     }
     unlink(path);
     trace_spill_remove(path);

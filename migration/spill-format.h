@@ -148,15 +148,20 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
                                 uint64_t *want, const char **err);
 
 /*
- * The position files the destination writes beside the spill file, for
- * the source to read: one fixed record rewritten in place, magic, the
+ * The position files one side writes beside the spill file, for the
+ * other to read: one fixed record rewritten in place, magic, the
  * migration's uuid, then little-endian u64 values.
  *   spill-file.ack     SPILL_ACK_MAGIC: stream bytes read, bytes of the
- *                      spill file scanned to find them
+ *                      spill file scanned to find them (destination)
  *   spill-file.loaded  SPILL_LOADED_MAGIC: bytes of the pages file loaded
+ *                      (destination)
+ *   spill-file.mfdN.end  SPILL_END_MAGIC: the bytes a multifd channel sent
+ *                      over the network before the source closed it
+ *                      (source)
  */
 #define SPILL_ACK_MAGIC         "QSPILLAK"
 #define SPILL_LOADED_MAGIC      "QSPILLLD"
+#define SPILL_END_MAGIC         "QSPILLEN"
 #define SPILL_POS_SIZE(n)       (8 + SPILL_UUID_LEN + 8 * (n))
 #define SPILL_ACK_SIZE          SPILL_POS_SIZE(2)
 #define SPILL_LOADED_SIZE       SPILL_POS_SIZE(1)

@@ -39,9 +39,12 @@
 #define SPILL_PREEMPT_SUFFIX    ".preempt"
 /*
  * source: multifd channel N, spill-file ".mfdN"; the destination says
- * how far it read it in ".mfdN.ack" (as SPILL_ACK_SUFFIX)
+ * how far it read it in ".mfdN.ack" (as SPILL_ACK_SUFFIX), and the
+ * source how much it sent over the network before it closed the
+ * channel in ".mfdN.end" (SPILL_END_MAGIC)
  */
 #define SPILL_MULTIFD_SUFFIX    ".mfd"
+#define SPILL_END_SUFFIX        ".end"
 
 /* A destination waits this long for a file to grow before it fails */
 #define SPILL_STALL_MS          (30 * 1000)
@@ -68,6 +71,8 @@ typedef struct SpillState {
     bool shut_error;
     /* destination, postcopy */
     bool via_file;              /* atomic: a channel failed over */
+    /* destination: a multifd channel brought bytes from its file */
+    bool in_multifd_via_file;   /* atomic */
     /* destination: when a channel last read anything (atomic, ms) */
     int64_t in_read_at;
     /* destination, TLS: the stream's channel is accepted, multifd's */
@@ -75,9 +80,14 @@ typedef struct SpillState {
     int in_multifd;
     /* source: the stream's channel was shut down: cancelled (atomic) */
     bool out_shutdown;
-    /* source: the multifd channels' spill channels, for the commit */
+    /*
+     * source: the multifd channels' spill channels (a reference each,
+     * until closed), for the commit and the syncs
+     */
     QemuMutex multifd_lock;
     GSList *multifd_out;
+    /* source: a multifd channel without the network has unsynced bytes */
+    bool multifd_unsynced;      /* atomic */
     Stat64 pc_requests;
     Stat64 pc_pages;
     Stat64 pc_wait_ns;
@@ -87,6 +97,9 @@ extern SpillState spill_state;
 
 /* spill.c */
 void spill_reset_stats(void);
+
+/* spill-channel.c: drop what the last migration left in multifd_out */
+void spill_multifd_forget_all(void);
 
 /* spill-file.c */
 char *spill_multifd_path(const char *path, unsigned id);

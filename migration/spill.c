@@ -48,6 +48,7 @@ void spill_reset_stats(void)
     stat64_set(&spill_state.pc_pages, 0);
     stat64_set(&spill_state.pc_wait_ns, 0);
     qatomic_set(&spill_state.via_file, false);
+    qatomic_set(&spill_state.in_multifd_via_file, false);
 }
 
 bool spill_prepare_outgoing(Error **errp)
@@ -79,6 +80,8 @@ bool spill_prepare_outgoing(Error **errp)
     /* an earlier migrate that never connected */
     spill_cleanup_outgoing();
     spill_reset_stats();
+    spill_multifd_forget_all();
+    qatomic_set(&spill_state.multifd_unsynced, false);
     qatomic_set(&spill_state.end_written, false);
     qatomic_set(&spill_state.shut_error, false);
     qatomic_set(&spill_state.out_shutdown, false);
@@ -93,9 +96,11 @@ bool spill_prepare_outgoing(Error **errp)
         /* each channel's file is created when it connects */
         g_autofree char *mfd = spill_multifd_path(path, i);
         g_autofree char *ack = g_strconcat(mfd, SPILL_ACK_SUFFIX, NULL);
+        g_autofree char *end = g_strconcat(mfd, SPILL_END_SUFFIX, NULL);
 
         unlink(mfd);
         unlink(ack);
+        unlink(end);
     }
     fd = spill_create(path, &h, errp);
     if (fd < 0) {

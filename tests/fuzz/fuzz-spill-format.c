@@ -327,12 +327,13 @@ static bool decode_header(uint8_t mode, const uint8_t **p, size_t *left,
 static void check_pos(const uint8_t *data, size_t size)
 {
     static const char *const magics[] = { SPILL_ACK_MAGIC,
-                                          SPILL_LOADED_MAGIC };
+                                          SPILL_LOADED_MAGIC,
+                                          SPILL_END_MAGIC };
     uint8_t uuid[SPILL_UUID_LEN] = { 0 }, re[SPILL_POS_SIZE(2)];
 
     memcpy(uuid, data + MIN(size, 8), MIN(size - MIN(size, 8),
                                           SPILL_UUID_LEN));
-    for (unsigned k = 0; k < 2; k++) {
+    for (unsigned k = 0; k < ARRAY_SIZE(magics); k++) {
         for (unsigned n = 1; n <= 2; n++) {
             uint64_t v[2] = { 1, 1 };
             bool ok = spill_pos_decode(data, size, magics[k], uuid, v, n);

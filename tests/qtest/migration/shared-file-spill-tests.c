@@ -683,11 +683,17 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
         g_assert_cmpint(qdict_get_int(dst, "failovers"), ==, 0);
         /*
          * The source closing a channel after its last packet is no
-         * cut, although the destination cannot tell until it looked at
-         * the file
+         * cut: it says so in .mfdN.end, and the destination reads none
+         * of the files; when it cannot (@fault), the destination looks
+         * at the file, and finds nothing the network did not bring.
          */
         g_assert_cmpint(qdict_get_int(src, "multifd-failovers"), ==, 0);
         g_assert_cmpint(qdict_get_int(dst, "multifd-failovers"), ==, 0);
+        if (multifd && fault) {
+            g_assert_cmpint(qdict_get_int(dst, "records"), >, 0);
+        } else if (multifd) {
+            g_assert_cmpint(qdict_get_int(dst, "records"), ==, 0);
+        }
     }
     if (fault) {
         g_assert_cmpint(fault_hits(rules, qtest_pid(faulty), fault->call),
@@ -743,6 +749,21 @@ static void test_spill_tls_cut(void)
 static void test_spill_multifd_no_fault(void)
 {
     do_test_spill(0, false, false, "multifd", NULL);
+}
+
+/*
+ * The same, but the source cannot write spill-file.mfd0.end (ENOSPC):
+ * the destination reads channel 0's file when its connection ends, and
+ * must not take the close for a cut (it fails if the failover is not
+ * deferred to a byte the network did not bring).
+ */
+static void test_spill_multifd_no_end(void)
+{
+    g_autofree char *rule =
+        g_strdup_printf("pwrite /spill.mfd0.end 0 %d 0 0 -1", ENOSPC);
+    SpillFault f = { .rule = rule, .call = "pwrite" };
+
+    do_test_spill(0, false, false, "multifd", &f);
 }
 
 /*
@@ -2024,6 +2045,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_shut_lost);
     migration_test_add("/migration/shared-file-spill/multifd/no-fault",
                        test_spill_multifd_no_fault);
+    migration_test_add("/migration/shared-file-spill/multifd/no-end",
+                       test_spill_multifd_no_end);
     migration_test_add("/migration/shared-file-spill/multifd/ack-lost",
                        test_spill_multifd_ack_lost);
 #ifdef CONFIG_GNUTLS
