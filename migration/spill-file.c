@@ -25,6 +25,25 @@ char *spill_multifd_path(const char *path, unsigned id)
     return g_strdup_printf("%s" SPILL_MULTIFD_SUFFIX "%u", path, id);
 }
 
+/* Unlink the multifd channels' files beside the spill file @path */
+void spill_unlink_multifd(const char *path)
+{
+    static const char *const suffix[] = {
+        "", SPILL_ACK_SUFFIX, SPILL_END_SUFFIX,
+    };
+
+    for (int i = 0; migrate_multifd() && i < migrate_multifd_channels();
+         i++) {
+        g_autofree char *mfd = spill_multifd_path(path, i);
+
+        for (int j = 0; j < ARRAY_SIZE(suffix); j++) {
+            g_autofree char *file = g_strconcat(mfd, suffix[j], NULL);
+
+            unlink(file);
+        }
+    }
+}
+
 /* The file @fd is open on (ino 0: none) */
 void spill_file_id(int fd, dev_t *dev, ino_t *ino)
 {
@@ -88,16 +107,7 @@ void spill_remove(const char *path, dev_t dev, ino_t ino, bool with_rp)
     }
     unlink(preempt);
     unlink(loaded);
-    for (int i = 0; migrate_multifd() && i < migrate_multifd_channels();
-         i++) {
-        g_autofree char *mfd = spill_multifd_path(path, i);
-        g_autofree char *mfd_ack = g_strconcat(mfd, SPILL_ACK_SUFFIX, NULL);
-        g_autofree char *mfd_end = g_strconcat(mfd, SPILL_END_SUFFIX, NULL);
-
-        unlink(mfd);
-        unlink(mfd_ack);
-        unlink(mfd_end);
-    }
+    spill_unlink_multifd(path);
     unlink(path);
     trace_spill_remove(path);
 }

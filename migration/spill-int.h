@@ -103,6 +103,7 @@ void spill_multifd_forget_all(void);
 
 /* spill-file.c */
 char *spill_multifd_path(const char *path, unsigned id);
+void spill_unlink_multifd(const char *path);
 void spill_file_id(int fd, dev_t *dev, ino_t *ino);
 int spill_create(const char *path, const SpillHeader *h, Error **errp);
 void spill_remove(const char *path, dev_t dev, ino_t ino, bool with_rp);

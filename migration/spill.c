@@ -91,17 +91,8 @@ bool spill_prepare_outgoing(Error **errp)
 
         unlink(file);
     }
-    for (int i = 0; migrate_multifd() && i < migrate_multifd_channels();
-         i++) {
-        /* each channel's file is created when it connects */
-        g_autofree char *mfd = spill_multifd_path(path, i);
-        g_autofree char *ack = g_strconcat(mfd, SPILL_ACK_SUFFIX, NULL);
-        g_autofree char *end = g_strconcat(mfd, SPILL_END_SUFFIX, NULL);
-
-        unlink(mfd);
-        unlink(ack);
-        unlink(end);
-    }
+    /* each multifd channel's file is created when it connects */
+    spill_unlink_multifd(path);
     fd = spill_create(path, &h, errp);
     if (fd < 0) {
         return false;
