@@ -1086,6 +1086,43 @@ static void test_spill_multifd_ack_lost(void)
 }
 
 /*
+ * multifd: the source cannot create spill-file.mfd0 (the sync of its
+ * header fails with EIO): the migration fails at its start, with the
+ * error naming the channel, and the source runs on; the destination
+ * never starts the guest.
+ */
+static void test_spill_multifd_no_file(void)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *uri = NULL;
+    g_autoptr(QDict) rsp = NULL;
+    QTestState *from, *to;
+    Forwarder *fw;
+
+    if (!fault_preload(rules)) {
+        return;
+    }
+    uri = spill_start_caps(&from, &to, spill, 0, &fw, "multifd", NULL);
+    fault_preload_end();
+    if (!uri) {
+        return;
+    }
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    fault_arm(rules, "%d fdatasync /spill.mfd0 0 %d 0 0 -1\n",
+              qtest_pid(from), EIO);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_fail_running(from);
+    rsp = migrate_query(from);
+    g_test_message("source: %s", qdict_get_str(rsp, "error-desc"));
+    g_assert_nonnull(strstr(qdict_get_str(rsp, "error-desc"),
+                            "multifd channel 0"));
+    g_assert_cmpint(fault_hits(rules, qtest_pid(from), "fdatasync"), >, 0);
+    spill_fault_end(from, to, fw, spill, rules, 30);
+}
+
+/*
  * Reading the spill file fails for good after the cut (EIO): the
  * destination gives it up after the 5 s a torn record gets, before the
  * end marker, and exits without starting the guest.  The source is
@@ -2049,6 +2086,8 @@ void migration_test_add_shared_file_spill(MigrationTestEnv *env)
                        test_spill_multifd_no_end);
     migration_test_add("/migration/shared-file-spill/multifd/ack-lost",
                        test_spill_multifd_ack_lost);
+    migration_test_add("/migration/shared-file-spill/multifd/no-file",
+                       test_spill_multifd_no_file);
 #ifdef CONFIG_GNUTLS
     migration_test_add("/migration/shared-file-spill/multifd/tls/cut",
                        test_spill_multifd_tls_cut);
