@@ -21,6 +21,15 @@
  * then, and the last pass sends those pages in full.  A destination that
  * still has a pending page at the end of the stream fails the migration
  * instead of starting the guest.
+ *
+ * Postcopy: when it starts, the source sends the references of the
+ * disk-backed pages it has not sent yet as a table (MIG_CMD_DISK_REFS)
+ * and takes them out of its dirty bitmap.  The destination places them
+ * from a thread of their own, with the pages its guest faults on first,
+ * each read from the disk and checked against its hash; a page that
+ * does not match is refused, and the source sends it at once.  The
+ * source completes only after the destination has said that it placed
+ * or refused every page of the table (MIG_RP_MSG_DISK_REFS_PLACED).
  */
 
 #include "qemu/osdep.h"
@@ -32,7 +41,9 @@
 #include "qemu/stats64.h"
 #include "qemu/main-loop.h"
 #include "qemu/memalign.h"
+#include "qemu/thread.h"
 #include "qapi/error.h"
+#include "qobject/qdict.h"
 #include "block/block.h"
 #include "block/block_int-common.h"
 #include "block/dirty-bitmap.h"
@@ -48,6 +59,7 @@
 #include "qemu-file.h"
 #include "ram.h"
 #include "savevm.h"
+#include "postcopy-ram.h"
 #include "disk-backed.h"
 #include "trace.h"
 
@@ -77,7 +89,32 @@ typedef struct DiskBackedBlock {
     unsigned long *cand;        /* source: may still go as a reference */
     unsigned long *nacked;      /* source: refused, to mark dirty (atomic) */
     unsigned long *pending;     /* destination, atomic: not yet in full */
+    unsigned long *table;       /* source: in postcopy's table, unrefused */
 } DiskBackedBlock;
+
+/*
+ * Destination: a page of postcopy's table of references (MIG_CMD_DISK_REFS)
+ */
+typedef struct DiskBackedTableEntry {
+    RAMBlock *rb;
+    uint64_t offset;            /* of the page in @rb */
+    uint64_t disk;              /* of its frame */
+    uint8_t hash[DISK_REF_HASH_LEN];
+} DiskBackedTableEntry;
+
+/*
+ * Destination: the drain thread's copy of a part of the disk.  It walks
+ * the table in the order of the disk and reads DISK_BACKED_DRAIN_READ at
+ * once; for a page the guest waits for, one DISK_BACKED_WINDOW.
+ */
+typedef struct DiskBackedReadCache {
+    uint64_t base;
+    uint64_t len;               /* 0: empty */
+    uint64_t size;              /* what it reads at once */
+    uint8_t *buf;               /* @size bytes */
+} DiskBackedReadCache;
+
+#define DISK_BACKED_DRAIN_READ  (1024 * 1024)
 
 static struct {
     BlockDriverState *bs;       /* source */
@@ -104,11 +141,43 @@ static struct {
     Stat64 bytes_saved;
     Stat64 references_refused;
     Stat64 disk_bytes_read;
+    Stat64 postcopy_references;
+
+    /* Source: postcopy's table of references, as it is sent */
+    uint8_t *table_buf;         /* DISK_REF_TABLE_MAX_LEN, or NULL */
+    size_t table_len;
+    size_t table_n;             /* entries in table_buf */
+    RAMBlock *table_rb;         /* whose they are */
+    bool table_sent;            /* no refusal may come from precopy now */
+    bool placed;                /* atomic: the destination placed them */
+
+    /*
+     * Destination: postcopy's table, sorted by disk offset once it is
+     * whole.  The fault thread and the drain thread claim a page by
+     * clearing its bit in @claim; the fault thread queues it for the
+     * drain thread under @queue_lock, so that a page it has claimed is
+     * always in the queue, or done, when the other looks.
+     */
+    GArray *table;              /* of DiskBackedTableEntry */
+    GHashTable *table_index;    /* host address -> index + 1 */
+    bool table_ready;           /* atomic: the fault thread may look */
+    unsigned long *claim;       /* not claimed yet, atomic */
+    unsigned long *refused;     /* refused: postcopy sends it, atomic */
+    GArray *queue;              /* of index, with queue_lock */
+    QemuMutex queue_lock;
+    QemuThread drain_thread;
+    bool draining;              /* the thread was started */
+    QemuMutex place_lock;       /* a placement, against abandon */
+    bool abandon;               /* with place_lock: place no more */
+    int fd;                     /* the disk's image, read-only, or -1 */
 } db;
 
 static void __attribute__((__constructor__)) disk_backed_init(void)
 {
     qemu_mutex_init(&db.lock);
+    qemu_mutex_init(&db.queue_lock);
+    qemu_mutex_init(&db.place_lock);
+    db.fd = -1;
 }
 
 /* Takes ownership of @status */
@@ -130,6 +199,7 @@ static void disk_backed_reset_stats(const char *status)
     stat64_set(&db.bytes_saved, 0);
     stat64_set(&db.references_refused, 0);
     stat64_set(&db.disk_bytes_read, 0);
+    stat64_set(&db.postcopy_references, 0);
 }
 
 static BlockDriverState *disk_backed_find_node(Error **errp)
@@ -187,6 +257,7 @@ static void disk_backed_block_free(DiskBackedBlock *b)
     g_free(b->cand);
     g_free(b->nacked);
     g_free(b->pending);
+    g_free(b->table);
     g_free(b);
 }
 
@@ -463,6 +534,10 @@ bool disk_backed_save_setup(Error **errp)
 
     disk_backed_save_cleanup();
     disk_backed_reset_stats("none");
+    db.table_sent = false;
+    db.placed = false;
+    db.table_n = 0;
+    db.table_rb = NULL;
     qatomic_set(&db.nack_count, 0);
     qatomic_set(&db.pong, false);
     db.closed = false;
@@ -498,6 +573,8 @@ void disk_backed_save_cleanup(void)
         bdrv_unref(db.bs);
         db.bs = NULL;
     }
+    g_free(db.table_buf);
+    db.table_buf = NULL;
     disk_backed_free_blocks();
 }
 
@@ -559,6 +636,25 @@ int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
     rb = qemu_ram_block_by_name(idstr);
     /* under the RCU read lock: the cleanup may free it meanwhile */
     b = rb ? qatomic_rcu_read(&rb->disk_backed) : NULL;
+    if (qatomic_load_acquire(&db.table_sent)) {
+        /*
+         * Postcopy has started: every refusal of precopy's references
+         * came before (disk_backed_close_refs()), so this is one of the
+         * table's, each refused once at most.
+         */
+        if (!b || !b->table || offset >= rb->used_length ||
+            !QEMU_IS_ALIGNED(offset, TARGET_PAGE_SIZE) ||
+            !disk_backed_flip_bit_atomic(b->table, offset >> TARGET_PAGE_BITS,
+                                         false)) {
+            error_setg(errp, "disk-backed-pages: the destination refused "
+                       "page 0x%" PRIx64 " of RAM block '%s', which is not "
+                       "in postcopy's table of references", offset, idstr);
+            return -EINVAL;
+        }
+        trace_disk_backed_nack(idstr, offset);
+        stat64_add(&db.references_refused, 1);
+        return 1;
+    }
     if (!b || !b->nacked ||
         !disk_ref_nack_valid(b->recs, b->nrecs, b->cand, rb->used_length,
                              offset)) {
@@ -597,6 +693,102 @@ uint64_t disk_backed_take_nacks(RAMBlock *rb, unsigned long *bmap)
         }
     }
     return dirtied;
+}
+
+bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
+{
+    DiskBackedBlock *b = rb->disk_backed;
+    unsigned long page = offset >> TARGET_PAGE_BITS;
+    const DiskMapRecord *r;
+    uint8_t hash[DISK_REF_HASH_LEN], rec[DISK_REF_RECORD_LEN];
+    void *host = rb->host + offset;
+    DiskRefPage p = { .in_map = true };
+
+    if (!b || !b->cand || !test_bit(page, b->cand) ||
+        qemu_ram_pagesize(rb) != DISK_MAP_PAGE_SIZE) {
+        return false;
+    }
+    r = disk_map_lookup(b->recs, b->nrecs, offset);
+    if (!r) {
+        return false;
+    }
+    /*
+     * The guest is stopped and the disk inactive: the page and its frame
+     * stay as they are.  A refusal costs one more page on the wire, no
+     * more, so this is no last stage (disk_ref_qualifies()).
+     */
+    p.frame_written = r->frame * DISK_MAP_PAGE_SIZE >=
+                      bdrv_dirty_bitmap_size(db.written) ||
+                      bdrv_dirty_bitmap_get(db.written,
+                                            r->frame * DISK_MAP_PAGE_SIZE);
+    if (!disk_ref_qualifies(&p) || buffer_is_zero(host, DISK_MAP_PAGE_SIZE)) {
+        return false;
+    }
+    if (!b->table) {
+        b->table = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
+    }
+    if (!db.table_buf) {
+        db.table_buf = g_malloc(DISK_REF_TABLE_MAX_LEN);
+    }
+    if (db.table_n && (db.table_rb != rb ||
+                       db.table_n == DISK_REF_TABLE_MAX_ENTRIES)) {
+        disk_backed_table_flush(f);
+    }
+    if (!db.table_n) {
+        db.table_len = disk_ref_table_start(db.table_buf, rb->idstr);
+        db.table_rb = rb;
+    }
+    clear_bit(page, b->cand);
+    set_bit(page, b->table);
+    disk_ref_hash(host, hash);
+    disk_ref_encode(rec, r->frame * DISK_MAP_PAGE_SIZE, hash);
+    db.table_len = disk_ref_table_add(db.table_buf, db.table_len, offset, rec);
+    db.table_n++;
+    stat64_add(&db.postcopy_references, 1);
+    disk_backed_ref_sent(DISK_REF_TABLE_ENTRY_LEN);
+    return true;
+}
+
+void disk_backed_table_flush(QEMUFile *f)
+{
+    if (db.table_n) {
+        qemu_savevm_send_disk_refs(f, db.table_buf, db.table_len);
+        ram_transferred_add(db.table_len);
+        db.table_n = 0;
+        db.table_len = 0;
+    }
+}
+
+void disk_backed_table_sent(QEMUFile *f)
+{
+    disk_backed_table_flush(f);
+    g_free(db.table_buf);
+    db.table_buf = NULL;
+    /* no table, nothing to wait for */
+    qatomic_set(&db.placed, !stat64_get(&db.postcopy_references));
+    qatomic_store_release(&db.table_sent, true);
+    trace_disk_backed_table_sent(stat64_get(&db.postcopy_references));
+}
+
+void disk_backed_table_placed(void)
+{
+    trace_disk_backed_table_placed();
+    qatomic_store_release(&db.placed, true);
+}
+
+bool disk_backed_table_done(void)
+{
+    return !qatomic_read(&db.table_sent) || qatomic_load_acquire(&db.placed);
+}
+
+void disk_backed_table_resumed(void)
+{
+    /*
+     * After postcopy's recovery the source sends every page the
+     * destination has not received, as it said in its bitmaps, and the
+     * destination places no more of the table (disk_backed_abandon()).
+     */
+    qatomic_store_release(&db.placed, true);
 }
 
 void disk_backed_pong(void)
@@ -663,6 +855,36 @@ static void disk_backed_blk_close(void)
     db.win_buf = NULL;
     g_free(db.win);
     db.win = NULL;
+    if (db.fd >= 0) {
+        close(db.fd);
+        db.fd = -1;
+    }
+}
+
+/*
+ * Destination: open the image behind @bs read-only for the drain thread,
+ * which reads it without the BQL (a guest blocked on a fault it is to
+ * serve may hold it).  Only a file, or a raw node without an offset or
+ * a size on one; otherwise -1, and every page of postcopy's table is
+ * refused.
+ */
+static int disk_backed_open_image(BlockDriverState *bs)
+{
+    GLOBAL_STATE_CODE();
+    GRAPH_RDLOCK_GUARD_MAINLOOP();
+
+    if (!strcmp(bs->drv->format_name, "raw")) {
+        if (qdict_haskey(bs->options, "offset") ||
+            qdict_haskey(bs->options, "size") || !bs->file) {
+            return -1;
+        }
+        bs = bs->file->bs;
+    }
+    if (!bs->drv || (strcmp(bs->drv->format_name, "file") &&
+                     strcmp(bs->drv->format_name, "host_device"))) {
+        return -1;
+    }
+    return qemu_open_old(bs->filename, O_RDONLY);
 }
 
 bool disk_backed_incoming_open(Error **errp)
@@ -699,10 +921,319 @@ bool disk_backed_incoming_open(Error **errp)
     }
     db.disk_size = size;
     db.blk = blk;
+    db.fd = disk_backed_open_image(bs);
+    if (db.fd < 0) {
+        trace_disk_backed_open_image(bdrv_get_node_name(bs), errno);
+    }
     db.win = g_new0(DiskBackedWindow, DISK_BACKED_WINDOWS);
     db.next_base = UINT64_MAX;
     db.ahead = 0;
     return true;
+}
+
+/* Destination: postcopy's table of references */
+
+static DiskBackedTableEntry *disk_backed_entry(size_t i)
+{
+    return &g_array_index(db.table, DiskBackedTableEntry, i);
+}
+
+static void disk_backed_table_free(void)
+{
+    qatomic_set(&db.table_ready, false);
+    if (db.table) {
+        g_array_free(db.table, true);
+        db.table = NULL;
+    }
+    if (db.table_index) {
+        g_hash_table_destroy(db.table_index);
+        db.table_index = NULL;
+    }
+    if (db.queue) {
+        g_array_free(db.queue, true);
+        db.queue = NULL;
+    }
+    g_free(db.claim);
+    db.claim = NULL;
+    g_free(db.refused);
+    db.refused = NULL;
+}
+
+int disk_backed_load_table(QEMUFile *f, uint16_t len, Error **errp)
+{
+    g_autofree uint8_t *buf = g_malloc(len);
+    PostcopyState ps = postcopy_state_get();
+    DiskRefTable t;
+    RAMBlock *rb;
+
+    if (qemu_get_buffer(f, buf, len) != len) {
+        error_setg(errp, "disk-backed-pages: postcopy's table of references "
+                   "was cut short");
+        return -EIO;
+    }
+    if (!migrate_disk_backed_pages() || !db.blk) {
+        error_setg(errp, "disk-backed-pages: a table of references arrived "
+                   "without the capability");
+        return -EINVAL;
+    }
+    if ((ps != POSTCOPY_INCOMING_ADVISE && ps != POSTCOPY_INCOMING_DISCARD) ||
+        db.draining) {
+        error_setg(errp, "disk-backed-pages: a table of references arrived "
+                   "in postcopy state %d", ps);
+        return -EINVAL;
+    }
+    if (!disk_ref_table_decode(buf, len, &t)) {
+        error_setg(errp, "disk-backed-pages: malformed table of references "
+                   "(%u bytes)", len);
+        return -EINVAL;
+    }
+    rb = qemu_ram_block_by_name(t.idstr);
+    if (!rb || !rb->disk_backed ||
+        qemu_ram_pagesize(rb) != DISK_MAP_PAGE_SIZE) {
+        error_setg(errp, "disk-backed-pages: a table of references for RAM "
+                   "block '%s', which takes none", t.idstr);
+        return -EINVAL;
+    }
+    if (!db.table) {
+        db.table = g_array_new(false, false, sizeof(DiskBackedTableEntry));
+    }
+    for (size_t i = 0; i < t.n; i++) {
+        DiskBackedTableEntry e = { .rb = rb };
+        const uint8_t *rec;
+
+        if (!disk_ref_table_entry(&t, i, rb->used_length, &e.offset, &rec) ||
+            !disk_ref_decode(rec, UINT64_MAX, &e.disk, e.hash)) {
+            error_setg(errp, "disk-backed-pages: malformed entry %zu of a "
+                       "table of references for '%s'", i, t.idstr);
+            return -EINVAL;
+        }
+        /* the source sends the table's pages in full only when refused */
+        if (ramblock_recv_bitmap_test_byte_offset(rb, e.offset)) {
+            error_setg(errp, "disk-backed-pages: page 0x%" PRIx64 " of '%s' "
+                       "is in postcopy's table of references, but was "
+                       "received", e.offset, t.idstr);
+            return -EINVAL;
+        }
+        g_array_append_val(db.table, e);
+    }
+    trace_disk_backed_load_table(t.idstr, t.n);
+    return 0;
+}
+
+static gint disk_backed_entry_cmp(gconstpointer a, gconstpointer b)
+{
+    const DiskBackedTableEntry *x = a, *y = b;
+
+    return x->disk < y->disk ? -1 : x->disk > y->disk;
+}
+
+/* At listen: the table, sorted by disk offset, and its index by page */
+static bool disk_backed_table_index(Error **errp)
+{
+    size_t n;
+
+    if (!db.table || !db.table->len) {
+        return true;
+    }
+    n = db.table->len;
+    g_array_sort(db.table, disk_backed_entry_cmp);
+    db.table_index = g_hash_table_new(NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        DiskBackedTableEntry *e = disk_backed_entry(i);
+        void *host = e->rb->host + e->offset;
+
+        if (!g_hash_table_insert(db.table_index, host,
+                                 GSIZE_TO_POINTER(i + 1))) {
+            error_setg(errp, "disk-backed-pages: page 0x%" PRIx64 " of '%s' "
+                       "is twice in postcopy's table of references",
+                       e->offset, e->rb->idstr);
+            return false;
+        }
+    }
+    db.claim = bitmap_new(n);
+    bitmap_set(db.claim, 0, n);
+    db.refused = bitmap_new(n);
+    db.queue = g_array_new(false, false, sizeof(size_t));
+    db.abandon = false;
+    qatomic_store_release(&db.table_ready, true);
+    return true;
+}
+
+bool disk_backed_table_fault(RAMBlock *rb, ram_addr_t offset)
+{
+    gpointer v;
+    size_t i;
+
+    if (!qatomic_load_acquire(&db.table_ready) || qatomic_read(&db.abandon)) {
+        return false;
+    }
+    v = g_hash_table_lookup(db.table_index, rb->host + offset);
+    if (!v) {
+        return false;
+    }
+    i = GPOINTER_TO_SIZE(v) - 1;
+    WITH_QEMU_LOCK_GUARD(&db.queue_lock) {
+        if (disk_backed_flip_bit_atomic(db.claim, i, false)) {
+            g_array_append_val(db.queue, i);
+            trace_disk_backed_table_fault(rb->idstr, offset);
+            return true;
+        }
+    }
+    /* placed, or being placed; a refused page comes through postcopy */
+    return !test_bit(i, db.refused);
+}
+
+/*
+ * Drain thread: read entry @e's frame into @page through @c, the part of
+ * the disk read last; does it match the hash?
+ */
+static bool disk_backed_drain_check(DiskBackedReadCache *c,
+                                    const DiskBackedTableEntry *e,
+                                    uint8_t *page)
+{
+    uint8_t got[DISK_REF_HASH_LEN];
+    bool cached;
+    ssize_t n;
+
+    if (db.fd < 0 || e->disk >= db.disk_size ||
+        db.disk_size - e->disk < DISK_MAP_PAGE_SIZE) {
+        return false;
+    }
+    cached = c->len && e->disk >= c->base &&
+             e->disk - c->base + DISK_MAP_PAGE_SIZE <= c->len;
+    if (!cached) {
+        uint64_t base = QEMU_ALIGN_DOWN(e->disk, DISK_BACKED_WINDOW);
+
+        n = RETRY_ON_EINTR(pread(db.fd, c->buf,
+                                 MIN(c->size, db.disk_size - base), base));
+        c->len = 0;
+        if (n < 0 || e->disk - base + DISK_MAP_PAGE_SIZE > n) {
+            return false;
+        }
+        stat64_add(&db.disk_bytes_read, n);
+        c->base = base;
+        c->len = n;
+    }
+    memcpy(page, c->buf + (e->disk - c->base), DISK_MAP_PAGE_SIZE);
+    disk_ref_hash(page, got);
+    if (memcmp(got, e->hash, DISK_REF_HASH_LEN) && cached) {
+        /* read a while ago: the frame may have changed since */
+        n = RETRY_ON_EINTR(pread(db.fd, page, DISK_MAP_PAGE_SIZE, e->disk));
+        if (n != DISK_MAP_PAGE_SIZE) {
+            return false;
+        }
+        stat64_add(&db.disk_bytes_read, n);
+        disk_ref_hash(page, got);
+    }
+    return !memcmp(got, e->hash, DISK_REF_HASH_LEN);
+}
+
+/* Drain thread: place entry @i from the disk, or refuse it */
+static void disk_backed_drain_one(MigrationIncomingState *mis, size_t i,
+                                  DiskBackedReadCache *c, uint8_t *page)
+{
+    DiskBackedTableEntry *e = disk_backed_entry(i);
+    bool ok = disk_backed_drain_check(c, e, page);
+
+    WITH_QEMU_LOCK_GUARD(&db.place_lock) {
+        if (db.abandon) {
+            return;
+        }
+        if (ok && !postcopy_place_page(mis, e->rb->host + e->offset, page,
+                                       e->rb)) {
+            stat64_add(&db.postcopy_references, 1);
+            disk_backed_ref_loaded();
+            return;
+        }
+        trace_disk_backed_load_refused(e->rb->idstr, e->offset, e->disk,
+                                       ok ? -EIO : 0);
+        stat64_add(&db.references_refused, 1);
+        /* the fault thread asks for it from now on: harmless */
+        set_bit_atomic(i, db.refused);
+        disk_backed_send_nack(e->rb, e->offset);
+    }
+}
+
+static void *disk_backed_drain(void *opaque)
+{
+    MigrationIncomingState *mis = opaque;
+    DiskBackedReadCache walk = { .size = DISK_BACKED_DRAIN_READ };
+    DiskBackedReadCache urgent = { .size = DISK_BACKED_WINDOW };
+    g_autofree uint8_t *page = g_malloc(DISK_MAP_PAGE_SIZE);
+    int64_t start = g_get_monotonic_time();
+    size_t n = db.table->len, next = 0;
+
+    walk.buf = g_malloc(walk.size);
+    urgent.buf = g_malloc(urgent.size);
+    rcu_register_thread();
+    while (!qatomic_read(&db.abandon)) {
+        size_t i = SIZE_MAX;
+        bool last = false;
+
+        /* a page the guest waits for first */
+        WITH_QEMU_LOCK_GUARD(&db.queue_lock) {
+            if (db.queue->len) {
+                i = g_array_index(db.queue, size_t, 0);
+                g_array_remove_index(db.queue, 0);
+            }
+        }
+        if (i != SIZE_MAX) {
+            disk_backed_drain_one(mis, i, &urgent, page);
+            continue;
+        }
+        while (next < n && !disk_backed_flip_bit_atomic(db.claim, next,
+                                                        false)) {
+            next++;
+        }
+        if (next < n) {
+            disk_backed_drain_one(mis, next++, &walk, page);
+            continue;
+        }
+        /* all claimed: a page the fault thread claimed is queued by now */
+        WITH_QEMU_LOCK_GUARD(&db.queue_lock) {
+            last = !db.queue->len;
+        }
+        if (last) {
+            break;
+        }
+    }
+    WITH_QEMU_LOCK_GUARD(&db.place_lock) {
+        if (!db.abandon) {
+            /* after every refusal: the source may complete */
+            migrate_send_rp_disk_refs_placed(mis);
+        }
+    }
+    trace_disk_backed_drained(n, stat64_get(&db.postcopy_references),
+                              g_get_monotonic_time() - start);
+    g_free(walk.buf);
+    g_free(urgent.buf);
+    rcu_unregister_thread();
+    return NULL;
+}
+
+void disk_backed_table_start(MigrationIncomingState *mis)
+{
+    if (qatomic_read(&db.table_ready) && !db.draining) {
+        db.draining = true;
+        qemu_thread_create(&db.drain_thread, "mig/dst/refs",
+                           disk_backed_drain, mis, QEMU_THREAD_JOINABLE);
+    }
+}
+
+void disk_backed_table_abandon(void)
+{
+    WITH_QEMU_LOCK_GUARD(&db.place_lock) {
+        qatomic_set(&db.abandon, true);
+    }
+}
+
+void disk_backed_table_stop(void)
+{
+    if (db.draining) {
+        disk_backed_table_abandon();
+        qemu_thread_join(&db.drain_thread);
+        db.draining = false;
+    }
 }
 
 bool disk_backed_load_setup(Error **errp)
@@ -734,6 +1265,8 @@ bool disk_backed_load_setup(Error **errp)
 
 void disk_backed_load_cleanup(void)
 {
+    disk_backed_table_stop();
+    disk_backed_table_free();
     disk_backed_blk_close();
     disk_backed_free_blocks();
 }
@@ -941,7 +1474,7 @@ bool disk_backed_postcopy_listen(Error **errp)
     RAMBlock *rb;
 
     if (!pending) {
-        return true;
+        return disk_backed_table_index(errp);
     }
     /*
      * Every refusal reached the source before it stopped the guest, and
@@ -975,7 +1508,7 @@ bool disk_backed_postcopy_listen(Error **errp)
         }
     }
     trace_disk_backed_postcopy_listen(pending);
-    return true;
+    return disk_backed_table_index(errp);
 }
 
 void disk_backed_populate_info(MigrationInfo *info)
@@ -992,5 +1525,6 @@ void disk_backed_populate_info(MigrationInfo *info)
     p->bytes_saved = stat64_get(&db.bytes_saved);
     p->references_refused = stat64_get(&db.references_refused);
     p->disk_bytes_read = stat64_get(&db.disk_bytes_read);
+    p->postcopy_references = stat64_get(&db.postcopy_references);
     info->disk_backed_pages = p;
 }

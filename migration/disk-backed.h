@@ -67,6 +67,43 @@ uint64_t disk_backed_take_nacks(RAMBlock *rb, unsigned long *bmap);
 int disk_backed_close_refs(QEMUFile *f, Error **errp);
 
 /*
+ * Source, postcopy's start, with the guest stopped and after the
+ * discards: may the dirty page @offset of @rb go in postcopy's table of
+ * references?  If so it is added to the table, which goes out in
+ * MIG_CMD_DISK_REFS commands on @f, and the caller clears the page's
+ * dirty bit.  disk_backed_table_sent() sends the rest.
+ */
+bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset);
+void disk_backed_table_flush(QEMUFile *f);
+void disk_backed_table_sent(QEMUFile *f);
+/* Source, return-path thread: MIG_RP_MSG_DISK_REFS_PLACED */
+void disk_backed_table_placed(void);
+/*
+ * Source, migration thread: has the destination placed or refused every
+ * page of the table (or was none sent)?  Postcopy completes only then.
+ */
+bool disk_backed_table_done(void);
+/* Source: postcopy recovered; the dirty bitmaps say what to send */
+void disk_backed_table_resumed(void);
+
+/*
+ * Destination, loadvm: MIG_CMD_DISK_REFS of @len bytes, before listen.
+ */
+int disk_backed_load_table(QEMUFile *f, uint16_t len, Error **errp);
+/* Destination, at listen after the userfaultfd is set up: place them */
+void disk_backed_table_start(MigrationIncomingState *mis);
+/*
+ * Destination, fault thread: the guest faulted on page @offset of @rb.
+ * True when the page is the table's: it is placed from the disk, or
+ * refused and sent by the source, with no request.
+ */
+bool disk_backed_table_fault(RAMBlock *rb, ram_addr_t offset);
+/* Destination, postcopy paused: place no more of the table */
+void disk_backed_table_abandon(void);
+/* Destination, before the userfaultfd goes: stop the drain thread */
+void disk_backed_table_stop(void);
+
+/*
  * Destination, from migrate-incoming: open disk-backed-node for reading.
  * It is closed again at the end of the incoming migration.
  */

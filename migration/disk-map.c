@@ -371,3 +371,67 @@ bool disk_ref_nack_decode(const uint8_t *buf, size_t len, uint64_t *offset,
     idstr[n] = 0;
     return true;
 }
+
+size_t disk_ref_table_start(uint8_t *buf, const char *idstr)
+{
+    size_t len = strnlen(idstr, 255);
+
+    buf[0] = len;
+    memcpy(buf + 1, idstr, len);
+    return 1 + len;
+}
+
+size_t disk_ref_table_add(uint8_t *buf, size_t len, uint64_t offset,
+                          const uint8_t *rec)
+{
+    WireWriter w;
+
+    wire_writer_init(&w, buf + len, DISK_REF_TABLE_ENTRY_LEN);
+    wire_put_be64(&w, offset);
+    wire_put_bytes(&w, rec, DISK_REF_RECORD_LEN);
+    return len + wire_writer_len(&w);
+}
+
+bool disk_ref_table_decode(const uint8_t *buf, size_t len, DiskRefTable *t)
+{
+    WireReader r;
+    size_t rest;
+    uint8_t n;
+
+    t->idstr[0] = 0;
+    t->entries = NULL;
+    t->n = 0;
+    wire_reader_init(&r, buf, len);
+    n = wire_get_u8(&r);
+    if (!n || !wire_get_bytes(&r, t->idstr, n) || memchr(t->idstr, 0, n)) {
+        t->idstr[0] = 0;
+        return false;
+    }
+    t->idstr[n] = 0;
+    rest = wire_reader_remaining(&r);
+    if (!rest || rest % DISK_REF_TABLE_ENTRY_LEN ||
+        rest / DISK_REF_TABLE_ENTRY_LEN > DISK_REF_TABLE_MAX_ENTRIES) {
+        return false;
+    }
+    t->n = rest / DISK_REF_TABLE_ENTRY_LEN;
+    t->entries = wire_get_span(&r, rest);
+    return wire_reader_done(&r);
+}
+
+bool disk_ref_table_entry(const DiskRefTable *t, size_t i,
+                          uint64_t used_length, uint64_t *offset,
+                          const uint8_t **rec)
+{
+    WireReader r;
+
+    if (i >= t->n) {
+        return false;
+    }
+    wire_reader_init(&r, t->entries + i * DISK_REF_TABLE_ENTRY_LEN,
+                     DISK_REF_TABLE_ENTRY_LEN);
+    *offset = wire_get_be64(&r);
+    *rec = wire_get_span(&r, DISK_REF_RECORD_LEN);
+    return wire_reader_done(&r) &&
+           !(*offset & (DISK_MAP_PAGE_SIZE - 1)) &&
+           wire_range_fits(*offset, DISK_MAP_PAGE_SIZE, used_length);
+}

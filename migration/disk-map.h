@@ -188,4 +188,46 @@ size_t disk_ref_nack_encode(uint8_t *buf, uint64_t offset, const char *idstr);
 bool disk_ref_nack_decode(const uint8_t *buf, size_t len, uint64_t *offset,
                           char *idstr);
 
+/*
+ * Postcopy's table of references (MIG_CMD_DISK_REFS): before postcopy
+ * starts, the source names the disk-backed pages it has not sent, so
+ * that the destination can place them from the disk.  One command per
+ * RAM block and up to DISK_REF_TABLE_MAX_ENTRIES pages: the length of
+ * the block's idstr (1 byte, 1-255), the idstr without a NUL, then
+ * entries of the page's offset in the block (be64) followed by its
+ * reference record (disk_ref_encode()).
+ */
+#define DISK_REF_TABLE_ENTRY_LEN    (8 + DISK_REF_RECORD_LEN)
+#define DISK_REF_TABLE_MAX_ENTRIES  1024
+#define DISK_REF_TABLE_MAX_LEN      (1 + 255 + DISK_REF_TABLE_MAX_ENTRIES * \
+                                     DISK_REF_TABLE_ENTRY_LEN)
+
+/* Start a command for @idstr in @buf (DISK_REF_TABLE_MAX_LEN bytes) */
+size_t disk_ref_table_start(uint8_t *buf, const char *idstr);
+/* Append an entry at @buf + @len; returns the new length */
+size_t disk_ref_table_add(uint8_t *buf, size_t len, uint64_t offset,
+                          const uint8_t *rec);
+
+typedef struct DiskRefTable {
+    char idstr[256];
+    const uint8_t *entries;     /* into the command */
+    size_t n;
+} DiskRefTable;
+
+/*
+ * Decode a command of @len bytes.  False for a length that does not
+ * match whole entries, no entry or more than DISK_REF_TABLE_MAX_ENTRIES,
+ * an empty idstr or one with a NUL in it.
+ */
+bool disk_ref_table_decode(const uint8_t *buf, size_t len, DiskRefTable *t);
+
+/*
+ * Entry @i of @t: the page's offset, checked to be page-aligned and
+ * inside a block of @used_length bytes, and its record (still to be
+ * checked with disk_ref_decode()).
+ */
+bool disk_ref_table_entry(const DiskRefTable *t, size_t i,
+                          uint64_t used_length, uint64_t *offset,
+                          const uint8_t **rec);
+
 #endif

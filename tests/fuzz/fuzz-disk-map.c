@@ -21,7 +21,12 @@
  *    the same bytes, and one that does not is not;
  *  - a DISK_REF_NACK (the data, up to 512 bytes, as the return path
  *    reads it) decodes exactly when its length and idstr are sound, and
- *    re-encodes to the same bytes.
+ *    re-encodes to the same bytes;
+ *  - postcopy's table of references (MIG_CMD_DISK_REFS; the data, up
+ *    to DISK_REF_TABLE_MAX_LEN bytes, as loadvm reads a command) decodes
+ *    exactly when its idstr is sound and it holds whole entries, 1 to
+ *    DISK_REF_TABLE_MAX_ENTRIES, and re-encodes to the same bytes; an
+ *    entry is taken only with an aligned page inside its block.
  *
  * Guest memory (fuzz.h, FUZZ_DISK_MAP_*): RAM is [0, RAM_SIZE) but for a
  * hole at HOLE_GPA.  The header page is at MAP_GPA, the input's data at
@@ -38,7 +43,8 @@
  *  11  hlen bytes    the header page
  *      the rest      guest memory at DATA_GPA; its first
  *                    DISK_REF_RECORD_LEN bytes are also the DISK_REF
- *                    record decoded, and up to 512 the DISK_REF_NACK
+ *                    record decoded, up to 512 the DISK_REF_NACK,
+ *                    and up to DISK_REF_TABLE_MAX_LEN the table
  */
 
 #include "qemu/osdep.h"
@@ -251,6 +257,45 @@ static void check_nack(const uint8_t *buf, size_t len)
     }
 }
 
+/*
+ * Postcopy's table of references, from the source: decodes only with
+ * whole entries and a sound idstr, re-encodes to the same bytes, and
+ * takes only entries whose page is aligned and inside the block.
+ */
+static void check_table(const uint8_t *buf, size_t len)
+{
+    static uint8_t re[DISK_REF_TABLE_MAX_LEN];
+    DiskRefTable t;
+    size_t rest = len > 1 ? len - 1 - MIN(buf[0], len - 1) : 0;
+    bool ok, want;
+
+    ok = disk_ref_table_decode(buf, len, &t);
+    want = len >= 1 && buf[0] && len >= 1u + buf[0] &&
+           !memchr(buf + 1, 0, buf[0]) && rest &&
+           !(rest % DISK_REF_TABLE_ENTRY_LEN) &&
+           rest / DISK_REF_TABLE_ENTRY_LEN <= DISK_REF_TABLE_MAX_ENTRIES;
+    assert(ok == want);
+    if (!ok) {
+        assert(!t.n);
+        return;
+    }
+    assert(t.n == rest / DISK_REF_TABLE_ENTRY_LEN);
+    size_t relen = disk_ref_table_start(re, t.idstr);
+    for (size_t i = 0; i < t.n; i++) {
+        const uint8_t *rec;
+        uint64_t offset;
+        /* a block of 64 MiB */
+        bool in = disk_ref_table_entry(&t, i, 64 << 20, &offset, &rec);
+
+        assert(rec);
+        assert(in == (!(offset & (DISK_MAP_PAGE_SIZE - 1)) &&
+                      offset < (64 << 20)));
+        relen = disk_ref_table_add(re, relen, offset, rec);
+    }
+    assert(relen == len);
+    assert(!memcmp(re, buf, len));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t page[DISK_MAP_PAGE_SIZE] = { 0 };
@@ -284,6 +329,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_ref(ref, UINT64_MAX);
     /* the data is also a NACK, as long as the return path allows */
     check_nack(g.data, MIN(g.dlen, 512));
+    check_table(g.data, MIN(g.dlen, DISK_REF_TABLE_MAX_LEN));
 
     if (mode & FUZZ_DISK_MAP_FIX_HEADER) {
         fix_header(page);

@@ -196,6 +196,20 @@ static void disk_map_seeds(void)
     /* a DISK_REF_NACK: no map, then the message */
     put("fuzz-disk-map", "disk-ref-nack", buf,
         11 + disk_ref_nack_encode(buf + 11, 0x66000, "pc.ram"));
+
+    /* postcopy's table of references: no map, then two entries */
+    {
+        uint8_t tab[11 + 1 + 6 + 2 * DISK_REF_TABLE_ENTRY_LEN];
+        uint8_t rec[DISK_REF_RECORD_LEN];
+        size_t len;
+
+        memcpy(tab, buf, 11);
+        disk_ref_encode(rec, 8192, hash);
+        len = disk_ref_table_start(tab + 11, "pc.ram");
+        len = disk_ref_table_add(tab + 11, len, 0x66000, rec);
+        len = disk_ref_table_add(tab + 11, len, 0x67000, rec);
+        put("fuzz-disk-map", "disk-ref-table", tab, 11 + len);
+    }
 }
 
 static void wire_seeds(void)

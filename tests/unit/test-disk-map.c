@@ -456,6 +456,76 @@ static void test_nack_codec(void **state)
     assert_string_equal(idstr, long_id);
 }
 
+/* Postcopy's table of references (MIG_CMD_DISK_REFS) */
+static void test_table_codec(void **state)
+{
+    static uint8_t buf[DISK_REF_TABLE_MAX_LEN + DISK_REF_TABLE_ENTRY_LEN];
+    uint8_t rec[DISK_REF_RECORD_LEN], hash[DISK_REF_HASH_LEN];
+    const uint8_t *got;
+    DiskRefTable t;
+    uint64_t offset, disk;
+    char long_id[256];
+    size_t len;
+
+    assert_true(DISK_REF_TABLE_MAX_LEN <= UINT16_MAX);
+    memset(hash, 0xa5, sizeof(hash));
+    len = disk_ref_table_start(buf, "pc.ram");
+    assert_int_equal(len, 7);
+    /* no entry */
+    assert_false(disk_ref_table_decode(buf, len, &t));
+    for (uint64_t i = 0; i < 3; i++) {
+        disk_ref_encode(rec, (100 + i) * DISK_MAP_PAGE_SIZE, hash);
+        len = disk_ref_table_add(buf, len, i * 2 * DISK_MAP_PAGE_SIZE, rec);
+    }
+    assert_int_equal(len, 7 + 3 * DISK_REF_TABLE_ENTRY_LEN);
+    assert_true(disk_ref_table_decode(buf, len, &t));
+    assert_string_equal(t.idstr, "pc.ram");
+    assert_int_equal(t.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t h[DISK_REF_HASH_LEN];
+
+        assert_true(disk_ref_table_entry(&t, i, 1 << 20, &offset, &got));
+        assert_int_equal(offset, i * 2 * DISK_MAP_PAGE_SIZE);
+        assert_true(disk_ref_decode(got, UINT64_MAX, &disk, h));
+        assert_int_equal(disk, (100 + i) * DISK_MAP_PAGE_SIZE);
+        assert_memory_equal(h, hash, sizeof(h));
+    }
+    /* past the entries, or a page past the end of the block */
+    assert_false(disk_ref_table_entry(&t, 3, 1 << 20, &offset, &got));
+    assert_false(disk_ref_table_entry(&t, 2, 4 * DISK_MAP_PAGE_SIZE,
+                                      &offset, &got));
+    assert_true(disk_ref_table_entry(&t, 2, 5 * DISK_MAP_PAGE_SIZE,
+                                     &offset, &got));
+    /* a part of an entry */
+    assert_false(disk_ref_table_decode(buf, len - 1, &t));
+    assert_false(disk_ref_table_decode(buf, len + 1, &t));
+    /* an unaligned page */
+    buf[7 + DISK_REF_TABLE_ENTRY_LEN + 7] |= 1;
+    assert_true(disk_ref_table_decode(buf, len, &t));
+    assert_false(disk_ref_table_entry(&t, 1, 1 << 20, &offset, &got));
+    /* an empty idstr, or one with a NUL in it */
+    buf[0] = 0;
+    assert_false(disk_ref_table_decode(buf, len, &t));
+    assert_string_equal(t.idstr, "");
+    buf[0] = 6;
+    buf[3] = 0;
+    assert_false(disk_ref_table_decode(buf, len, &t));
+    assert_false(disk_ref_table_decode(buf, 0, &t));
+    /* the most entries, with the longest idstr; one more is refused */
+    memset(long_id, 'r', 255);
+    long_id[255] = 0;
+    len = disk_ref_table_start(buf, long_id);
+    for (size_t i = 0; i <= DISK_REF_TABLE_MAX_ENTRIES; i++) {
+        len = disk_ref_table_add(buf, len, i * DISK_MAP_PAGE_SIZE, rec);
+    }
+    assert_false(disk_ref_table_decode(buf, len, &t));
+    len -= DISK_REF_TABLE_ENTRY_LEN;
+    assert_int_equal(len, DISK_REF_TABLE_MAX_LEN);
+    assert_true(disk_ref_table_decode(buf, len, &t));
+    assert_int_equal(t.n, DISK_REF_TABLE_MAX_ENTRIES);
+    assert_string_equal(t.idstr, long_id);
+}
+
 /* Which refusals the source takes from the destination */
 static void test_nack_valid(void **state)
 {
@@ -550,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_dropped_large),
         cmocka_unit_test(test_ref_codec),
         cmocka_unit_test(test_nack_codec),
+        cmocka_unit_test(test_table_codec),
         cmocka_unit_test(test_nack_valid),
         cmocka_unit_test(test_ref_hash),
         cmocka_unit_test(test_qualifies),

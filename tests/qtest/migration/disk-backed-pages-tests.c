@@ -845,8 +845,11 @@ void migration_test_disk_backed_with(const char *with)
 
 /*
  * Postcopy starts before the first pass reaches the planted pages: the
- * source must send no reference after that (postcopy's loader takes
- * none), and the pages come in full.
+ * source sends no reference in the stream after that (postcopy's loader
+ * takes none), but names the planted pages in postcopy's table, and the
+ * destination places them from the disk.  The one that names a wrong
+ * frame is refused and comes in full; assert_same_region() checked
+ * them all.
  */
 static void test_disk_backed_postcopy_early(void)
 {
@@ -854,9 +857,126 @@ static void test_disk_backed_postcopy_early(void)
     g_autoptr(QDict) dst = do_test_disk_fault(&f);
 
     if (dst) {
-        g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), ==, 0);
-        g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 0);
+        /* all but the modified one went in the table */
+        g_assert_cmpint(qdict_get_int(dst, "postcopy-references"), ==,
+                        PLANT_PAGES - 2);
+        g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), ==,
+                        PLANT_PAGES - 2);
+        g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 1);
     }
+}
+
+/* The same with postcopy's preempt channel, which the refused page takes */
+static void test_disk_backed_postcopy_preempt_early(void)
+{
+    DiskFault f = { .with = "postcopy-preempt", .early = true };
+    g_autoptr(QDict) dst = do_test_disk_fault(&f);
+
+    if (dst) {
+        g_assert_cmpint(qdict_get_int(dst, "postcopy-references"), ==,
+                        PLANT_PAGES - 2);
+        g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 1);
+    }
+}
+
+/*
+ * The same when the destination cannot read the disk: it refuses every
+ * page of the table, and the source sends each at once.
+ */
+static void test_disk_backed_postcopy_read_fails(void)
+{
+    g_autofree char *rule = read_fails_rule();
+    DiskFault f = { .rule = rule, .call = "pread", .with = "postcopy-ram",
+                    .early = true };
+    g_autoptr(QDict) dst = do_test_disk_fault(&f);
+
+    if (dst) {
+        g_assert_cmpint(qdict_get_int(dst, "postcopy-references"), ==, 0);
+        g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==,
+                        PLANT_PAGES - 1);
+    }
+}
+
+/*
+ * Postcopy's table while the destination's walk through it is slow
+ * (every read of 1 MiB, the walk's, takes 500 ms): a page the guest
+ * needs is placed before the walk gets there, read on its own, with no
+ * request to the source (which has no dirty page to answer it with: the
+ * walk would place it after all others).  And the source completes
+ * only once the walk is done; otherwise the pages not yet placed would
+ * read as zeros when postcopy ends.
+ */
+static void test_disk_backed_postcopy_fault(void)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree uint8_t *want = g_malloc(PAGE);
+    g_autofree uint8_t *got = g_malloc(PAGE);
+    g_autoptr(GTimer) timer = g_timer_new();
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) dst = NULL;
+    g_autofree char *status = NULL;
+    /* the last planted page is the last in the disk's order */
+    uint64_t i = PLANT_PAGES - 2;
+    QTestState *from, *to;
+    void *with_data;
+    pid_t dst_pid;
+    int64_t placed;
+
+    if (!fault_preload(rules)) {
+        return;
+    }
+    to = dest_start_with(&from, uri, disk, NULL, true, false,
+                         "postcopy-ram", &with_data, NULL, NULL);
+    fault_preload_end();
+    if (!to) {
+        return;
+    }
+    dst_pid = qtest_pid(to);
+    fault_arm(rules, "%d pread /disk-backed.img %d 0 500 0 -1 mig/dst/refs\n",
+              dst_pid, 1024 * 1024);
+    plant(from);
+    map_build(from, MAP_GOOD);
+    migrate_set_parameter_int(from, "disk-backed-map", MAP_GPA);
+    migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_status(from, "active", NULL);
+    while (read_ram_property_int(from, "transferred") < 16 * MiB) {
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
+        g_usleep(1000);
+    }
+    migrate_postcopy_start(from, to, get_src());
+
+    /* faults on a page of the table, in the destination's main thread */
+    qtest_memread(to, PLANT_GPA + i * PAGE, got, PAGE);
+    dst = migrate_query_member(to, "disk-backed-pages");
+    placed = qdict_get_int(dst, "postcopy-references");
+    status = migrate_query_status(from);
+    g_test_message("page %" PRIu64 " read after %.2f s, with %" PRId64
+                   " pages placed; the source is %s", i,
+                   g_timer_elapsed(timer, NULL), placed, status);
+    frame_fill(want, FIRST_FRAME + i);
+    g_assert_cmpmem(got, PAGE, want, PAGE);
+    g_assert_cmpint(placed, <, PLANT_PAGES / 2);
+    g_assert_cmpstr(status, ==, "postcopy-active");
+
+    wait_for_migration_complete(from);
+    wait_for_serial("dest_serial");
+    qobject_unref(dst);
+    src = migrate_query_member(from, "disk-backed-pages");
+    dst = migrate_query_member(to, "disk-backed-pages");
+    g_assert_cmpint(qdict_get_int(src, "postcopy-references"), ==,
+                    PLANT_PAGES - 1);
+    g_assert_cmpint(qdict_get_int(dst, "postcopy-references"), ==,
+                    PLANT_PAGES - 2);
+    g_assert_cmpint(qdict_get_int(src, "references-refused"), ==, 1);
+    assert_same_region(from, to);
+    migrate_end(from, to, true);
+    g_assert_cmpint(fault_hits(rules, dst_pid, "pread"), >, 0);
+    fault_cleanup(rules);
+    unlink(disk);
 }
 
 static void test_disk_backed_with(void *name)
@@ -1149,5 +1269,11 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                            test_disk_backed_postcopy_early);
         migration_test_add("/migration/disk-backed-pages/postcopy/pong-lost",
                            test_disk_backed_fault_pong_lost_postcopy);
+        migration_test_add("/migration/disk-backed-pages/postcopy/preempt/early",
+                           test_disk_backed_postcopy_preempt_early);
+        migration_test_add("/migration/disk-backed-pages/postcopy/read-fails",
+                           test_disk_backed_postcopy_read_fails);
+        migration_test_add("/migration/disk-backed-pages/postcopy/fault",
+                           test_disk_backed_postcopy_fault);
     }
 }
