@@ -42,6 +42,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/memalign.h"
 #include "qemu/thread.h"
+#include "block/thread-pool.h"
 #include "qapi/error.h"
 #include "qobject/qdict.h"
 #include "block/block.h"
@@ -116,6 +117,23 @@ typedef struct DiskBackedReadCache {
 
 #define DISK_BACKED_DRAIN_READ  (1024 * 1024)
 
+/*
+ * Destination, with multifd: references checked by a pool of threads,
+ * DISK_BACKED_BATCH at a time, while the main thread reads on.
+ */
+#define DISK_BACKED_BATCH       64
+
+typedef struct DiskBackedBatch {
+    size_t n;
+    struct {
+        RAMBlock *rb;
+        ram_addr_t addr;
+        void *host;
+        uint64_t disk;
+        uint8_t hash[DISK_REF_HASH_LEN];
+    } ref[DISK_BACKED_BATCH];
+} DiskBackedBatch;
+
 static struct {
     BlockDriverState *bs;       /* source */
     BdrvDirtyBitmap *written;   /* source: disk blocks written since setup */
@@ -170,6 +188,10 @@ static struct {
     QemuMutex place_lock;       /* a placement, against abandon */
     bool abandon;               /* with place_lock: place no more */
     int fd;                     /* the disk's image, read-only, or -1 */
+
+    ThreadPool *pool;           /* destination, multifd: checks references */
+    DiskBackedBatch *batch;     /* main thread: the next batch for @pool */
+    bool nack_failed;           /* atomic: a refusal could not be sent */
 } db;
 
 static void __attribute__((__constructor__)) disk_backed_init(void)
@@ -1260,11 +1282,30 @@ bool disk_backed_load_setup(Error **errp)
             b->pending = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
         }
     }
+    /*
+     * With multifd the references are checked in parallel, as its pages
+     * are loaded; see "With multifd" in disk-backed-pages.rst for why
+     * waiting for them at each of multifd's syncs keeps them in order.
+     * The pool reads the image file (disk_backed_open_image()); when it
+     * cannot, the main thread checks them through the block layer.
+     * (shared-file-spill has no pages file with multifd, which would
+     * order references by their sequence numbers instead.)
+     */
+    qatomic_set(&db.nack_failed, false);
+    if (migrate_multifd() && db.fd >= 0) {
+        db.pool = thread_pool_new();
+        thread_pool_set_max_threads(db.pool, migrate_multifd_channels());
+    }
     return true;
 }
 
 void disk_backed_load_cleanup(void)
 {
+    if (db.pool) {
+        disk_backed_refs_wait();
+        thread_pool_free(db.pool);
+        db.pool = NULL;
+    }
     disk_backed_table_stop();
     disk_backed_table_free();
     disk_backed_blk_close();
@@ -1419,11 +1460,108 @@ int disk_backed_send_nack(RAMBlock *rb, ram_addr_t addr)
     return 0;
 }
 
+/* Pool thread: check a batch of references, as disk_backed_load_ref() */
+static int disk_backed_check_batch(void *opaque)
+{
+    DiskBackedBatch *bt = opaque;
+    QEMU_UNINITIALIZED uint8_t page[DISK_MAP_PAGE_SIZE];
+    uint8_t got[DISK_REF_HASH_LEN];
+
+    for (size_t i = 0; i < bt->n; i++) {
+        RAMBlock *rb = bt->ref[i].rb;
+        ram_addr_t addr = bt->ref[i].addr;
+        uint64_t disk = bt->ref[i].disk;
+        ssize_t n = -ERANGE;
+
+        if (disk < db.disk_size && db.disk_size - disk >= sizeof(page)) {
+            n = RETRY_ON_EINTR(pread(db.fd, page, sizeof(page), disk));
+        }
+        if (n == sizeof(page)) {
+            stat64_add(&db.disk_bytes_read, n);
+            disk_ref_hash(page, got);
+            if (!memcmp(got, bt->ref[i].hash, DISK_REF_HASH_LEN)) {
+                memcpy(bt->ref[i].host, page, sizeof(page));
+                disk_backed_set_pending(rb, addr, false);
+                disk_backed_ref_loaded();
+                continue;
+            }
+        }
+        trace_disk_backed_load_refused(rb->idstr, addr, disk,
+                                       n < 0 ? -errno : 0);
+        stat64_add(&db.references_refused, 1);
+        /* before the refusal: the page in full comes after it */
+        disk_backed_set_pending(rb, addr, true);
+        if (disk_backed_send_nack(rb, addr) < 0) {
+            qatomic_set(&db.nack_failed, true);
+        }
+    }
+    return 0;
+}
+
+static void disk_backed_submit_batch(void)
+{
+    if (db.batch && db.batch->n) {
+        thread_pool_submit(db.pool, disk_backed_check_batch, db.batch,
+                           g_free);
+        db.batch = NULL;
+    }
+}
+
+/* Main thread, with multifd: queue a reference for the pool */
+static int disk_backed_queue_ref(RAMBlock *rb, ram_addr_t addr, void *host,
+                                 const uint8_t *rec)
+{
+    uint8_t hash[DISK_REF_HASH_LEN];
+    uint64_t offset;
+    size_t i;
+
+    if (!rb->disk_backed || !rb->disk_backed->pending) {
+        error_report("disk-backed-pages: a reference arrived for RAM block "
+                     "'%s', which was not there at setup", rb->idstr);
+        return -EINVAL;
+    }
+    if (!disk_ref_decode(rec, UINT64_MAX, &offset, hash)) {
+        error_report("disk-backed-pages: malformed reference to disk "
+                     "offset 0x%" PRIx64 " for page 0x%" PRIx64 " of '%s'",
+                     offset, (uint64_t)addr, rb->idstr);
+        return -EINVAL;
+    }
+    if (!db.batch) {
+        db.batch = g_new(DiskBackedBatch, 1);
+        db.batch->n = 0;
+    }
+    i = db.batch->n++;
+    db.batch->ref[i].rb = rb;
+    db.batch->ref[i].addr = addr;
+    db.batch->ref[i].host = host;
+    db.batch->ref[i].disk = offset;
+    memcpy(db.batch->ref[i].hash, hash, DISK_REF_HASH_LEN);
+    if (db.batch->n == DISK_BACKED_BATCH) {
+        disk_backed_submit_batch();
+    }
+    return 0;
+}
+
+bool disk_backed_refs_wait(void)
+{
+    if (!db.pool) {
+        return true;
+    }
+    disk_backed_submit_batch();
+    thread_pool_wait(db.pool);
+    return !qatomic_read(&db.nack_failed);
+}
+
 int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
                          const uint8_t *rec)
 {
     uint8_t *block;
-    int ret = disk_backed_check_ref(rb, addr, rec, &block);
+    int ret;
+
+    if (db.pool) {
+        return disk_backed_queue_ref(rb, addr, host, rec);
+    }
+    ret = disk_backed_check_ref(rb, addr, rec, &block);
 
     if (ret > 0) {
         memcpy(host, block, DISK_MAP_PAGE_SIZE);
@@ -1458,7 +1596,13 @@ void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr)
 
 bool disk_backed_load_complete(Error **errp)
 {
-    size_t pending = qatomic_read(&db.pending);
+    size_t pending;
+
+    if (!disk_backed_refs_wait()) {
+        error_setg(errp, "disk-backed-pages: a refusal could not be sent");
+        return false;
+    }
+    pending = qatomic_read(&db.pending);
 
     if (pending) {
         error_setg(errp, "disk-backed-pages: %zu page(s) whose disk "
@@ -1470,7 +1614,13 @@ bool disk_backed_load_complete(Error **errp)
 
 bool disk_backed_postcopy_listen(Error **errp)
 {
-    size_t pending = qatomic_read(&db.pending);
+    size_t pending;
+
+    if (!disk_backed_refs_wait()) {
+        error_setg(errp, "disk-backed-pages: a refusal could not be sent");
+        return false;
+    }
+    pending = qatomic_read(&db.pending);
     RAMBlock *rb;
 
     if (!pending) {

@@ -131,6 +131,13 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
  */
 int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
                           const uint8_t *rec, uint8_t **block);
+/*
+ * Destination, main thread: with multifd, wait until every reference
+ * loaded so far has been checked, and its refusal sent.  Before each of
+ * multifd's syncs and before every PONG.  False when a refusal could
+ * not be sent.
+ */
+bool disk_backed_refs_wait(void);
 /* A verified reference was loaded */
 void disk_backed_ref_loaded(void);
 /* Ask the source for page @addr of @rb in full */

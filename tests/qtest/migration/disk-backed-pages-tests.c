@@ -817,6 +817,117 @@ static void test_disk_backed_fault_pong_lost_postcopy(void)
 }
 
 /*
+ * With multifd the destination checks references in a pool of threads
+ * while multifd's threads load pages.  Here every check is slowed (each
+ * read of a page takes 3 ms), and as soon as all references are sent:
+ *
+ * @rewrite: the guest rewrites every planted page, and the new pages go
+ * in full, through multifd, in the next round.  The destination must
+ * wait for the checks at multifd's sync between the rounds; otherwise a
+ * late check writes the disk's old copy over the new page.
+ *
+ * Otherwise the migration switches over at once, in its first round
+ * (the guest's RAM after the planted pages is filled, and sent at
+ * 32 MiB/s, so that the round lasts): the destination must wait for the
+ * checks before it answers the source's ping, not only at multifd's
+ * syncs, or the refusal of the last reference comes after the pong, too
+ * late to be sent again, and the destination fails.
+ */
+static void do_test_multifd_checks(bool rewrite)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree uint8_t *buf = g_malloc(PLANT_PAGES * PAGE);
+    g_autoptr(GTimer) timer = g_timer_new();
+    QTestState *from, *to;
+    void *with_data;
+    int64_t syncs;
+    pid_t dst_pid;
+
+    if (!fault_preload(rules)) {
+        return;
+    }
+    to = dest_start_with(&from, uri, disk, NULL, true, false, "multifd",
+                         &with_data, NULL, NULL);
+    fault_preload_end();
+    if (!to) {
+        return;
+    }
+    dst_pid = qtest_pid(to);
+    fault_arm(rules, "%d pread /disk-backed.img %d 0 3 0 -1\n", dst_pid,
+              PAGE);
+    plant(from);
+    map_build(from, MAP_GOOD);
+    migrate_set_parameter_int(from, "disk-backed-map", MAP_GPA);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    if (!rewrite) {
+        /* 40 MiB to send after the planted pages, in the same round */
+        for (uint64_t i = 0; i < PLANT_PAGES; i++) {
+            frame_fill(buf + i * PAGE, i + 1);
+        }
+        for (uint64_t gpa = 108 * MiB; gpa < 148 * MiB;
+             gpa += PLANT_PAGES * PAGE) {
+            qtest_bufwrite(from, gpa, buf, PLANT_PAGES * PAGE);
+        }
+        migrate_set_parameter_int(from, "max-bandwidth", 32 * MiB);
+    }
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_status(from, "active", NULL);
+    for (;;) {
+        g_autoptr(QDict) st = migrate_query_member(from, "disk-backed-pages");
+
+        /* all but the modified one */
+        if (qdict_get_int(st, "pages-referenced") >= PLANT_PAGES - 1) {
+            break;
+        }
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
+        g_usleep(1000);
+    }
+    if (rewrite) {
+        for (uint64_t i = 0; i < PLANT_PAGES; i++) {
+            frame_fill(buf + i * PAGE, FIRST_FRAME + PLANT_PAGES + i);
+        }
+        qtest_bufwrite(from, PLANT_GPA, buf, PLANT_PAGES * PAGE);
+        /* a round that sends them, before the switchover waits for checks */
+        syncs = read_ram_property_int(from, "dirty-sync-count");
+        while (read_ram_property_int(from, "dirty-sync-count") < syncs + 2) {
+            g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
+            g_usleep(1000);
+        }
+        migrate_ensure_converge(from);
+    } else {
+        /* at 32 MiB/s still: the round is not over */
+        migrate_set_parameter_int(from, "downtime-limit", 30 * 1000);
+    }
+    wait_for_migration_complete(from);
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_for_serial("dest_serial");
+    assert_same_region(from, to);
+    if (!rewrite) {
+        g_autoptr(QDict) st = migrate_query_member(to, "disk-backed-pages");
+
+        g_assert_cmpint(qdict_get_int(st, "references-refused"), ==, 1);
+    }
+    with_end(from, to, "multifd", with_data);
+    migrate_end(from, to, true);
+    g_assert_cmpint(fault_hits(rules, dst_pid, "pread"), >, 0);
+    fault_cleanup(rules);
+    unlink(disk);
+}
+
+static void test_disk_backed_multifd_rewritten(void)
+{
+    do_test_multifd_checks(true);
+}
+
+static void test_disk_backed_multifd_refused_late(void)
+{
+    do_test_multifd_checks(false);
+}
+
+/*
  * The composition matrix (composition-tests.c): a live migration with
  * references, the pages behind them and the rest checked, with another
  * feature on as well.
@@ -1269,6 +1380,10 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                            test_disk_backed_postcopy_early);
         migration_test_add("/migration/disk-backed-pages/postcopy/pong-lost",
                            test_disk_backed_fault_pong_lost_postcopy);
+        migration_test_add("/migration/disk-backed-pages/multifd/rewritten",
+                           test_disk_backed_multifd_rewritten);
+        migration_test_add("/migration/disk-backed-pages/multifd/refused-late",
+                           test_disk_backed_multifd_refused_late);
         migration_test_add("/migration/disk-backed-pages/postcopy/preempt/early",
                            test_disk_backed_postcopy_preempt_early);
         migration_test_add("/migration/disk-backed-pages/postcopy/read-fails",
