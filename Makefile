@@ -16,6 +16,7 @@ S := scripts
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
         fuzz series demo bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
+        bench-disk-postcopy \
         clean distclean help
 
 all: build
@@ -116,6 +117,14 @@ bench-disk: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name disk-backed-pages \
 	    --scenarios pagecache,mixed \
 	    --configs precopy,return-path,multifd-zstd,disk-backed-pages,disk-backed-pages+multifd-zstd \
+	    $(BENCH_ARGS)
+
+# disk-backed-pages with postcopy from the start: postcopy's table of
+# references against plain postcopy.
+bench-disk-postcopy: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name disk-postcopy \
+	    --scenarios pagecache,mixed \
+	    --configs precopy,postcopy-early,disk-backed-pages+postcopy-early \
 	    $(BENCH_ARGS)
 
 # Multifd-first: each capability alone and riding multifd-zstd (2

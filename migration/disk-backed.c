@@ -94,6 +94,23 @@ typedef struct DiskBackedBlock {
 } DiskBackedBlock;
 
 /*
+ * Source: a command of postcopy's table of references (MIG_CMD_DISK_REFS)
+ * as it is gathered.  Its pages are hashed when DISK_BACKED_TABLE_CMDS
+ * commands are gathered (or the last), by a pool of threads: the guest
+ * is stopped meanwhile.
+ */
+#define DISK_BACKED_TABLE_CMDS  16
+
+typedef struct DiskBackedTableCmd {
+    RAMBlock *rb;
+    size_t n;
+    size_t len;
+    ram_addr_t offset[DISK_REF_TABLE_MAX_ENTRIES];
+    uint64_t disk[DISK_REF_TABLE_MAX_ENTRIES];
+    uint8_t buf[DISK_REF_TABLE_MAX_LEN];
+} DiskBackedTableCmd;
+
+/*
  * Destination: a page of postcopy's table of references (MIG_CMD_DISK_REFS)
  */
 typedef struct DiskBackedTableEntry {
@@ -162,10 +179,9 @@ static struct {
     Stat64 postcopy_references;
 
     /* Source: postcopy's table of references, as it is sent */
-    uint8_t *table_buf;         /* DISK_REF_TABLE_MAX_LEN, or NULL */
-    size_t table_len;
-    size_t table_n;             /* entries in table_buf */
-    RAMBlock *table_rb;         /* whose they are */
+    DiskBackedTableCmd *table_cmd[DISK_BACKED_TABLE_CMDS];
+    int table_cmds;             /* gathered, the last one still filling */
+    ThreadPool *hash_pool;      /* hashes them */
     bool table_sent;            /* no refusal may come from precopy now */
     bool placed;                /* atomic: the destination placed them */
 
@@ -193,6 +209,8 @@ static struct {
     DiskBackedBatch *batch;     /* main thread: the next batch for @pool */
     bool nack_failed;           /* atomic: a refusal could not be sent */
 } db;
+
+static void disk_backed_table_free_cmds(void);
 
 static void __attribute__((__constructor__)) disk_backed_init(void)
 {
@@ -558,8 +576,7 @@ bool disk_backed_save_setup(Error **errp)
     disk_backed_reset_stats("none");
     db.table_sent = false;
     db.placed = false;
-    db.table_n = 0;
-    db.table_rb = NULL;
+    disk_backed_table_free_cmds();
     qatomic_set(&db.nack_count, 0);
     qatomic_set(&db.pong, false);
     db.closed = false;
@@ -595,8 +612,7 @@ void disk_backed_save_cleanup(void)
         bdrv_unref(db.bs);
         db.bs = NULL;
     }
-    g_free(db.table_buf);
-    db.table_buf = NULL;
+    disk_backed_table_free_cmds();
     disk_backed_free_blocks();
 }
 
@@ -722,7 +738,7 @@ bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
     DiskBackedBlock *b = rb->disk_backed;
     unsigned long page = offset >> TARGET_PAGE_BITS;
     const DiskMapRecord *r;
-    uint8_t hash[DISK_REF_HASH_LEN], rec[DISK_REF_RECORD_LEN];
+    DiskBackedTableCmd *c;
     void *host = rb->host + offset;
     DiskRefPage p = { .in_map = true };
 
@@ -749,47 +765,89 @@ bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
     if (!b->table) {
         b->table = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
     }
-    if (!db.table_buf) {
-        db.table_buf = g_malloc(DISK_REF_TABLE_MAX_LEN);
-    }
-    if (db.table_n && (db.table_rb != rb ||
-                       db.table_n == DISK_REF_TABLE_MAX_ENTRIES)) {
-        disk_backed_table_flush(f);
-    }
-    if (!db.table_n) {
-        db.table_len = disk_ref_table_start(db.table_buf, rb->idstr);
-        db.table_rb = rb;
+    c = db.table_cmds ? db.table_cmd[db.table_cmds - 1] : NULL;
+    if (!c || c->rb != rb || c->n == DISK_REF_TABLE_MAX_ENTRIES) {
+        if (db.table_cmds == DISK_BACKED_TABLE_CMDS) {
+            disk_backed_table_flush(f);
+        }
+        c = db.table_cmd[db.table_cmds++] = g_new(DiskBackedTableCmd, 1);
+        c->rb = rb;
+        c->n = 0;
     }
     clear_bit(page, b->cand);
     set_bit(page, b->table);
-    disk_ref_hash(host, hash);
-    disk_ref_encode(rec, r->frame * DISK_MAP_PAGE_SIZE, hash);
-    db.table_len = disk_ref_table_add(db.table_buf, db.table_len, offset, rec);
-    db.table_n++;
+    c->offset[c->n] = offset;
+    c->disk[c->n++] = r->frame * DISK_MAP_PAGE_SIZE;
     stat64_add(&db.postcopy_references, 1);
     disk_backed_ref_sent(DISK_REF_TABLE_ENTRY_LEN);
     return true;
 }
 
+/* Pool thread: hash the pages of a command and encode it */
+static int disk_backed_table_hash(void *opaque)
+{
+    DiskBackedTableCmd *c = opaque;
+    uint8_t hash[DISK_REF_HASH_LEN], rec[DISK_REF_RECORD_LEN];
+
+    c->len = disk_ref_table_start(c->buf, c->rb->idstr);
+    for (size_t i = 0; i < c->n; i++) {
+        disk_ref_hash(c->rb->host + c->offset[i], hash);
+        disk_ref_encode(rec, c->disk[i], hash);
+        c->len = disk_ref_table_add(c->buf, c->len, c->offset[i], rec);
+    }
+    return 0;
+}
+
 void disk_backed_table_flush(QEMUFile *f)
 {
-    if (db.table_n) {
-        qemu_savevm_send_disk_refs(f, db.table_buf, db.table_len);
-        ram_transferred_add(db.table_len);
-        db.table_n = 0;
-        db.table_len = 0;
+    if (!db.table_cmds) {
+        return;
+    }
+    if (!db.hash_pool) {
+        db.hash_pool = thread_pool_new();
+        thread_pool_set_max_threads(db.hash_pool,
+                                    MAX(MIN(sysconf(_SC_NPROCESSORS_ONLN),
+                                            8), 1));
+    }
+    for (int i = 0; i < db.table_cmds; i++) {
+        thread_pool_submit(db.hash_pool, disk_backed_table_hash,
+                           db.table_cmd[i], NULL);
+    }
+    thread_pool_wait(db.hash_pool);
+    for (int i = 0; i < db.table_cmds; i++) {
+        qemu_savevm_send_disk_refs(f, db.table_cmd[i]->buf,
+                                   db.table_cmd[i]->len);
+        ram_transferred_add(db.table_cmd[i]->len);
+        g_free(db.table_cmd[i]);
+        db.table_cmd[i] = NULL;
+    }
+    db.table_cmds = 0;
+}
+
+static void disk_backed_table_free_cmds(void)
+{
+    for (int i = 0; i < db.table_cmds; i++) {
+        g_free(db.table_cmd[i]);
+        db.table_cmd[i] = NULL;
+    }
+    db.table_cmds = 0;
+    if (db.hash_pool) {
+        thread_pool_free(db.hash_pool);
+        db.hash_pool = NULL;
     }
 }
 
 void disk_backed_table_sent(QEMUFile *f)
 {
+    int64_t start = g_get_monotonic_time();
+
     disk_backed_table_flush(f);
-    g_free(db.table_buf);
-    db.table_buf = NULL;
+    disk_backed_table_free_cmds();
     /* no table, nothing to wait for */
     qatomic_set(&db.placed, !stat64_get(&db.postcopy_references));
     qatomic_store_release(&db.table_sent, true);
-    trace_disk_backed_table_sent(stat64_get(&db.postcopy_references));
+    trace_disk_backed_table_sent(stat64_get(&db.postcopy_references),
+                                 g_get_monotonic_time() - start);
 }
 
 void disk_backed_table_placed(void)
@@ -1156,15 +1214,26 @@ static void disk_backed_drain_one(MigrationIncomingState *mis, size_t i,
 {
     DiskBackedTableEntry *e = disk_backed_entry(i);
     bool ok = disk_backed_drain_check(c, e, page);
+    int ret = 0;
 
     WITH_QEMU_LOCK_GUARD(&db.place_lock) {
         if (db.abandon) {
             return;
         }
-        if (ok && !postcopy_place_page(mis, e->rb->host + e->offset, page,
-                                       e->rb)) {
+        if (ok) {
+            ret = postcopy_place_page(mis, e->rb->host + e->offset, page,
+                                      e->rb);
+        }
+        if (ok && !ret) {
             stat64_add(&db.postcopy_references, 1);
             disk_backed_ref_loaded();
+            return;
+        }
+        if (ret == -EEXIST) {
+            /*
+             * Not the source's, which sends a page of the table only when
+             * refused: no refusal, or the source's copy would fail too
+             */
             return;
         }
         trace_disk_backed_load_refused(e->rb->idstr, e->offset, e->disk,

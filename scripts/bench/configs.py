@@ -69,6 +69,9 @@ class Config:
     # link's max-bandwidth (QEMU's default, 0, leaves postcopy uncapped,
     # and over loopback the postcopy phase then lasts ~0.2 s)
     postcopy_link: bool = False
+    # with postcopy: switch as soon as the migration is active, before
+    # the first pass (postcopy-first), instead of after it
+    postcopy_early: bool = False
 
 
 CONFIGS = [
@@ -85,6 +88,21 @@ CONFIGS = [
     Config("multifd-zstd", caps={"multifd": True},
            params={"multifd-channels": 2, "multifd-compression": "zstd"}),
     Config("postcopy-ram", caps={"postcopy-ram": True}, postcopy=True),
+    # Postcopy from the start (make bench-disk-postcopy): every page goes
+    # through postcopy, in the background or when the guest faults, at
+    # the link's speed (postcopy_link), as over a real network.
+    Config("postcopy-early", caps={"postcopy-ram": True}, postcopy=True,
+           postcopy_early=True, postcopy_link=True,
+           scenarios=("pagecache", "mixed")),
+    # The same with disk-backed-pages: the page cache goes in postcopy's
+    # table of references and the destination places it from the disk.
+    Config("disk-backed-pages+postcopy-early", kind="capability",
+           caps={"return-path": True, "disk-backed-pages": True,
+                 "postcopy-ram": True},
+           params={"disk-backed-node": "{disk_node}"},
+           src_params={"disk-backed-map": "{disk_map}"},
+           postcopy=True, postcopy_early=True, postcopy_link=True,
+           hook="diskmap", scenarios=("pagecache", "mixed")),
     # The fair baseline of disk-backed-pages, which needs the return path.
     Config("return-path", caps={"return-path": True},
            scenarios=("pagecache", "mixed")),

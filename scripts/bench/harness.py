@@ -608,7 +608,8 @@ def _follow(src, dst, cfg, t0, limit, samples, watch=None,
         if st in ("completed", "failed", "cancelled"):
             return st, info, postcopy_started, False
         if (cfg.postcopy and postcopy_started is None and
-                st == "active" and ram.get("dirty-sync-count", 0) >= 2):
+                st == "active" and (cfg.postcopy_early or
+                                    ram.get("dirty-sync-count", 0) >= 2)):
             src.qmp.cmd("migrate-start-postcopy")
             postcopy_started = round(t, 3)
         if now - t_start > limit:
