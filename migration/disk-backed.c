@@ -1456,6 +1456,29 @@ static int disk_backed_read_windows(uint64_t base)
     return 0;
 }
 
+/*
+ * Destination: decode the reference record @rec for page @addr of @rb
+ * into its disk @offset and @hash; false, with an error reported, for a
+ * RAM block that takes none or a malformed record.
+ */
+static bool disk_backed_decode_ref(RAMBlock *rb, ram_addr_t addr,
+                                   const uint8_t *rec, uint64_t *offset,
+                                   uint8_t *hash)
+{
+    if (!rb->disk_backed || !rb->disk_backed->pending) {
+        error_report("disk-backed-pages: a reference arrived for RAM block "
+                     "'%s', which was not there at setup", rb->idstr);
+        return false;
+    }
+    if (!disk_ref_decode(rec, UINT64_MAX, offset, hash)) {
+        error_report("disk-backed-pages: malformed reference to disk "
+                     "offset 0x%" PRIx64 " for page 0x%" PRIx64 " of '%s'",
+                     *offset, (uint64_t)addr, rb->idstr);
+        return false;
+    }
+    return true;
+}
+
 int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
                           const uint8_t *rec, uint8_t **block)
 {
@@ -1471,15 +1494,7 @@ int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
                      "disk-backed-node is open");
         return -EINVAL;
     }
-    if (!rb->disk_backed || !rb->disk_backed->pending) {
-        error_report("disk-backed-pages: a reference arrived for RAM block "
-                     "'%s', which was not there at setup", rb->idstr);
-        return -EINVAL;
-    }
-    if (!disk_ref_decode(rec, UINT64_MAX, &offset, hash)) {
-        error_report("disk-backed-pages: malformed reference to disk "
-                     "offset 0x%" PRIx64 " for page 0x%" PRIx64 " of '%s'",
-                     offset, (uint64_t)addr, rb->idstr);
+    if (!disk_backed_decode_ref(rb, addr, rec, &offset, hash)) {
         return -EINVAL;
     }
     base = QEMU_ALIGN_DOWN(offset, DISK_BACKED_WINDOW);
@@ -1584,15 +1599,7 @@ static int disk_backed_queue_ref(RAMBlock *rb, ram_addr_t addr, void *host,
     uint64_t offset;
     size_t i;
 
-    if (!rb->disk_backed || !rb->disk_backed->pending) {
-        error_report("disk-backed-pages: a reference arrived for RAM block "
-                     "'%s', which was not there at setup", rb->idstr);
-        return -EINVAL;
-    }
-    if (!disk_ref_decode(rec, UINT64_MAX, &offset, hash)) {
-        error_report("disk-backed-pages: malformed reference to disk "
-                     "offset 0x%" PRIx64 " for page 0x%" PRIx64 " of '%s'",
-                     offset, (uint64_t)addr, rb->idstr);
+    if (!disk_backed_decode_ref(rb, addr, rec, &offset, hash)) {
         return -EINVAL;
     }
     if (!db.batch) {
