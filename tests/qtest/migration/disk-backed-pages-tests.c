@@ -39,6 +39,8 @@
 #define SLOW_BYTES_PER_SEC  (32 * MiB)
 
 static char *tmpfs;
+/* dest_start_with() starts QEMUs with out-of-band QMP (migrate-recover) */
+static bool start_oob;
 
 /* The content of disk frame @f: never zero, different for every frame */
 static void frame_fill(uint8_t *buf, uint64_t f)
@@ -327,6 +329,7 @@ static QTestState *dest_start_with(QTestState **from, const char *uri,
         .hide_stderr = hide_stderr && !dst_err,
         /* the guest only has to write: many times faster than KVM nested */
         .tcg = true,
+        .oob = start_oob,
     };
     QTestState *to;
 
@@ -1015,6 +1018,49 @@ static void test_disk_backed_postcopy_read_fails(void)
  * only once the walk is done; otherwise the pages not yet placed would
  * read as zeros when postcopy ends.
  */
+/*
+ * Start a migration with postcopy's table while the destination's walk
+ * through it is slow (every read of 1 MiB, the walk's, takes 500 ms),
+ * and switch to postcopy in the first pass, before the planted pages.
+ * Returns the destination, or NULL.
+ */
+static QTestState *start_slow_table(QTestState **from, const char *disk,
+                                    const char *uri, const char *rules,
+                                    bool oob, void **with_data,
+                                    pid_t *dst_pid)
+{
+    g_autoptr(GTimer) timer = g_timer_new();
+    QTestState *to;
+
+    if (!fault_preload(rules)) {
+        return NULL;
+    }
+    start_oob = oob;
+    to = dest_start_with(from, uri, disk, NULL, true, false,
+                         "postcopy-ram", with_data, NULL, NULL);
+    start_oob = false;
+    fault_preload_end();
+    if (!to) {
+        return NULL;
+    }
+    *dst_pid = qtest_pid(to);
+    fault_arm(rules, "%d pread /disk-backed.img %d 0 500 0 -1 mig/dst/refs\n",
+              *dst_pid, 1024 * 1024);
+    plant(*from);
+    map_build(*from, MAP_GOOD);
+    migrate_set_parameter_int(*from, "disk-backed-map", MAP_GPA);
+    migrate_set_parameter_int(*from, "max-bandwidth", 64 * MiB);
+    wait_for_serial("src_serial");
+    migrate_qmp(*from, to, uri, NULL, "{}");
+    wait_for_migration_status(*from, "active", NULL);
+    while (read_ram_property_int(*from, "transferred") < 16 * MiB) {
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
+        g_usleep(1000);
+    }
+    migrate_postcopy_start(*from, to, get_src());
+    return to;
+}
+
 static void test_disk_backed_postcopy_fault(void)
 {
     g_autofree char *disk = disk_create();
@@ -1035,30 +1081,11 @@ static void test_disk_backed_postcopy_fault(void)
     g_autofree char *said = NULL;
     char *hmp;
 
-    if (!fault_preload(rules)) {
-        return;
-    }
-    to = dest_start_with(&from, uri, disk, NULL, true, false,
-                         "postcopy-ram", &with_data, NULL, NULL);
-    fault_preload_end();
+    to = start_slow_table(&from, disk, uri, rules, false, &with_data,
+                          &dst_pid);
     if (!to) {
         return;
     }
-    dst_pid = qtest_pid(to);
-    fault_arm(rules, "%d pread /disk-backed.img %d 0 500 0 -1 mig/dst/refs\n",
-              dst_pid, 1024 * 1024);
-    plant(from);
-    map_build(from, MAP_GOOD);
-    migrate_set_parameter_int(from, "disk-backed-map", MAP_GPA);
-    migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
-    wait_for_serial("src_serial");
-    migrate_qmp(from, to, uri, NULL, "{}");
-    wait_for_migration_status(from, "active", NULL);
-    while (read_ram_property_int(from, "transferred") < 16 * MiB) {
-        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 60);
-        g_usleep(1000);
-    }
-    migrate_postcopy_start(from, to, get_src());
 
     /* faults on a page of the table, in the destination's main thread */
     qtest_memread(to, PLANT_GPA + i * PAGE, got, PAGE);
@@ -1089,6 +1116,60 @@ static void test_disk_backed_postcopy_fault(void)
     g_free(hmp);
     assert_same_region(from, to);
     migrate_end(from, to, true);
+    g_assert_cmpint(fault_hits(rules, dst_pid, "pread"), >, 0);
+    fault_cleanup(rules);
+    unlink(disk);
+}
+
+/*
+ * Postcopy pauses (migrate-pause) while the walk through the table is
+ * slow, and recovers: the destination must place no page of the table
+ * after the pause, since the source, recovering, sends every page the
+ * destination has not received; a page placed twice fails the
+ * migration.  Every planted page is compared.
+ */
+static void test_disk_backed_postcopy_recover(void)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
+    g_autofree char *again = g_strdup_printf("unix:%s/migsocket-recover",
+                                             tmpfs);
+    const char *paused_only[] = { "failed", "active", "completed", NULL };
+    g_autoptr(QDict) paused = NULL;
+    g_autoptr(QDict) dst = NULL;
+    QTestState *from, *to;
+    void *with_data;
+    pid_t dst_pid;
+
+    to = start_slow_table(&from, disk, uri, rules, true, &with_data,
+                          &dst_pid);
+    if (!to) {
+        return;
+    }
+    wait_for_migration_status(from, "postcopy-active", NULL);
+    migrate_pause(from);
+    wait_for_migration_status(to, "postcopy-paused", paused_only);
+    wait_for_migration_status(from, "postcopy-paused", paused_only);
+    paused = migrate_query_member(to, "disk-backed-pages");
+    /* past the walk's read in flight at the pause */
+    g_usleep(1000 * 1000);
+    migrate_recover(to, again);
+    migrate_qmp(from, to, again, NULL, "{'resume': true}");
+    wait_for_migration_complete(from);
+    wait_for_serial("dest_serial");
+    dst = migrate_query_member(to, "disk-backed-pages");
+    g_test_message("%" PRId64 " pages of the table placed at the pause, %"
+                   PRId64 " at the end",
+                   qdict_get_int(paused, "postcopy-references"),
+                   qdict_get_int(dst, "postcopy-references"));
+    g_assert_cmpint(qdict_get_int(paused, "postcopy-references"), <,
+                    PLANT_PAGES - 2);
+    g_assert_cmpint(qdict_get_int(dst, "postcopy-references"), ==,
+                    qdict_get_int(paused, "postcopy-references"));
+    assert_same_region(from, to);
+    migrate_end(from, to, true);
+    unlink(again + strlen("unix:"));
     g_assert_cmpint(fault_hits(rules, dst_pid, "pread"), >, 0);
     fault_cleanup(rules);
     unlink(disk);
@@ -1395,5 +1476,7 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                            test_disk_backed_postcopy_read_fails);
         migration_test_add("/migration/disk-backed-pages/postcopy/fault",
                            test_disk_backed_postcopy_fault);
+        migration_test_add("/migration/disk-backed-pages/postcopy/recover",
+                           test_disk_backed_postcopy_recover);
     }
 }
