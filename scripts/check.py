@@ -26,10 +26,13 @@ and every tier ran.
 import argparse
 import json
 import os
+import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,7 +68,13 @@ INTEROP_SOURCE_ONLY_PATHS = [
     "/x86_64/migration/write-fault-groups/postcopy",
 ]
 
+# glib prints "# Running <path>" as each test starts, and the slowest
+# test takes under 80 s: this long without a line of output is a hang.
+QTEST_STALL = int(os.environ.get("QTEST_STALL", "240"))
+
 TAP_RE = re.compile(r"^\s*(not ok|ok)\b\s*(\d+)?\s*-?\s*(.*)$")
+# glib's --tap --verbose names each test as it starts
+RUNNING_RE = re.compile(r"^# Running (/\S+)")
 
 
 class Tally:
@@ -88,33 +97,83 @@ def log(msg):
     print(msg, flush=True)
 
 
-def run_tap(name, cmd, env=None, timeout=600, cwd=None, logdir=None):
+def _read_lines(stream, q):
+    for line in stream:
+        q.put(line)
+    q.put(None)
+
+
+def run_tap(name, cmd, env=None, timeout=600, cwd=None, logdir=None,
+            stall=None, resume=None):
     """Run one TAP-producing command; count its results.
 
     A command that exits non-zero, times out, or prints no test result
     counts as one failure of its own, so a crash is never a silent pass.
+
+    The deadline holds whether or not the command prints: its output is
+    read by a thread, and the whole process group (QEMU included) is
+    killed when the time is up.  With @stall, a command that prints no
+    line for that many seconds is killed the same way.
+
+    @resume, given the names of the tests that reported (or hung), returns
+    the command that runs the rest, or None: after a crash or a hang the
+    remaining tests still run, and only the one that failed is lost.
     """
     t = Tally()
     full_env = dict(os.environ)
     full_env.update(env or {})
     start = time.monotonic()
+    deadline = start + timeout
     out_lines = []
     times = []                  # (seconds since the previous result, test)
+    seen = []                   # tests that reported, or hung
     last = start
-    try:
-        proc = subprocess.Popen(cmd, env=full_env, cwd=cwd, text=True,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT,
-                                errors="replace")
-        deadline = start + timeout
-        for line in proc.stdout:
+    problems = []
+    rc = 0
+    while cmd:
+        running = None
+        try:
+            proc = subprocess.Popen(cmd, env=full_env, cwd=cwd, text=True,
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT,
+                                    errors="replace",
+                                    start_new_session=True)
+        except OSError as e:
+            out_lines.append(f"cannot run {cmd[0]}: {e}\n")
+            problems.append(f"cannot run {cmd[0]}")
+            rc = -1
+            break
+        q = queue.Queue()
+        reader = threading.Thread(target=_read_lines, args=(proc.stdout, q),
+                                  daemon=True)
+        reader.start()
+        killed = None
+        while True:
+            now = time.monotonic()
+            wait = deadline - now
+            if stall:
+                wait = min(wait, stall)
+            try:
+                line = q.get(timeout=max(0.1, wait))
+            except queue.Empty:
+                now = time.monotonic()
+                killed = ("timed out after %ds" % timeout if now >= deadline
+                          else "printed nothing for %ds" % stall)
+                break
+            if line is None:
+                break
             out_lines.append(line)
+            m = RUNNING_RE.match(line)
+            if m:
+                running = m.group(1)
             m = TAP_RE.match(line)
             if m:
                 what = m.group(3).strip()
                 now = time.monotonic()
                 times.append((now - last, what))
                 last = now
+                running = None
+                seen.append(what.split(" ")[0])
                 if m.group(1) == "not ok":
                     if "# TODO" in what:
                         t.skipped += 1
@@ -126,17 +185,36 @@ def run_tap(name, cmd, env=None, timeout=600, cwd=None, logdir=None):
                     t.skipped += 1
                 else:
                     t.passed += 1
-            if time.monotonic() > deadline:
-                proc.kill()
+            if time.monotonic() >= deadline:
+                killed = "timed out after %ds" % timeout
                 break
-        rc = proc.wait(timeout=max(1, deadline - time.monotonic() + 30))
-        timed_out = time.monotonic() > deadline
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc, timed_out = -9, True
-    except OSError as e:
-        rc, timed_out = -1, False
-        out_lines.append(f"cannot run {cmd[0]}: {e}\n")
+        if killed:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        rc = proc.wait()
+        reader.join(timeout=5)
+        if killed:
+            what = f"{killed}" + (f" in {running}" if running else "")
+            problems.append(what)
+            log(f"    {name}: {what}")
+        elif rc != 0 and running:
+            problems.append(f"exited with status {rc} in {running}")
+        elif rc != 0 and not t.failed:
+            problems.append(f"exited with status {rc}")
+        if not (killed or rc != 0) or not resume or not running:
+            break
+        if time.monotonic() >= deadline:
+            break
+        # the test that crashed or hung counts as failed; run the rest
+        t.failed += 1
+        t.failures.append(f"{name}: {running}: {problems[-1]}")
+        problems.pop()
+        seen.append(running)
+        out_lines.append(f"# resuming after {running}\n")
+        log(f"    FAIL {running}; resuming with the tests after it")
+        cmd = resume(seen)
     elapsed = time.monotonic() - start
     if logdir:
         os.makedirs(logdir, exist_ok=True)
@@ -148,19 +226,14 @@ def run_tap(name, cmd, env=None, timeout=600, cwd=None, logdir=None):
             with open(os.path.join(logdir, fname[:-4] + ".times"), "w") as f:
                 for secs, what in sorted(times, reverse=True):
                     f.write(f"{secs:7.1f}s {what}\n")
-    problem = None
-    if timed_out:
-        problem = f"timed out after {timeout}s"
-    elif rc != 0:
-        problem = f"exited with status {rc}"
-    elif t.passed + t.failed + t.skipped == 0:
-        problem = "ran no test"
-    if problem and not (rc != 0 and t.failed and not timed_out):
+    if not problems and t.passed + t.failed + t.skipped == 0:
+        problems.append("ran no test")
+    for problem in problems:
         t.failed += 1
         t.failures.append(f"{name}: {problem}")
-    if problem:
+    if problems:
         tail = "".join(out_lines[-25:])
-        log(f"    {name}: {problem}; last output:\n{tail}")
+        log(f"    {name}: {'; '.join(problems)}; last output:\n{tail}")
     log(f"  {name}: {t.passed} passed, {t.failed} failed, "
         f"{t.skipped} skipped ({elapsed:.0f}s)")
     if len(times) > 10 and max(times)[0] >= 1:
@@ -379,7 +452,7 @@ def migration_test_cmd(paths=None):
     """Quick mode runs upstream's smoke set; named paths need --full,
     which registers every test so that -p can pick any of them."""
     cmd = [os.path.join(BLD, "tests", "qtest", "migration-test"),
-           "--tap", "-k"]
+           "--tap", "--verbose", "-k"]
     if paths:
         cmd.append("--full")
     for p in paths or []:
@@ -389,8 +462,15 @@ def migration_test_cmd(paths=None):
 
 def tier_qtest(logdir):
     # Quick mode (no --full): upstream's smoke set plus our groups.
-    return run_tap("qtest/migration-test", migration_test_cmd(),
-                   env=qtest_env(), cwd=BLD, timeout=45 * 60, logdir=logdir)
+    # A test that hangs is killed after QTEST_STALL seconds without a
+    # line of output, and the rest of the suite still runs.
+    cmd = migration_test_cmd()
+
+    def rest(seen):
+        return cmd + [a for p in seen for a in ("-s", p)]
+    return run_tap("qtest/migration-test", cmd, env=qtest_env(), cwd=BLD,
+                   timeout=45 * 60, stall=QTEST_STALL, resume=rest,
+                   logdir=logdir)
 
 
 def tier_interop(logdir):
@@ -408,7 +488,8 @@ def tier_interop(logdir):
         for path in paths:
             total.add(run_tap(f"interop/{label}{path}",
                               migration_test_cmd([path]), env=env, cwd=BLD,
-                              timeout=10 * 60, logdir=logdir))
+                              timeout=10 * 60, stall=QTEST_STALL,
+                              logdir=logdir))
     return total
 
 
