@@ -181,3 +181,108 @@ char *fault_groups_untracked_writer(const FaultGroupsHost *host)
     }
     return NULL;
 }
+
+/*
+ * The digest: four lanes of xxHash64's round over 8-byte words, keyed
+ * by the seed, folded and avalanched as xxHash64 does.  Only this host
+ * compares digests, so the byte order does not matter.
+ */
+#define FG_P1 0x9E3779B185EBCA87ull
+#define FG_P2 0xC2B2AE3D27D4EB4Full
+#define FG_P3 0x165667B19E3779F9ull
+#define FG_P4 0x85EBCA77C2B2AE63ull
+#define FG_P5 0x27D4EB2F165667C5ull
+
+static inline uint64_t fg_rotl(uint64_t x, unsigned r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+static inline uint64_t fg_round(uint64_t acc, uint64_t in)
+{
+    return fg_rotl(acc + in * FG_P2, 31) * FG_P1;
+}
+
+static inline uint64_t fg_merge(uint64_t h, uint64_t v)
+{
+    return (h ^ fg_round(0, v)) * FG_P1 + FG_P4;
+}
+
+uint64_t fault_groups_digest(uint64_t key, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    uint64_t v1 = key + FG_P1 + FG_P2, v2 = key + FG_P2, v3 = key;
+    uint64_t v4 = key - FG_P1, h, w[4];
+    size_t i = 0;
+
+    for (; i + 32 <= len; i += 32) {
+        memcpy(w, p + i, 32);
+        v1 = fg_round(v1, w[0]);
+        v2 = fg_round(v2, w[1]);
+        v3 = fg_round(v3, w[2]);
+        v4 = fg_round(v4, w[3]);
+    }
+    h = fg_rotl(v1, 1) + fg_rotl(v2, 7) + fg_rotl(v3, 12) + fg_rotl(v4, 18);
+    h = fg_merge(fg_merge(fg_merge(fg_merge(h, v1), v2), v3), v4);
+    h += len;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(w, p + i, 8);
+        h = fg_rotl(h ^ fg_round(0, w[0]), 27) * FG_P1 + FG_P4;
+    }
+    for (; i < len; i++) {
+        h = fg_rotl(h ^ (p[i] * FG_P5), 11) * FG_P1;
+    }
+    h ^= h >> 33;
+    h *= FG_P2;
+    h ^= h >> 29;
+    h *= FG_P3;
+    h ^= h >> 32;
+    return h ? h : 1;
+}
+
+void fault_groups_sent_init(FaultGroupsSent *s, uint64_t npages,
+                            uint64_t key, size_t page_size)
+{
+    g_autofree uint8_t *zeros = g_malloc0(page_size);
+
+    s->key = key;
+    s->npages = npages;
+    s->zero = fault_groups_digest(key, zeros, page_size);
+    s->digest = g_new0(uint64_t, MAX(npages, 1));
+}
+
+void fault_groups_sent_destroy(FaultGroupsSent *s)
+{
+    g_free(s->digest);
+    s->digest = NULL;
+    s->npages = 0;
+}
+
+void fault_groups_sent_record(FaultGroupsSent *s, uint64_t page,
+                              const void *bytes, size_t len)
+{
+    if (page < s->npages) {
+        s->digest[page] = fault_groups_digest(s->key, bytes, len);
+    }
+}
+
+void fault_groups_sent_zero(FaultGroupsSent *s, uint64_t page)
+{
+    if (page < s->npages) {
+        s->digest[page] = s->zero;
+    }
+}
+
+void fault_groups_sent_forget(FaultGroupsSent *s, uint64_t page)
+{
+    if (page < s->npages) {
+        s->digest[page] = 0;
+    }
+}
+
+bool fault_groups_sent_unchanged(const FaultGroupsSent *s, uint64_t page,
+                                 const void *now, size_t len)
+{
+    return page < s->npages && s->digest[page] &&
+           s->digest[page] == fault_groups_digest(s->key, now, len);
+}

@@ -113,6 +113,51 @@ static inline unsigned fault_groups_size(const FaultGroups *g,
 double fault_groups_mean_size(const FaultGroups *g);
 
 /*
+ * Measured re-sends.  A group makes its neighbours writable whether or
+ * not the guest writes them; at the next sync, the pages of the group
+ * that still hold what was last sent need not be sent again.  This
+ * records, per page, a keyed 64-bit digest of the bytes last sent (0
+ * when they are unknown: the page went some way that did not record
+ * them), and compares it with the page's bytes at the sync.
+ *
+ * The digest must be of the very bytes that went out, not of the page
+ * read again later: a page written after it was read and restored to
+ * those bytes before the sync would otherwise compare equal while the
+ * destination holds the intermediate copy.  The key is random per
+ * migration, so a guest cannot aim for a collision; an accidental one
+ * has a chance of about 2^-64 per compared page.
+ */
+typedef struct FaultGroupsSent {
+    uint64_t key;
+    uint64_t npages;
+    uint64_t zero;              /* digest of a page of zeros */
+    uint64_t *digest;           /* per page; 0: unknown */
+} FaultGroupsSent;
+
+/* A keyed digest of @len bytes, never 0 */
+uint64_t fault_groups_digest(uint64_t key, const void *buf, size_t len);
+
+void fault_groups_sent_init(FaultGroupsSent *s, uint64_t npages,
+                            uint64_t key, size_t page_size);
+void fault_groups_sent_destroy(FaultGroupsSent *s);
+
+/* @page went out as these @len bytes / as a page of zeros */
+void fault_groups_sent_record(FaultGroupsSent *s, uint64_t page,
+                              const void *bytes, size_t len);
+void fault_groups_sent_zero(FaultGroupsSent *s, uint64_t page);
+
+/* @page went out some way that does not record its bytes */
+void fault_groups_sent_forget(FaultGroupsSent *s, uint64_t page);
+
+/*
+ * True if @page holds, as @now, exactly what was last sent of it: the
+ * destination has it and it need not be sent again.  False when the
+ * bytes differ or were not recorded.
+ */
+bool fault_groups_sent_unchanged(const FaultGroupsSent *s, uint64_t page,
+                                 const void *now, size_t len);
+
+/*
  * Writers that userfaultfd cannot see.  KVM writes some guest pages
  * through kernel mappings of their page frames (kvm_vcpu_map(), the
  * gfn_to_pfn caches), not through the host page table, and reports them

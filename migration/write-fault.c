@@ -13,12 +13,24 @@
  * and only then merges them into the migration bitmap, so a write to a
  * page after it was merged faults again and is recorded for the next
  * sync.  The fault thread never takes the BQL nor the bitmap mutex.
+ *
+ * Measured re-sends: a group makes neighbours writable that the guest
+ * may not write.  Unless the pages go by multifd or xbzrle (which send
+ * from guest memory or from their own cache, later than the migration
+ * thread could record them), every page is sent from a copy whose
+ * digest is recorded (fault-group.h, FaultGroupsSent); at the sync, a
+ * taken page that is not the faulting one and still matches its digest
+ * is left out of the migration bitmap, and the controller learns how
+ * many of the group pages were really written.  The page is compared
+ * after it is write-protected again, so a write after the comparison
+ * faults and is seen at the next sync.
  */
 
 #include "qemu/osdep.h"
 #include "qemu/atomic.h"
 #include "qemu/bitmap.h"
 #include "qemu/error-report.h"
+#include "qemu/memalign.h"
 #include "qemu/event_notifier.h"
 #include "qemu/rcu.h"
 #include "qemu/stats64.h"
@@ -34,6 +46,7 @@
 #include "system/memory.h"
 #include "system/ramblock.h"
 #include "system/runstate.h"
+#include "migration.h"
 #include "options.h"
 #include "ram.h"
 #include "fault-group.h"
@@ -45,6 +58,7 @@ static struct {
     Stat64 faults;
     Stat64 pages_unprotected;
     Stat64 neighbour_pages;
+    Stat64 pages_unchanged;
     Stat64 pages_dirtied;
     Stat64 syncs;
     Stat64 mean_group_milli;
@@ -63,7 +77,11 @@ typedef struct WFGBlock {
     uint64_t npages;        /* host pages */
     unsigned long *dirty;   /* fault thread: atomic set; sync: xchg */
     unsigned long *taken;   /* sync only */
+    unsigned long *faulted; /* the faulting pages, as dirty */
+    unsigned long *ftaken;  /* sync only: faulted, taken */
+    unsigned long *written; /* sync only: taken and to be sent */
     FaultGroups groups;
+    FaultGroupsSent sent;   /* per target page; migration thread */
 } WFGBlock;
 
 static struct {
@@ -78,6 +96,8 @@ static struct {
     int inflight;           /* faults being handled by the fault thread */
     bool failed;
     bool abandoned;         /* fault thread: memory unregistered on error */
+    bool measure;           /* re-sends are measured */
+    uint8_t *copy;          /* the page being sent, when measured */
 } wfg;
 
 static bool wfg_block_check(RAMBlock *rb, int fd, Error **errp)
@@ -246,6 +266,7 @@ static void wfg_fault(const struct uffd_msg *msg)
         wfg_abandon();
         return;
     }
+    set_bit_atomic(page, b->faulted);
     bitmap_set_atomic(b->dirty, first, count);
     stat64_add(&wfg_stats.faults, 1);
     stat64_add(&wfg_stats.pages_unprotected, count * wfg.tp_per_hp);
@@ -311,19 +332,25 @@ static void wfg_release(unsigned nblocks)
         memory_region_unref(b->rb->mr);
         g_free(b->dirty);
         g_free(b->taken);
+        g_free(b->faulted);
+        g_free(b->ftaken);
+        g_free(b->written);
         fault_groups_destroy(&b->groups);
+        fault_groups_sent_destroy(&b->sent);
     }
     g_free(wfg.blocks);
     wfg.blocks = NULL;
+    qemu_vfree(wfg.copy);
+    wfg.copy = NULL;
     wfg.nblocks = 0;
     uffd_close_fd(wfg.uffd);
     wfg.uffd = -1;
 }
 
-bool write_fault_groups_start(Error **errp)
+bool write_fault_groups_start(bool measure, Error **errp)
 {
     uint64_t features = 0, want = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
-    uint64_t max_pages, total = 0;
+    uint64_t max_pages, total = 0, key;
     bool unpopulated;
     unsigned n = 0, i;
     uint64_t off;
@@ -341,6 +368,9 @@ bool write_fault_groups_start(Error **errp)
     qatomic_set(&wfg.inflight, 0);
     qatomic_set(&wfg.failed, false);
     wfg.abandoned = false;
+    wfg.measure = measure;
+    /* random per migration: the guest cannot aim at a digest collision */
+    key = (uint64_t)g_random_int() << 32 | g_random_int();
 
     /*
      * Discarding a page (balloon, virtio-mem) drops its write protection:
@@ -407,7 +437,14 @@ bool write_fault_groups_start(Error **errp)
         b->npages = rb->used_length >> wfg.host_shift;
         b->dirty = bitmap_new(b->npages);
         b->taken = bitmap_new(b->npages);
+        b->faulted = bitmap_new(b->npages);
+        b->ftaken = bitmap_new(b->npages);
+        b->written = bitmap_new(b->npages);
         fault_groups_init(&b->groups, b->npages, max_pages);
+        if (measure) {
+            fault_groups_sent_init(&b->sent, b->npages * wfg.tp_per_hp, key,
+                                   TARGET_PAGE_SIZE);
+        }
         wfg.nblocks++;
         if (uffd_change_protection(wfg.uffd, b->host, b->used, true, false)) {
             error_setg(errp, "write-fault-groups: could not write-protect "
@@ -417,11 +454,14 @@ bool write_fault_groups_start(Error **errp)
         total += b->npages;
     }
 
+    if (measure) {
+        wfg.copy = qemu_memalign(TARGET_PAGE_SIZE, TARGET_PAGE_SIZE);
+    }
     qemu_thread_create(&wfg.thread, "mig/wfault", wfg_fault_thread, NULL,
                        QEMU_THREAD_JOINABLE);
     wfg.active = true;
     trace_write_fault_groups_start(wfg.nblocks, total, max_pages,
-                                   unpopulated);
+                                   unpopulated, measure);
     return true;
 
 fail:
@@ -436,16 +476,46 @@ fail:
     return false;
 }
 
+/*
+ * Whether host page @page of @b, taken at a sync and write-protected
+ * again, must be sent: not if every target page of it still holds what
+ * was last sent of it.
+ */
+static bool wfg_page_written(WFGBlock *b, uint64_t page)
+{
+    uint64_t tp = page * wfg.tp_per_hp;
+    uint8_t *host = b->host + (page << wfg.host_shift);
+    unsigned k;
+
+    if (!wfg.measure || test_bit(page, b->ftaken)) {
+        return true;
+    }
+    for (k = 0; k < wfg.tp_per_hp; k++) {
+        if (!fault_groups_sent_unchanged(&b->sent, tp + k,
+                                         host + k * TARGET_PAGE_SIZE,
+                                         TARGET_PAGE_SIZE)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static uint64_t wfg_sync_block(WFGBlock *b)
 {
     long words = BITS_TO_LONGS(b->npages), w;
-    uint64_t taken = 0, newly = 0, region, first, end;
+    uint64_t taken = 0, newly = 0, unchanged = 0, region, first, end;
     unsigned long *bmap = b->rb->bmap;
     unsigned k;
 
     for (w = 0; w < words; w++) {
         b->taken[w] = qatomic_read(&b->dirty[w]) ?
                       qatomic_xchg(&b->dirty[w], 0) : 0;
+        /*
+         * After the groups: a faulting page whose bit comes late is taken
+         * at the next sync, where it is at worst sent once more.
+         */
+        b->ftaken[w] = qatomic_read(&b->faulted[w]) ?
+                       qatomic_xchg(&b->faulted[w], 0) : 0;
     }
 
     /* Re-protect every group taken before any of it reaches the bitmap. */
@@ -463,8 +533,14 @@ static uint64_t wfg_sync_block(WFGBlock *b)
         first = find_next_bit(b->taken, b->npages, end);
     }
 
+    bitmap_zero(b->written, b->npages);
     for (first = find_first_bit(b->taken, b->npages); first < b->npages;
          first = find_next_bit(b->taken, b->npages, first + 1)) {
+        if (!wfg_page_written(b, first)) {
+            unchanged++;
+            continue;
+        }
+        set_bit(first, b->written);
         for (k = 0; k < wfg.tp_per_hp; k++) {
             if (!test_and_set_bit(first * wfg.tp_per_hp + k, bmap)) {
                 newly++;
@@ -475,12 +551,17 @@ static uint64_t wfg_sync_block(WFGBlock *b)
     for (region = 0; region < b->groups.nregions; region++) {
         uint64_t start = region * FAULT_GROUP_REGION_PAGES;
         uint64_t len = MIN(FAULT_GROUP_REGION_PAGES, b->npages - start);
+        uint32_t unprotected = bitmap_count_one_with_offset(b->taken, start,
+                                                            len);
 
-        fault_groups_sync(&b->groups, region,
-                          bitmap_count_one_with_offset(b->taken, start, len),
+        fault_groups_sync(&b->groups, region, unprotected,
+                          wfg.measure ?
+                          bitmap_count_one_with_offset(b->written, start,
+                                                       len) :
                           FAULT_GROUP_WRITTEN_UNKNOWN);
     }
-    trace_write_fault_groups_sync_block(b->rb->idstr, taken, newly,
+    stat64_add(&wfg_stats.pages_unchanged, unchanged * wfg.tp_per_hp);
+    trace_write_fault_groups_sync_block(b->rb->idstr, taken, newly, unchanged,
             (uint64_t)(fault_groups_mean_size(&b->groups) * 1000));
     return newly;
 }
@@ -527,6 +608,53 @@ uint64_t write_fault_groups_sync(bool last_stage, Error **errp)
     return newly;
 }
 
+static WFGBlock *wfg_measured_block(RAMBlock *rb, ram_addr_t offset)
+{
+    unsigned i;
+
+    if (!wfg.active || !wfg.measure) {
+        return NULL;
+    }
+    for (i = 0; i < wfg.nblocks; i++) {
+        if (wfg.blocks[i].rb == rb) {
+            return offset < wfg.blocks[i].used ? &wfg.blocks[i] : NULL;
+        }
+    }
+    return NULL;
+}
+
+void write_fault_groups_page_forget(RAMBlock *rb, ram_addr_t offset)
+{
+    WFGBlock *b = wfg_measured_block(rb, offset);
+
+    if (b) {
+        fault_groups_sent_forget(&b->sent, offset >> TARGET_PAGE_BITS);
+    }
+}
+
+void write_fault_groups_page_zero(RAMBlock *rb, ram_addr_t offset)
+{
+    WFGBlock *b = wfg_measured_block(rb, offset);
+
+    if (b && !migration_in_postcopy()) {
+        fault_groups_sent_zero(&b->sent, offset >> TARGET_PAGE_BITS);
+    }
+}
+
+uint8_t *write_fault_groups_page_copy(RAMBlock *rb, ram_addr_t offset,
+                                      uint8_t *page)
+{
+    WFGBlock *b = wfg_measured_block(rb, offset);
+
+    if (!b || migration_in_postcopy()) {
+        return page;
+    }
+    memcpy(wfg.copy, page, TARGET_PAGE_SIZE);
+    fault_groups_sent_record(&b->sent, offset >> TARGET_PAGE_BITS, wfg.copy,
+                             TARGET_PAGE_SIZE);
+    return wfg.copy;
+}
+
 void write_fault_groups_stop(void)
 {
     unsigned i;
@@ -564,7 +692,7 @@ bool write_fault_groups_check(Error **errp)
     return false;
 }
 
-bool write_fault_groups_start(Error **errp)
+bool write_fault_groups_start(bool measure, Error **errp)
 {
     return write_fault_groups_check(errp);
 }
@@ -572,6 +700,20 @@ bool write_fault_groups_start(Error **errp)
 uint64_t write_fault_groups_sync(bool last_stage, Error **errp)
 {
     return 0;
+}
+
+void write_fault_groups_page_forget(RAMBlock *rb, ram_addr_t offset)
+{
+}
+
+void write_fault_groups_page_zero(RAMBlock *rb, ram_addr_t offset)
+{
+}
+
+uint8_t *write_fault_groups_page_copy(RAMBlock *rb, ram_addr_t offset,
+                                      uint8_t *page)
+{
+    return page;
 }
 
 void write_fault_groups_stop(void)
@@ -592,6 +734,7 @@ void write_fault_groups_fill_info(MigrationInfo *info)
     w->faults = stat64_get(&wfg_stats.faults);
     w->pages_unprotected = stat64_get(&wfg_stats.pages_unprotected);
     w->neighbour_pages = stat64_get(&wfg_stats.neighbour_pages);
+    w->pages_unchanged = stat64_get(&wfg_stats.pages_unchanged);
     w->pages_dirtied = stat64_get(&wfg_stats.pages_dirtied);
     w->syncs = stat64_get(&wfg_stats.syncs);
     w->mean_group_size = stat64_get(&wfg_stats.mean_group_milli) / 1000.0;

@@ -14,6 +14,7 @@
 #ifndef MIGRATION_WRITE_FAULT_H
 #define MIGRATION_WRITE_FAULT_H
 
+#include "exec/cpu-common.h"
 #include "qapi/qapi-types-migration.h"
 
 /*
@@ -25,9 +26,13 @@ bool write_fault_groups_check(Error **errp);
 /*
  * Migration setup, with the BQL and the ramlist lock held, after the
  * migration bitmaps were allocated: write-protect guest RAM and start
- * the fault thread.  On failure nothing is left protected.
+ * the fault thread.  With @measure, the pages sent are recorded
+ * (write_fault_groups_page_*()) and re-sends are measured: only when
+ * every page goes out through the migration thread's copy, not by
+ * multifd, xbzrle or another writer.  On failure nothing is left
+ * protected.
  */
-bool write_fault_groups_start(Error **errp);
+bool write_fault_groups_start(bool measure, Error **errp);
 
 /*
  * A dirty bitmap sync, with the bitmap mutex held: re-protect the
@@ -44,6 +49,19 @@ uint64_t write_fault_groups_sync(bool last_stage, Error **errp);
 void write_fault_groups_stop(void);
 
 bool write_fault_groups_active(void);
+
+/*
+ * Migration thread, sending the page at @offset of @rb: first forget
+ * what was sent of it (it may go some way that is not recorded); then,
+ * if it goes as a page of zeros, say so; if it goes in full, send it
+ * from the buffer write_fault_groups_page_copy() returns (@page itself
+ * when re-sends are not measured), whose bytes are recorded, and send
+ * it at once, not asynchronously.
+ */
+void write_fault_groups_page_forget(RAMBlock *rb, ram_addr_t offset);
+void write_fault_groups_page_zero(RAMBlock *rb, ram_addr_t offset);
+uint8_t *write_fault_groups_page_copy(RAMBlock *rb, ram_addr_t offset,
+                                      uint8_t *page);
 
 /* query-migrate: the counters of the current or last migration. */
 void write_fault_groups_fill_info(MigrationInfo *info);

@@ -366,6 +366,81 @@ static void test_simulated_random(void **state)
     assert_true(grouped.resent * 100 <= grouped.written * 102);
 }
 
+/* The digest is keyed, never 0, and sees every bit of the page */
+static void test_digest(void **state)
+{
+    enum { PAGE = 4096 };
+    g_autofree uint8_t *page = g_malloc0(PAGE);
+    g_autoptr(GHashTable) seen = g_hash_table_new(g_int64_hash,
+                                                  g_int64_equal);
+    g_autofree uint64_t *all = g_new(uint64_t, PAGE * 8 + 1);
+    uint64_t d0 = fault_groups_digest(1, page, PAGE);
+
+    assert_true(d0 != 0);
+    assert_true(d0 == fault_groups_digest(1, page, PAGE));
+    assert_true(d0 != fault_groups_digest(2, page, PAGE));
+    /* the length counts, and a tail shorter than a word is read */
+    assert_true(fault_groups_digest(1, page, 8) !=
+                fault_groups_digest(1, page, 9));
+    page[PAGE - 1] = 1;
+    assert_true(fault_groups_digest(1, page, PAGE - 1) !=
+                fault_groups_digest(1, page, PAGE));
+    page[PAGE - 1] = 0;
+
+    /* every single-bit change of a page gives its own digest */
+    all[0] = d0;
+    g_hash_table_add(seen, &all[0]);
+    for (size_t bit = 0; bit < PAGE * 8; bit++) {
+        page[bit / 8] ^= 1u << (bit % 8);
+        all[bit + 1] = fault_groups_digest(1, page, PAGE);
+        page[bit / 8] ^= 1u << (bit % 8);
+        assert_false(g_hash_table_contains(seen, &all[bit + 1]));
+        g_hash_table_add(seen, &all[bit + 1]);
+    }
+}
+
+/*
+ * What was sent of a page: unknown until recorded; unchanged only with
+ * the very bytes recorded; forgotten when the page goes another way.
+ */
+static void test_sent_pages(void **state)
+{
+    enum { PAGE = 4096 };
+    g_autofree uint8_t *a = g_malloc0(PAGE);
+    g_autofree uint8_t *b = g_malloc0(PAGE);
+    FaultGroupsSent s;
+
+    memset(a, 0xa5, PAGE);
+    memcpy(b, a, PAGE);
+    fault_groups_sent_init(&s, 4, 0x1234, PAGE);
+    assert_false(fault_groups_sent_unchanged(&s, 0, a, PAGE));
+
+    fault_groups_sent_record(&s, 0, a, PAGE);
+    assert_true(fault_groups_sent_unchanged(&s, 0, b, PAGE));
+    b[100] ^= 1;
+    assert_false(fault_groups_sent_unchanged(&s, 0, b, PAGE));
+
+    /* a write and a restore: the last bytes sent are what counts */
+    fault_groups_sent_record(&s, 0, b, PAGE);
+    assert_false(fault_groups_sent_unchanged(&s, 0, a, PAGE));
+    assert_true(fault_groups_sent_unchanged(&s, 0, b, PAGE));
+
+    fault_groups_sent_forget(&s, 0);
+    assert_false(fault_groups_sent_unchanged(&s, 0, b, PAGE));
+
+    memset(b, 0, PAGE);
+    fault_groups_sent_zero(&s, 3);
+    assert_true(fault_groups_sent_unchanged(&s, 3, b, PAGE));
+    assert_false(fault_groups_sent_unchanged(&s, 3, a, PAGE));
+
+    /* pages past the end are never unchanged, and recording them is a
+     * no-op */
+    fault_groups_sent_record(&s, 4, b, PAGE);
+    fault_groups_sent_zero(&s, 4);
+    assert_false(fault_groups_sent_unchanged(&s, 4, b, PAGE));
+    fault_groups_sent_destroy(&s);
+}
+
 /*
  * Write faults must see every write: with KVM, nested virtualization and
  * Xen emulation have KVM write guest pages without one, so the
@@ -419,6 +494,8 @@ int main(void)
         cmocka_unit_test(test_simulated_sequential),
         cmocka_unit_test(test_simulated_random),
         cmocka_unit_test(test_untracked_writers),
+        cmocka_unit_test(test_digest),
+        cmocka_unit_test(test_sent_pages),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);
