@@ -4,6 +4,7 @@
 
 Tiers (select with --tier, default all, in this order):
   layout    the repository's own consistency (scripts/series.py --check)
+            and the test runner itself (tests/scripts/test-check.py)
   fast      the QEMU-independent policy units (top-level meson.build, cmocka)
   fuzz      the libFuzzer targets of the parsers of untrusted bytes
             (tests/fuzz), FUZZ_TIME seconds each (default 40)
@@ -314,6 +315,11 @@ def tier_layout(logdir):
     t = run_tap("layout", [sys.executable,
                            os.path.join(TOP, "scripts", "series.py"),
                            "--check", "--tap"], logdir=logdir)
+    # the runner itself: hangs, crashes and deadlines
+    t.add(run_tap("layout/check-runner",
+                  [sys.executable,
+                   os.path.join(TOP, "tests", "scripts", "test-check.py")],
+                  timeout=120, logdir=logdir))
     # docs/devel/migration/composition.rst against its qtest group
     t.add(run_tap("layout/composition",
                   [sys.executable,
