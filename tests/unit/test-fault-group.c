@@ -433,8 +433,7 @@ static void test_sent_pages(void **state)
     assert_true(fault_groups_sent_unchanged(&s, 3, b, PAGE));
     assert_false(fault_groups_sent_unchanged(&s, 3, a, PAGE));
 
-    /* pages past the end are never unchanged, and recording them is a
-     * no-op */
+    /* pages past the end: recording them does nothing */
     fault_groups_sent_record(&s, 4, b, PAGE);
     fault_groups_sent_zero(&s, 4);
     assert_false(fault_groups_sent_unchanged(&s, 4, b, PAGE));
