@@ -85,6 +85,7 @@ static const CompositionPair composition_pairs[] = {
     NO_RDMA("write-fault-groups", "write-fault-groups"),
     NO_RDMA("disk-backed-pages", "disk-backed-pages"),
     NO_RDMA("shared-file-spill", "shared-file-spill"),
+    REFUSED("rdma-pin-budget", "adaptive-compression", ONE_CHANNEL),
 
     WORKS_IN("disk-backed-pages", "multifd",
              "/migration/disk-backed-pages/with/multifd"),
@@ -126,6 +127,25 @@ static const CompositionPair composition_pairs[] = {
              "/migration/shared-file-spill/with/predictive-throttle"),
     WORKS_IN("shared-file-spill", "write-fault-groups",
              "/migration/shared-file-spill/with/write-fault-groups"),
+
+    REFUSED("adaptive-compression", "multifd",
+            "Capability 'adaptive-compression' needs parameter "
+            "'multifd-compression' set to 'zstd'"),
+    WORKS_IN("adaptive-compression", "multifd-zstd",
+             "/migration/adaptive-compression/uncapped"),
+    WORKS("adaptive-compression", "postcopy-ram"),
+    WORKS("adaptive-compression", "postcopy-preempt"),
+    WORKS("adaptive-compression", "tls"),
+    REFUSED("adaptive-compression", "xbzrle",
+            "Multifd is not compatible with xbzrle"),
+    CONFLICTS("adaptive-compression", "mapped-ram", "mapped-ram"),
+    WORKS("adaptive-compression", "auto-converge"),
+    WORKS("adaptive-compression", "predictive-throttle"),
+    WORKS("adaptive-compression", "write-fault-groups"),
+    WORKS_IN("adaptive-compression", "disk-backed-pages",
+             "/migration/disk-backed-pages/with/adaptive-compression"),
+    WORKS_IN("adaptive-compression", "shared-file-spill",
+             "/migration/shared-file-spill/with/adaptive-compression"),
 };
 
 static const CompositionPair *composition_pair(const char *path)
@@ -168,6 +188,8 @@ static const Partner partners[] = {
     { .name = "disk-backed-pages", .caps = { "disk-backed-pages",
                                              "return-path" } },
     { .name = "shared-file-spill", .caps = { "shared-file-spill" } },
+    { .name = "adaptive-compression",
+      .caps = { "multifd", "adaptive-compression" }, .compression = "zstd" },
 };
 
 static const Partner *partner(const char *name)
@@ -267,6 +289,9 @@ static void assert_took_part(QTestState *from, const char *ours)
     } else if (g_str_equal(ours, "predictive-throttle")) {
         info = migrate_query_member(from, "predictive-throttle");
         g_assert_cmpint(qdict_get_int(info, "decisions"), >, 0);
+    } else if (g_str_equal(ours, "adaptive-compression")) {
+        info = migrate_query_member(from, "adaptive-compression");
+        g_assert_cmpint(qdict_get_int(info, "probes"), >, 0);
     }
 }
 
@@ -281,6 +306,7 @@ static void test_works(void *name)
 {
     const CompositionPair *pair = composition_pair(name);
     const Partner *ours = partner(pair->ours), *with = partner(pair->with);
+    const char *compression = with->compression ?: ours->compression;
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
     g_autofree char *file = g_strdup_printf("%s/%s", tmpfs,
                                             FILE_TEST_FILENAME);
@@ -302,7 +328,7 @@ static void test_works(void *name)
     }
 #endif
 #ifndef CONFIG_ZSTD
-    if (with->compression && g_str_equal(with->compression, "zstd")) {
+    if (compression && g_str_equal(compression, "zstd")) {
         g_test_skip("zstd is not built in");
         return;
     }
@@ -310,11 +336,9 @@ static void test_works(void *name)
     if (migrate_start(&from, &to, "defer", &args)) {
         return;
     }
-    if (with->compression) {
-        migrate_set_parameter_str(from, "multifd-compression",
-                                  with->compression);
-        migrate_set_parameter_str(to, "multifd-compression",
-                                  with->compression);
+    if (compression) {
+        migrate_set_parameter_str(from, "multifd-compression", compression);
+        migrate_set_parameter_str(to, "multifd-compression", compression);
     }
 #ifdef CONFIG_GNUTLS
     if (with->tls) {

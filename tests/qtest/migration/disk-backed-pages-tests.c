@@ -231,7 +231,8 @@ static void assert_same_region(QTestState *from, QTestState *to)
 
 /*
  * A partner of the composition matrix (composition-tests.c): TLS,
- * multifd (its two channels, compressed with zstd or not) or
+ * multifd (its two channels, compressed with zstd or not, or choosing
+ * per packet with adaptive-compression) or
  * shared-file-spill on both sides, xbzrle with a cache of 32 MiB, or a
  * capability that only the source acts on
  */
@@ -267,14 +268,19 @@ static void *with_start(QTestState *from, QTestState *to, const char *with)
         migrate_set_parameter_int(from, "xbzrle-cache-size", 32 * MiB);
         return NULL;
     }
-    if (g_str_has_prefix(with, "multifd")) {
-        const char *compression = g_str_equal(with, "multifd-zstd") ?
-                                  "zstd" : "none";
+    if (g_str_has_prefix(with, "multifd") ||
+        g_str_equal(with, "adaptive-compression")) {
+        const char *compression = g_str_equal(with, "multifd") ?
+                                  "none" : "zstd";
 
         migrate_set_capability(from, "multifd", true);
         migrate_set_capability(to, "multifd", true);
         migrate_set_parameter_str(from, "multifd-compression", compression);
         migrate_set_parameter_str(to, "multifd-compression", compression);
+        if (g_str_equal(with, "adaptive-compression")) {
+            migrate_set_capability(from, with, true);
+            migrate_set_capability(to, with, true);
+        }
         return NULL;
     }
     migrate_set_capability(from, with, true);

@@ -19,18 +19,21 @@
  *
  * pid:    the process the rule is for (0: any);
  * call:   pread, pwrite, preadv, pwritev, fdatasync, ioctl, sendmsg,
- *         ibv_reg_mr, ibv_dereg_mr, ibv_post_send;
+ *         sendmsg-head, ibv_reg_mr, ibv_dereg_mr, ibv_post_send;
  * path-suffix: the end of the name /proc/self/fd gives the call's file
  *         descriptor ("*": any; an anonymous inode such as a userfaultfd
  *         is "anon_inode:[userfaultfd]");
- * arg:    the size of a pread, pwrite or sendmsg, the ioctl request,
- *         the length of a memory region, or the type of an RDMA
- *         migration control message (0: any);
+ * arg:    the size of a pread, pwrite or sendmsg, the size of the first
+ *         buffer of a sendmsg-head, the ioctl request, the length of a
+ *         memory region, or the type of an RDMA migration control
+ *         message (0: any);
  * errno:  the error the call fails with (0: the call is only delayed;
  *         -1: a sendmsg is dropped, as if it had been sent); for
  *         ibv_post_send, the byte offset in the control message of a
  *         32-bit word set to all ones: the message goes out corrupt, as
- *         a faulty or hostile peer would send it;
+ *         a faulty or hostile peer would send it; for sendmsg-head (a
+ *         sendmsg seen again, for its first buffer: a multifd packet's
+ *         header, say), the same in that buffer;
  * delay:  milliseconds to sleep before the call or its failure;
  * skip:   matching calls that pass before the first failure;
  * count:  matching calls that fail, then the rule is spent (-1: no end);
@@ -315,6 +318,32 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (err) {
         errno = err;
         return -1;
+    }
+    if (msg->msg_iovlen) {
+        size_t head = msg->msg_iov[0].iov_len;
+        int off = fi_check("sendmsg-head", fd, head);
+
+        if (off > 0 && off + 4 <= head) {
+            /* the same message, its first buffer with one word spoilt */
+            struct iovec *iov = malloc(msg->msg_iovlen * sizeof(*iov));
+            uint8_t *buf = malloc(head);
+            struct msghdr bad = *msg;
+            ssize_t ret = -1;
+
+            if (iov && buf) {
+                memcpy(iov, msg->msg_iov, msg->msg_iovlen * sizeof(*iov));
+                memcpy(buf, iov[0].iov_base, head);
+                memset(buf + off, 0xff, 4);
+                iov[0].iov_base = buf;
+                bad.msg_iov = iov;
+                ret = fn(fd, &bad, flags);
+            } else {
+                errno = ENOMEM;
+            }
+            free(buf);
+            free(iov);
+            return ret;
+        }
     }
     return fn(fd, msg, flags);
 }

@@ -523,7 +523,8 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     Forwarder *fw;
     int scan_records = 0;
     bool tls = cap && g_str_has_suffix(cap, "tls");
-    bool multifd = cap && g_str_has_prefix(cap, "multifd");
+    bool adaptive = cap && g_str_equal(cap, "adaptive-compression");
+    bool multifd = cap && (g_str_has_prefix(cap, "multifd") || adaptive);
     /* no pages file with TLS or multifd */
     bool pages_file = !tls && !multifd;
     const char *cap2 = NULL;
@@ -540,7 +541,12 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     }
     if (multifd) {
         /* "multifd", "multifd-zstd", "multifd-tls": 2 channels */
-        want_compression = g_str_equal(cap, "multifd-zstd") ? "zstd" : NULL;
+        want_compression = adaptive || g_str_equal(cap, "multifd-zstd") ?
+                           "zstd" : NULL;
+        if (adaptive) {
+            /* multifd-zstd's channels, choosing per packet */
+            cap2 = "adaptive-compression";
+        }
         cap = "multifd";
     } else if (tls) {
         cap = NULL;
@@ -835,9 +841,14 @@ static void test_spill_fault_read_retry(void)
  * with another capability on both sides; the migration completes
  * through the file, every page checked.
  */
+void migration_test_spill_with(const char *cap)
+{
+    do_test_spill(0, false, true, cap, NULL);
+}
+
 static void test_spill_with(void *name)
 {
-    do_test_spill(0, false, true, strrchr(name, '/') + 1, NULL);
+    migration_test_spill_with(strrchr(name, '/') + 1);
 }
 
 /*

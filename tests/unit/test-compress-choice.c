@@ -1,0 +1,297 @@
+/*
+ * Unit tests of the per-channel compression choice
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * A simulated channel: each packet's data has, per arm, a compression
+ * time per byte and a ratio; the channel writes at WRITE_NS per byte and
+ * the limit gives it LINK_NS per byte.  A packet takes
+ * max(compress + ratio * write, ratio * link), the model the policy
+ * assumes, so the tests check the learning (warm-up, switching, probes)
+ * against the fixed choices on the same data.
+ */
+
+#include "qemu/osdep.h"
+#include <setjmp.h>
+#include <cmocka.h>
+#include "migration/compress-choice.h"
+
+#define PACKET (128 * 4096)
+
+typedef struct Data {
+    double compress_ns[COMPRESS_CHOICE_ARMS];
+    double ratio[COMPRESS_CHOICE_ARMS];
+} Data;
+
+/* text-like pages: zstd 1, 3, 6 as measured on this machine's guests */
+static const Data text = {
+    .compress_ns = { 0, 2.5, 6.0, 15.0 },
+    .ratio = { 1.0, 0.30, 0.27, 0.25 },
+};
+/* random pages: nothing to gain, and the CPU is busy with the guest */
+static const Data noise = {
+    .compress_ns = { 0, 20.0, 24.0, 30.0 },
+    .ratio = { 1.0, 1.0, 1.0, 1.0 },
+};
+
+/* for the float comparisons (checkpatch reads 1e-9 as a subtraction) */
+#define EPSILON 0.000000001
+#define WRITE_NS 0.3
+#define LINK_NS 15.0    /* 64 MiB/s for this channel */
+
+static double packet_time(const Data *d, int arm, double link_ns)
+{
+    double cpu = (d->compress_ns[arm] + d->ratio[arm] * WRITE_NS) * PACKET;
+    double link = d->ratio[arm] * link_ns * PACKET;
+
+    return cpu > link ? cpu : link;
+}
+
+/* Send one packet of @d through @c; return its time and the arm used. */
+static double send_one(CompressChoice *c, const Data *d, double link_ns,
+                       int *arm_out)
+{
+    bool probe;
+    int arm = compress_choice_pick(c, link_ns, &probe);
+    uint64_t out = (uint64_t)(d->ratio[arm] * PACKET);
+
+    compress_choice_compressed(c, arm, PACKET, out,
+                               (uint64_t)(d->compress_ns[arm] * PACKET));
+    compress_choice_written(c, out, (uint64_t)(WRITE_NS * out));
+    if (arm_out) {
+        *arm_out = arm;
+    }
+    return packet_time(d, arm, link_ns);
+}
+
+/* the time of @n packets of @d (or alternating runs of @d and @e) */
+static double run(CompressChoice *c, const Data *d, const Data *e,
+                  int runlen, int n, double link_ns)
+{
+    double t = 0;
+
+    for (int i = 0; i < n; i++) {
+        const Data *x = (e && (i / runlen) % 2) ? e : d;
+
+        t += send_one(c, x, link_ns, NULL);
+    }
+    return t;
+}
+
+static double run_fixed(int arm, const Data *d, const Data *e, int runlen,
+                        int n, double link_ns)
+{
+    double t = 0;
+
+    for (int i = 0; i < n; i++) {
+        const Data *x = (e && (i / runlen) % 2) ? e : d;
+
+        t += packet_time(x, arm, link_ns);
+    }
+    return t;
+}
+
+static void test_cost(void **state)
+{
+    CompressChoice c;
+
+    compress_choice_init(&c);
+    c.write_ns = 0.5;
+    c.arm[1].compress_ns = 2.0;
+    c.arm[1].ratio = 0.25;
+    c.arm[1].measured = true;
+
+    /* no limit: the channel's CPU and socket */
+    assert_float_equal(compress_choice_cost(&c, 0, 0), 0.5, EPSILON);
+    assert_float_equal(compress_choice_cost(&c, 1, 0), 2.125, EPSILON);
+    /* a slow limit: the compressed bytes on the link */
+    assert_float_equal(compress_choice_cost(&c, 0, 16.0), 16.0, EPSILON);
+    assert_float_equal(compress_choice_cost(&c, 1, 16.0), 4.0, EPSILON);
+}
+
+static void test_warmup(void **state)
+{
+    CompressChoice c;
+    int arm;
+
+    compress_choice_init(&c);
+    /* every zstd level once, in order, each a probe */
+    for (int a = 1; a < COMPRESS_CHOICE_ARMS; a++) {
+        send_one(&c, &text, LINK_NS, &arm);
+        assert_int_equal(arm, a);
+    }
+    assert_int_equal(c.probes, COMPRESS_CHOICE_ARMS - 1);
+    /* then the best for a slow link and text: level 1 keeps it full */
+    send_one(&c, &text, LINK_NS, &arm);
+    assert_int_equal(arm, 1);
+    assert_int_equal(c.best, 1);
+}
+
+/* CPU-bound (uncapped loopback): no compression, and few costly probes */
+static void test_fast_link(void **state)
+{
+    CompressChoice c;
+    double t, none, z1;
+
+    compress_choice_init(&c);
+    t = run(&c, &text, NULL, 0, 20000, 0);
+    none = run_fixed(0, &text, NULL, 0, 20000, 0);
+    z1 = run_fixed(1, &text, NULL, 0, 20000, 0);
+    assert_int_equal(c.best, 0);
+    assert_true(none < z1);
+    /* the probes of levels that always lose back off */
+    assert_true(c.probes < 3 * 12);
+    assert_true(t <= none * 1.05);
+}
+
+/* link-bound: the level that fills the link, as good as the best fixed */
+static void test_slow_link(void **state)
+{
+    CompressChoice c;
+    double t, best = 0;
+
+    compress_choice_init(&c);
+    t = run(&c, &text, NULL, 0, 20000, LINK_NS);
+    for (int a = 0; a < COMPRESS_CHOICE_ARMS; a++) {
+        double f = run_fixed(a, &text, NULL, 0, 20000, LINK_NS);
+
+        if (!best || f < best) {
+            best = f;
+        }
+    }
+    assert_int_equal(c.best, 1);
+    assert_true(t <= best * 1.05);
+}
+
+/* alternating runs of text and noise: better than every fixed choice */
+static void test_mixed(void **state)
+{
+    CompressChoice c;
+    double t;
+
+    compress_choice_init(&c);
+    t = run(&c, &text, &noise, 256, 20000, LINK_NS);
+    for (int a = 0; a < COMPRESS_CHOICE_ARMS; a++) {
+        double f = run_fixed(a, &text, &noise, 256, 20000, LINK_NS);
+
+        g_test_message("mixed: %.3f of fixed arm %d", t / f, a);
+        assert_true(t * 1.12 < f);
+    }
+    g_test_message("mixed: %" PRIu64 " switches", c.switches);
+    assert_true(c.switches >= 20000 / 256 - 2);
+}
+
+/*
+ * Two arms within 5% of each other, measured with the noise of a busy
+ * host (each sample off by up to 2x either way): the best does not
+ * flip back and forth, and the time stays within 10% of the best fixed.
+ */
+static void test_noise(void **state)
+{
+    static const Data close = {
+        .compress_ns = { 0, 0.9, 3.0, 8.0 },
+        .ratio = { 1.0, 0.25, 0.22, 0.2 },
+    };
+    g_autoptr(GRand) rand = g_rand_new_with_seed(7);
+    CompressChoice c;
+    double t = 0, none, z1;
+
+    compress_choice_init(&c);
+    for (int i = 0; i < 20000; i++) {
+        bool probe;
+        int arm = compress_choice_pick(&c, 0, &probe);
+        double noise = g_rand_double_range(rand, 0.5, 2.0);
+        uint64_t out = (uint64_t)(close.ratio[arm] * PACKET);
+
+        compress_choice_compressed(&c, arm, PACKET, out,
+            (uint64_t)(close.compress_ns[arm] * noise * PACKET));
+        noise = g_rand_double_range(rand, 0.5, 2.0);
+        compress_choice_written(&c, out, (uint64_t)(WRITE_NS * 3 * noise *
+                                                    out));
+        t += (close.compress_ns[arm] + close.ratio[arm] * WRITE_NS * 3) *
+             PACKET;
+    }
+    none = 20000.0 * WRITE_NS * 3 * PACKET;
+    z1 = 20000.0 * (0.9 + 0.25 * WRITE_NS * 3) * PACKET;
+    g_test_message("noise: %" PRIu64 " switches, %.3f of the best fixed",
+                   c.switches, t / MIN(none, z1));
+    assert_true(c.switches < 25);
+    assert_true(t <= MIN(none, z1) * 1.10);
+}
+
+/* an arm far behind is probed rarely; one near the best often */
+static void test_probe_interval(void **state)
+{
+    CompressChoice c;
+    int arm;
+    uint64_t probes6 = 0, probes3 = 0;
+
+    compress_choice_init(&c);
+    for (int i = 0; i < 8192; i++) {
+        uint64_t before = c.arm[3].packets, before3 = c.arm[2].packets;
+
+        send_one(&c, &text, LINK_NS, &arm);
+        probes6 += c.arm[3].packets - before;
+        probes3 += c.arm[2].packets - before3;
+    }
+    /* level 6: 15 ns/B against level 1's 4.5: 16, 32, ... 4096 */
+    assert_true(probes6 <= 12);
+    /* level 3: 6.1 ns/B, 74% of level 1's speed: not near, backs off */
+    assert_true(probes3 <= 12);
+    assert_int_equal(c.arm[3].interval, COMPRESS_CHOICE_PROBE_MAX);
+
+    /* a level within 80% of the best stays on the short interval */
+    compress_choice_init(&c);
+    {
+        Data close = text;
+
+        close.compress_ns[2] = 4.0;     /* level 3 at 4.08 vs 4.5: best */
+        close.compress_ns[1] = 3.0;     /* level 1 at 4.5: near */
+        for (int i = 0; i < 4096; i++) {
+            send_one(&c, &close, LINK_NS, &arm);
+        }
+        assert_int_equal(c.best, 2);
+        assert_int_equal(c.arm[1].interval, COMPRESS_CHOICE_PROBE_MIN);
+        assert_true(c.arm[1].packets >= 4096 / (COMPRESS_CHOICE_PROBE_MIN + 1));
+    }
+}
+
+static void test_written(void **state)
+{
+    CompressChoice c;
+
+    compress_choice_init(&c);
+    compress_choice_written(&c, 0, 100);            /* ignored */
+    assert_false(c.write_measured);
+    compress_choice_written(&c, 1000, 2000);
+    assert_float_equal(c.write_ns, 2.0, EPSILON);
+    compress_choice_written(&c, 1000, 1000);
+    assert_float_equal(c.write_ns, (2000 * 0.7 + 1000) / (1000 * 0.7 + 1000),
+                       EPSILON);
+    /* a small write counts for its bytes, not as much as a large one */
+    compress_choice_written(&c, 10, 0);
+    assert_true(c.write_ns > 1.38);
+    /* counters of an empty packet */
+    compress_choice_compressed(&c, 1, 0, 0, 0);
+    assert_int_equal(c.arm[1].packets, 1);
+    assert_false(c.arm[1].measured);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cost),
+        cmocka_unit_test(test_warmup),
+        cmocka_unit_test(test_fast_link),
+        cmocka_unit_test(test_slow_link),
+        cmocka_unit_test(test_mixed),
+        cmocka_unit_test(test_noise),
+        cmocka_unit_test(test_probe_interval),
+        cmocka_unit_test(test_written),
+    };
+
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
