@@ -16,7 +16,7 @@ S := scripts
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
         fuzz series demo bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
-        bench-disk-postcopy \
+        bench-disk-postcopy bench-compress \
         clean distclean help
 
 all: build
@@ -107,6 +107,16 @@ bench-wfg: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name write-fault-groups \
 	    --scenarios dirty-seq,dirty-rand,throttle-2x \
 	    --configs precopy,write-fault-groups-1,write-fault-groups \
+	    $(BENCH_ARGS)
+
+# adaptive-compression against multifd's fixed choices (none, zstd
+# level 1 and 3) on the 128 MiB/s link and uncapped, with compressible
+# dirty pages and with a page cache half text, half random.
+# bench/results/adaptive-compression.*
+bench-compress: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name adaptive-compression \
+	    --scenarios text-dirty,pagecache \
+	    --configs precopy,multifd,multifd-zstd,multifd-zstd-3,adaptive-compression,multifd-uncapped,multifd-zstd-uncapped,adaptive-compression-uncapped \
 	    $(BENCH_ARGS)
 
 # disk-backed-pages, alone and riding multifd-zstd, against precopy,

@@ -258,6 +258,24 @@ CONFIGS = [
            params={"spill-file": "{workdir}/spill.bin"}, postcopy=True,
            postcopy_link=True, cut_on="postcopy-active",
            scenarios=("mixed",)),
+    # make bench-compress: adaptive-compression against multifd's fixed
+    # choices (no compression, zstd level 1, QEMU's default, and level
+    # 3), on the link and uncapped (loopback, CPU-bound).
+    Config("multifd-zstd-3", caps={"multifd": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd",
+                   "multifd-zstd-level": 3}),
+    Config("adaptive-compression", kind="capability",
+           caps={"multifd": True, "adaptive-compression": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd"}),
+    Config("multifd-uncapped", caps={"multifd": True},
+           params={"multifd-channels": 2}, max_bandwidth=64 << 30),
+    Config("multifd-zstd-uncapped", caps={"multifd": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd"},
+           max_bandwidth=64 << 30),
+    Config("adaptive-compression-uncapped", kind="capability",
+           caps={"multifd": True, "adaptive-compression": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd"},
+           max_bandwidth=64 << 30),
     Config("rdma-pin-budget", kind="capability",
            caps={"rdma-pin-budget": True},
            params={"rdma-pin-limit": 64 * 1024 * 1024}, needs="rdma",
@@ -277,6 +295,7 @@ class Scenario:
     dirty_mib: int = 0          # dirtier working set (0: no dirtier)
     dirty_rate: float = 0       # MB/s (0 with dirty_mib: unthrottled)
     dirty_order: str = "rand"   # seq | rand
+    dirty_text: bool = False    # the dirtier writes words of text (-t)
     warmup_s: float = 3.0       # workload runs this long before migrating
     # None: DEFAULTS["migrate_timeout"]; a migration still running then is
     # cancelled and reported as failed ("timeout": did not converge)
@@ -294,6 +313,11 @@ SCENARIOS = [
     Scenario("mixed", "160 MiB page cache + dirtier 128 MiB at 100 MB/s "
              "sequential", cache_mib=160, dirty_mib=128, dirty_rate=100,
              dirty_order="seq"),
+    # Compressible dirty pages (make bench-compress): words of text, which
+    # zstd takes to about a sixth.
+    Scenario("text-dirty", "dirtier: 128 MiB working set of text, 100 MB/s "
+             "sequential", dirty_mib=128, dirty_rate=100, dirty_order="seq",
+             dirty_text=True),
     # CPU-bound dirtier (GB/s under TCG): plain precopy cannot converge;
     # the throttling configurations are what this one measures.
     Scenario("dirty-heavy", "dirtier: 128 MiB working set, sequential, "

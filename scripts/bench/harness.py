@@ -299,9 +299,10 @@ def start_workload(con, sc):
             % (sc.region_mib, WL, WL))
     con.run(wait_file_cmd("%s/region0.pid" % WL), timeout=60)
     if sc.dirty_mib:
-        con.run("dirtier -m %d -r %g -p %s -s 777 -l %s/dirtier.log "
+        con.run("dirtier -m %d -r %g -p %s%s -s 777 -l %s/dirtier.log "
                 "-v %s/dirtier.ver >%s/dirtier.out 2>&1 & echo $! >%s/dirtier.pid"
-                % (sc.dirty_mib, sc.dirty_rate, sc.dirty_order, WL, WL, WL, WL))
+                % (sc.dirty_mib, sc.dirty_rate, sc.dirty_order,
+                   " -t" if sc.dirty_text else "", WL, WL, WL, WL))
     return out
 
 
