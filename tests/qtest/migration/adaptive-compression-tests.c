@@ -232,12 +232,14 @@ static void test_adaptive_dest_without(void)
 #define NEXT_PACKET_SIZE_OFF 20
 
 /*
- * A packet whose header claims 4 GiB of payload: the destination fails
- * the migration with an error, instead of reading it into a 1 MiB
- * buffer (a compressed packet) or asserting (a packet of zero pages
- * only), and the source keeps running.
+ * Packets whose header claims 4 GiB of payload: the destination fails
+ * the migration with an error, and the source keeps running.  @match:
+ * which packets of channel 0 (the fault injector's match field), "":
+ * all of them, and the first with pages is a compressed one (each
+ * level is tried first), which must fit the 1 MiB receive buffer;
+ * without that check the destination read past it.
  */
-static void test_adaptive_malformed(void)
+static void do_test_adaptive_malformed(const char *match)
 {
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
     g_autofree char *rules = g_strdup_printf("%s/faults", tmpfs);
@@ -253,8 +255,9 @@ static void test_adaptive_malformed(void)
      * every packet header of channel 0, spoilt on the way out: a sync
      * packet's payload size is not read, the first one with pages fails
      */
-    fault_arm(rules, "%d sendmsg-head * %d %d 0 0 -1 mig/src/send_0\n",
-              qtest_pid(from), PACKET_HEADER_LEN, NEXT_PACKET_SIZE_OFF);
+    fault_arm(rules, "%d sendmsg-head * %d %d 0 0 -1 mig/src/send_0%s\n",
+              qtest_pid(from), PACKET_HEADER_LEN, NEXT_PACKET_SIZE_OFF,
+              match);
     wait_for_serial("src_serial");
     migrate_qmp(from, to, uri, NULL, "{}");
     wait_for_migration_fail(from, true);
@@ -264,6 +267,21 @@ static void test_adaptive_malformed(void)
     /* exits with the error, not on an assertion or a corrupt heap */
     qtest_set_expected_status(to, EXIT_FAILURE);
     migrate_end(from, to, false);
+}
+
+static void test_adaptive_malformed(void)
+{
+    do_test_adaptive_malformed("");
+}
+
+/*
+ * Only the packets sent without compression (flags word 0: NOCOMP, not
+ * a sync), the first of which is a probe after 16 packets: one must
+ * carry exactly its pages' bytes.
+ */
+static void test_adaptive_malformed_raw(void)
+{
+    do_test_adaptive_malformed(" 8=0");
 }
 
 static void assert_refused(QDict *rsp, const char *error)
@@ -334,6 +352,8 @@ void migration_test_add_adaptive_compression(MigrationTestEnv *env)
                        test_adaptive_dest_without);
     migration_test_add("/migration/adaptive-compression/malformed",
                        test_adaptive_malformed);
+    migration_test_add("/migration/adaptive-compression/malformed-raw",
+                       test_adaptive_malformed_raw);
     migration_test_add_suffix("/migration/disk-backed-pages/with/",
                               "adaptive-compression",
                               test_disk_backed_with_adaptive);

@@ -39,7 +39,11 @@
  * count:  matching calls that fail, then the rule is spent (-1: no end);
  * thread: the name of the calling thread (QEMU names its threads with
  *         -name debug-threads=on, as migration tests do), "*" or nothing:
- *         any.
+ *         any;
+ * match:  for sendmsg-head only, optional: "<offset>=<hex>", the call
+ *         matches only if the big-endian 32-bit word at that byte offset
+ *         of its first buffer has that value (a multifd packet's flags,
+ *         say).
  *
  * The file is read again when it changes (at most every 5 ms): a test
  * arms a fault at the moment it chooses by replacing the file.  Each
@@ -77,6 +81,9 @@ typedef struct FiRule {
     long skip;
     long count;
     char thread[16];
+    /* match: the word at word_off must be word_val (word_off < 0: any) */
+    long word_off;
+    unsigned int word_val;
 } FiRule;
 
 static pthread_mutex_t fi_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -124,9 +131,14 @@ static void fi_reload(const char *path)
         int n;
 
         strcpy(r->thread, "*");
-        n = sscanf(line, "%ld %31s %127s %lu %d %ld %ld %ld %15s", &r->pid,
-                   r->call, r->suffix, &r->arg, &r->err, &r->delay_ms,
-                   &r->skip, &r->count, r->thread);
+        r->word_off = -1;
+        n = sscanf(line, "%ld %31s %127s %lu %d %ld %ld %ld %15s %ld=%x",
+                   &r->pid, r->call, r->suffix, &r->arg, &r->err,
+                   &r->delay_ms, &r->skip, &r->count, r->thread,
+                   &r->word_off, &r->word_val);
+        if (n < 11) {
+            r->word_off = -1;
+        }
         if (n >= 8 && r->call[0] != '#') {
             fi_nrules++;
         }
@@ -163,11 +175,28 @@ static bool fi_suffix(const char *name, const char *suffix)
     return !strcmp(suffix, "*") || (n >= s && !strcmp(name + n - s, suffix));
 }
 
+/* Does the rule's match hold for the buffer @head of @len bytes? */
+static bool fi_word_matches(const FiRule *r, const uint8_t *head, size_t len)
+{
+    if (r->word_off < 0) {
+        return true;
+    }
+    if (!head || r->word_off + 4 > len) {
+        return false;
+    }
+    return ((uint32_t)head[r->word_off] << 24 |
+            (uint32_t)head[r->word_off + 1] << 16 |
+            (uint32_t)head[r->word_off + 2] << 8 |
+            head[r->word_off + 3]) == r->word_val;
+}
+
 /*
  * The errno a call on @fd (-1: none) fails with, 0 to let it through;
- * sleeps first when a rule says so.
+ * sleeps first when a rule says so.  @head, @len: the call's first
+ * buffer, for a rule's match (NULL: none).
  */
-static int fi_check(const char *call, int fd, unsigned long arg)
+static int fi_check_buf(const char *call, int fd, unsigned long arg,
+                        const void *head, size_t len)
 {
     const char *path = getenv("QTEST_FAULT_INJECT");
     char name[256] = "", thread[16] = "";
@@ -185,7 +214,8 @@ static int fi_check(const char *call, int fd, unsigned long arg)
         FiRule *r = &fi_rules[i];
 
         if ((r->pid && r->pid != getpid()) || strcmp(r->call, call) ||
-            (r->arg && r->arg != arg) || !r->count) {
+            (r->arg && r->arg != arg) || !r->count ||
+            !fi_word_matches(r, head, len)) {
             continue;
         }
         if (fd >= 0 && !name[0]) {
@@ -233,6 +263,11 @@ static int fi_check(const char *call, int fd, unsigned long arg)
     /* a call let through sees the errno it had */
     errno = saved_errno;
     return err;
+}
+
+static int fi_check(const char *call, int fd, unsigned long arg)
+{
+    return fi_check_buf(call, fd, arg, NULL, 0);
 }
 
 /* The next definition of @name (libc's, libibverbs'), looked up once */
@@ -321,7 +356,8 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     }
     if (msg->msg_iovlen) {
         size_t head = msg->msg_iov[0].iov_len;
-        int off = fi_check("sendmsg-head", fd, head);
+        int off = fi_check_buf("sendmsg-head", fd, head,
+                               msg->msg_iov[0].iov_base, head);
 
         if (off > 0 && off + 4 <= head) {
             /* the same message, its first buffer with one word spoilt */
