@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Front door of the migration-transport patch series for QEMU 10.2.2.
-#   make            build the patched qemu-system-x86_64 (installs deps first)
+#   make            build the patched qemu-system-x86_64 and libvirt
+#                   (installs deps first)
 #   make check      every test tier, ending in "N passed, N failed"
 #   make series     export the upstream-style series and run checkpatch
 #   make demo       migrate a real Linux guest with each configuration
@@ -14,16 +15,17 @@ PYTHON ?= /usr/bin/python3
 S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
+        libvirt check-libvirt \
         fuzz series demo bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
         bench-disk-postcopy bench-compress \
         clean distclean help
 
-all: build
+all: build libvirt
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# *//'
-	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma bench-units bench-diskmap clean distclean"
+	@sed -n '3,11p' Makefile | sed 's/^# *//'
+	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma libvirt check-libvirt bench-units bench-diskmap clean distclean"
 
 deps:
 	@$(S)/deps.sh
@@ -40,6 +42,11 @@ build: prepare
 
 build-base: prepare
 	@$(S)/build.sh --base
+
+# libvirt 11.3.0 with the series of libvirt/series: virsh, virtqemud and
+# the unit tests the libvirt tier runs, in build/libvirt/build.
+libvirt: deps
+	@$(S)/libvirt.sh build
 
 # The fast tier alone: the policy units and their cmocka tests, no QEMU.
 check-fast: deps
@@ -72,10 +79,14 @@ check-qemu:
 check-rdma: build
 	@$(PYTHON) $(S)/check.py --tier rdma
 
-check: build build-base
+# The libvirt tier alone, on an existing build.
+check-libvirt: libvirt
+	@$(PYTHON) $(S)/check.py --tier libvirt
+
+check: build build-base libvirt
 	@$(PYTHON) $(S)/check.py
 
-series: prepare
+series: prepare libvirt
 	@$(PYTHON) $(S)/series.py --export
 
 # Real-guest harness (bench/README.md): a Debian guest migrated between two

@@ -18,6 +18,9 @@ Tiers (select with --tier, default all, in this order):
   rdma      upstream's RDMA migration tests and rdma-pin-budget's inside a
             TCG guest with Soft-RoCE (scripts/guest/rdma-guest.sh; the host
             has no RDMA)
+  libvirt   the libvirt series (libvirt/): libvirt's unit tests of the
+            migration code it touches, virsh's options for every
+            capability (tests/libvirt/unit.py)
 
 Every tier prints its own summary; the run ends with one line
 "N passed, N failed, N skipped".  Exit status is 0 only when nothing failed
@@ -588,10 +591,17 @@ def tier_rdma(logdir):
     return t
 
 
+def tier_libvirt(logdir):
+    return run_tap("libvirt/unit",
+                   [sys.executable,
+                    os.path.join(TOP, "tests", "libvirt", "unit.py")],
+                   timeout=15 * 60, logdir=logdir)
+
+
 TIERS = [("layout", tier_layout), ("fast", tier_fast), ("fuzz", tier_fuzz),
          ("build", tier_build), ("unit", tier_unit),
          ("qtest", tier_qtest), ("interop", tier_interop),
-         ("rdma", tier_rdma)]
+         ("rdma", tier_rdma), ("libvirt", tier_libvirt)]
 
 
 def main():

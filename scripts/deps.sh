@@ -25,6 +25,8 @@ PKGS=(
     iproute2 socat ibverbs-providers
     busybox-static e2fsprogs python3-matplotlib
     clang libclang-rt-14-dev
+    libxml2-dev libgnutls28-dev libjson-c-dev libtirpc-dev
+    libnl-3-dev libnl-route-3-dev xsltproc
 )
 MESON_MIN=1.5.0
 # SeaBIOS 1.16.2 (bookworm) hits a 32 s AHCI command timeout on QEMU 10.2
@@ -34,6 +36,9 @@ SEABIOS_MIN=1.16.3
 
 BACKPORTS_LIST=/etc/apt/sources.list.d/mig-transport-backports.sources
 DEBSRC_LIST=/etc/apt/sources.list.d/mig-transport-sid-src.sources
+# libvirt 11.3.0's tarball (scripts/libvirt.sh fetch) is in trixie's and
+# bookworm-backports' source packages.
+LV_DEBSRC_LIST=/etc/apt/sources.list.d/mig-transport-libvirt-src.sources
 
 write_if_changed() {
     local file=$1 content=$2
@@ -78,6 +83,11 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" && changed=1
 write_if_changed "$DEBSRC_LIST" "Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" && changed=1
+write_if_changed "$LV_DEBSRC_LIST" "Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: trixie bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" && changed=1
 
