@@ -20,7 +20,9 @@ Tiers (select with --tier, default all, in this order):
             has no RDMA)
   libvirt   the libvirt series (libvirt/): libvirt's unit tests of the
             migration code it touches, virsh's options for every
-            capability (tests/libvirt/unit.py)
+            capability (tests/libvirt/unit.py); virsh migrate with each
+            flag between two virtqemud daemons, the guest verified on
+            the destination (tests/libvirt/e2e.py)
 
 Every tier prints its own summary; the run ends with one line
 "N passed, N failed, N skipped".  Exit status is 0 only when nothing failed
@@ -592,10 +594,16 @@ def tier_rdma(logdir):
 
 
 def tier_libvirt(logdir):
-    return run_tap("libvirt/unit",
-                   [sys.executable,
-                    os.path.join(TOP, "tests", "libvirt", "unit.py")],
-                   timeout=15 * 60, logdir=logdir)
+    t = run_tap("libvirt/unit",
+                [sys.executable,
+                 os.path.join(TOP, "tests", "libvirt", "unit.py")],
+                timeout=15 * 60, logdir=logdir)
+    # two virtqemud "hosts", the real guest, virsh migrate with each flag
+    t.add(run_tap("libvirt/e2e",
+                  [sys.executable,
+                   os.path.join(TOP, "tests", "libvirt", "e2e.py")],
+                  timeout=20 * 60, stall=5 * 60, logdir=logdir))
+    return t
 
 
 TIERS = [("layout", tier_layout), ("fast", tier_fast), ("fuzz", tier_fuzz),

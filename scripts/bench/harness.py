@@ -53,7 +53,8 @@ class Forwarder:
     connections until it is closed or cut: a migration may open more than
     one to the same port (postcopy-preempt's preempt channel beside the
     main stream).  Each accepted connection is connected, in the order
-    accepted, to the destination's port and pumped both ways in two
+    accepted, to the destination's port (on @dst_host, 127.0.0.1 unless
+    told otherwise) and pumped both ways in two
     threads of its own; the byte counts are of all connections together.
     The first connection must come within @timeout seconds (else error).
 
@@ -76,8 +77,10 @@ class Forwarder:
 
     BUF = 1 << 20
 
-    def __init__(self, dst_port, cut=None, timeout=60.0):
+    def __init__(self, dst_port, cut=None, timeout=60.0,
+                 dst_host="127.0.0.1"):
         self.dst_port = dst_port
+        self.dst_host = dst_host
         self.cut = cut
         self.timeout = timeout
         self.bytes = 0          # source -> destination, delivered
@@ -128,7 +131,7 @@ class Forwarder:
             b = None
             try:
                 a.settimeout(None)
-                b = socket.create_connection(("127.0.0.1", self.dst_port),
+                b = socket.create_connection((self.dst_host, self.dst_port),
                                              timeout=self.timeout)
                 b.settimeout(None)
                 for sk in (a, b):
