@@ -32,9 +32,12 @@ SHARED=${SHARED_LIBVIRT_SRC:-$TOP/../shared/libvirt-src}
 TARGETS=(
     tools/virsh src/virtqemud src/virtlogd src/libvirt_driver_qemu.so
     tests/qemumigparamstest tests/qemumonitorjsontest
-    tests/virshtest
+    tests/qemumigrationcookiexmltest tests/virshtest
+    tests/libvirpcimock.so tests/libvirrandommock.so
+    tests/libdomaincapsmock.so tests/libvirhostidmock.so
 )
-TESTS=(qemumigparamstest qemumonitorjsontest virshtest)
+TESTS=(qemumigparamstest qemumonitorjsontest qemumigrationcookiexmltest
+       virshtest)
 
 # Only the QEMU driver, the remote driver virsh talks through, and the
 # daemons; everything that is auto-detected is pinned so that a package

@@ -19,7 +19,8 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
 LV_BLD = os.path.join(BUILD, "libvirt", "build")
 
-TESTS = ["qemumigparamstest", "qemumonitorjsontest", "virshtest"]
+TESTS = ["qemumigparamstest", "qemumonitorjsontest",
+         "qemumigrationcookiexmltest", "virshtest"]
 
 # virsh migrate options the series adds, one group per capability
 VIRSH_OPTIONS = {
