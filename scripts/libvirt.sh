@@ -171,11 +171,18 @@ do_prepare() {
 
 do_build() {
     do_prepare
-    if [ ! -f "$LV_BLD/build.ninja" ]; then
+    local opts reconf=()
+    opts=$(printf '%s\n' "${MESON_OPTS[@]}" | sha256sum | cut -c1-16)
+    if [ -f "$LV_BLD/build.ninja" ] &&
+       [ "$(cat "$LV_BLD/.mig-options" 2>/dev/null)" != "$opts" ]; then
+        reconf=(--reconfigure)
+    fi
+    if [ ! -f "$LV_BLD/build.ninja" ] || [ ${#reconf[@]} -gt 0 ]; then
         info "libvirt: configuring $LV_BLD"
-        meson setup "$LV_BLD" "$LV_SRC" "${MESON_OPTS[@]}" \
+        meson setup "${reconf[@]}" "$LV_BLD" "$LV_SRC" "${MESON_OPTS[@]}" \
             >"$BUILD/libvirt-configure.log" 2>&1 ||
             die "libvirt: meson setup failed, see $BUILD/libvirt-configure.log"
+        echo "$opts" > "$LV_BLD/.mig-options"
     fi
     info "libvirt: building ${TARGETS[*]}"
     ninja -C "$LV_BLD" "${TARGETS[@]}" >"$BUILD/libvirt-build.log" 2>&1 ||
