@@ -126,48 +126,10 @@ do_prepare() {
         : > "$STATE/applied"
     fi
 
-    [ -z "$(git_q status --porcelain --untracked-files=no)" ] ||
-        die "libvirt: $LV_SRC has uncommitted changes; commit them and run scripts/libvirt.sh regen (or discard them)"
-
-    local series applied keep keep_commit i sum commit name p last
-    mapfile -t series < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$TOP/libvirt/series")
-    mapfile -t applied < "$STATE/applied"
-    keep=0
-    keep_commit=$(git_q rev-parse base)
-    for i in "${!series[@]}"; do
-        [ "$i" -lt "${#applied[@]}" ] || break
-        read -r sum commit name <<<"${applied[$i]}"
-        p=$TOP/libvirt/patches/${series[$i]}
-        [ -f "$p" ] || die "libvirt/series names missing patch ${series[$i]}"
-        [ "$name" = "${series[$i]}" ] && [ "$sum" = "$(sha256sum < "$p" | cut -c1-64)" ] || break
-        keep=$((i + 1))
-        keep_commit=$commit
-    done
-    last=$(tail -n1 "$STATE/applied" | cut -d' ' -f2)
-    [ -n "$last" ] || last=$(git_q rev-parse base)
-    if [ "$(git_q rev-parse HEAD)" != "$(git_q rev-parse "$last")" ]; then
-        [ "${FORCE:-0}" = 1 ] ||
-            die "libvirt: $LV_SRC has commits not exported to libvirt/patches; run scripts/libvirt.sh regen first (or FORCE=1 to drop them)"
-        keep=0
-        keep_commit=$(git_q rev-parse base)
-    fi
-    if [ "$keep" -lt "${#series[@]}" ] || [ "$keep" -lt "${#applied[@]}" ] ||
-       [ "$(git_q rev-parse HEAD)" != "$(git_q rev-parse "$keep_commit")" ]; then
-        info "libvirt: keeping $keep patch(es), applying $(( ${#series[@]} - keep ))"
-        git_q reset -q --hard "$keep_commit"
-        head -n "$keep" "$STATE/applied" > "$STATE/applied.new"
-        for ((i = keep; i < ${#series[@]}; i++)); do
-            p=$TOP/libvirt/patches/${series[$i]}
-            [ -f "$p" ] || die "libvirt/series names missing patch ${series[$i]}"
-            git_q am -q --committer-date-is-author-date "$p" ||
-                { git_q am --abort || true; die "libvirt: patch ${series[$i]} does not apply"; }
-            echo "$(sha256sum < "$p" | cut -c1-64) $(git_q rev-parse HEAD) ${series[$i]}" >> "$STATE/applied.new"
-        done
-        mv "$STATE/applied.new" "$STATE/applied"
-    else
-        info "libvirt: patches up to date (${#series[@]} patch(es))"
-    fi
+    apply_series "$LV_SRC" "$TOP/libvirt/series" "$TOP/libvirt/patches" \
+        "libvirt patch" "scripts/libvirt.sh regen"
 }
+
 
 do_build() {
     do_prepare

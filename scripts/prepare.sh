@@ -44,57 +44,8 @@ if [ ! -d "$SRC/.git" ] || [ "$(cat "$STATE/base-id" 2>/dev/null)" != "$base_id"
 fi
 
 # --- 2. glue patches -----------------------------------------------------------
-# $STATE/applied has one line per glue commit applied by us:
-#   <sha256 of the patch file> <commit id> <patch name>
-# The longest prefix of qemu/series whose patch files are unchanged is kept.
-[ -z "$(git_q status --porcelain --untracked-files=no)" ] ||
-    die "prepare: $SRC has uncommitted changes to QEMU files; commit them and run scripts/regen-glue.sh (or discard them)"
-
-mapfile -t series < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$TOP/qemu/series")
-mapfile -t applied < "$STATE/applied"
-
-keep=0
-keep_commit=$(git_q rev-parse base)
-for i in "${!series[@]}"; do
-    [ "$i" -lt "${#applied[@]}" ] || break
-    read -r sum commit name <<<"${applied[$i]}"
-    p=$TOP/qemu/patches/${series[$i]}
-    [ -f "$p" ] || die "qemu/series names missing patch ${series[$i]}"
-    [ "$name" = "${series[$i]}" ] && [ "$sum" = "$(sha256sum < "$p" | cut -c1-64)" ] || break
-    keep=$((i + 1))
-    keep_commit=$commit
-done
-
-last_commit=$(tail -n1 "$STATE/applied" | cut -d' ' -f2)
-[ -n "$last_commit" ] || last_commit=$(git_q rev-parse base)
-if [ "$(git_q rev-parse HEAD)" != "$(git_q rev-parse "$last_commit")" ]; then
-    [ "${FORCE:-0}" = 1 ] ||
-        die "prepare: $SRC has glue commits not exported to qemu/patches; run scripts/regen-glue.sh first (or FORCE=1 to drop them)"
-    info "prepare: FORCE=1, dropping unexported commits in $SRC"
-    keep=-1
-fi
-
-if [ "$keep" = -1 ]; then
-    keep=0
-    keep_commit=$(git_q rev-parse base)
-    git_q reset -q --hard base
-fi
-if [ "$keep" -lt "${#series[@]}" ] || [ "$keep" -lt "${#applied[@]}" ] ||
-   [ "$(git_q rev-parse HEAD)" != "$(git_q rev-parse "$keep_commit")" ]; then
-    info "prepare: keeping $keep glue commit(s), applying $(( ${#series[@]} - keep ))"
-    git_q reset -q --hard "$keep_commit"
-    head -n "$keep" "$STATE/applied" > "$STATE/applied.new"
-    for ((i = keep; i < ${#series[@]}; i++)); do
-        p=$TOP/qemu/patches/${series[$i]}
-        [ -f "$p" ] || die "qemu/series names missing patch ${series[$i]}"
-        git_q am -q --committer-date-is-author-date "$p" ||
-            { git_q am --abort || true; die "prepare: glue patch ${series[$i]} does not apply"; }
-        echo "$(sha256sum < "$p" | cut -c1-64) $(git_q rev-parse HEAD) ${series[$i]}" >> "$STATE/applied.new"
-    done
-    mv "$STATE/applied.new" "$STATE/applied"
-else
-    info "prepare: glue up to date (${#series[@]} patch(es))"
-fi
+apply_series "$SRC" "$TOP/qemu/series" "$TOP/qemu/patches" "glue patch" \
+    scripts/regen-glue.sh
 
 # --- 3. overlay links ------------------------------------------------------------
 "$TOP/scripts/overlay.sh" link
