@@ -11,12 +11,11 @@
 #                        tarball (one commit, tagged "base") with the
 #                        patches applied by git am; an unchanged prefix of
 #                        the series is kept
-#   libvirt.sh build     configure (once) and build virsh, virtqemud, the
-#                        QEMU driver and the unit tests we run, in
-#                        build/libvirt/build
+#   libvirt.sh build     configure (again when MESON_OPTS change) and build
+#                        virsh, virtqemud, the QEMU driver and the unit
+#                        tests we run, in build/libvirt/build
 #   libvirt.sh regen     rewrite libvirt/patches and libvirt/series from the
 #                        commits base..HEAD of build/libvirt
-#   libvirt.sh test      the libvirt unit tests of the migration code
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$TOP/libvirt/base.conf"
@@ -36,8 +35,6 @@ TARGETS=(
     tests/libvirpcimock.so tests/libvirrandommock.so
     tests/libdomaincapsmock.so tests/libvirhostidmock.so
 )
-TESTS=(qemumigparamstest qemumonitorjsontest qemumigrationcookiexmltest
-       virshtest)
 
 # Only the QEMU driver, the remote driver virsh talks through, and the
 # daemons; everything that is auto-detected is pinned so that a package
@@ -152,10 +149,6 @@ do_build() {
     info "libvirt: built ($LV_BLD/tools/virsh)"
 }
 
-do_test() {
-    [ -f "$LV_BLD/build.ninja" ] || die "libvirt: not built; run make libvirt"
-    meson test -C "$LV_BLD" --no-rebuild --print-errorlogs "${TESTS[@]}"
-}
 
 do_regen() {
     [ -d "$LV_SRC/.git" ] || die "libvirt: $LV_SRC is not prepared"
@@ -196,7 +189,6 @@ case "${1:-}" in
 fetch) do_fetch ;;
 prepare) do_prepare ;;
 build) do_build ;;
-test) do_test ;;
 regen) do_regen ;;
-*) die "usage: $0 fetch|prepare|build|test|regen" ;;
+*) die "usage: $0 fetch|prepare|build|regen" ;;
 esac

@@ -277,8 +277,6 @@ class Guest:
     def __init__(self, guest_env):
         self.env = guest_env
         self.con = None
-        self.host = None
-        self.pre = None
 
     def boot(self, host):
         path = os.path.join(E2E, "domain.xml")
@@ -289,14 +287,13 @@ class Guest:
         self.attach(host)
         self.con.wait_ready(120)
         self.con.run("mkdir -p %s" % harness.WL)
-        self.pre = harness.start_workload(self.con, SCENARIO)
+        harness.start_workload(self.con, SCENARIO)
         self.diskmap = harness.start_diskmap(self.con, SCENARIO)
         time.sleep(SCENARIO.warmup_s)
 
     def attach(self, host):
         if self.con:
             self.con.close()
-        self.host = host
         self.con = Console(host.ser, timeout=30)
 
     def verify(self, where):
@@ -313,18 +310,15 @@ def migrate(guest, src, dst, flags, name, cut=None, expect_error=None,
     completed job's statistics and the forwarder, says why the
     capability was not at work, or None.  Returns True when it
     passed."""
-    port = None
     fwd = None
-    extra = []
     if cut is not None:
         # the destination listens on 127.0.0.2:port, the source connects
         # to the forwarder on 127.0.0.1:port
         fwd = harness.Forwarder(0, cut=cut, timeout=120,
                                 dst_host="127.0.0.2")
-        port = fwd.port
-        fwd.dst_port = port
+        fwd.dst_port = fwd.port
         extra = ["--listen-address", "127.0.0.2",
-                 "--migrateuri", "tcp://127.0.0.1:%d" % port]
+                 "--migrateuri", "tcp://127.0.0.1:%d" % fwd.port]
     else:
         extra = ["--migrateuri", "tcp://127.0.0.1:%d" % free_port()]
     if bandwidth:
