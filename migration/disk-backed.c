@@ -41,11 +41,13 @@
 #include "qemu/stats64.h"
 #include "qemu/main-loop.h"
 #include "qemu/memalign.h"
+#include "qemu/module.h"
 #include "qemu/thread.h"
 #include "block/thread-pool.h"
 #include "qapi/error.h"
 #include "qobject/qdict.h"
 #include "block/block.h"
+/* bs->file, ->options, ->filename: the image disk_backed_open_image() opens */
 #include "block/block_int-common.h"
 #include "block/dirty-bitmap.h"
 #include "system/block-backend.h"
@@ -208,44 +210,48 @@ static struct {
     ThreadPool *pool;           /* destination, multifd: checks references */
     DiskBackedBatch *batch;     /* main thread: the next batch for @pool */
     bool nack_failed;           /* atomic: a refusal could not be sent */
-} db;
+} disk_backed_state = {
+    .fd = -1,
+};
 
 static void disk_backed_table_free_cmds(void);
 
-static void __attribute__((__constructor__)) disk_backed_init(void)
+static void disk_backed_init(void)
 {
-    qemu_mutex_init(&db.lock);
-    qemu_mutex_init(&db.queue_lock);
-    qemu_mutex_init(&db.place_lock);
-    db.fd = -1;
+    qemu_mutex_init(&disk_backed_state.lock);
+    qemu_mutex_init(&disk_backed_state.queue_lock);
+    qemu_mutex_init(&disk_backed_state.place_lock);
 }
+
+migration_init(disk_backed_init);
 
 /* Takes ownership of @status */
 static void disk_backed_set_status(char *status)
 {
-    WITH_QEMU_LOCK_GUARD(&db.lock) {
-        g_free(db.map_status);
-        db.map_status = status;
+    WITH_QEMU_LOCK_GUARD(&disk_backed_state.lock) {
+        g_free(disk_backed_state.map_status);
+        disk_backed_state.map_status = status;
     }
 }
 
 static void disk_backed_reset_stats(const char *status)
 {
     disk_backed_set_status(g_strdup(status));
-    stat64_set(&db.map_records, 0);
-    stat64_set(&db.map_ignored, 0);
-    stat64_set(&db.map_modified, 0);
-    stat64_set(&db.pages_referenced, 0);
-    stat64_set(&db.bytes_saved, 0);
-    stat64_set(&db.references_refused, 0);
-    stat64_set(&db.disk_bytes_read, 0);
-    stat64_set(&db.postcopy_references, 0);
+    stat64_set(&disk_backed_state.map_records, 0);
+    stat64_set(&disk_backed_state.map_ignored, 0);
+    stat64_set(&disk_backed_state.map_modified, 0);
+    stat64_set(&disk_backed_state.pages_referenced, 0);
+    stat64_set(&disk_backed_state.bytes_saved, 0);
+    stat64_set(&disk_backed_state.references_refused, 0);
+    stat64_set(&disk_backed_state.disk_bytes_read, 0);
+    stat64_set(&disk_backed_state.postcopy_references, 0);
 }
 
 static BlockDriverState *disk_backed_find_node(Error **errp)
 {
     const char *name = migrate_disk_backed_node();
     BlockDriverState *bs;
+    const char *format;
 
     if (!name || !*name) {
         error_setg(errp, "Capability 'disk-backed-pages' needs parameter "
@@ -262,12 +268,12 @@ static BlockDriverState *disk_backed_find_node(Error **errp)
      * The destination reads the node while it is inactive: only a raw
      * node has no metadata that could be stale then.
      */
-    if (!bs->drv || (strcmp(bs->drv->format_name, "raw") &&
-                     strcmp(bs->drv->format_name, "file") &&
-                     strcmp(bs->drv->format_name, "host_device"))) {
+    format = bdrv_get_format_name(bs);
+    if (!format || (strcmp(format, "raw") && strcmp(format, "file") &&
+                    strcmp(format, "host_device"))) {
         error_setg(errp, "Parameter 'disk-backed-node': node '%s' has "
                    "format '%s'; only raw nodes are supported", name,
-                   bs->drv ? bs->drv->format_name : "none");
+                   format ?: "none");
         return NULL;
     }
     return bs;
@@ -449,7 +455,7 @@ static char *disk_backed_read_map(uint64_t map_gpa)
     DiskMapEnv env = {
         .in_ram = disk_backed_in_ram,
         .opaque = &xlat,
-        .disk_size = db.disk_size,
+        .disk_size = disk_backed_state.disk_size,
     };
     g_autofree uint8_t *page = g_malloc(DISK_MAP_PAGE_SIZE);
     g_autofree uint8_t *recs = NULL;
@@ -559,9 +565,9 @@ static char *disk_backed_read_map(uint64_t map_gpa)
         }
         valid += kept;
     }
-    stat64_set(&db.map_records, valid);
-    stat64_set(&db.map_ignored, ignored);
-    stat64_set(&db.map_modified, modified);
+    stat64_set(&disk_backed_state.map_records, valid);
+    stat64_set(&disk_backed_state.map_ignored, ignored);
+    stat64_set(&disk_backed_state.map_modified, modified);
     trace_disk_backed_map(map_gpa, map->count, valid, ignored, modified,
                           g_get_monotonic_time() - start);
     return g_strdup("ok");
@@ -574,26 +580,28 @@ bool disk_backed_save_setup(Error **errp)
 
     disk_backed_save_cleanup();
     disk_backed_reset_stats("none");
-    db.table_sent = false;
-    db.placed = false;
+    disk_backed_state.table_sent = false;
+    disk_backed_state.placed = false;
     disk_backed_table_free_cmds();
-    qatomic_set(&db.nack_count, 0);
-    qatomic_set(&db.pong, false);
-    db.closed = false;
+    qatomic_set(&disk_backed_state.nack_count, 0);
+    qatomic_set(&disk_backed_state.pong, false);
+    disk_backed_state.closed = false;
 
     if (!disk_backed_check_node(errp)) {
         return false;
     }
     bs = disk_backed_find_node(errp);
     bdrv_ref(bs);
-    db.bs = bs;
-    db.written = bdrv_create_dirty_bitmap(bs, DISK_MAP_PAGE_SIZE, NULL, errp);
-    if (!db.written) {
+    disk_backed_state.bs = bs;
+    disk_backed_state.written = bdrv_create_dirty_bitmap(bs, DISK_MAP_PAGE_SIZE,
+                                                         NULL, errp);
+    if (!disk_backed_state.written) {
         error_prepend(errp, "disk-backed-pages: cannot track writes to "
                       "node '%s': ", bdrv_get_node_name(bs));
         return false;
     }
-    db.disk_size = bdrv_dirty_bitmap_size(db.written);
+    disk_backed_state.disk_size =
+        bdrv_dirty_bitmap_size(disk_backed_state.written);
 
     if (!map_gpa) {
         return true;
@@ -604,13 +612,13 @@ bool disk_backed_save_setup(Error **errp)
 
 void disk_backed_save_cleanup(void)
 {
-    if (db.written) {
-        bdrv_release_dirty_bitmap(db.written);
-        db.written = NULL;
+    if (disk_backed_state.written) {
+        bdrv_release_dirty_bitmap(disk_backed_state.written);
+        disk_backed_state.written = NULL;
     }
-    if (db.bs) {
-        bdrv_unref(db.bs);
-        db.bs = NULL;
+    if (disk_backed_state.bs) {
+        bdrv_unref(disk_backed_state.bs);
+        disk_backed_state.bs = NULL;
     }
     disk_backed_table_free_cmds();
     disk_backed_free_blocks();
@@ -633,11 +641,11 @@ bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
     if (!r) {
         return false;
     }
-    p.last_stage = last_stage || db.closed;
+    p.last_stage = last_stage || disk_backed_state.closed;
     /* a disk that shrank since setup: as if written */
     p.frame_written = r->frame * DISK_MAP_PAGE_SIZE >=
-                      bdrv_dirty_bitmap_size(db.written) ||
-                      bdrv_dirty_bitmap_get(db.written,
+                      bdrv_dirty_bitmap_size(disk_backed_state.written) ||
+                      bdrv_dirty_bitmap_get(disk_backed_state.written,
                                             r->frame * DISK_MAP_PAGE_SIZE);
     if (!disk_ref_qualifies(&p)) {
         trace_disk_backed_save_full(rb->idstr, offset, p.frame_written);
@@ -661,8 +669,8 @@ bool disk_backed_may_ref(RAMBlock *rb, ram_addr_t offset)
 
 void disk_backed_ref_sent(uint64_t len)
 {
-    stat64_add(&db.pages_referenced, 1);
-    stat64_add(&db.bytes_saved, DISK_MAP_PAGE_SIZE - len);
+    stat64_add(&disk_backed_state.pages_referenced, 1);
+    stat64_add(&disk_backed_state.bytes_saved, DISK_MAP_PAGE_SIZE - len);
 }
 
 int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
@@ -674,7 +682,7 @@ int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
     rb = qemu_ram_block_by_name(idstr);
     /* under the RCU read lock: the cleanup may free it meanwhile */
     b = rb ? qatomic_rcu_read(&rb->disk_backed) : NULL;
-    if (qatomic_load_acquire(&db.table_sent)) {
+    if (qatomic_load_acquire(&disk_backed_state.table_sent)) {
         /*
          * Postcopy has started: every refusal of precopy's references
          * came before (disk_backed_close_refs()), so this is one of the
@@ -690,7 +698,7 @@ int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
             return -EINVAL;
         }
         trace_disk_backed_nack(idstr, offset);
-        stat64_add(&db.references_refused, 1);
+        stat64_add(&disk_backed_state.references_refused, 1);
         return 1;
     }
     if (!b || !b->nacked ||
@@ -702,10 +710,10 @@ int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
         return -EINVAL;
     }
     trace_disk_backed_nack(idstr, offset);
-    stat64_add(&db.references_refused, 1);
+    stat64_add(&disk_backed_state.references_refused, 1);
     if (disk_backed_flip_bit_atomic(b->nacked, offset >> TARGET_PAGE_BITS,
                                     true)) {
-        qatomic_inc(&db.nack_count);
+        qatomic_inc(&disk_backed_state.nack_count);
     }
     return 0;
 }
@@ -716,7 +724,7 @@ uint64_t disk_backed_take_nacks(RAMBlock *rb, unsigned long *bmap)
     unsigned long npages, page;
     uint64_t dirtied = 0;
 
-    if (!qatomic_read(&db.nack_count) || !b || !b->nacked) {
+    if (!qatomic_read(&disk_backed_state.nack_count) || !b || !b->nacked) {
         return 0;
     }
     npages = rb->used_length >> TARGET_PAGE_BITS;
@@ -725,7 +733,7 @@ uint64_t disk_backed_take_nacks(RAMBlock *rb, unsigned long *bmap)
         if (!disk_backed_flip_bit_atomic(b->nacked, page, false)) {
             continue;
         }
-        qatomic_dec(&db.nack_count);
+        qatomic_dec(&disk_backed_state.nack_count);
         if (!test_and_set_bit(page, bmap)) {
             dirtied++;
         }
@@ -756,8 +764,8 @@ bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
      * more, so this is no last stage (disk_ref_qualifies()).
      */
     p.frame_written = r->frame * DISK_MAP_PAGE_SIZE >=
-                      bdrv_dirty_bitmap_size(db.written) ||
-                      bdrv_dirty_bitmap_get(db.written,
+                      bdrv_dirty_bitmap_size(disk_backed_state.written) ||
+                      bdrv_dirty_bitmap_get(disk_backed_state.written,
                                             r->frame * DISK_MAP_PAGE_SIZE);
     if (!disk_ref_qualifies(&p) || buffer_is_zero(host, DISK_MAP_PAGE_SIZE)) {
         return false;
@@ -765,12 +773,14 @@ bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
     if (!b->table) {
         b->table = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
     }
-    c = db.table_cmds ? db.table_cmd[db.table_cmds - 1] : NULL;
+    c = disk_backed_state.table_cmds ?
+        disk_backed_state.table_cmd[disk_backed_state.table_cmds - 1] : NULL;
     if (!c || c->rb != rb || c->n == DISK_REF_TABLE_MAX_ENTRIES) {
-        if (db.table_cmds == DISK_BACKED_TABLE_CMDS) {
+        if (disk_backed_state.table_cmds == DISK_BACKED_TABLE_CMDS) {
             disk_backed_table_flush(f);
         }
-        c = db.table_cmd[db.table_cmds++] = g_new(DiskBackedTableCmd, 1);
+        c = g_new(DiskBackedTableCmd, 1);
+        disk_backed_state.table_cmd[disk_backed_state.table_cmds++] = c;
         c->rb = rb;
         c->n = 0;
     }
@@ -778,7 +788,7 @@ bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
     set_bit(page, b->table);
     c->offset[c->n] = offset;
     c->disk[c->n++] = r->frame * DISK_MAP_PAGE_SIZE;
-    stat64_add(&db.postcopy_references, 1);
+    stat64_add(&disk_backed_state.postcopy_references, 1);
     disk_backed_ref_sent(DISK_REF_TABLE_ENTRY_LEN);
     return true;
 }
@@ -800,40 +810,40 @@ static int disk_backed_table_hash(void *opaque)
 
 void disk_backed_table_flush(QEMUFile *f)
 {
-    if (!db.table_cmds) {
+    if (!disk_backed_state.table_cmds) {
         return;
     }
-    if (!db.hash_pool) {
-        db.hash_pool = thread_pool_new();
-        thread_pool_set_max_threads(db.hash_pool,
+    if (!disk_backed_state.hash_pool) {
+        disk_backed_state.hash_pool = thread_pool_new();
+        thread_pool_set_max_threads(disk_backed_state.hash_pool,
                                     MAX(MIN(sysconf(_SC_NPROCESSORS_ONLN),
                                             8), 1));
     }
-    for (int i = 0; i < db.table_cmds; i++) {
-        thread_pool_submit(db.hash_pool, disk_backed_table_hash,
-                           db.table_cmd[i], NULL);
+    for (int i = 0; i < disk_backed_state.table_cmds; i++) {
+        thread_pool_submit(disk_backed_state.hash_pool, disk_backed_table_hash,
+                           disk_backed_state.table_cmd[i], NULL);
     }
-    thread_pool_wait(db.hash_pool);
-    for (int i = 0; i < db.table_cmds; i++) {
-        qemu_savevm_send_disk_refs(f, db.table_cmd[i]->buf,
-                                   db.table_cmd[i]->len);
-        ram_transferred_add(db.table_cmd[i]->len);
-        g_free(db.table_cmd[i]);
-        db.table_cmd[i] = NULL;
+    thread_pool_wait(disk_backed_state.hash_pool);
+    for (int i = 0; i < disk_backed_state.table_cmds; i++) {
+        qemu_savevm_send_disk_refs(f, disk_backed_state.table_cmd[i]->buf,
+                                   disk_backed_state.table_cmd[i]->len);
+        ram_transferred_add(disk_backed_state.table_cmd[i]->len);
+        g_free(disk_backed_state.table_cmd[i]);
+        disk_backed_state.table_cmd[i] = NULL;
     }
-    db.table_cmds = 0;
+    disk_backed_state.table_cmds = 0;
 }
 
 static void disk_backed_table_free_cmds(void)
 {
-    for (int i = 0; i < db.table_cmds; i++) {
-        g_free(db.table_cmd[i]);
-        db.table_cmd[i] = NULL;
+    for (int i = 0; i < disk_backed_state.table_cmds; i++) {
+        g_free(disk_backed_state.table_cmd[i]);
+        disk_backed_state.table_cmd[i] = NULL;
     }
-    db.table_cmds = 0;
-    if (db.hash_pool) {
-        thread_pool_free(db.hash_pool);
-        db.hash_pool = NULL;
+    disk_backed_state.table_cmds = 0;
+    if (disk_backed_state.hash_pool) {
+        thread_pool_free(disk_backed_state.hash_pool);
+        disk_backed_state.hash_pool = NULL;
     }
 }
 
@@ -844,21 +854,24 @@ void disk_backed_table_sent(QEMUFile *f)
     disk_backed_table_flush(f);
     disk_backed_table_free_cmds();
     /* no table, nothing to wait for */
-    qatomic_set(&db.placed, !stat64_get(&db.postcopy_references));
-    qatomic_store_release(&db.table_sent, true);
-    trace_disk_backed_table_sent(stat64_get(&db.postcopy_references),
-                                 g_get_monotonic_time() - start);
+    qatomic_set(&disk_backed_state.placed,
+                !stat64_get(&disk_backed_state.postcopy_references));
+    qatomic_store_release(&disk_backed_state.table_sent, true);
+    trace_disk_backed_table_sent(
+        stat64_get(&disk_backed_state.postcopy_references),
+        g_get_monotonic_time() - start);
 }
 
 void disk_backed_table_placed(void)
 {
     trace_disk_backed_table_placed();
-    qatomic_store_release(&db.placed, true);
+    qatomic_store_release(&disk_backed_state.placed, true);
 }
 
 bool disk_backed_table_done(void)
 {
-    return !qatomic_read(&db.table_sent) || qatomic_load_acquire(&db.placed);
+    return !qatomic_read(&disk_backed_state.table_sent) ||
+           qatomic_load_acquire(&disk_backed_state.placed);
 }
 
 void disk_backed_table_resumed(void)
@@ -868,12 +881,12 @@ void disk_backed_table_resumed(void)
      * destination has not received, as it said in its bitmaps, and the
      * destination places no more of the table (disk_backed_abandon()).
      */
-    qatomic_store_release(&db.placed, true);
+    qatomic_store_release(&disk_backed_state.placed, true);
 }
 
 void disk_backed_pong(void)
 {
-    qatomic_set(&db.pong, true);
+    qatomic_set(&disk_backed_state.pong, true);
 }
 
 int disk_backed_close_refs(QEMUFile *f, Error **errp)
@@ -883,17 +896,17 @@ int disk_backed_close_refs(QEMUFile *f, Error **errp)
     /* how long to wait for the destination to check its references */
     uint32_t timeout = s->disk_backed_close_timeout;
 
-    db.closed = true;
-    if (!stat64_get(&db.pages_referenced)) {
+    disk_backed_state.closed = true;
+    if (!stat64_get(&disk_backed_state.pages_referenced)) {
         return 0;               /* nothing to refuse */
     }
-    qatomic_set(&db.pong, false);
+    qatomic_set(&disk_backed_state.pong, false);
     qemu_savevm_send_ping(f, QEMU_VM_PING_DISK_REFS);
     if (qemu_fflush(f) < 0) {
         error_setg(errp, "disk-backed-pages: cannot send the last ping");
         return -EIO;
     }
-    while (!qatomic_read(&db.pong)) {
+    while (!qatomic_read(&disk_backed_state.pong)) {
         g_usleep(2 * 1000);
         if (migrate_has_error(s) || qemu_file_get_error(f) ||
             !migration_is_running()) {
@@ -910,8 +923,8 @@ int disk_backed_close_refs(QEMUFile *f, Error **errp)
     }
     /* the return-path thread saw every NACK before the PONG */
     smp_mb_acquire();
-    trace_disk_backed_close_refs(qemu_clock_get_ms(QEMU_CLOCK_REALTIME) -
-                                 start, qatomic_read(&db.nack_count));
+    trace_disk_backed_close_refs(qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start,
+                                 qatomic_read(&disk_backed_state.nack_count));
     return 0;
 }
 
@@ -925,19 +938,20 @@ static void disk_backed_blk_unref_bh(void *opaque)
 /* Drop the BlockBackend; callable in coroutine context as well */
 static void disk_backed_blk_close(void)
 {
-    if (db.blk) {
+    if (disk_backed_state.blk) {
         /* detaching takes the graph lock, which no coroutine may take */
         aio_bh_schedule_oneshot(qemu_get_aio_context(),
-                                disk_backed_blk_unref_bh, db.blk);
-        db.blk = NULL;
+                                disk_backed_blk_unref_bh,
+                                disk_backed_state.blk);
+        disk_backed_state.blk = NULL;
     }
-    qemu_vfree(db.win_buf);
-    db.win_buf = NULL;
-    g_free(db.win);
-    db.win = NULL;
-    if (db.fd >= 0) {
-        close(db.fd);
-        db.fd = -1;
+    qemu_vfree(disk_backed_state.win_buf);
+    disk_backed_state.win_buf = NULL;
+    g_free(disk_backed_state.win);
+    disk_backed_state.win = NULL;
+    if (disk_backed_state.fd >= 0) {
+        close(disk_backed_state.fd);
+        disk_backed_state.fd = -1;
     }
 }
 
@@ -950,18 +964,21 @@ static void disk_backed_blk_close(void)
  */
 static int disk_backed_open_image(BlockDriverState *bs)
 {
+    const char *format;
+
     GLOBAL_STATE_CODE();
     GRAPH_RDLOCK_GUARD_MAINLOOP();
 
-    if (!strcmp(bs->drv->format_name, "raw")) {
+    format = bdrv_get_format_name(bs);
+    if (format && !strcmp(format, "raw")) {
         if (qdict_haskey(bs->options, "offset") ||
             qdict_haskey(bs->options, "size") || !bs->file) {
             return -1;
         }
         bs = bs->file->bs;
+        format = bdrv_get_format_name(bs);
     }
-    if (!bs->drv || (strcmp(bs->drv->format_name, "file") &&
-                     strcmp(bs->drv->format_name, "host_device"))) {
+    if (!format || (strcmp(format, "file") && strcmp(format, "host_device"))) {
         return -1;
     }
     return qemu_open_old(bs->filename, O_RDONLY);
@@ -999,15 +1016,15 @@ bool disk_backed_incoming_open(Error **errp)
         blk_unref(blk);
         return false;
     }
-    db.disk_size = size;
-    db.blk = blk;
-    db.fd = disk_backed_open_image(bs);
-    if (db.fd < 0) {
+    disk_backed_state.disk_size = size;
+    disk_backed_state.blk = blk;
+    disk_backed_state.fd = disk_backed_open_image(bs);
+    if (disk_backed_state.fd < 0) {
         trace_disk_backed_open_image(bdrv_get_node_name(bs), errno);
     }
-    db.win = g_new0(DiskBackedWindow, DISK_BACKED_WINDOWS);
-    db.next_base = UINT64_MAX;
-    db.ahead = 0;
+    disk_backed_state.win = g_new0(DiskBackedWindow, DISK_BACKED_WINDOWS);
+    disk_backed_state.next_base = UINT64_MAX;
+    disk_backed_state.ahead = 0;
     return true;
 }
 
@@ -1015,28 +1032,28 @@ bool disk_backed_incoming_open(Error **errp)
 
 static DiskBackedTableEntry *disk_backed_entry(size_t i)
 {
-    return &g_array_index(db.table, DiskBackedTableEntry, i);
+    return &g_array_index(disk_backed_state.table, DiskBackedTableEntry, i);
 }
 
 static void disk_backed_table_free(void)
 {
-    qatomic_set(&db.table_ready, false);
-    if (db.table) {
-        g_array_free(db.table, true);
-        db.table = NULL;
+    qatomic_set(&disk_backed_state.table_ready, false);
+    if (disk_backed_state.table) {
+        g_array_free(disk_backed_state.table, true);
+        disk_backed_state.table = NULL;
     }
-    if (db.table_index) {
-        g_hash_table_destroy(db.table_index);
-        db.table_index = NULL;
+    if (disk_backed_state.table_index) {
+        g_hash_table_destroy(disk_backed_state.table_index);
+        disk_backed_state.table_index = NULL;
     }
-    if (db.queue) {
-        g_array_free(db.queue, true);
-        db.queue = NULL;
+    if (disk_backed_state.queue) {
+        g_array_free(disk_backed_state.queue, true);
+        disk_backed_state.queue = NULL;
     }
-    g_free(db.claim);
-    db.claim = NULL;
-    g_free(db.refused);
-    db.refused = NULL;
+    g_free(disk_backed_state.claim);
+    disk_backed_state.claim = NULL;
+    g_free(disk_backed_state.refused);
+    disk_backed_state.refused = NULL;
 }
 
 int disk_backed_load_table(QEMUFile *f, uint16_t len, Error **errp)
@@ -1051,13 +1068,13 @@ int disk_backed_load_table(QEMUFile *f, uint16_t len, Error **errp)
                    "was cut short");
         return -EIO;
     }
-    if (!migrate_disk_backed_pages() || !db.blk) {
+    if (!migrate_disk_backed_pages() || !disk_backed_state.blk) {
         error_setg(errp, "disk-backed-pages: a table of references arrived "
                    "without the capability");
         return -EINVAL;
     }
     if ((ps != POSTCOPY_INCOMING_ADVISE && ps != POSTCOPY_INCOMING_DISCARD) ||
-        db.draining) {
+        disk_backed_state.draining) {
         error_setg(errp, "disk-backed-pages: a table of references arrived "
                    "in postcopy state %d", ps);
         return -EINVAL;
@@ -1074,8 +1091,9 @@ int disk_backed_load_table(QEMUFile *f, uint16_t len, Error **errp)
                    "block '%s', which takes none", t.idstr);
         return -EINVAL;
     }
-    if (!db.table) {
-        db.table = g_array_new(false, false, sizeof(DiskBackedTableEntry));
+    if (!disk_backed_state.table) {
+        disk_backed_state.table = g_array_new(false, false,
+                                              sizeof(DiskBackedTableEntry));
     }
     for (size_t i = 0; i < t.n; i++) {
         DiskBackedTableEntry e = { .rb = rb };
@@ -1094,7 +1112,7 @@ int disk_backed_load_table(QEMUFile *f, uint16_t len, Error **errp)
                        "received", e.offset, t.idstr);
             return -EINVAL;
         }
-        g_array_append_val(db.table, e);
+        g_array_append_val(disk_backed_state.table, e);
     }
     trace_disk_backed_load_table(t.idstr, t.n);
     return 0;
@@ -1112,17 +1130,17 @@ static bool disk_backed_table_index(Error **errp)
 {
     size_t n;
 
-    if (!db.table || !db.table->len) {
+    if (!disk_backed_state.table || !disk_backed_state.table->len) {
         return true;
     }
-    n = db.table->len;
-    g_array_sort(db.table, disk_backed_entry_cmp);
-    db.table_index = g_hash_table_new(NULL, NULL);
+    n = disk_backed_state.table->len;
+    g_array_sort(disk_backed_state.table, disk_backed_entry_cmp);
+    disk_backed_state.table_index = g_hash_table_new(NULL, NULL);
     for (size_t i = 0; i < n; i++) {
         DiskBackedTableEntry *e = disk_backed_entry(i);
         void *host = e->rb->host + e->offset;
 
-        if (!g_hash_table_insert(db.table_index, host,
+        if (!g_hash_table_insert(disk_backed_state.table_index, host,
                                  GSIZE_TO_POINTER(i + 1))) {
             error_setg(errp, "disk-backed-pages: page 0x%" PRIx64 " of '%s' "
                        "is twice in postcopy's table of references",
@@ -1130,12 +1148,12 @@ static bool disk_backed_table_index(Error **errp)
             return false;
         }
     }
-    db.claim = bitmap_new(n);
-    bitmap_set(db.claim, 0, n);
-    db.refused = bitmap_new(n);
-    db.queue = g_array_new(false, false, sizeof(size_t));
-    db.abandon = false;
-    qatomic_store_release(&db.table_ready, true);
+    disk_backed_state.claim = bitmap_new(n);
+    bitmap_set(disk_backed_state.claim, 0, n);
+    disk_backed_state.refused = bitmap_new(n);
+    disk_backed_state.queue = g_array_new(false, false, sizeof(size_t));
+    disk_backed_state.abandon = false;
+    qatomic_store_release(&disk_backed_state.table_ready, true);
     return true;
 }
 
@@ -1144,23 +1162,24 @@ bool disk_backed_table_fault(RAMBlock *rb, ram_addr_t offset)
     gpointer v;
     size_t i;
 
-    if (!qatomic_load_acquire(&db.table_ready) || qatomic_read(&db.abandon)) {
+    if (!qatomic_load_acquire(&disk_backed_state.table_ready) ||
+        qatomic_read(&disk_backed_state.abandon)) {
         return false;
     }
-    v = g_hash_table_lookup(db.table_index, rb->host + offset);
+    v = g_hash_table_lookup(disk_backed_state.table_index, rb->host + offset);
     if (!v) {
         return false;
     }
     i = GPOINTER_TO_SIZE(v) - 1;
-    WITH_QEMU_LOCK_GUARD(&db.queue_lock) {
-        if (disk_backed_flip_bit_atomic(db.claim, i, false)) {
-            g_array_append_val(db.queue, i);
+    WITH_QEMU_LOCK_GUARD(&disk_backed_state.queue_lock) {
+        if (disk_backed_flip_bit_atomic(disk_backed_state.claim, i, false)) {
+            g_array_append_val(disk_backed_state.queue, i);
             trace_disk_backed_table_fault(rb->idstr, offset);
             return true;
         }
     }
     /* placed, or being placed; a refused page comes through postcopy */
-    return !test_bit(i, db.refused);
+    return !test_bit(i, disk_backed_state.refused);
 }
 
 /*
@@ -1175,8 +1194,8 @@ static bool disk_backed_drain_check(DiskBackedReadCache *c,
     bool cached;
     ssize_t n;
 
-    if (db.fd < 0 || e->disk >= db.disk_size ||
-        db.disk_size - e->disk < DISK_MAP_PAGE_SIZE) {
+    if (disk_backed_state.fd < 0 || e->disk >= disk_backed_state.disk_size ||
+        disk_backed_state.disk_size - e->disk < DISK_MAP_PAGE_SIZE) {
         return false;
     }
     cached = c->len && e->disk >= c->base &&
@@ -1184,13 +1203,15 @@ static bool disk_backed_drain_check(DiskBackedReadCache *c,
     if (!cached) {
         uint64_t base = QEMU_ALIGN_DOWN(e->disk, DISK_BACKED_WINDOW);
 
-        n = RETRY_ON_EINTR(pread(db.fd, c->buf,
-                                 MIN(c->size, db.disk_size - base), base));
+        n = RETRY_ON_EINTR(pread(disk_backed_state.fd, c->buf,
+                                 MIN(c->size,
+                                     disk_backed_state.disk_size - base),
+                                 base));
         c->len = 0;
         if (n < 0 || e->disk - base + DISK_MAP_PAGE_SIZE > n) {
             return false;
         }
-        stat64_add(&db.disk_bytes_read, n);
+        stat64_add(&disk_backed_state.disk_bytes_read, n);
         c->base = base;
         c->len = n;
     }
@@ -1198,11 +1219,12 @@ static bool disk_backed_drain_check(DiskBackedReadCache *c,
     disk_ref_hash(page, got);
     if (memcmp(got, e->hash, DISK_REF_HASH_LEN) && cached) {
         /* read a while ago: the frame may have changed since */
-        n = RETRY_ON_EINTR(pread(db.fd, page, DISK_MAP_PAGE_SIZE, e->disk));
+        n = RETRY_ON_EINTR(pread(disk_backed_state.fd, page,
+                                 DISK_MAP_PAGE_SIZE, e->disk));
         if (n != DISK_MAP_PAGE_SIZE) {
             return false;
         }
-        stat64_add(&db.disk_bytes_read, n);
+        stat64_add(&disk_backed_state.disk_bytes_read, n);
         disk_ref_hash(page, got);
     }
     return !memcmp(got, e->hash, DISK_REF_HASH_LEN);
@@ -1216,8 +1238,8 @@ static void disk_backed_drain_one(MigrationIncomingState *mis, size_t i,
     bool ok = disk_backed_drain_check(c, e, page);
     int ret = 0;
 
-    WITH_QEMU_LOCK_GUARD(&db.place_lock) {
-        if (db.abandon) {
+    WITH_QEMU_LOCK_GUARD(&disk_backed_state.place_lock) {
+        if (disk_backed_state.abandon) {
             return;
         }
         if (ok) {
@@ -1225,7 +1247,7 @@ static void disk_backed_drain_one(MigrationIncomingState *mis, size_t i,
                                       e->rb);
         }
         if (ok && !ret) {
-            stat64_add(&db.postcopy_references, 1);
+            stat64_add(&disk_backed_state.postcopy_references, 1);
             disk_backed_ref_loaded();
             return;
         }
@@ -1238,9 +1260,9 @@ static void disk_backed_drain_one(MigrationIncomingState *mis, size_t i,
         }
         trace_disk_backed_load_refused(e->rb->idstr, e->offset, e->disk,
                                        ok ? -EIO : 0);
-        stat64_add(&db.references_refused, 1);
+        stat64_add(&disk_backed_state.references_refused, 1);
         /* the fault thread asks for it from now on: harmless */
-        set_bit_atomic(i, db.refused);
+        set_bit_atomic(i, disk_backed_state.refused);
         disk_backed_send_nack(e->rb, e->offset);
     }
 }
@@ -1252,28 +1274,29 @@ static void *disk_backed_drain(void *opaque)
     DiskBackedReadCache urgent = { .size = DISK_BACKED_WINDOW };
     g_autofree uint8_t *page = g_malloc(DISK_MAP_PAGE_SIZE);
     int64_t start = g_get_monotonic_time();
-    size_t n = db.table->len, next = 0;
+    size_t n = disk_backed_state.table->len, next = 0;
 
     walk.buf = g_malloc(walk.size);
     urgent.buf = g_malloc(urgent.size);
     rcu_register_thread();
-    while (!qatomic_read(&db.abandon)) {
+    while (!qatomic_read(&disk_backed_state.abandon)) {
         size_t i = SIZE_MAX;
         bool last = false;
 
         /* a page the guest waits for first */
-        WITH_QEMU_LOCK_GUARD(&db.queue_lock) {
-            if (db.queue->len) {
-                i = g_array_index(db.queue, size_t, 0);
-                g_array_remove_index(db.queue, 0);
+        WITH_QEMU_LOCK_GUARD(&disk_backed_state.queue_lock) {
+            if (disk_backed_state.queue->len) {
+                i = g_array_index(disk_backed_state.queue, size_t, 0);
+                g_array_remove_index(disk_backed_state.queue, 0);
             }
         }
         if (i != SIZE_MAX) {
             disk_backed_drain_one(mis, i, &urgent, page);
             continue;
         }
-        while (next < n && !disk_backed_flip_bit_atomic(db.claim, next,
-                                                        false)) {
+        while (next < n &&
+               !disk_backed_flip_bit_atomic(disk_backed_state.claim, next,
+                                            false)) {
             next++;
         }
         if (next < n) {
@@ -1281,21 +1304,22 @@ static void *disk_backed_drain(void *opaque)
             continue;
         }
         /* all claimed: a page the fault thread claimed is queued by now */
-        WITH_QEMU_LOCK_GUARD(&db.queue_lock) {
-            last = !db.queue->len;
+        WITH_QEMU_LOCK_GUARD(&disk_backed_state.queue_lock) {
+            last = !disk_backed_state.queue->len;
         }
         if (last) {
             break;
         }
     }
-    WITH_QEMU_LOCK_GUARD(&db.place_lock) {
-        if (!db.abandon) {
+    WITH_QEMU_LOCK_GUARD(&disk_backed_state.place_lock) {
+        if (!disk_backed_state.abandon) {
             /* after every refusal: the source may complete */
             migrate_send_rp_disk_refs_placed(mis);
         }
     }
-    trace_disk_backed_drained(n, stat64_get(&db.postcopy_references),
-                              g_get_monotonic_time() - start);
+    trace_disk_backed_drained(
+        n, stat64_get(&disk_backed_state.postcopy_references),
+        g_get_monotonic_time() - start);
     g_free(walk.buf);
     g_free(urgent.buf);
     rcu_unregister_thread();
@@ -1304,26 +1328,27 @@ static void *disk_backed_drain(void *opaque)
 
 void disk_backed_table_start(MigrationIncomingState *mis)
 {
-    if (qatomic_read(&db.table_ready) && !db.draining) {
-        db.draining = true;
-        qemu_thread_create(&db.drain_thread, "mig/dst/refs",
+    if (qatomic_read(&disk_backed_state.table_ready) &&
+        !disk_backed_state.draining) {
+        disk_backed_state.draining = true;
+        qemu_thread_create(&disk_backed_state.drain_thread, "mig/dst/refs",
                            disk_backed_drain, mis, QEMU_THREAD_JOINABLE);
     }
 }
 
 void disk_backed_table_abandon(void)
 {
-    WITH_QEMU_LOCK_GUARD(&db.place_lock) {
-        qatomic_set(&db.abandon, true);
+    WITH_QEMU_LOCK_GUARD(&disk_backed_state.place_lock) {
+        qatomic_set(&disk_backed_state.abandon, true);
     }
 }
 
 void disk_backed_table_stop(void)
 {
-    if (db.draining) {
+    if (disk_backed_state.draining) {
         disk_backed_table_abandon();
-        qemu_thread_join(&db.drain_thread);
-        db.draining = false;
+        qemu_thread_join(&disk_backed_state.drain_thread);
+        disk_backed_state.draining = false;
     }
 }
 
@@ -1332,8 +1357,8 @@ bool disk_backed_load_setup(Error **errp)
     RAMBlock *rb;
 
     disk_backed_reset_stats("none");
-    qatomic_set(&db.pending, 0);
-    if (!db.blk) {
+    qatomic_set(&disk_backed_state.pending, 0);
+    if (!disk_backed_state.blk) {
         error_setg(errp, "disk-backed-pages: node '%s' is not open; set the "
                    "capability before migrate-incoming",
                    migrate_disk_backed_node());
@@ -1360,20 +1385,21 @@ bool disk_backed_load_setup(Error **errp)
      * (shared-file-spill has no pages file with multifd, which would
      * order references by their sequence numbers instead.)
      */
-    qatomic_set(&db.nack_failed, false);
-    if (migrate_multifd() && db.fd >= 0) {
-        db.pool = thread_pool_new();
-        thread_pool_set_max_threads(db.pool, migrate_multifd_channels());
+    qatomic_set(&disk_backed_state.nack_failed, false);
+    if (migrate_multifd() && disk_backed_state.fd >= 0) {
+        disk_backed_state.pool = thread_pool_new();
+        thread_pool_set_max_threads(disk_backed_state.pool,
+                                    migrate_multifd_channels());
     }
     return true;
 }
 
 void disk_backed_load_cleanup(void)
 {
-    if (db.pool) {
+    if (disk_backed_state.pool) {
         disk_backed_refs_wait();
-        thread_pool_free(db.pool);
-        db.pool = NULL;
+        thread_pool_free(disk_backed_state.pool);
+        disk_backed_state.pool = NULL;
     }
     disk_backed_table_stop();
     disk_backed_table_free();
@@ -1402,16 +1428,17 @@ static void disk_backed_set_pending(RAMBlock *rb, ram_addr_t addr,
     word = &b->pending[BIT_WORD(page)];
     if (pending) {
         if (!(qatomic_fetch_or(word, mask) & mask)) {
-            qatomic_inc(&db.pending);
+            qatomic_inc(&disk_backed_state.pending);
         }
     } else if (qatomic_fetch_and(word, ~mask) & mask) {
-        qatomic_dec(&db.pending);
+        qatomic_dec(&disk_backed_state.pending);
     }
 }
 
 static uint8_t *disk_backed_win_data(DiskBackedWindow *w)
 {
-    return db.win_buf + (w - db.win) * DISK_BACKED_WINDOW;
+    return disk_backed_state.win_buf +
+           (w - disk_backed_state.win) * DISK_BACKED_WINDOW;
 }
 
 /*
@@ -1425,34 +1452,38 @@ static int disk_backed_read_windows(uint64_t base)
     uint64_t len;
     int ret;
 
-    if (!db.win_buf) {
-        db.win_buf = qemu_blockalign(blk_bs(db.blk), DISK_BACKED_WINDOW *
-                                     DISK_BACKED_WINDOWS);
+    if (!disk_backed_state.win_buf) {
+        disk_backed_state.win_buf =
+            qemu_blockalign(blk_bs(disk_backed_state.blk),
+                            DISK_BACKED_WINDOW * DISK_BACKED_WINDOWS);
     }
-    db.ahead = base == db.next_base ?
-               MIN(db.ahead * 2, DISK_BACKED_READAHEAD) : 1;
+    disk_backed_state.ahead = base == disk_backed_state.next_base ?
+                              MIN(disk_backed_state.ahead * 2,
+                                  DISK_BACKED_READAHEAD) : 1;
     /* within the disk, and within the buffer (no wrap) */
-    n = MIN(db.ahead, DISK_BACKED_WINDOWS - first);
-    len = MIN((uint64_t)n * DISK_BACKED_WINDOW, db.disk_size - base);
+    n = MIN(disk_backed_state.ahead, DISK_BACKED_WINDOWS - first);
+    len = MIN((uint64_t)n * DISK_BACKED_WINDOW,
+              disk_backed_state.disk_size - base);
     n = DIV_ROUND_UP(len, DISK_BACKED_WINDOW);
     for (unsigned i = 0; i < n; i++) {
-        db.win[first + i].len = 0;
+        disk_backed_state.win[first + i].len = 0;
     }
-    ret = blk_pread(db.blk, base, len, db.win_buf +
+    ret = blk_pread(disk_backed_state.blk, base, len,
+                    disk_backed_state.win_buf +
                     (uint64_t)first * DISK_BACKED_WINDOW, 0);
     if (ret < 0) {
-        db.next_base = UINT64_MAX;
+        disk_backed_state.next_base = UINT64_MAX;
         return ret;
     }
     for (unsigned i = 0; i < n; i++) {
-        DiskBackedWindow *w = &db.win[first + i];
+        DiskBackedWindow *w = &disk_backed_state.win[first + i];
 
         w->base = base + (uint64_t)i * DISK_BACKED_WINDOW;
-        w->len = MIN(DISK_BACKED_WINDOW, db.disk_size - w->base);
+        w->len = MIN(DISK_BACKED_WINDOW, disk_backed_state.disk_size - w->base);
     }
-    stat64_add(&db.disk_bytes_read, len);
+    stat64_add(&disk_backed_state.disk_bytes_read, len);
     trace_disk_backed_read_windows(base, len);
-    db.next_base = base + len;
+    disk_backed_state.next_base = base + len;
     return 0;
 }
 
@@ -1489,7 +1520,7 @@ int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
     bool fresh = false;
     int ret;
 
-    if (!db.blk) {
+    if (!disk_backed_state.blk) {
         error_report("disk-backed-pages: a reference arrived, but no "
                      "disk-backed-node is open");
         return -EINVAL;
@@ -1498,8 +1529,10 @@ int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
         return -EINVAL;
     }
     base = QEMU_ALIGN_DOWN(offset, DISK_BACKED_WINDOW);
-    w = &db.win[(base / DISK_BACKED_WINDOW) % DISK_BACKED_WINDOWS];
-    if (offset >= db.disk_size || db.disk_size - offset < DISK_MAP_PAGE_SIZE) {
+    w = &disk_backed_state.win[(base / DISK_BACKED_WINDOW) %
+                               DISK_BACKED_WINDOWS];
+    if (offset >= disk_backed_state.disk_size ||
+        disk_backed_state.disk_size - offset < DISK_MAP_PAGE_SIZE) {
         /* the disk is smaller here: refused like a block that differs */
         ret = -ERANGE;
     } else if (w->len && w->base == base) {
@@ -1513,9 +1546,11 @@ int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
         disk_ref_hash(buf, got);
         if (memcmp(got, hash, DISK_REF_HASH_LEN) && !fresh) {
             /* read a while ago: the frame may have changed since */
-            ret = blk_pread(db.blk, offset, DISK_MAP_PAGE_SIZE, buf, 0);
+            ret = blk_pread(disk_backed_state.blk, offset,
+                            DISK_MAP_PAGE_SIZE, buf, 0);
             if (ret >= 0) {
-                stat64_add(&db.disk_bytes_read, DISK_MAP_PAGE_SIZE);
+                stat64_add(&disk_backed_state.disk_bytes_read,
+                           DISK_MAP_PAGE_SIZE);
                 disk_ref_hash(buf, got);
             } else {
                 w->len = 0;
@@ -1527,7 +1562,7 @@ int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
         return 1;
     }
     trace_disk_backed_load_refused(rb->idstr, addr, offset, ret);
-    stat64_add(&db.references_refused, 1);
+    stat64_add(&disk_backed_state.references_refused, 1);
     return 0;
 }
 
@@ -1557,11 +1592,13 @@ static int disk_backed_check_batch(void *opaque)
         uint64_t disk = bt->ref[i].disk;
         ssize_t n = -ERANGE;
 
-        if (disk < db.disk_size && db.disk_size - disk >= sizeof(page)) {
-            n = RETRY_ON_EINTR(pread(db.fd, page, sizeof(page), disk));
+        if (disk < disk_backed_state.disk_size &&
+            disk_backed_state.disk_size - disk >= sizeof(page)) {
+            n = RETRY_ON_EINTR(pread(disk_backed_state.fd, page,
+                                     sizeof(page), disk));
         }
         if (n == sizeof(page)) {
-            stat64_add(&db.disk_bytes_read, n);
+            stat64_add(&disk_backed_state.disk_bytes_read, n);
             disk_ref_hash(page, got);
             if (!memcmp(got, bt->ref[i].hash, DISK_REF_HASH_LEN)) {
                 memcpy(bt->ref[i].host, page, sizeof(page));
@@ -1572,11 +1609,11 @@ static int disk_backed_check_batch(void *opaque)
         }
         trace_disk_backed_load_refused(rb->idstr, addr, disk,
                                        n < 0 ? -errno : 0);
-        stat64_add(&db.references_refused, 1);
+        stat64_add(&disk_backed_state.references_refused, 1);
         /* before the refusal: the page in full comes after it */
         disk_backed_set_pending(rb, addr, true);
         if (disk_backed_send_nack(rb, addr) < 0) {
-            qatomic_set(&db.nack_failed, true);
+            qatomic_set(&disk_backed_state.nack_failed, true);
         }
     }
     return 0;
@@ -1584,10 +1621,10 @@ static int disk_backed_check_batch(void *opaque)
 
 static void disk_backed_submit_batch(void)
 {
-    if (db.batch && db.batch->n) {
-        thread_pool_submit(db.pool, disk_backed_check_batch, db.batch,
-                           g_free);
-        db.batch = NULL;
+    if (disk_backed_state.batch && disk_backed_state.batch->n) {
+        thread_pool_submit(disk_backed_state.pool, disk_backed_check_batch,
+                           disk_backed_state.batch, g_free);
+        disk_backed_state.batch = NULL;
     }
 }
 
@@ -1602,17 +1639,17 @@ static int disk_backed_queue_ref(RAMBlock *rb, ram_addr_t addr, void *host,
     if (!disk_backed_decode_ref(rb, addr, rec, &offset, hash)) {
         return -EINVAL;
     }
-    if (!db.batch) {
-        db.batch = g_new(DiskBackedBatch, 1);
-        db.batch->n = 0;
+    if (!disk_backed_state.batch) {
+        disk_backed_state.batch = g_new(DiskBackedBatch, 1);
+        disk_backed_state.batch->n = 0;
     }
-    i = db.batch->n++;
-    db.batch->ref[i].rb = rb;
-    db.batch->ref[i].addr = addr;
-    db.batch->ref[i].host = host;
-    db.batch->ref[i].disk = offset;
-    memcpy(db.batch->ref[i].hash, hash, DISK_REF_HASH_LEN);
-    if (db.batch->n == DISK_BACKED_BATCH) {
+    i = disk_backed_state.batch->n++;
+    disk_backed_state.batch->ref[i].rb = rb;
+    disk_backed_state.batch->ref[i].addr = addr;
+    disk_backed_state.batch->ref[i].host = host;
+    disk_backed_state.batch->ref[i].disk = offset;
+    memcpy(disk_backed_state.batch->ref[i].hash, hash, DISK_REF_HASH_LEN);
+    if (disk_backed_state.batch->n == DISK_BACKED_BATCH) {
         disk_backed_submit_batch();
     }
     return 0;
@@ -1620,12 +1657,12 @@ static int disk_backed_queue_ref(RAMBlock *rb, ram_addr_t addr, void *host,
 
 bool disk_backed_refs_wait(void)
 {
-    if (!db.pool) {
+    if (!disk_backed_state.pool) {
         return true;
     }
     disk_backed_submit_batch();
-    thread_pool_wait(db.pool);
-    return !qatomic_read(&db.nack_failed);
+    thread_pool_wait(disk_backed_state.pool);
+    return !qatomic_read(&disk_backed_state.nack_failed);
 }
 
 int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
@@ -1634,7 +1671,7 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
     uint8_t *block;
     int ret;
 
-    if (db.pool) {
+    if (disk_backed_state.pool) {
         return disk_backed_queue_ref(rb, addr, host, rec);
     }
     ret = disk_backed_check_ref(rb, addr, rec, &block);
@@ -1655,7 +1692,7 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
 
 void disk_backed_ref_loaded(void)
 {
-    stat64_add(&db.pages_referenced, 1);
+    stat64_add(&disk_backed_state.pages_referenced, 1);
 }
 
 void disk_backed_page_refused(RAMBlock *rb, ram_addr_t addr)
@@ -1665,7 +1702,7 @@ void disk_backed_page_refused(RAMBlock *rb, ram_addr_t addr)
 
 void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr)
 {
-    if (qatomic_read(&db.pending)) {
+    if (qatomic_read(&disk_backed_state.pending)) {
         disk_backed_set_pending(rb, addr, false);
     }
 }
@@ -1678,7 +1715,7 @@ bool disk_backed_load_complete(Error **errp)
         error_setg(errp, "disk-backed-pages: a refusal could not be sent");
         return false;
     }
-    pending = qatomic_read(&db.pending);
+    pending = qatomic_read(&disk_backed_state.pending);
 
     if (pending) {
         error_setg(errp, "disk-backed-pages: %zu page(s) whose disk "
@@ -1696,7 +1733,7 @@ bool disk_backed_postcopy_listen(Error **errp)
         error_setg(errp, "disk-backed-pages: a refusal could not be sent");
         return false;
     }
-    pending = qatomic_read(&db.pending);
+    pending = qatomic_read(&disk_backed_state.pending);
     RAMBlock *rb;
 
     if (!pending) {
@@ -1741,16 +1778,17 @@ void disk_backed_populate_info(MigrationInfo *info)
 {
     DiskBackedPagesInfo *p = g_new0(DiskBackedPagesInfo, 1);
 
-    WITH_QEMU_LOCK_GUARD(&db.lock) {
-        p->map_status = g_strdup(db.map_status ? db.map_status : "none");
+    WITH_QEMU_LOCK_GUARD(&disk_backed_state.lock) {
+        p->map_status = g_strdup(disk_backed_state.map_status ?
+                                 disk_backed_state.map_status : "none");
     }
-    p->map_records = stat64_get(&db.map_records);
-    p->map_ignored = stat64_get(&db.map_ignored);
-    p->map_modified = stat64_get(&db.map_modified);
-    p->pages_referenced = stat64_get(&db.pages_referenced);
-    p->bytes_saved = stat64_get(&db.bytes_saved);
-    p->references_refused = stat64_get(&db.references_refused);
-    p->disk_bytes_read = stat64_get(&db.disk_bytes_read);
-    p->postcopy_references = stat64_get(&db.postcopy_references);
+    p->map_records = stat64_get(&disk_backed_state.map_records);
+    p->map_ignored = stat64_get(&disk_backed_state.map_ignored);
+    p->map_modified = stat64_get(&disk_backed_state.map_modified);
+    p->pages_referenced = stat64_get(&disk_backed_state.pages_referenced);
+    p->bytes_saved = stat64_get(&disk_backed_state.bytes_saved);
+    p->references_refused = stat64_get(&disk_backed_state.references_refused);
+    p->disk_bytes_read = stat64_get(&disk_backed_state.disk_bytes_read);
+    p->postcopy_references = stat64_get(&disk_backed_state.postcopy_references);
     info->disk_backed_pages = p;
 }

@@ -31,7 +31,7 @@ typedef struct PredictiveThrottle {
 } PredictiveThrottle;
 
 /* Protected by the BQL. */
-static PredictiveThrottle pt;
+static PredictiveThrottle predictive_throttle;
 
 /* Rates of the last migration in this process, to seed the next one. */
 static uint64_t history_dirty_rate;
@@ -41,26 +41,27 @@ static void account_throttle_time(void)
 {
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
-    pt.throttle_time_ms += (now - pt.pct_since_ms) * pt.pct / 100.0;
-    pt.pct_since_ms = now;
+    predictive_throttle.throttle_time_ms +=
+        (now - predictive_throttle.pct_since_ms) *
+        predictive_throttle.pct / 100.0;
+    predictive_throttle.pct_since_ms = now;
 }
 
 static void apply(ThrottleDecision d, uint64_t dirty_rate)
 {
     account_throttle_time();
-    pt.decisions++;
+    predictive_throttle.decisions++;
     if (d.reason == THROTTLE_REASON_SATURATED) {
-        pt.saturated++;
+        predictive_throttle.saturated++;
     }
-    trace_predictive_throttle_decide(dirty_rate,
-                                     throttle_model_dirty_rate(&pt.model),
-                                     throttle_model_bandwidth(&pt.model),
-                                     d.predicted_dirty_rate, d.pct,
-                                     throttle_reason_str(d.reason));
-    if (d.pct == pt.pct) {
+    trace_predictive_throttle_decide(
+        dirty_rate, throttle_model_dirty_rate(&predictive_throttle.model),
+        throttle_model_bandwidth(&predictive_throttle.model),
+        d.predicted_dirty_rate, d.pct, throttle_reason_str(d.reason));
+    if (d.pct == predictive_throttle.pct) {
         return;
     }
-    pt.pct = d.pct;
+    predictive_throttle.pct = d.pct;
     if (d.pct) {
         cpu_throttle_set(d.pct);
     } else {
@@ -87,14 +88,14 @@ void predictive_throttle_setup(void)
         source = "earlier migration";
     }
 
-    memset(&pt, 0, sizeof(pt));
-    pt.pct_since_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-    throttle_model_init(&pt.model, &params);
+    memset(&predictive_throttle, 0, sizeof(predictive_throttle));
+    predictive_throttle.pct_since_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    throttle_model_init(&predictive_throttle.model, &params);
     if (dirty_rate && bandwidth) {
         trace_predictive_throttle_seed(dirty_rate, bandwidth, source);
-        throttle_model_seed(&pt.model, dirty_rate, bandwidth);
+        throttle_model_seed(&predictive_throttle.model, dirty_rate, bandwidth);
     }
-    apply(throttle_model_initial(&pt.model), 0);
+    apply(throttle_model_initial(&predictive_throttle.model), 0);
     /* re-measure every few seconds even while one pass takes long */
     cpu_throttle_dirty_sync_timer(true);
 }
@@ -106,31 +107,33 @@ void predictive_throttle_period(uint64_t period_ms, uint64_t dirty_bytes,
         .period_ms = period_ms,
         .dirty_bytes = dirty_bytes,
         .xfer_bytes = xfer_bytes,
-        .throttle_pct = pt.pct,
+        .throttle_pct = predictive_throttle.pct,
         .remaining_bytes = remaining,
     };
 
     if (!period_ms) {
         return;
     }
-    pt.measured_dirty_rate = dirty_bytes * 1000 / period_ms;
-    apply(throttle_model_update(&pt.model, &s), pt.measured_dirty_rate);
+    predictive_throttle.measured_dirty_rate = dirty_bytes * 1000 / period_ms;
+    apply(throttle_model_update(&predictive_throttle.model, &s),
+          predictive_throttle.measured_dirty_rate);
 }
 
 void predictive_throttle_cleanup(void)
 {
-    uint64_t dirty_rate = throttle_model_dirty_rate(&pt.model);
-    uint64_t bandwidth = throttle_model_bandwidth(&pt.model);
+    uint64_t dirty_rate = throttle_model_dirty_rate(&predictive_throttle.model);
+    uint64_t bandwidth = throttle_model_bandwidth(&predictive_throttle.model);
 
     account_throttle_time();
-    pt.pct = 0;
+    predictive_throttle.pct = 0;
     cpu_throttle_stop();
     if (dirty_rate && bandwidth) {
         history_dirty_rate = dirty_rate;
         history_bandwidth = bandwidth;
     }
-    trace_predictive_throttle_cleanup((uint64_t)pt.throttle_time_ms,
-                                      pt.decisions, pt.saturated);
+    trace_predictive_throttle_cleanup(
+        (uint64_t)predictive_throttle.throttle_time_ms,
+        predictive_throttle.decisions, predictive_throttle.saturated);
 }
 
 static PredictiveThrottleState state_of(ThrottleReason reason)
@@ -152,23 +155,27 @@ static PredictiveThrottleState state_of(ThrottleReason reason)
     g_assert_not_reached();
 }
 
-void predictive_throttle_fill_info(MigrationInfo *info)
+void predictive_throttle_populate_info(MigrationInfo *info)
 {
     PredictiveThrottleInfo *pi = g_new0(PredictiveThrottleInfo, 1);
     double running = 0;
 
-    if (pt.pct) {
-        running = (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - pt.pct_since_ms) *
-                  pt.pct / 100.0;
+    if (predictive_throttle.pct) {
+        running = (qemu_clock_get_ms(QEMU_CLOCK_REALTIME) -
+                   predictive_throttle.pct_since_ms) *
+                  predictive_throttle.pct / 100.0;
     }
-    pi->state = state_of(pt.model.last.reason);
-    pi->percentage = pt.pct;
-    pi->throttle_time = pt.throttle_time_ms + running;
-    pi->decisions = pt.decisions;
-    pi->saturated_decisions = pt.saturated;
-    pi->predicted_dirty_rate = pt.model.last.predicted_dirty_rate;
-    pi->measured_dirty_rate = pt.measured_dirty_rate;
-    pi->estimated_dirty_rate = throttle_model_dirty_rate(&pt.model);
-    pi->estimated_bandwidth = throttle_model_bandwidth(&pt.model);
+    pi->state = state_of(predictive_throttle.model.last.reason);
+    pi->percentage = predictive_throttle.pct;
+    pi->throttle_time = predictive_throttle.throttle_time_ms + running;
+    pi->decisions = predictive_throttle.decisions;
+    pi->saturated_decisions = predictive_throttle.saturated;
+    pi->predicted_dirty_rate =
+        predictive_throttle.model.last.predicted_dirty_rate;
+    pi->measured_dirty_rate = predictive_throttle.measured_dirty_rate;
+    pi->estimated_dirty_rate =
+        throttle_model_dirty_rate(&predictive_throttle.model);
+    pi->estimated_bandwidth =
+        throttle_model_bandwidth(&predictive_throttle.model);
     info->predictive_throttle = pi;
 }

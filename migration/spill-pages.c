@@ -65,7 +65,7 @@ static struct {
     uint8_t *buf;
     SpillPos loaded_pos;        /* the destination's reader's position */
     uint64_t loaded;            /* the last position read from it */
-} pw = { .fd = -1, .loaded_pos.fd = -1 };
+} spill_writer = { .fd = -1, .loaded_pos.fd = -1 };
 
 static struct {
     int fd;
@@ -86,7 +86,7 @@ static struct {
     uint8_t *bounce;            /* a page off the network */
     SpillPos loaded_pos;        /* where the reader says how far it is */
     uint64_t published;         /* the position it said last */
-} pr = { .fd = -1, .loaded_pos.fd = -1 };
+} spill_reader = { .fd = -1, .loaded_pos.fd = -1 };
 
 /* the marker: where the source's pages file ends */
 typedef struct SpillMarker {
@@ -147,17 +147,17 @@ bool spill_pages_incoming_open(const char *path, const SpillHeader *h,
         return false;
     }
     spill_pages_incoming_stop();        /* an earlier incoming's */
-    pr.fd = fd;
-    spill_pos_init(&pr.loaded_pos, path, SPILL_LOADED_SUFFIX,
+    spill_reader.fd = fd;
+    spill_pos_init(&spill_reader.loaded_pos, path, SPILL_LOADED_SUFFIX,
                    SPILL_LOADED_MAGIC, 1);
-    spill_scan_init(&pr.scan, h);
+    spill_scan_init(&spill_reader.scan, h);
     return true;
 }
 
 /* Destination: the source said where its pages file ends */
 bool spill_pages_marker_seen(void)
 {
-    return pr.marker;
+    return spill_reader.marker;
 }
 
 /*
@@ -175,13 +175,13 @@ static int spill_apply_copy(RAMBlock *rb, uint64_t offset, void *host,
     size_t page = qemu_target_page_size();
     bool take;
 
-    if (index >= pr.seq.npages) {
+    if (index >= spill_reader.seq.npages) {
         error_setg(errp, "shared-file-spill: page %" PRIu64 " of %s "
                    "outside guest RAM", offset, rb->idstr);
         return -1;
     }
-    qemu_mutex_lock(&pr.lock);
-    take = spill_seq_take(&pr.seq, index, seq);
+    qemu_mutex_lock(&spill_reader.lock);
+    take = spill_seq_take(&spill_reader.seq, index, seq);
     if (take && refused) {
         disk_backed_page_refused(rb, offset);
     } else if (take) {
@@ -194,7 +194,7 @@ static int spill_apply_copy(RAMBlock *rb, uint64_t offset, void *host,
             disk_backed_page_loaded(rb, offset);
         }
     }
-    qemu_mutex_unlock(&pr.lock);
+    qemu_mutex_unlock(&spill_reader.lock);
     if (!take) {
         stat64_add(&spill_state.stale_pages, 1);
     }
@@ -210,7 +210,7 @@ static int spill_apply(RAMBlock *rb, uint64_t offset, void *host,
 bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
                      const void *data, Error **errp)
 {
-    if (!pr.seq.seq) {
+    if (!spill_reader.seq.seq) {
         error_setg(errp, "shared-file-spill: a page before the RAM setup");
         return false;
     }
@@ -228,7 +228,7 @@ int spill_load_ref(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
     uint8_t *block = NULL;
     int ret, taken;
 
-    if (!pr.seq.seq) {
+    if (!spill_reader.seq.seq) {
         error_setg(errp, "shared-file-spill: a page before the RAM setup");
         return -EINVAL;
     }
@@ -255,29 +255,31 @@ int spill_load_ref(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
 
 uint8_t *spill_page_buffer(void)
 {
-    if (!pr.bounce) {
-        pr.bounce = g_malloc(qemu_target_page_size());
+    if (!spill_reader.bounce) {
+        spill_reader.bounce = g_malloc(qemu_target_page_size());
     }
-    return pr.bounce;
+    return spill_reader.bounce;
 }
 
-/* Destination: the record at pr.scan.pos into pr.buf */
 /*
- * Destination: the record at pr.scan.pos, out of a window of the file
- * read ahead (one pread for many records); rec->payload points into it.
+ * Destination: the record at spill_reader.scan.pos, out of a window of
+ * the file read ahead (one pread for many records); rec->payload points
+ * into it.
  */
 static SpillScanResult spill_pages_read(SpillRecord *rec, const char **why)
 {
     bool fresh = false;
 
     for (;;) {
-        uint64_t off = pr.scan.pos - pr.win_pos, want = 0, ask;
+        uint64_t off = spill_reader.scan.pos - spill_reader.win_pos;
+        uint64_t want = 0, ask;
         SpillScanResult r;
         ssize_t n;
 
-        if (pr.scan.pos >= pr.win_pos && off < pr.win_len) {
-            r = spill_scan_next(&pr.scan, pr.buf + off, pr.win_len - off,
-                                rec, &want, why);
+        if (spill_reader.scan.pos >= spill_reader.win_pos &&
+            off < spill_reader.win_len) {
+            r = spill_scan_next(&spill_reader.scan, spill_reader.buf + off,
+                                spill_reader.win_len - off, rec, &want, why);
             if (r != SPILL_SCAN_MORE || fresh) {
                 return r;
             }
@@ -286,19 +288,20 @@ static SpillScanResult spill_pages_read(SpillRecord *rec, const char **why)
         }
         /* a new window from pos: what the file holds now */
         ask = MAX(SPILL_READ_WINDOW, want);
-        if (pr.buf_size < ask) {
-            g_free(pr.buf);
-            pr.buf = g_malloc(ask);
-            pr.buf_size = ask;
+        if (spill_reader.buf_size < ask) {
+            g_free(spill_reader.buf);
+            spill_reader.buf = g_malloc(ask);
+            spill_reader.buf_size = ask;
         }
-        n = pread(pr.fd, pr.buf, ask, pr.scan.pos);
+        n = pread(spill_reader.fd, spill_reader.buf, ask,
+                  spill_reader.scan.pos);
         if (n < 0) {
-            pr.win_len = 0;
+            spill_reader.win_len = 0;
             *why = strerror(errno);
             return SPILL_SCAN_CORRUPT;
         }
-        pr.win_pos = pr.scan.pos;
-        pr.win_len = n;
+        spill_reader.win_pos = spill_reader.scan.pos;
+        spill_reader.win_len = n;
         fresh = true;
     }
 }
@@ -322,11 +325,11 @@ static bool spill_pages_record(SpillRecord *rec, Error **errp)
                        "does not migrate", idstr, ldq_le_p(rec->payload));
             return false;
         }
-        pr.blocks[rec->block] = rb;
+        spill_reader.blocks[rec->block] = rb;
         return true;
     }
     case SPILL_REC_PAGE:
-        rb = pr.blocks[rec->block];
+        rb = spill_reader.blocks[rec->block];
         if (rec->len != page || rec->offset + page > rb->used_length) {
             error_setg(errp, "shared-file-spill: page %" PRIu64 " outside "
                        "RAM block '%s'", rec->offset, rb->idstr);
@@ -355,9 +358,10 @@ static bool spill_pages_record(SpillRecord *rec, Error **errp)
 /* Destination: tell the source how far the pages file is loaded */
 static void spill_pages_publish(void)
 {
-    if (pr.published != pr.scan.pos &&
-        spill_pos_write(&pr.loaded_pos, spill_state.in_uuid, &pr.scan.pos)) {
-        pr.published = pr.scan.pos;
+    if (spill_reader.published != spill_reader.scan.pos &&
+        spill_pos_write(&spill_reader.loaded_pos, spill_state.in_uuid,
+                        &spill_reader.scan.pos)) {
+        spill_reader.published = spill_reader.scan.pos;
     }
 }
 
@@ -367,7 +371,7 @@ static void *spill_pages_reader(void *opaque)
     SpillTorn torn = { 0 };
 
     rcu_register_thread();
-    while (!qatomic_read(&pr.stop)) {
+    while (!qatomic_read(&spill_reader.stop)) {
         SpillRecord rec;
         const char *why = NULL;
         SpillScanResult r;
@@ -384,14 +388,14 @@ static void *spill_pages_reader(void *opaque)
              * Only a record that stays bad is corrupt (spill-format.h);
              * anything else here (END, ABORT) is as bad in a pages file.
              */
-            pr.win_len = 0;     /* read it again */
+            spill_reader.win_len = 0; /* read it again */
             if (!spill_torn_give_up(&torn, SPILL_SCAN_CORRUPT,
                                     qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
                 g_usleep(SPILL_POLL_NS / SCALE_US);
                 continue;
             }
             error_setg(&err, "shared-file-spill: the pages file is corrupt "
-                       "at offset %" PRIu64 ": %s", pr.scan.pos,
+                       "at offset %" PRIu64 ": %s", spill_reader.scan.pos,
                        why ? why : "unexpected end");
             break;
         }
@@ -402,16 +406,17 @@ static void *spill_pages_reader(void *opaque)
         if (!ok) {
             break;
         }
-        qatomic_set_u64(&pr.pos, pr.scan.pos);
-        if (pr.scan.pos - pr.published >= SPILL_LOADED_STEP) {
+        qatomic_set_u64(&spill_reader.pos, spill_reader.scan.pos);
+        if (spill_reader.scan.pos - spill_reader.published >=
+            SPILL_LOADED_STEP) {
             spill_pages_publish();
         }
     }
     if (err) {
-        pr.err = g_strdup(error_get_pretty(err));
+        spill_reader.err = g_strdup(error_get_pretty(err));
         error_free(err);
     }
-    qatomic_store_release(&pr.done, true);
+    qatomic_store_release(&spill_reader.done, true);
     rcu_unregister_thread();
     return NULL;
 }
@@ -421,7 +426,7 @@ bool spill_pages_incoming_start(Error **errp)
     RAMBlock *rb;
     uint64_t npages = 0;
 
-    if (pr.fd < 0 || pr.running) {
+    if (spill_reader.fd < 0 || spill_reader.running) {
         return true;
     }
     WITH_RCU_READ_LOCK_GUARD() {
@@ -430,48 +435,48 @@ bool spill_pages_incoming_start(Error **errp)
                          qemu_target_page_bits());
         }
     }
-    qemu_mutex_init(&pr.lock);
-    spill_seq_init(&pr.seq, npages);
-    memset(pr.blocks, 0, sizeof(pr.blocks));
-    qatomic_set(&pr.stop, false);
-    qatomic_set(&pr.done, false);
-    qatomic_set_u64(&pr.pos, pr.scan.pos);
-    pr.win_pos = 0;
-    pr.win_len = 0;
-    pr.marker = false;
-    g_clear_pointer(&pr.err, g_free);
-    pr.published = 0;
-    if (!spill_pos_create(&pr.loaded_pos)) {
+    qemu_mutex_init(&spill_reader.lock);
+    spill_seq_init(&spill_reader.seq, npages);
+    memset(spill_reader.blocks, 0, sizeof(spill_reader.blocks));
+    qatomic_set(&spill_reader.stop, false);
+    qatomic_set(&spill_reader.done, false);
+    qatomic_set_u64(&spill_reader.pos, spill_reader.scan.pos);
+    spill_reader.win_pos = 0;
+    spill_reader.win_len = 0;
+    spill_reader.marker = false;
+    g_clear_pointer(&spill_reader.err, g_free);
+    spill_reader.published = 0;
+    if (!spill_pos_create(&spill_reader.loaded_pos)) {
         /* the source keeps its writer close to the start of the file */
         warn_report("shared-file-spill: cannot create '%s'",
-                    pr.loaded_pos.path);
+                    spill_reader.loaded_pos.path);
     }
-    pr.running = true;
-    qemu_thread_create(&pr.thread, "mig/spill/pages", spill_pages_reader,
-                       NULL, QEMU_THREAD_JOINABLE);
+    spill_reader.running = true;
+    qemu_thread_create(&spill_reader.thread, "mig/spill/pages",
+                       spill_pages_reader, NULL, QEMU_THREAD_JOINABLE);
     return true;
 }
 
 void spill_pages_incoming_stop(void)
 {
-    if (pr.running) {
-        qatomic_set(&pr.stop, true);
-        qemu_thread_join(&pr.thread);
-        pr.running = false;
+    if (spill_reader.running) {
+        qatomic_set(&spill_reader.stop, true);
+        qemu_thread_join(&spill_reader.thread);
+        spill_reader.running = false;
     }
-    if (pr.seq.seq) {
-        spill_seq_destroy(&pr.seq);
-        qemu_mutex_destroy(&pr.lock);
+    if (spill_reader.seq.seq) {
+        spill_seq_destroy(&spill_reader.seq);
+        qemu_mutex_destroy(&spill_reader.lock);
     }
-    if (pr.fd >= 0) {
-        close(pr.fd);
-        pr.fd = -1;
+    if (spill_reader.fd >= 0) {
+        close(spill_reader.fd);
+        spill_reader.fd = -1;
     }
-    spill_pos_close(&pr.loaded_pos);
-    g_clear_pointer(&pr.bounce, g_free);
-    g_clear_pointer(&pr.buf, g_free);
-    pr.buf_size = 0;
-    pr.win_len = 0;
+    spill_pos_close(&spill_reader.loaded_pos);
+    g_clear_pointer(&spill_reader.bounce, g_free);
+    g_clear_pointer(&spill_reader.buf, g_free);
+    spill_reader.buf_size = 0;
+    spill_reader.win_len = 0;
 }
 
 /*
@@ -481,23 +486,23 @@ void spill_pages_incoming_stop(void)
 static bool spill_pages_wait(uint64_t end, Error **errp)
 {
     int64_t since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-    uint64_t last = qatomic_read_u64(&pr.pos);
+    uint64_t last = qatomic_read_u64(&spill_reader.pos);
 
     if (!end) {
         return true;            /* the source wrote no pages */
     }
-    if (!pr.running) {
+    if (!spill_reader.running) {
         error_setg(errp, "shared-file-spill: pages in the file, but no "
                    "reader");
         return false;
     }
     for (;;) {
-        uint64_t pos = qatomic_read_u64(&pr.pos);
+        uint64_t pos = qatomic_read_u64(&spill_reader.pos);
 
         if (pos >= end) {
             break;
         }
-        if (qatomic_load_acquire(&pr.done)) {
+        if (qatomic_load_acquire(&spill_reader.done)) {
             break;
         }
         if (pos != last) {
@@ -516,11 +521,11 @@ static bool spill_pages_wait(uint64_t end, Error **errp)
         }
     }
     /* the reader stops at the end the source gave, not past it */
-    qatomic_set(&pr.stop, true);
-    qemu_thread_join(&pr.thread);
-    pr.running = false;
-    if (pr.err && qatomic_read_u64(&pr.pos) < end) {
-        error_setg(errp, "%s", pr.err);
+    qatomic_set(&spill_reader.stop, true);
+    qemu_thread_join(&spill_reader.thread);
+    spill_reader.running = false;
+    if (spill_reader.err && qatomic_read_u64(&spill_reader.pos) < end) {
+        error_setg(errp, "%s", spill_reader.err);
         return false;
     }
     /*
@@ -528,7 +533,7 @@ static bool spill_pages_wait(uint64_t end, Error **errp)
      * failed in its middle: their pages went dirty again at the source,
      * and newer copies followed.
      */
-    if (qatomic_read_u64(&pr.pos) < end) {
+    if (qatomic_read_u64(&spill_reader.pos) < end) {
         error_setg(errp, "shared-file-spill: the pages file has a record "
                    "across its end (%" PRIu64 ")", end);
         return false;
@@ -545,7 +550,7 @@ static bool spill_marker_needed(void *opaque)
 
 static bool spill_marker_pre_save(void *opaque, Error **errp)
 {
-    if (pw.running) {
+    if (spill_writer.running) {
         /* its pages would be neither in the file's end nor re-sent */
         error_setg(errp, "shared-file-spill: the pages writer still runs");
         return false;
@@ -556,7 +561,7 @@ static bool spill_marker_pre_save(void *opaque, Error **errp)
 static bool spill_marker_post_load(void *opaque, int version_id,
                                    Error **errp)
 {
-    pr.marker = true;
+    spill_reader.marker = true;
     return spill_pages_wait(spill_marker.end, errp);
 }
 
@@ -593,25 +598,25 @@ bool spill_pages_prepare(const char *path, const SpillHeader *h,
 
     spill_seq = 0;
     spill_marker.end = 0;
-    pw.fd = spill_create(pages, h, errp);
-    if (pw.fd < 0) {
+    spill_writer.fd = spill_create(pages, h, errp);
+    if (spill_writer.fd < 0) {
         return false;
     }
-    spill_pos_init(&pw.loaded_pos, path, SPILL_LOADED_SUFFIX,
+    spill_pos_init(&spill_writer.loaded_pos, path, SPILL_LOADED_SUFFIX,
                    SPILL_LOADED_MAGIC, 1);
-    pw.loaded = 0;
+    spill_writer.loaded = 0;
     return true;
 }
 
 /* Source: the pages file, once the writer stopped */
 void spill_pages_cleanup_outgoing(void)
 {
-    assert(!pw.running);
-    if (pw.fd >= 0) {
-        close(pw.fd);
-        pw.fd = -1;
+    assert(!spill_writer.running);
+    if (spill_writer.fd >= 0) {
+        close(spill_writer.fd);
+        spill_writer.fd = -1;
     }
-    g_clear_pointer(&pw.buf, g_free);
+    g_clear_pointer(&spill_writer.buf, g_free);
 }
 
 uint64_t spill_next_seq(void)
@@ -627,8 +632,8 @@ uint64_t spill_next_seq(void)
 
 static int spill_pages_block(RAMBlock *rb)
 {
-    for (uint32_t i = 0; i < pw.nblocks; i++) {
-        if (pw.blocks[i] == rb) {
+    for (uint32_t i = 0; i < spill_writer.nblocks; i++) {
+        if (spill_writer.blocks[i] == rb) {
             return i;
         }
     }
@@ -647,20 +652,21 @@ static int spill_pages_write_blocks(void)
             uint8_t payload[8 + sizeof(rb->idstr)];
             uint32_t len = 8 + idlen;
 
-            if (pw.nblocks == SPILL_MAX_BLOCKS) {
+            if (spill_writer.nblocks == SPILL_MAX_BLOCKS) {
                 return E2BIG;
             }
             stq_le_p(payload, rb->used_length);
             memcpy(payload + 8, rb->idstr, idlen);
-            spill_record_encode(pw.buf, SPILL_REC_BLOCK, pw.nblocks,
-                                spill_next_seq(), 0, payload, len);
-            err = spill_pwrite_all(pw.fd, pw.buf, spill_record_size(len),
-                                   pw.pos);
+            spill_record_encode(spill_writer.buf, SPILL_REC_BLOCK,
+                                spill_writer.nblocks, spill_next_seq(), 0,
+                                payload, len);
+            err = spill_pwrite_all(spill_writer.fd, spill_writer.buf,
+                                   spill_record_size(len), spill_writer.pos);
             if (err) {
                 return err;
             }
-            pw.pos += spill_record_size(len);
-            pw.blocks[pw.nblocks++] = rb;
+            spill_writer.pos += spill_record_size(len);
+            spill_writer.blocks[spill_writer.nblocks++] = rb;
         }
     }
     return 0;
@@ -674,17 +680,17 @@ static int spill_pages_write_blocks(void)
  */
 static int spill_pages_sync(void)
 {
-    if (qemu_fdatasync(pw.fd) < 0) {
+    if (qemu_fdatasync(spill_writer.fd) < 0) {
         int err = errno;
 
-        ram_spill_unclaim((SpillClaim *)pw.unsynced->data,
-                          pw.unsynced->len);
-        g_array_set_size(pw.unsynced, 0);
-        pw.pos = pw.synced_pos;
+        ram_spill_unclaim((SpillClaim *)spill_writer.unsynced->data,
+                          spill_writer.unsynced->len);
+        g_array_set_size(spill_writer.unsynced, 0);
+        spill_writer.pos = spill_writer.synced_pos;
         return err;
     }
-    g_array_set_size(pw.unsynced, 0);
-    pw.synced_pos = pw.pos;
+    g_array_set_size(spill_writer.unsynced, 0);
+    spill_writer.synced_pos = spill_writer.pos;
     return 0;
 }
 
@@ -693,11 +699,13 @@ static uint64_t spill_pages_loaded(void)
 {
     uint64_t loaded;
 
-    if (spill_pos_read(&pw.loaded_pos, spill_state.out_uuid, &loaded)) {
+    if (spill_pos_read(&spill_writer.loaded_pos, spill_state.out_uuid,
+                       &loaded)) {
         /* it only holds the writer back: no more than was written */
-        pw.loaded = MAX(pw.loaded, MIN(loaded, pw.pos));
+        spill_writer.loaded = MAX(spill_writer.loaded,
+                                  MIN(loaded, spill_writer.pos));
     }
-    return pw.loaded;
+    return spill_writer.loaded;
 }
 
 /*
@@ -717,7 +725,7 @@ static void spill_pages_wait_loaded(uint64_t end)
            SPILL_LOADED_WAIT_MS) {
         g_usleep(SPILL_PAGES_IDLE_US);
         if (spill_pages_loaded() != last) {
-            last = pw.loaded;
+            last = spill_writer.loaded;
             since = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
         }
     }
@@ -735,13 +743,14 @@ static void *spill_pages_thread(void *opaque)
     if (!err) {
         err = spill_pages_sync();
     }
-    while (!err && !qatomic_read(&pw.stop)) {
+    while (!err && !qatomic_read(&spill_writer.stop)) {
         uint64_t size = 0;
         int n, i;
 
-        if (pw.pos > MAX(pw.loaded, SPILL_HEADER_SIZE) + SPILL_PAGES_LEAD &&
-            pw.pos > MAX(spill_pages_loaded(), SPILL_HEADER_SIZE) +
-                     SPILL_PAGES_LEAD) {
+        if (spill_writer.pos > MAX(spill_writer.loaded, SPILL_HEADER_SIZE) +
+                               SPILL_PAGES_LEAD &&
+            spill_writer.pos > MAX(spill_pages_loaded(), SPILL_HEADER_SIZE) +
+                               SPILL_PAGES_LEAD) {
             /* the destination's reader is behind: the network's turn */
             g_usleep(SPILL_PAGES_IDLE_US);
             continue;
@@ -757,7 +766,7 @@ static void *spill_pages_thread(void *opaque)
                     break;
                 }
                 /* the page is read here, after its number was taken */
-                spill_record_encode(pw.buf + size, SPILL_REC_PAGE, b,
+                spill_record_encode(spill_writer.buf + size, SPILL_REC_PAGE, b,
                                     claims[i].seq, claims[i].offset,
                                     claims[i].block->host + claims[i].offset,
                                     page);
@@ -774,24 +783,25 @@ static void *spill_pages_thread(void *opaque)
             continue;
         }
         /* no RCU read lock across I/O */
-        err = spill_pwrite_all(pw.fd, pw.buf, size, pw.pos);
+        err = spill_pwrite_all(spill_writer.fd, spill_writer.buf, size,
+                               spill_writer.pos);
         if (err) {
             /* the network sends them, and those not synced yet */
             ram_spill_unclaim(claims, n);
-            ram_spill_unclaim((SpillClaim *)pw.unsynced->data,
-                              pw.unsynced->len);
-            g_array_set_size(pw.unsynced, 0);
-            pw.pos = pw.synced_pos;
+            ram_spill_unclaim((SpillClaim *)spill_writer.unsynced->data,
+                              spill_writer.unsynced->len);
+            g_array_set_size(spill_writer.unsynced, 0);
+            spill_writer.pos = spill_writer.synced_pos;
             break;
         }
-        g_array_append_vals(pw.unsynced, claims, n);
-        pw.pos += size;
+        g_array_append_vals(spill_writer.unsynced, claims, n);
+        spill_writer.pos += size;
         stat64_add(&spill_state.file_bytes, size);
         stat64_add(&spill_state.records, n);
         stat64_add(&spill_state.pages, n);
-        trace_spill_pages_write(n, pw.pos);
-        if (pw.pos - pw.synced_pos >= SPILL_PAGES_SYNC &&
-            !qatomic_read(&pw.stop)) {
+        trace_spill_pages_write(n, spill_writer.pos);
+        if (spill_writer.pos - spill_writer.synced_pos >= SPILL_PAGES_SYNC &&
+            !qatomic_read(&spill_writer.stop)) {
             /* a little at a time, not all of it at the switchover */
             err = spill_pages_sync();
         }
@@ -800,9 +810,9 @@ static void *spill_pages_thread(void *opaque)
         warn_report("shared-file-spill: cannot write the pages file (%s); "
                     "the network sends the pages", strerror(err));
         stat64_add(&spill_state.file_errors, 1);
-        pw.err = err;
+        spill_writer.err = err;
         /* the file ends where the destination's host surely sees it */
-        pw.pos = pw.synced_pos;
+        spill_writer.pos = spill_writer.synced_pos;
     }
     rcu_unregister_thread();
     return NULL;
@@ -815,46 +825,46 @@ static void *spill_pages_thread(void *opaque)
  */
 bool spill_pages_running(void)
 {
-    return qatomic_load_acquire(&pw.running);
+    return qatomic_load_acquire(&spill_writer.running);
 }
 
 void spill_pages_start(void)
 {
-    if (pw.fd < 0 || pw.running) {
+    if (spill_writer.fd < 0 || spill_writer.running) {
         return;
     }
-    pw.pos = SPILL_HEADER_SIZE;
-    pw.synced_pos = SPILL_HEADER_SIZE;
-    pw.err = 0;
-    pw.nblocks = 0;
-    if (!pw.unsynced) {
-        pw.unsynced = g_array_new(false, false, sizeof(SpillClaim));
+    spill_writer.pos = SPILL_HEADER_SIZE;
+    spill_writer.synced_pos = SPILL_HEADER_SIZE;
+    spill_writer.err = 0;
+    spill_writer.nblocks = 0;
+    if (!spill_writer.unsynced) {
+        spill_writer.unsynced = g_array_new(false, false, sizeof(SpillClaim));
     }
-    g_array_set_size(pw.unsynced, 0);
-    qatomic_set(&pw.stop, false);
-    if (!pw.buf) {
-        pw.buf = g_malloc(SPILL_PAGES_BATCH *
-                          spill_record_size(qemu_target_page_size()) +
-                          spill_record_size(8 + 256));
+    g_array_set_size(spill_writer.unsynced, 0);
+    qatomic_set(&spill_writer.stop, false);
+    if (!spill_writer.buf) {
+        spill_writer.buf = g_malloc(SPILL_PAGES_BATCH *
+                                    spill_record_size(qemu_target_page_size()) +
+                                    spill_record_size(8 + 256));
     }
-    qatomic_set(&pw.running, true);
-    qemu_thread_create(&pw.thread, "mig/spill/pages", spill_pages_thread,
-                       NULL, QEMU_THREAD_JOINABLE);
+    qatomic_set(&spill_writer.running, true);
+    qemu_thread_create(&spill_writer.thread, "mig/spill/pages",
+                       spill_pages_thread, NULL, QEMU_THREAD_JOINABLE);
 }
 
 void spill_pages_stop(bool sync)
 {
-    if (!pw.running) {
+    if (!spill_writer.running) {
         return;
     }
-    qatomic_set(&pw.stop, true);
-    qemu_thread_join(&pw.thread);
+    qatomic_set(&spill_writer.stop, true);
+    qemu_thread_join(&spill_writer.thread);
     /*
      * The pages in the file are no longer dirty at the source.  Those the
      * destination's host may not see (a failed sync) go dirty again, and
      * the last pass sends them.  Without @sync the migration is over.
      */
-    if (sync && !pw.err) {
+    if (sync && !spill_writer.err) {
         int err = spill_pages_sync();
 
         if (err) {
@@ -864,14 +874,14 @@ void spill_pages_stop(bool sync)
             stat64_add(&spill_state.file_errors, 1);
         }
     }
-    spill_marker.end = pw.pos;
+    spill_marker.end = spill_writer.pos;
     trace_spill_pages_stop(stat64_get(&spill_state.pages), spill_marker.end);
-    close(pw.fd);
-    pw.fd = -1;
+    close(spill_writer.fd);
+    spill_writer.fd = -1;
     if (sync) {
         spill_pages_wait_loaded(spill_marker.end);
     }
-    spill_pos_close(&pw.loaded_pos);
+    spill_pos_close(&spill_writer.loaded_pos);
     /* last: spill_pages_running() says that all of the above is done */
-    qatomic_store_release(&pw.running, false);
+    qatomic_store_release(&spill_writer.running, false);
 }

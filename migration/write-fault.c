@@ -98,7 +98,7 @@ static struct {
     bool abandoned;         /* fault thread: memory unregistered on error */
     bool measure;           /* re-sends are measured */
     uint8_t *copy;          /* the page being sent, when measured */
-} wfg;
+} write_fault_state;
 
 static bool wfg_block_check(RAMBlock *rb, int fd, Error **errp)
 {
@@ -174,7 +174,7 @@ bool write_fault_groups_check(Error **errp)
                    "at least as large as target pages");
         return false;
     }
-    if (!wfg.active && ram_block_discard_is_disabled()) {
+    if (!write_fault_state.active && ram_block_discard_is_disabled()) {
         error_setg(errp, "Capability 'write-fault-groups' cannot be used "
                    "while RAM discards are disabled, as VFIO devices do: "
                    "their DMA into guest RAM would not be seen");
@@ -216,14 +216,15 @@ static void wfg_abandon(void)
 {
     unsigned i;
 
-    qatomic_set(&wfg.failed, true);
-    if (wfg.abandoned) {
+    qatomic_set(&write_fault_state.failed, true);
+    if (write_fault_state.abandoned) {
         return;
     }
-    qatomic_set(&wfg.abandoned, true);
-    for (i = 0; i < wfg.nblocks; i++) {
-        uffd_unregister_memory(wfg.uffd, wfg.blocks[i].host,
-                               wfg.blocks[i].rb->max_length);
+    qatomic_set(&write_fault_state.abandoned, true);
+    for (i = 0; i < write_fault_state.nblocks; i++) {
+        uffd_unregister_memory(write_fault_state.uffd,
+                               write_fault_state.blocks[i].host,
+                               write_fault_state.blocks[i].rb->max_length);
     }
 }
 
@@ -234,16 +235,17 @@ static void wfg_fault(const struct uffd_msg *msg)
     WFGBlock *b = NULL;
     unsigned i;
 
-    for (i = 0; i < wfg.nblocks; i++) {
-        if (addr >= wfg.blocks[i].host &&
-            addr < wfg.blocks[i].host + wfg.blocks[i].used) {
-            b = &wfg.blocks[i];
+    for (i = 0; i < write_fault_state.nblocks; i++) {
+        if (addr >= write_fault_state.blocks[i].host &&
+            addr < write_fault_state.blocks[i].host +
+                   write_fault_state.blocks[i].used) {
+            b = &write_fault_state.blocks[i];
             break;
         }
     }
     if (!b) {
         /* not ours to track (cannot happen): just let the writer go */
-        if (uffd_change_protection(wfg.uffd,
+        if (uffd_change_protection(write_fault_state.uffd,
                                    (void *)QEMU_ALIGN_PTR_DOWN(addr,
                                                 qemu_real_host_page_size()),
                                    qemu_real_host_page_size(), false, false)) {
@@ -252,7 +254,7 @@ static void wfg_fault(const struct uffd_msg *msg)
         return;
     }
 
-    page = (addr - b->host) >> wfg.host_shift;
+    page = (addr - b->host) >> write_fault_state.host_shift;
     fault_groups_fault(&b->groups, page, &first, &count);
 
     /*
@@ -261,16 +263,21 @@ static void wfg_fault(const struct uffd_msg *msg)
      * the record made here is taken by a later sync.  The last sync
      * waits for inflight to drop to zero.
      */
-    if (uffd_change_protection(wfg.uffd, b->host + (first << wfg.host_shift),
-                               count << wfg.host_shift, false, false)) {
+    if (uffd_change_protection(write_fault_state.uffd,
+                               b->host +
+                               (first << write_fault_state.host_shift),
+                               count << write_fault_state.host_shift,
+                               false, false)) {
         wfg_abandon();
         return;
     }
     set_bit_atomic(page, b->faulted);
     bitmap_set_atomic(b->dirty, first, count);
     stat64_add(&wfg_stats.faults, 1);
-    stat64_add(&wfg_stats.pages_unprotected, count * wfg.tp_per_hp);
-    stat64_add(&wfg_stats.neighbour_pages, (count - 1) * wfg.tp_per_hp);
+    stat64_add(&wfg_stats.pages_unprotected,
+               count * write_fault_state.tp_per_hp);
+    stat64_add(&wfg_stats.neighbour_pages,
+               (count - 1) * write_fault_state.tp_per_hp);
     trace_write_fault_groups_fault(b->rb->idstr, page, first, count);
 }
 
@@ -278,8 +285,9 @@ static void *wfg_fault_thread(void *opaque)
 {
     struct uffd_msg msgs[WFG_BATCH];
     struct pollfd pfd[2] = {
-        { .fd = wfg.uffd, .events = POLLIN },
-        { .fd = event_notifier_get_fd(&wfg.quit), .events = POLLIN },
+        { .fd = write_fault_state.uffd, .events = POLLIN },
+        { .fd = event_notifier_get_fd(&write_fault_state.quit),
+          .events = POLLIN },
     };
     int n, i;
 
@@ -300,8 +308,8 @@ static void *wfg_fault_thread(void *opaque)
             continue;
         }
 
-        qatomic_inc(&wfg.inflight);
-        n = uffd_read_events(wfg.uffd, msgs, WFG_BATCH);
+        qatomic_inc(&write_fault_state.inflight);
+        n = uffd_read_events(write_fault_state.uffd, msgs, WFG_BATCH);
         if (n < 0) {
             wfg_abandon();
         }
@@ -311,7 +319,7 @@ static void *wfg_fault_thread(void *opaque)
                 wfg_fault(&msgs[i]);
             }
         }
-        qatomic_dec(&wfg.inflight);
+        qatomic_dec(&write_fault_state.inflight);
         if (n < 0) {
             break;
         }
@@ -324,10 +332,11 @@ static void wfg_release(unsigned nblocks)
     unsigned i;
 
     for (i = 0; i < nblocks; i++) {
-        WFGBlock *b = &wfg.blocks[i];
+        WFGBlock *b = &write_fault_state.blocks[i];
 
-        if (!wfg.abandoned) {
-            uffd_unregister_memory(wfg.uffd, b->host, b->rb->max_length);
+        if (!write_fault_state.abandoned) {
+            uffd_unregister_memory(write_fault_state.uffd, b->host,
+                                   b->rb->max_length);
         }
         memory_region_unref(b->rb->mr);
         g_free(b->dirty);
@@ -338,13 +347,13 @@ static void wfg_release(unsigned nblocks)
         fault_groups_destroy(&b->groups);
         fault_groups_sent_destroy(&b->sent);
     }
-    g_free(wfg.blocks);
-    wfg.blocks = NULL;
-    qemu_vfree(wfg.copy);
-    wfg.copy = NULL;
-    wfg.nblocks = 0;
-    uffd_close_fd(wfg.uffd);
-    wfg.uffd = -1;
+    g_free(write_fault_state.blocks);
+    write_fault_state.blocks = NULL;
+    qemu_vfree(write_fault_state.copy);
+    write_fault_state.copy = NULL;
+    write_fault_state.nblocks = 0;
+    uffd_close_fd(write_fault_state.uffd);
+    write_fault_state.uffd = -1;
 }
 
 bool write_fault_groups_start(bool measure, Error **errp)
@@ -356,19 +365,21 @@ bool write_fault_groups_start(bool measure, Error **errp)
     uint64_t off;
     RAMBlock *rb;
 
-    assert(!wfg.active);
+    assert(!write_fault_state.active);
     if (!write_fault_groups_check(errp)) {
         return false;
     }
 
     memset(&wfg_stats, 0, sizeof(wfg_stats));
-    wfg.host_shift = ctz64(qemu_real_host_page_size());
-    wfg.tp_per_hp = qemu_real_host_page_size() / TARGET_PAGE_SIZE;
-    max_pages = MAX(migrate_write_fault_group_max() / wfg.tp_per_hp, 1);
-    qatomic_set(&wfg.inflight, 0);
-    qatomic_set(&wfg.failed, false);
-    wfg.abandoned = false;
-    wfg.measure = measure;
+    write_fault_state.host_shift = ctz64(qemu_real_host_page_size());
+    write_fault_state.tp_per_hp = qemu_real_host_page_size() /
+                                  TARGET_PAGE_SIZE;
+    max_pages = MAX(migrate_write_fault_group_max() /
+                    write_fault_state.tp_per_hp, 1);
+    qatomic_set(&write_fault_state.inflight, 0);
+    qatomic_set(&write_fault_state.failed, false);
+    write_fault_state.abandoned = false;
+    write_fault_state.measure = measure;
     /* random per migration: the guest cannot aim at a digest collision */
     key = (uint64_t)g_random_int() << 32 | g_random_int();
 
@@ -394,15 +405,15 @@ bool write_fault_groups_start(bool measure, Error **errp)
     } else {
         ram_write_tracking_prepare();
     }
-    wfg.uffd = uffd_create_fd(want, true);
-    if (wfg.uffd < 0) {
+    write_fault_state.uffd = uffd_create_fd(want, true);
+    if (write_fault_state.uffd < 0) {
         error_setg(errp, "write-fault-groups: could not open a userfaultfd");
         ram_block_discard_disable(false);
         return false;
     }
-    if (event_notifier_init(&wfg.quit, false) < 0) {
+    if (event_notifier_init(&write_fault_state.quit, false) < 0) {
         error_setg(errp, "write-fault-groups: could not create an eventfd");
-        uffd_close_fd(wfg.uffd);
+        uffd_close_fd(write_fault_state.uffd);
         ram_block_discard_disable(false);
         return false;
     }
@@ -413,9 +424,9 @@ bool write_fault_groups_start(bool measure, Error **errp)
     RAMBLOCK_FOREACH_NOT_IGNORED(rb) {
         n++;
     }
-    wfg.blocks = g_new0(WFGBlock, MAX(n, 1));
+    write_fault_state.blocks = g_new0(WFGBlock, MAX(n, 1));
     RAMBLOCK_FOREACH_NOT_IGNORED(rb) {
-        WFGBlock *b = &wfg.blocks[wfg.nblocks];
+        WFGBlock *b = &write_fault_state.blocks[write_fault_state.nblocks];
 
         if (!unpopulated && (rb->mr->readonly || rb->mr->rom_device)) {
             /* ram_write_tracking_prepare() leaves these out */
@@ -424,8 +435,9 @@ bool write_fault_groups_start(bool measure, Error **errp)
                 (void)*(volatile uint8_t *)(rb->host + off);
             }
         }
-        if (uffd_register_memory(wfg.uffd, rb->host, rb->max_length,
-                                 UFFDIO_REGISTER_MODE_WP, NULL)) {
+        if (uffd_register_memory(write_fault_state.uffd, rb->host,
+                                 rb->max_length, UFFDIO_REGISTER_MODE_WP,
+                                 NULL)) {
             error_setg(errp, "write-fault-groups: could not register RAM "
                        "block '%s' with userfaultfd", rb->idstr);
             goto fail;
@@ -434,7 +446,7 @@ bool write_fault_groups_start(bool measure, Error **errp)
         b->rb = rb;
         b->host = rb->host;
         b->used = rb->used_length;
-        b->npages = rb->used_length >> wfg.host_shift;
+        b->npages = rb->used_length >> write_fault_state.host_shift;
         b->dirty = bitmap_new(b->npages);
         b->taken = bitmap_new(b->npages);
         b->faulted = bitmap_new(b->npages);
@@ -442,11 +454,13 @@ bool write_fault_groups_start(bool measure, Error **errp)
         b->written = bitmap_new(b->npages);
         fault_groups_init(&b->groups, b->npages, max_pages);
         if (measure) {
-            fault_groups_sent_init(&b->sent, b->npages * wfg.tp_per_hp, key,
-                                   TARGET_PAGE_SIZE);
+            fault_groups_sent_init(&b->sent,
+                                   b->npages * write_fault_state.tp_per_hp,
+                                   key, TARGET_PAGE_SIZE);
         }
-        wfg.nblocks++;
-        if (uffd_change_protection(wfg.uffd, b->host, b->used, true, false)) {
+        write_fault_state.nblocks++;
+        if (uffd_change_protection(write_fault_state.uffd, b->host, b->used,
+                                   true, false)) {
             error_setg(errp, "write-fault-groups: could not write-protect "
                        "RAM block '%s'", rb->idstr);
             goto fail;
@@ -455,22 +469,24 @@ bool write_fault_groups_start(bool measure, Error **errp)
     }
 
     if (measure) {
-        wfg.copy = qemu_memalign(TARGET_PAGE_SIZE, TARGET_PAGE_SIZE);
+        write_fault_state.copy = qemu_memalign(TARGET_PAGE_SIZE,
+                                               TARGET_PAGE_SIZE);
     }
-    qemu_thread_create(&wfg.thread, "mig/wfault", wfg_fault_thread, NULL,
-                       QEMU_THREAD_JOINABLE);
-    wfg.active = true;
-    trace_write_fault_groups_start(wfg.nblocks, total, max_pages,
+    qemu_thread_create(&write_fault_state.thread, "mig/wfault",
+                       wfg_fault_thread, NULL, QEMU_THREAD_JOINABLE);
+    write_fault_state.active = true;
+    trace_write_fault_groups_start(write_fault_state.nblocks, total, max_pages,
                                    unpopulated, measure);
     return true;
 
 fail:
-    for (i = 0; i < wfg.nblocks; i++) {
-        uffd_change_protection(wfg.uffd, wfg.blocks[i].host,
-                               wfg.blocks[i].used, false, false);
+    for (i = 0; i < write_fault_state.nblocks; i++) {
+        uffd_change_protection(write_fault_state.uffd,
+                               write_fault_state.blocks[i].host,
+                               write_fault_state.blocks[i].used, false, false);
     }
-    wfg_release(wfg.nblocks);
-    event_notifier_cleanup(&wfg.quit);
+    wfg_release(write_fault_state.nblocks);
+    event_notifier_cleanup(&write_fault_state.quit);
     qatomic_set(&global_dirty_software, false);
     ram_block_discard_disable(false);
     return false;
@@ -483,14 +499,14 @@ fail:
  */
 static bool wfg_page_written(WFGBlock *b, uint64_t page)
 {
-    uint64_t tp = page * wfg.tp_per_hp;
-    uint8_t *host = b->host + (page << wfg.host_shift);
+    uint64_t tp = page * write_fault_state.tp_per_hp;
+    uint8_t *host = b->host + (page << write_fault_state.host_shift);
     unsigned k;
 
-    if (!wfg.measure || test_bit(page, b->ftaken)) {
+    if (!write_fault_state.measure || test_bit(page, b->ftaken)) {
         return true;
     }
-    for (k = 0; k < wfg.tp_per_hp; k++) {
+    for (k = 0; k < write_fault_state.tp_per_hp; k++) {
         if (!fault_groups_sent_unchanged(&b->sent, tp + k,
                                          host + k * TARGET_PAGE_SIZE,
                                          TARGET_PAGE_SIZE)) {
@@ -521,13 +537,14 @@ static uint64_t wfg_sync_block(WFGBlock *b)
     /* Re-protect every group taken before any of it reaches the bitmap. */
     first = find_first_bit(b->taken, b->npages);
     while (first < b->npages) {
-        uint8_t *start = b->host + (first << wfg.host_shift);
+        uint8_t *start = b->host + (first << write_fault_state.host_shift);
 
         end = find_next_zero_bit(b->taken, b->npages, first);
-        if (uffd_change_protection(wfg.uffd, start,
-                                   (end - first) << wfg.host_shift,
+        if (uffd_change_protection(write_fault_state.uffd, start,
+                                   (end - first) <<
+                                   write_fault_state.host_shift,
                                    true, false)) {
-            qatomic_set(&wfg.failed, true);
+            qatomic_set(&write_fault_state.failed, true);
         }
         taken += end - first;
         first = find_next_bit(b->taken, b->npages, end);
@@ -541,8 +558,9 @@ static uint64_t wfg_sync_block(WFGBlock *b)
             continue;
         }
         set_bit(first, b->written);
-        for (k = 0; k < wfg.tp_per_hp; k++) {
-            if (!test_and_set_bit(first * wfg.tp_per_hp + k, bmap)) {
+        for (k = 0; k < write_fault_state.tp_per_hp; k++) {
+            if (!test_and_set_bit(first * write_fault_state.tp_per_hp + k,
+                                  bmap)) {
                 newly++;
             }
         }
@@ -555,12 +573,13 @@ static uint64_t wfg_sync_block(WFGBlock *b)
                                                             len);
 
         fault_groups_sync(&b->groups, region, unprotected,
-                          wfg.measure ?
+                          write_fault_state.measure ?
                           bitmap_count_one_with_offset(b->written, start,
                                                        len) :
                           FAULT_GROUP_WRITTEN_UNKNOWN);
     }
-    stat64_add(&wfg_stats.pages_unchanged, unchanged * wfg.tp_per_hp);
+    stat64_add(&wfg_stats.pages_unchanged,
+               unchanged * write_fault_state.tp_per_hp);
     trace_write_fault_groups_sync_block(b->rb->idstr, taken, newly, unchanged,
             (uint64_t)(fault_groups_mean_size(&b->groups) * 1000));
     return newly;
@@ -572,7 +591,7 @@ uint64_t write_fault_groups_sync(bool last_stage, Error **errp)
     double groups = 0;
     unsigned i;
 
-    if (!wfg.active) {
+    if (!write_fault_state.active) {
         return 0;
     }
     if (last_stage || !runstate_is_running()) {
@@ -582,18 +601,18 @@ uint64_t write_fault_groups_sync(bool last_stage, Error **errp)
          * bitmap whose pages the destination discards with the guest
          * stopped, in a sync that is not the last.
          */
-        while (qatomic_read(&wfg.inflight)) {
+        while (qatomic_read(&write_fault_state.inflight)) {
             g_usleep(10);
         }
     }
-    if (qatomic_read(&wfg.failed)) {
+    if (qatomic_read(&write_fault_state.failed)) {
         error_setg(errp, "write-fault-groups: a userfaultfd operation "
                    "failed, dirty pages can no longer be tracked");
         return 0;
     }
 
-    for (i = 0; i < wfg.nblocks; i++) {
-        WFGBlock *b = &wfg.blocks[i];
+    for (i = 0; i < write_fault_state.nblocks; i++) {
+        WFGBlock *b = &write_fault_state.blocks[i];
 
         newly += wfg_sync_block(b);
         groups += fault_groups_mean_size(&b->groups) * b->groups.nregions;
@@ -612,12 +631,13 @@ static WFGBlock *wfg_measured_block(RAMBlock *rb, ram_addr_t offset)
 {
     unsigned i;
 
-    if (!wfg.active || !wfg.measure) {
+    if (!write_fault_state.active || !write_fault_state.measure) {
         return NULL;
     }
-    for (i = 0; i < wfg.nblocks; i++) {
-        if (wfg.blocks[i].rb == rb) {
-            return offset < wfg.blocks[i].used ? &wfg.blocks[i] : NULL;
+    for (i = 0; i < write_fault_state.nblocks; i++) {
+        if (write_fault_state.blocks[i].rb == rb) {
+            return offset < write_fault_state.blocks[i].used ?
+                   &write_fault_state.blocks[i] : NULL;
         }
     }
     return NULL;
@@ -649,38 +669,40 @@ uint8_t *write_fault_groups_page_copy(RAMBlock *rb, ram_addr_t offset,
     if (!b || migration_in_postcopy()) {
         return page;
     }
-    memcpy(wfg.copy, page, TARGET_PAGE_SIZE);
-    fault_groups_sent_record(&b->sent, offset >> TARGET_PAGE_BITS, wfg.copy,
-                             TARGET_PAGE_SIZE);
-    return wfg.copy;
+    memcpy(write_fault_state.copy, page, TARGET_PAGE_SIZE);
+    fault_groups_sent_record(&b->sent, offset >> TARGET_PAGE_BITS,
+                             write_fault_state.copy, TARGET_PAGE_SIZE);
+    return write_fault_state.copy;
 }
 
 void write_fault_groups_stop(void)
 {
     unsigned i;
 
-    if (!wfg.active) {
+    if (!write_fault_state.active) {
         return;
     }
     /* Make everything writable (and wake any waiting writer) first. */
-    for (i = 0; i < wfg.nblocks && !qatomic_read(&wfg.abandoned); i++) {
-        uffd_change_protection(wfg.uffd, wfg.blocks[i].host,
-                               wfg.blocks[i].used, false, false);
+    for (i = 0; i < write_fault_state.nblocks &&
+                !qatomic_read(&write_fault_state.abandoned); i++) {
+        uffd_change_protection(write_fault_state.uffd,
+                               write_fault_state.blocks[i].host,
+                               write_fault_state.blocks[i].used, false, false);
     }
-    event_notifier_set(&wfg.quit);
-    qemu_thread_join(&wfg.thread);
-    event_notifier_cleanup(&wfg.quit);
+    event_notifier_set(&write_fault_state.quit);
+    qemu_thread_join(&write_fault_state.thread);
+    event_notifier_cleanup(&write_fault_state.quit);
     qatomic_set(&global_dirty_software, false);
     ram_block_discard_disable(false);
     trace_write_fault_groups_stop(stat64_get(&wfg_stats.faults),
                                   stat64_get(&wfg_stats.pages_unprotected));
-    wfg_release(wfg.nblocks);
-    wfg.active = false;
+    wfg_release(write_fault_state.nblocks);
+    write_fault_state.active = false;
 }
 
 bool write_fault_groups_active(void)
 {
-    return wfg.active;
+    return write_fault_state.active;
 }
 
 #else /* !CONFIG_LINUX */
@@ -727,7 +749,7 @@ bool write_fault_groups_active(void)
 
 #endif /* CONFIG_LINUX */
 
-void write_fault_groups_fill_info(MigrationInfo *info)
+void write_fault_groups_populate_info(MigrationInfo *info)
 {
     WriteFaultGroupsInfo *w = g_new0(WriteFaultGroupsInfo, 1);
 
