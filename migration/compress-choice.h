@@ -86,27 +86,57 @@ typedef struct CompressChoice {
     double link_ns;         /* as given to the last pick */
 } CompressChoice;
 
+/**
+ * compress_choice_init: start a channel's choice
+ * @c: the channel's state
+ *
+ * No arm is measured yet but COMPRESS_CHOICE_NONE, which has nothing to
+ * learn (no CPU, ratio 1) and is the best to begin with.
+ */
 void compress_choice_init(CompressChoice *c);
 
-/*
- * The predicted time per input byte of @arm, in ns, when the limit
- * gives this channel @link_ns per output byte (0: no limit).
+/**
+ * compress_choice_cost: predicted time of an arm
+ * @c: the channel's state
+ * @arm: the arm
+ * @link_ns: time per output byte the limit gives this channel (0: no
+ *   limit)
+ *
+ * Returns: the predicted time per input byte of @arm, in ns.
  */
 double compress_choice_cost(const CompressChoice *c, int arm, double link_ns);
 
-/*
- * Choose the arm of the next packet.  *@probe says whether it is a
- * probe (an arm other than the predicted best, sent to measure it).
+/**
+ * compress_choice_pick: choose the arm of the next packet
+ * @c: the channel's state
+ * @link_ns: time per output byte the limit gives this channel (0: no
+ *   limit)
+ * @probe: set to whether the packet is a probe (an arm other than the
+ *   predicted best, sent to measure it)
+ *
+ * Returns: the arm of the next packet.
  */
 int compress_choice_pick(CompressChoice *c, double link_ns, bool *probe);
 
-/* Packet sent with @arm: @in bytes became @out bytes in @ns of CPU. */
+/**
+ * compress_choice_compressed: a packet was compressed
+ * @c: the channel's state
+ * @arm: the arm the packet was sent with
+ * @in: input bytes
+ * @out: output bytes that @in became
+ * @ns: CPU time the compression took
+ */
 void compress_choice_compressed(CompressChoice *c, int arm, uint64_t in,
                                 uint64_t out, uint64_t ns);
 
-/*
- * @bytes were written to the channel's socket in @ns.  The time per byte
- * is a moving average weighted by bytes (decaying sums of both).
+/**
+ * compress_choice_written: bytes were written to the channel's socket
+ * @c: the channel's state
+ * @bytes: bytes written
+ * @ns: time the write took
+ *
+ * The time per byte is a moving average weighted by bytes (decaying
+ * sums of both).
  */
 void compress_choice_written(CompressChoice *c, uint64_t bytes, uint64_t ns);
 

@@ -17,151 +17,351 @@
 #include "qapi/qapi-types-migration.h"
 #include "disk-map.h"
 
-/* Both sides: is disk-backed-node a raw node this QEMU has? */
+/**
+ * disk_backed_check_node: is disk-backed-node usable?
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Both sides: is disk-backed-node a raw node this QEMU has?
+ *
+ * Returns: true if it is; false with @errp set otherwise.
+ */
 bool disk_backed_check_node(Error **errp);
 
-/*
+/**
+ * disk_backed_save_setup: set up the source
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Source, from ram_save_setup() with the BQL held: open the node, start
  * tracking writes to it and read the guest's map.  A map that cannot be
  * used is no error: every page then goes in full.
+ *
+ * Returns: true on success; false with @errp set on error.
  */
 bool disk_backed_save_setup(Error **errp);
+
+/**
+ * disk_backed_save_cleanup: release what disk_backed_save_setup() took
+ */
 void disk_backed_save_cleanup(void);
 
-/*
- * Source, migration thread: may page @offset of @rb go as a reference?
- * If so, fill @rec with the reference record and return true.  The
- * first send of a page decides: later sends are always in full.
+/**
+ * disk_backed_save_ref: may a page go as a reference?
+ * @rb: the page's RAM block
+ * @offset: the page's offset in @rb
+ * @last_stage: true when the VM is stopped for switchover
+ * @rec: set to the reference record, DISK_REF_RECORD_LEN bytes
+ *
+ * Source, migration thread.  The first send of a page decides: later
+ * sends are always in full.
+ *
+ * Returns: true if page @offset of @rb goes as a reference, @rec then
+ * filled.
  */
 bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
                           uint8_t *rec);
-/*
- * Source, any thread with the RCU read lock held: may page @offset of
- * @rb still go as a reference?  A hint, racy against its first send.
+
+/**
+ * disk_backed_may_ref: may a page still go as a reference?
+ * @rb: the page's RAM block
+ * @offset: the page's offset in @rb
+ *
+ * Source, any thread with the RCU read lock held.  A hint, racy against
+ * the page's first send.
+ *
+ * Returns: true if page @offset of @rb may still go as a reference.
  */
 bool disk_backed_may_ref(RAMBlock *rb, ram_addr_t offset);
-/* Source: a reference of @len bytes in the stream has replaced a page. */
+
+/**
+ * disk_backed_ref_sent: a reference replaced a page
+ * @len: the reference's bytes in the stream
+ *
+ * Source: a reference of @len bytes in the stream has replaced a page.
+ */
 void disk_backed_ref_sent(uint64_t len);
 
-/*
+/**
+ * disk_backed_ref_nacked: the destination refused a reference
+ * @idstr: the RAM block's idstr
+ * @offset: the page's offset in the block
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Source, return-path thread: the destination refused the reference to
- * page @offset of RAM block @idstr.  Fails for a page that was not sent
- * as a reference.
+ * page @offset of RAM block @idstr.
+ *
+ * Returns: 0 for a reference of precopy, 1 for a page of postcopy's
+ * table of references; -EINVAL with @errp set for a page that was not
+ * sent as a reference.
  */
 int disk_backed_ref_nacked(const char *idstr, uint64_t offset,
                            Error **errp);
-/* Source, return-path thread: the pong to QEMU_VM_PING_DISK_REFS. */
+
+/**
+ * disk_backed_pong: the pong to QEMU_VM_PING_DISK_REFS arrived
+ *
+ * Source, return-path thread.
+ */
 void disk_backed_pong(void);
-/*
+
+/**
+ * disk_backed_take_nacks: mark the refused pages dirty
+ * @rb: the RAM block
+ * @bmap: its migration bitmap
+ *
  * Source, migration thread with bitmap_mutex and RCU held: mark the
- * refused pages of @rb dirty in @bmap; returns how many were clean.
+ * refused pages of @rb dirty in @bmap.
+ *
+ * Returns: how many of them were clean.
  */
 uint64_t disk_backed_take_nacks(RAMBlock *rb, unsigned long *bmap);
 
-/*
+/**
+ * disk_backed_close_refs: send no more references
+ * @f: the migration stream
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Source, migration thread, before the VM is stopped for switchover
  * (precopy's completion or postcopy's start): send no more references,
  * and wait until the destination has checked every reference sent, so
  * that every refusal has arrived.
+ *
+ * Returns: 0 on success; a negative errno with @errp set on failure.
  */
 int disk_backed_close_refs(QEMUFile *f, Error **errp);
 
-/*
+/**
+ * disk_backed_table_add: add a page to postcopy's table of references
+ * @f: the migration stream
+ * @rb: the page's RAM block
+ * @offset: the page's offset in @rb
+ *
  * Source, postcopy's start, with the guest stopped and after the
  * discards: may the dirty page @offset of @rb go in postcopy's table of
  * references?  If so it is added to the table, which goes out in
  * MIG_CMD_DISK_REFS commands on @f, and the caller clears the page's
  * dirty bit.  disk_backed_table_sent() sends the rest.
+ *
+ * Returns: true if the page was added to the table.
  */
 bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset);
+
+/**
+ * disk_backed_table_flush: send the table's commands gathered so far
+ * @f: the migration stream
+ */
 void disk_backed_table_flush(QEMUFile *f);
+
+/**
+ * disk_backed_table_sent: send the rest of the table
+ * @f: the migration stream
+ *
+ * Source, after the last disk_backed_table_add(): the table is complete.
+ */
 void disk_backed_table_sent(QEMUFile *f);
-/* Source, return-path thread: MIG_RP_MSG_DISK_REFS_PLACED */
+
+/**
+ * disk_backed_table_placed: MIG_RP_MSG_DISK_REFS_PLACED arrived
+ *
+ * Source, return-path thread.
+ */
 void disk_backed_table_placed(void);
-/*
- * Source, migration thread: has the destination placed or refused every
- * page of the table (or was none sent)?  Postcopy completes only then.
+
+/**
+ * disk_backed_table_done: is the table done with?
+ *
+ * Source, migration thread.  Postcopy completes only then.
+ *
+ * Returns: true if the destination has placed or refused every page of
+ * the table (or none was sent).
  */
 bool disk_backed_table_done(void);
-/* Source: postcopy recovered; the dirty bitmaps say what to send */
+
+/**
+ * disk_backed_table_resumed: postcopy recovered
+ *
+ * Source: the dirty bitmaps say what to send.
+ */
 void disk_backed_table_resumed(void);
 
-/*
+/**
+ * disk_backed_load_table: load a MIG_CMD_DISK_REFS command
+ * @f: the migration stream
+ * @len: the command's bytes
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Destination, loadvm: MIG_CMD_DISK_REFS of @len bytes, before listen.
+ *
+ * Returns: 0 on success; a negative errno with @errp set on error.
  */
 int disk_backed_load_table(QEMUFile *f, uint16_t len, Error **errp);
-/* Destination, at listen after the userfaultfd is set up: place them */
+
+/**
+ * disk_backed_table_start: place the table's pages
+ * @mis: the incoming migration
+ *
+ * Destination, at listen after the userfaultfd is set up.
+ */
 void disk_backed_table_start(MigrationIncomingState *mis);
-/*
- * Destination, fault thread: the guest faulted on page @offset of @rb.
- * True when the page is the table's: it is placed from the disk, or
- * refused and sent by the source, with no request.
+
+/**
+ * disk_backed_table_fault: the guest faulted on a page
+ * @rb: the page's RAM block
+ * @offset: the page's offset in @rb
+ *
+ * Destination, fault thread.
+ *
+ * Returns: true when the page is the table's: it is placed from the
+ * disk, or refused and sent by the source, with no request.
  */
 bool disk_backed_table_fault(RAMBlock *rb, ram_addr_t offset);
-/* Destination, postcopy paused: place no more of the table */
+
+/**
+ * disk_backed_table_abandon: place no more of the table
+ *
+ * Destination, postcopy paused.
+ */
 void disk_backed_table_abandon(void);
-/* Destination, before the userfaultfd goes: stop the drain thread */
+
+/**
+ * disk_backed_table_stop: stop the drain thread
+ *
+ * Destination, before the userfaultfd goes.
+ */
 void disk_backed_table_stop(void);
 
-/*
- * Destination, from migrate-incoming: open disk-backed-node for reading.
- * It is closed again at the end of the incoming migration.
+/**
+ * disk_backed_incoming_open: open disk-backed-node for reading
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Destination, from migrate-incoming.  The node is closed again at the
+ * end of the incoming migration.
+ *
+ * Returns: true on success; false with @errp set on error.
  */
 bool disk_backed_incoming_open(Error **errp);
 
-/* Destination, from ram_load_setup() and ram_load_cleanup(). */
+/**
+ * disk_backed_load_setup: set up the destination
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Destination, from ram_load_setup().
+ *
+ * Returns: true on success; false with @errp set on error.
+ */
 bool disk_backed_load_setup(Error **errp);
+
+/**
+ * disk_backed_load_cleanup: clean up the destination
+ *
+ * Destination, from ram_load_cleanup().
+ */
 void disk_backed_load_cleanup(void);
 
-/*
+/**
+ * disk_backed_load_ref: load a reference record
+ * @rb: the page's RAM block
+ * @addr: the page's offset in @rb
+ * @host: where the page goes
+ * @rec: the reference record
+ *
  * Destination: load the reference record @rec for page @addr of @rb at
  * @host.  A block that does not match its hash is refused: the page
- * stays pending and the source is asked for it in full.  Returns
- * -EINVAL for a malformed record.
+ * stays pending and the source is asked for it in full.
+ *
+ * Returns: 0 on success; -EINVAL for a malformed record, or when the
+ * source cannot be asked for the page.
  */
 int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
                          const uint8_t *rec);
-/*
+/**
+ * disk_backed_check_ref: check a reference record
+ * @rb: the page's RAM block
+ * @addr: the page's offset in @rb
+ * @rec: the reference record
+ * @block: set to the verified block (valid until the next check)
+ *
  * Destination, the parts of disk_backed_load_ref() for a loader that
  * orders the copies of a page (shared-file-spill's spill_load_ref()):
- * check the reference record @rec for page @addr of @rb.  Returns 1
- * with *@block the verified block (valid until the next check), 0 for
- * a block that does not match or cannot be read, -EINVAL for a
- * malformed record.
+ * check the reference record @rec for page @addr of @rb.
+ *
+ * Returns: 1 with *@block the verified block, 0 for a block that does
+ * not match or cannot be read, -EINVAL for a malformed record.
  */
 int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
                           const uint8_t *rec, uint8_t **block);
-/*
+
+/**
+ * disk_backed_refs_wait: wait for the references to be checked
+ *
  * Destination, main thread: with multifd, wait until every reference
  * loaded so far has been checked, and its refusal sent.  Before each of
- * multifd's syncs and before every PONG.  False when a refusal could
- * not be sent.
+ * multifd's syncs and before every PONG.
+ *
+ * Returns: false when a refusal could not be sent, true otherwise.
  */
 bool disk_backed_refs_wait(void);
-/* A verified reference was loaded */
+
+/**
+ * disk_backed_ref_loaded: a verified reference was loaded
+ */
 void disk_backed_ref_loaded(void);
-/* Ask the source for page @addr of @rb in full */
+
+/**
+ * disk_backed_send_nack: ask the source for a page in full
+ * @rb: the page's RAM block
+ * @addr: the page's offset in @rb
+ *
+ * Returns: 0 on success, -EINVAL when there is no return path.
+ */
 int disk_backed_send_nack(RAMBlock *rb, ram_addr_t addr);
-/*
+
+/**
+ * disk_backed_page_refused: the newest copy of a page was refused
+ * @rb: the page's RAM block
+ * @addr: the page's offset in @rb
+ *
  * Destination, from shared-file-spill's loader with its lock held: the
  * newest copy of page @addr of @rb is a refused reference; it is
  * pending.
  */
 void disk_backed_page_refused(RAMBlock *rb, ram_addr_t addr);
-/*
- * Destination: page @addr of @rb arrived in full.  Called from the main
- * thread, or with multifd from its receive threads.
+
+/**
+ * disk_backed_page_loaded: a page arrived in full
+ * @rb: the page's RAM block
+ * @addr: the page's offset in @rb
+ *
+ * Destination: called from the main thread, or with multifd from its
+ * receive threads.
  */
 void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr);
-/* Destination, at the end of the stream: has every page arrived? */
+
+/**
+ * disk_backed_load_complete: has every page arrived?
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Destination, at the end of the stream.
+ *
+ * Returns: true if every page arrived; false with @errp set otherwise.
+ */
 bool disk_backed_load_complete(Error **errp);
-/*
+
+/**
+ * disk_backed_postcopy_listen: are the refused pages discarded?
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Destination, at postcopy's listen, after the discards: has every page
  * whose reference was refused, and which has not arrived in full, been
  * discarded, so that it faults and is sent by postcopy?
+ *
+ * Returns: true if so; false with @errp set otherwise.
  */
 bool disk_backed_postcopy_listen(Error **errp);
 
+/**
+ * disk_backed_populate_info: report the counters
+ * @info: query-migrate's reply, to fill
+ */
 void disk_backed_populate_info(MigrationInfo *info);
 
 #endif

@@ -94,67 +94,123 @@ typedef enum DiskMapRecState {
     DISK_MAP_REC__MAX,
 } DiskMapRecState;
 
-/*
- * Parse and check the header page read from @map_gpa.  On success fill
- * @out and return true; otherwise set *@err to why the map is refused.
+/**
+ * disk_map_parse_header: parse and check a map's header page
+ * @page: the header page, DISK_MAP_PAGE_SIZE bytes
+ * @map_gpa: the guest-physical address it was read from
+ * @env: what the guest's RAM and the disk are
+ * @out: on success, filled with the map's layout
+ * @err: on failure, set to why the map is refused
+ *
  * Refused: a bad magic, version, size or reserved field, an odd
  * generation (the guest is changing the map), too many records, a
  * record count that does not match the segments, and segments that are
  * unaligned, outside RAM or overlap each other or the header page.
+ *
+ * Returns: true on success, false if the map is refused.
  */
 bool disk_map_parse_header(const uint8_t *page, uint64_t map_gpa,
                            const DiskMapEnv *env, DiskMapLayout *out,
                            const char **err);
 
-/* The generation field of a header page, to re-check after reading. */
+/**
+ * disk_map_generation: the generation of a header page
+ * @page: the header page
+ *
+ * To re-check after reading.
+ *
+ * Returns: the generation field of @page.
+ */
 uint64_t disk_map_generation(const uint8_t *page);
 
-/*
- * Decode and check one record; bad records are to be ignored.  Runs for
- * every record with the BQL held: O(log nsegments) plus one
- * env->in_ram() call.
+/**
+ * disk_map_check_record: decode and check one record
+ * @env: what the guest's RAM and the disk are
+ * @map: the map's layout, from disk_map_parse_header()
+ * @rec: the record, DISK_MAP_RECORD_SIZE bytes
+ * @out: set to the decoded record
+ *
+ * Bad records are to be ignored.  Runs for every record with the BQL
+ * held: O(log nsegments) plus one env->in_ram() call.
+ *
+ * Returns: DISK_MAP_REC_OK for a record of a clean copy, otherwise why
+ * not.
  */
 DiskMapRecState disk_map_check_record(const DiskMapEnv *env,
                                       const DiskMapLayout *map,
                                       const uint8_t *rec,
                                       DiskMapRecord *out);
 
-/*
+/**
+ * disk_map_drop_duplicates: sort records and drop duplicates
+ * @recs: the records
+ * @n: how many
+ *
  * Sort @recs by page address and drop every record whose page appears
- * more than once (which frame is right cannot be known).  Returns the
- * number of records kept.
+ * more than once (which frame is right cannot be known).
+ *
+ * Returns: the number of records kept, at the start of @recs.
  */
 size_t disk_map_drop_duplicates(DiskMapRecord *recs, size_t n);
 
-/* Find the record of @gpa in @recs sorted by disk_map_drop_duplicates. */
+/**
+ * disk_map_lookup: find the record of a page
+ * @recs: the records, sorted by disk_map_drop_duplicates()
+ * @n: how many
+ * @gpa: the page's address
+ *
+ * Returns: the record of @gpa in @recs, or NULL if there is none.
+ */
 const DiskMapRecord *disk_map_lookup(const DiskMapRecord *recs, size_t n,
                                      uint64_t gpa);
 
-/*
+/**
+ * disk_ref_nack_valid: may the destination refuse this page?
+ * @recs: the RAM block's records, sorted
+ * @n: how many
+ * @unsent: the block's map pages not sent yet (a bit a
+ *   DISK_MAP_PAGE_SIZE page, as in QEMU's bitmaps)
+ * @used_length: the block's size, in bytes
+ * @offset: the page's offset in the block
+ *
  * Source: may the destination refuse (DISK_REF_NACK) the page at
- * @offset of a RAM block of @used_length bytes, whose records are @recs
- * (sorted) and whose map pages not sent yet are set in @unsent (a bit a
- * DISK_MAP_PAGE_SIZE page, as in QEMU's bitmaps)?  Only a page of the
- * map that went already: any other refusal comes from a broken
- * destination, and fails the migration.
+ * @offset?  Only a page of the map that went already: any other refusal
+ * comes from a broken destination, and fails the migration.
+ *
+ * Returns: true if the refusal is valid.
  */
 bool disk_ref_nack_valid(const DiskMapRecord *recs, size_t n,
                          const unsigned long *unsent, uint64_t used_length,
                          uint64_t offset);
 
-/*
- * The hash of a page of DISK_MAP_PAGE_SIZE bytes that a reference
- * carries: XXH3-128 in its canonical (big-endian) form, into @hash of
- * DISK_REF_HASH_LEN bytes.
+/**
+ * disk_ref_hash: the hash a reference carries
+ * @page: the page, DISK_MAP_PAGE_SIZE bytes
+ * @hash: set to the hash, DISK_REF_HASH_LEN bytes
+ *
+ * XXH3-128 of @page in its canonical (big-endian) form.
  */
 void disk_ref_hash(const void *page, uint8_t *hash);
 
-/*
- * The stream's reference record: be64 disk offset, then the hash.
- * Encode into @buf of DISK_REF_RECORD_LEN bytes; decode checks the
- * offset is frame-aligned and inside the disk.
+/**
+ * disk_ref_encode: encode the stream's reference record
+ * @buf: where to, DISK_REF_RECORD_LEN bytes
+ * @offset: the disk offset
+ * @hash: the hash, DISK_REF_HASH_LEN bytes
+ *
+ * The record is the be64 disk offset, then the hash.
  */
 void disk_ref_encode(uint8_t *buf, uint64_t offset, const uint8_t *hash);
+
+/**
+ * disk_ref_decode: decode the stream's reference record
+ * @buf: the record, DISK_REF_RECORD_LEN bytes
+ * @disk_size: the disk's size, in bytes
+ * @offset: set to the disk offset
+ * @hash: set to the hash, DISK_REF_HASH_LEN bytes
+ *
+ * Returns: true if the offset is frame-aligned and inside the disk.
+ */
 bool disk_ref_decode(const uint8_t *buf, uint64_t disk_size,
                      uint64_t *offset, uint8_t *hash);
 
@@ -166,7 +222,13 @@ typedef struct DiskRefPage {
     bool last_stage;            /* the VM is stopped for switchover */
 } DiskRefPage;
 
-/* Send this page as a reference?  Otherwise it goes in full. */
+/**
+ * disk_ref_qualifies: send this page as a reference?
+ * @p: what is known of the page
+ *
+ * Returns: true to send the page as a reference; false: it goes in
+ * full.
+ */
 bool disk_ref_qualifies(const DiskRefPage *p);
 
 /*
@@ -177,12 +239,24 @@ bool disk_ref_qualifies(const DiskRefPage *p);
  */
 #define DISK_REF_NACK_MAX_LEN       (8 + 1 + 255)
 
-/* Encode into @buf (DISK_REF_NACK_MAX_LEN bytes); returns the length. */
+/**
+ * disk_ref_nack_encode: encode a refusal
+ * @buf: where to, DISK_REF_NACK_MAX_LEN bytes
+ * @offset: the page's offset in its RAM block
+ * @idstr: the block's idstr
+ *
+ * Returns: the length of the encoded refusal.
+ */
 size_t disk_ref_nack_encode(uint8_t *buf, uint64_t offset, const char *idstr);
 
-/*
- * Decode @len bytes from the return path into *@offset and @idstr (256
- * bytes, NUL-terminated).  False for a length that does not match, an
+/**
+ * disk_ref_nack_decode: decode a refusal
+ * @buf: the bytes from the return path
+ * @len: how many
+ * @offset: set to the page's offset in its RAM block
+ * @idstr: set to the block's idstr (256 bytes, NUL-terminated)
+ *
+ * Returns: true on success, false for a length that does not match, an
  * empty idstr or one with a NUL in it.
  */
 bool disk_ref_nack_decode(const uint8_t *buf, size_t len, uint64_t *offset,
@@ -202,9 +276,24 @@ bool disk_ref_nack_decode(const uint8_t *buf, size_t len, uint64_t *offset,
 #define DISK_REF_TABLE_MAX_LEN      (1 + 255 + DISK_REF_TABLE_MAX_ENTRIES * \
                                      DISK_REF_TABLE_ENTRY_LEN)
 
-/* Start a command for @idstr in @buf (DISK_REF_TABLE_MAX_LEN bytes) */
+/**
+ * disk_ref_table_start: start a table command
+ * @buf: where to, DISK_REF_TABLE_MAX_LEN bytes
+ * @idstr: the RAM block's idstr
+ *
+ * Returns: the length of the command so far.
+ */
 size_t disk_ref_table_start(uint8_t *buf, const char *idstr);
-/* Append an entry at @buf + @len; returns the new length */
+
+/**
+ * disk_ref_table_add: append an entry to a table command
+ * @buf: the command
+ * @len: its length so far; the entry goes at @buf + @len
+ * @offset: the page's offset in its RAM block
+ * @rec: its reference record (disk_ref_encode())
+ *
+ * Returns: the new length.
+ */
 size_t disk_ref_table_add(uint8_t *buf, size_t len, uint64_t offset,
                           const uint8_t *rec);
 
@@ -214,17 +303,28 @@ typedef struct DiskRefTable {
     size_t n;
 } DiskRefTable;
 
-/*
- * Decode a command of @len bytes.  False for a length that does not
- * match whole entries, no entry or more than DISK_REF_TABLE_MAX_ENTRIES,
- * an empty idstr or one with a NUL in it.
+/**
+ * disk_ref_table_decode: decode a table command
+ * @buf: the command
+ * @len: its length
+ * @t: set to the decoded command, whose entries point into @buf
+ *
+ * Returns: true on success, false for a length that does not match
+ * whole entries, no entry or more than DISK_REF_TABLE_MAX_ENTRIES, an
+ * empty idstr or one with a NUL in it.
  */
 bool disk_ref_table_decode(const uint8_t *buf, size_t len, DiskRefTable *t);
 
-/*
- * Entry @i of @t: the page's offset, checked to be page-aligned and
- * inside a block of @used_length bytes, and its record (still to be
- * checked with disk_ref_decode()).
+/**
+ * disk_ref_table_entry: an entry of a decoded table command
+ * @t: the command
+ * @i: the entry's index
+ * @used_length: the RAM block's size, in bytes
+ * @offset: set to the page's offset
+ * @rec: set to its record (still to be checked with disk_ref_decode())
+ *
+ * Returns: true if entry @i exists and its offset is page-aligned and
+ * inside a block of @used_length bytes.
  */
 bool disk_ref_table_entry(const DiskRefTable *t, size_t i,
                           uint64_t used_length, uint64_t *offset,

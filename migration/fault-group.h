@@ -76,40 +76,82 @@ typedef struct FaultGroups {
     FaultGroupRegion *regions;
 } FaultGroups;
 
-/*
- * Check a write-fault-group-max value: a power of two from 1 to
- * FAULT_GROUP_REGION_PAGES.  On error return false and set *@errmsg.
+/**
+ * fault_groups_max_valid: check a write-fault-group-max value
+ * @max_pages: the value, in pages
+ * @errmsg: on error, set to what is wrong
+ *
+ * The value must be a power of two from 1 to FAULT_GROUP_REGION_PAGES.
+ *
+ * Returns: true if @max_pages is valid, false otherwise.
  */
 bool fault_groups_max_valid(uint64_t max_pages, const char **errmsg);
 
-/* Track @npages pages, all starting with single-page groups. */
+/**
+ * fault_groups_init: start tracking pages
+ * @g: the controller
+ * @npages: the pages to track
+ * @max_pages: the largest group size, in pages
+ *
+ * Track @npages pages, all starting with single-page groups.
+ */
 void fault_groups_init(FaultGroups *g, uint64_t npages, uint64_t max_pages);
+
+/**
+ * fault_groups_destroy: free what fault_groups_init() allocated
+ * @g: the controller
+ */
 void fault_groups_destroy(FaultGroups *g);
 
-/*
- * Fault thread: a write fault at @page.  Returns the group to make
- * writable, [*first, *first + *count), aligned to its size and clipped to
- * the tracked pages (*count is 0 for a page outside them).
+/**
+ * fault_groups_fault: a write fault
+ * @g: the controller
+ * @page: the page that faulted
+ * @first: set to the first page of the group to make writable
+ * @count: set to the number of pages of that group
+ *
+ * Fault thread: a write fault at @page.  The group to make writable,
+ * [*first, *first + *count), is aligned to its size and clipped to the
+ * tracked pages (*count is 0 for a page outside them).
  */
 void fault_groups_fault(FaultGroups *g, uint64_t page, uint64_t *first,
                         uint64_t *count);
 
-/*
- * Migration thread, at a bitmap sync: close the period of @region, with
- * @written of its group pages known to be written (or
- * FAULT_GROUP_WRITTEN_UNKNOWN) out of @unprotected, and adapt its group
- * size.  Returns the period's fault counts.
+/**
+ * fault_groups_sync: close a region's period
+ * @g: the controller
+ * @region: the region
+ * @unprotected: the region's group pages made writable in the period
+ * @written: how many of those are known to be written, or
+ *   FAULT_GROUP_WRITTEN_UNKNOWN
+ *
+ * Migration thread, at a bitmap sync: close the period of @region and
+ * adapt its group size.
+ *
+ * Returns: the period's fault counts.
  */
 FaultGroupStats fault_groups_sync(FaultGroups *g, uint64_t region,
                                   uint32_t unprotected, uint32_t written);
 
+/**
+ * fault_groups_size: a region's group size
+ * @g: the controller
+ * @region: the region
+ *
+ * Returns: the current group size of @region, in pages.
+ */
 static inline unsigned fault_groups_size(const FaultGroups *g,
                                          uint64_t region)
 {
     return 1u << g->regions[region].order;
 }
 
-/* Mean group size over all regions, in pages. */
+/**
+ * fault_groups_mean_size: mean group size
+ * @g: the controller
+ *
+ * Returns: the mean group size over all regions, in pages.
+ */
 double fault_groups_mean_size(const FaultGroups *g);
 
 /*
@@ -134,25 +176,72 @@ typedef struct FaultGroupsSent {
     uint64_t *digest;           /* per page; 0: unknown */
 } FaultGroupsSent;
 
-/* A keyed digest of @len bytes, never 0 */
+/**
+ * fault_groups_digest: a keyed digest
+ * @key: the key
+ * @buf: the bytes
+ * @len: how many
+ *
+ * Returns: a keyed digest of @len bytes, never 0.
+ */
 uint64_t fault_groups_digest(uint64_t key, const void *buf, size_t len);
 
+/**
+ * fault_groups_sent_init: start recording what was sent
+ * @s: the record
+ * @npages: the pages to record, none of them known yet
+ * @key: the digest's key, random per migration
+ * @page_size: bytes in a page
+ */
 void fault_groups_sent_init(FaultGroupsSent *s, uint64_t npages,
                             uint64_t key, size_t page_size);
+
+/**
+ * fault_groups_sent_destroy: free what fault_groups_sent_init() allocated
+ * @s: the record
+ */
 void fault_groups_sent_destroy(FaultGroupsSent *s);
 
-/* @page went out as these @len bytes / as a page of zeros */
+/**
+ * fault_groups_sent_record: a page went out in full
+ * @s: the record
+ * @page: the page
+ * @bytes: the bytes that went out
+ * @len: how many
+ *
+ * @page went out as these @len bytes.
+ */
 void fault_groups_sent_record(FaultGroupsSent *s, uint64_t page,
                               const void *bytes, size_t len);
+
+/**
+ * fault_groups_sent_zero: a page went out as zeros
+ * @s: the record
+ * @page: the page
+ *
+ * @page went out as a page of zeros.
+ */
 void fault_groups_sent_zero(FaultGroupsSent *s, uint64_t page);
 
-/* @page went out some way that does not record its bytes */
+/**
+ * fault_groups_sent_forget: a page went out unrecorded
+ * @s: the record
+ * @page: the page
+ *
+ * @page went out some way that does not record its bytes.
+ */
 void fault_groups_sent_forget(FaultGroupsSent *s, uint64_t page);
 
-/*
- * True if @page holds, as @now, exactly what was last sent of it: the
- * destination has it and it need not be sent again.  False when the
- * bytes differ or were not recorded.
+/**
+ * fault_groups_sent_unchanged: does a page hold what was last sent?
+ * @s: the record
+ * @page: the page
+ * @now: the page's bytes now
+ * @len: how many
+ *
+ * Returns: true if @page holds, as @now, exactly what was last sent of
+ * it: the destination has it and it need not be sent again.  False
+ * when the bytes differ or were not recorded.
  */
 bool fault_groups_sent_unchanged(const FaultGroupsSent *s, uint64_t page,
                                  const void *now, size_t len);
@@ -176,10 +265,13 @@ typedef struct FaultGroupsHost {
     bool xen_emulation;         /* KVM emulates Xen */
 } FaultGroupsHost;
 
-/*
- * NULL if write faults see every write to guest memory on @host;
- * otherwise why not, for the error that refuses the capability (to be
- * freed with g_free()).
+/**
+ * fault_groups_untracked_writer: can write faults see every write?
+ * @host: the accelerator and the features it offers
+ *
+ * Returns: NULL if write faults see every write to guest memory on
+ * @host; otherwise why not, for the error that refuses the capability
+ * (to be freed with g_free()).
  */
 char *fault_groups_untracked_writer(const FaultGroupsHost *host);
 

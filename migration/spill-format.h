@@ -78,20 +78,48 @@ typedef struct SpillHeader {
     uint8_t uuid[SPILL_UUID_LEN];
 } SpillHeader;
 
+/**
+ * spill_header_encode: encode a spill file's header
+ * @buf: where to, SPILL_HEADER_SIZE bytes
+ * @h: the header's fields
+ */
 void spill_header_encode(uint8_t *buf, const SpillHeader *h);
+
+/**
+ * spill_header_decode: decode and check a spill file's header
+ * @buf: the header, SPILL_HEADER_SIZE bytes
+ * @h: set to the header's fields
+ * @err: on failure, set to what is wrong
+ *
+ * Returns: true for a valid header, false otherwise.
+ */
 bool spill_header_decode(const uint8_t *buf, SpillHeader *h,
                          const char **err);
 
-/* The bytes a record with @len payload bytes takes, padding included. */
+/**
+ * spill_record_size: the size of a record
+ * @len: its payload bytes
+ *
+ * Returns: the bytes a record with @len payload bytes takes, padding
+ * included.
+ */
 static inline uint64_t spill_record_size(uint32_t len)
 {
     return SPILL_REC_HEADER_SIZE + (((uint64_t)len + 7) & ~7ull);
 }
 
-/*
- * Encode a record into @buf (spill_record_size(len) bytes).  @payload is
- * copied once, and the checksum covers the copy: it may be memory that
- * changes meanwhile, or already @buf + SPILL_REC_HEADER_SIZE.
+/**
+ * spill_record_encode: encode a record
+ * @buf: where to, spill_record_size(@len) bytes
+ * @type: the record's type
+ * @block: its block number
+ * @seq: its sequence number
+ * @offset: its offset
+ * @payload: its payload
+ * @len: payload bytes
+ *
+ * @payload is copied once, and the checksum covers the copy: it may be
+ * memory that changes meanwhile, or already @buf + SPILL_REC_HEADER_SIZE.
  */
 void spill_record_encode(uint8_t *buf, SpillRecType type, uint16_t block,
                          uint64_t seq, uint64_t offset, const void *payload,
@@ -135,13 +163,28 @@ typedef enum SpillScanResult {
     SPILL_SCAN_CORRUPT,         /* *err says why; stop */
 } SpillScanResult;
 
+/**
+ * spill_scan_init: start scanning a spill file
+ * @s: the scanner
+ * @hdr: the file's header
+ *
+ * The scan starts at the first record, after the header.
+ */
 void spill_scan_init(SpillScan *s, const SpillHeader *hdr);
 
-/*
- * Scan the record at s->pos from @buf, which holds @avail bytes of the
- * file from s->pos on.  SPILL_SCAN_MORE sets *@want to the bytes the
- * record needs: at the end of a file that is complete, that means the
- * file is truncated.
+/**
+ * spill_scan_next: scan the next record
+ * @s: the scanner
+ * @buf: the file from s->pos on
+ * @avail: bytes in @buf
+ * @rec: set to the record read
+ * @want: for SPILL_SCAN_MORE, set to the bytes the record needs
+ * @err: for SPILL_SCAN_CORRUPT, set to why
+ *
+ * Scan the record at s->pos.  At the end of a file that is complete,
+ * SPILL_SCAN_MORE means the file is truncated.
+ *
+ * Returns: what was found.
  */
 SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
                                 uint64_t avail, SpillRecord *rec,
@@ -166,14 +209,28 @@ SpillScanResult spill_scan_next(SpillScan *s, const uint8_t *buf,
 #define SPILL_ACK_SIZE          SPILL_POS_SIZE(2)
 #define SPILL_LOADED_SIZE       SPILL_POS_SIZE(1)
 
-/* Encode @n values into @buf, SPILL_POS_SIZE(@n) bytes */
+/**
+ * spill_pos_encode: encode a position file's record
+ * @buf: where to, SPILL_POS_SIZE(@n) bytes
+ * @magic: the file's magic, 8 bytes
+ * @uuid: the migration's uuid
+ * @values: the values
+ * @n: how many
+ */
 void spill_pos_encode(uint8_t *buf, const char *magic, const uint8_t *uuid,
                       const uint64_t *values, unsigned n);
 
-/*
- * Decode the @len bytes read from a position file into @values: false
- * (and zeros) unless they are SPILL_POS_SIZE(@n) bytes with @magic and
- * @uuid, this migration's.
+/**
+ * spill_pos_decode: decode a position file's record
+ * @buf: the bytes read from the position file
+ * @len: how many
+ * @magic: the file's magic, 8 bytes
+ * @uuid: this migration's uuid
+ * @values: set to the values, zeros on failure
+ * @n: how many
+ *
+ * Returns: true on success; false unless the bytes are
+ * SPILL_POS_SIZE(@n) bytes with @magic and @uuid, this migration's.
  */
 bool spill_pos_decode(const uint8_t *buf, size_t len, const char *magic,
                       const uint8_t *uuid, uint64_t *values, unsigned n);
@@ -193,9 +250,14 @@ typedef struct SpillTorn {
     int64_t bad_since;          /* ms: since when */
 } SpillTorn;
 
-/*
- * The reader's scan at @now_ms gave @r.  True: give up, the file is
- * corrupt for good; false: read again (or go on, if @r was not CORRUPT).
+/**
+ * spill_torn_give_up: is a bad record final?
+ * @t: the reader's state
+ * @r: what the reader's scan gave
+ * @now_ms: when, in ms
+ *
+ * Returns: true: give up, the file is corrupt for good; false: read
+ * again (or go on, if @r was not CORRUPT).
  */
 bool spill_torn_give_up(SpillTorn *t, SpillScanResult r, int64_t now_ms);
 
@@ -208,13 +270,28 @@ typedef struct SpillSeqTable {
     uint64_t *seq;
 } SpillSeqTable;
 
+/**
+ * spill_seq_init: start a table with no copy of any page
+ * @t: the table
+ * @npages: the pages
+ */
 void spill_seq_init(SpillSeqTable *t, uint64_t npages);
+
+/**
+ * spill_seq_destroy: free what spill_seq_init() allocated
+ * @t: the table
+ */
 void spill_seq_destroy(SpillSeqTable *t);
 
-/*
- * A copy of @page numbered @seq arrived.  Returns true, and records it,
- * when it is newer than the copy held: the caller then loads it.
- * Returns false for an older or repeated copy, which must be dropped.
+/**
+ * spill_seq_take: a copy of a page arrived
+ * @t: the table
+ * @page: the page
+ * @seq: the copy's sequence number
+ *
+ * Returns: true, having recorded it, when the copy is newer than the
+ * copy held: the caller then loads it.  False for an older or repeated
+ * copy, which must be dropped.
  */
 bool spill_seq_take(SpillSeqTable *t, uint64_t page, uint64_t seq);
 
@@ -248,14 +325,26 @@ typedef struct SpillBack {
     uint64_t round_sync;        /* the sync count when it was over */
 } SpillBack;
 
-/* A new walk; also after the blocks changed */
+/**
+ * spill_back_init: start a new walk
+ * @b: the walk
+ *
+ * Also after the blocks changed.
+ */
 void spill_back_init(SpillBack *b);
 
-/*
- * Take up to @max pages (their block and page numbers into @blocks and
- * @pages), looking at no more than @scan_max pages.  @sync is the
- * number of bitmap syncs whose dirty bits are merged so far.  Returns
- * the number of pages taken.
+/**
+ * spill_back_claim: take pages from the back
+ * @b: the walk
+ * @ops: how to see and take the pages
+ * @opaque: for @ops
+ * @sync: the number of bitmap syncs whose dirty bits are merged so far
+ * @max: the most pages to take
+ * @scan_max: the most pages to look at
+ * @blocks: set to the block numbers of the pages taken
+ * @pages: set to the page numbers of the pages taken
+ *
+ * Returns: the number of pages taken.
  */
 int spill_back_claim(SpillBack *b, const SpillBackOps *ops, void *opaque,
                      uint64_t sync, int max, int scan_max, int *blocks,

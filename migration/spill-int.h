@@ -96,17 +96,83 @@ typedef struct SpillState {
 extern SpillState spill_state;
 
 /* spill.c */
+
+/**
+ * spill_reset_stats: zero the statistics of a new migration
+ */
 void spill_reset_stats(void);
 
-/* spill-channel.c: drop what the last migration left in multifd_out */
+/* spill-channel.c */
+
+/**
+ * spill_multifd_forget_all: drop what the last migration left in
+ * multifd_out
+ */
 void spill_multifd_forget_all(void);
 
 /* spill-file.c */
+
+/**
+ * spill_multifd_path: the file of a multifd channel
+ * @path: the spill file
+ * @id: the channel's id
+ *
+ * Returns: the file of multifd channel @id beside the spill file @path,
+ * to be freed with g_free().
+ */
 char *spill_multifd_path(const char *path, unsigned id);
+
+/**
+ * spill_unlink_multifd: unlink the multifd channels' files
+ * @path: the spill file
+ *
+ * Unlink the multifd channels' files beside the spill file @path.
+ */
 void spill_unlink_multifd(const char *path);
+
+/**
+ * spill_file_id: the file a descriptor is open on
+ * @fd: the descriptor
+ * @dev: set to the file's device
+ * @ino: set to the file's inode (0: none)
+ */
 void spill_file_id(int fd, dev_t *dev, ino_t *ino);
+
+/**
+ * spill_create: create a spill file
+ * @path: where
+ * @h: what its spill header carries
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * A new file at @path with a spill header carrying @h.
+ *
+ * Returns: the file's descriptor; -1 with @errp set on error.
+ */
 int spill_create(const char *path, const SpillHeader *h, Error **errp);
+
+/**
+ * spill_remove: remove a migration's files
+ * @path: the spill file
+ * @dev: the device of the file this migration created
+ * @ino: its inode (0: none, nothing is removed)
+ * @with_rp: remove the return path's file too
+ *
+ * Remove the spill file, its pages, preempt, multifd and acknowledgement
+ * files and, @with_rp, its return path's file, if @path is still the
+ * file @dev/@ino (and not one a later migration created).
+ */
 void spill_remove(const char *path, dev_t dev, ino_t ino, bool with_rp);
+
+/**
+ * spill_pwrite_all: write all of a buffer at a position
+ * @fd: the file
+ * @buf: the bytes
+ * @len: how many
+ * @pos: where in the file
+ *
+ * Returns: 0 on success, otherwise an errno value (ENOSPC for a write
+ * that wrote nothing).
+ */
 int spill_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t pos);
 
 /*
@@ -123,21 +189,107 @@ typedef struct SpillPos {
     int fd;                     /* -1: not open */
 } SpillPos;
 
+/**
+ * spill_pos_init: name a position file, not opened yet
+ * @p: the position file
+ * @path: the spill file
+ * @suffix: the position file's suffix, after @path
+ * @magic: its magic
+ * @nvals: its number of values, at most SPILL_POS_MAX
+ */
 void spill_pos_init(SpillPos *p, const char *path, const char *suffix,
                     const char *magic, int nvals);
+
+/**
+ * spill_pos_create: the writer creates the file, empty
+ * @p: the position file
+ *
+ * Returns: true on success, false when it cannot be created.
+ */
 bool spill_pos_create(SpillPos *p);
+
+/**
+ * spill_pos_write: the writer says where it is
+ * @p: the position file, created if need be
+ * @uuid: the migration's uuid
+ * @v: the values
+ *
+ * Returns: true on success, false when not written.
+ */
 bool spill_pos_write(SpillPos *p, const uint8_t *uuid, const uint64_t *v);
+
+/**
+ * spill_pos_read: the reader reads where the writer is
+ * @p: the position file
+ * @uuid: the migration's uuid
+ * @v: set to what the writer said last
+ *
+ * Returns: true on success; false: nothing yet, or not for the
+ * migration @uuid.
+ */
 bool spill_pos_read(SpillPos *p, const uint8_t *uuid, uint64_t *v);
+
+/**
+ * spill_pos_close: close a position file, if open
+ * @p: the position file
+ */
 void spill_pos_close(SpillPos *p);
+
+/**
+ * spill_pos_free: close a position file and free its name
+ * @p: the position file
+ */
 void spill_pos_free(SpillPos *p);
 
 /* spill-pages.c */
+
+/**
+ * spill_pages_init: register the section that tells where the pages
+ * file ends
+ */
 void spill_pages_init(void);
+
+/**
+ * spill_pages_prepare: create the pages file
+ * @path: the spill file
+ * @h: the spill header
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Source: a new pages file beside the spill file @path, header @h.
+ *
+ * Returns: true on success; false with @errp set on error.
+ */
 bool spill_pages_prepare(const char *path, const SpillHeader *h,
                          Error **errp);
+
+/**
+ * spill_pages_cleanup_outgoing: close the pages file
+ *
+ * Source, once the writer stopped.
+ */
 void spill_pages_cleanup_outgoing(void);
+
+/**
+ * spill_pages_incoming_open: open the pages file
+ * @path: the spill file
+ * @h: its spill header
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Destination: the pages file of the spill file @path, header @h.
+ *
+ * Returns: true on success; false with @errp set on error.
+ */
 bool spill_pages_incoming_open(const char *path, const SpillHeader *h,
                                Error **errp);
+
+/**
+ * spill_pages_marker_seen: has the source said where its pages file
+ * ends?
+ *
+ * Destination.
+ *
+ * Returns: true if the source said where its pages file ends.
+ */
 bool spill_pages_marker_seen(void);
 
 #endif

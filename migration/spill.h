@@ -12,12 +12,24 @@
 #include "io/channel.h"
 #include "qapi/qapi-types-migration.h"
 
-/* Both sides: is spill-file set? */
+/**
+ * spill_check_params: is spill-file set?
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Both sides.
+ *
+ * Returns: true if it is; false with @errp set otherwise.
+ */
 bool spill_check_params(Error **errp);
 
-/*
+/**
+ * spill_prepare_outgoing: create the spill file
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Source, from migrate: create spill-file (truncated) and write its
  * header, before the connection is made.
+ *
+ * Returns: true on success; false with @errp set on error.
  */
 bool spill_prepare_outgoing(Error **errp);
 
@@ -27,10 +39,15 @@ typedef enum SpillChannelKind {
     SPILL_CHANNEL_MULTIFD,      /* a multifd channel */
 } SpillChannelKind;
 
-/*
- * The one place a migration channel gets its file: @ioc, a channel of
- * @kind that this side (@source: the source) has just connected or
- * accepted, as the migration is to use it, a new reference.
+/**
+ * spill_wrap_channel: the channel a migration channel is to use
+ * @ioc: a channel this side has just connected or accepted
+ * @kind: what @ioc is for
+ * @source: true on the source
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * The one place a migration channel gets its file: the channel, a new
+ * reference, that the migration is to use for @ioc.
  *
  * With shared-file-spill, outside a postcopy recovery (which goes over
  * the network alone), that is a spill channel over @ioc:
@@ -52,91 +69,158 @@ typedef enum SpillChannelKind {
  * carries both directions, the return path's through spill-file +
  * ".rp"); and with the TLS channel once its handshake is done, which
  * lets the spill channel fail over from then on and returns @ioc.
+ *
+ * Returns: the channel, a new reference; NULL with @errp set on
+ * failure.
  */
 QIOChannel *spill_wrap_channel(QIOChannel *ioc, SpillChannelKind kind,
                                bool source, Error **errp);
 
-/*
- * Destination, with TLS: the kind of the channel just accepted, which
- * cannot be told by its first bytes before the handshake.  The source
- * connects the stream first and, once its handshake is done, the
- * multifd channels; postcopy's preempt channel comes at the switchover.
+/**
+ * spill_incoming_kind: the kind of the channel just accepted
+ *
+ * Destination, with TLS: the kind cannot be told by the channel's first
+ * bytes before the handshake.  The source connects the stream first
+ * and, once its handshake is done, the multifd channels; postcopy's
+ * preempt channel comes at the switchover.
+ *
+ * Returns: the kind of the channel just accepted.
  */
 SpillChannelKind spill_incoming_kind(void);
 
-/*
+/**
+ * spill_multifd_bind: a multifd channel's id is known
+ * @ioc: the channel
+ * @id: its id
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Multifd channel @id is @ioc (the source: as soon as it is connected;
  * the destination: once its first packet said @id): its spill channel,
  * if any, takes its file spill-file + ".mfdN" (the source creates it)
- * and may fail over from now on.  False, with @errp: the migration must
+ * and may fail over from now on.
+ *
+ * Returns: true on success; false, with @errp set: the migration must
  * fail.
  */
 bool spill_multifd_bind(QIOChannel *ioc, uint8_t id, Error **errp);
 
-/*
- * The channel for the return path of @ioc, a new reference: @ioc itself
- * unless it is a spill channel (NULL: NULL).  The destination writes
- * its return path to spill-file + ".rp" as well as to the network, and
- * the source reads on from there once the network breaks, as for the
- * stream.  NULL (reported) when the destination cannot create that
- * file.
+/**
+ * spill_return_path: the channel for a channel's return path
+ * @ioc: the channel, or NULL
+ *
+ * The destination writes its return path to spill-file + ".rp" as well
+ * as to the network, and the source reads on from there once the
+ * network breaks, as for the stream.
+ *
+ * Returns: the channel for the return path of @ioc, a new reference:
+ * @ioc itself unless it is a spill channel (NULL for NULL).  NULL
+ * (reported) when the destination cannot create that file.
  */
 QIOChannel *spill_return_path(QIOChannel *ioc);
 
-/*
- * qemu_file_get_return_path() for the migration's QEMUFile @f, through
- * spill_return_path() when @f's channel is a spill channel; @source:
- * the source's (an input).  NULL: see spill_return_path().
+/**
+ * spill_get_return_path: qemu_file_get_return_path() for a migration
+ * @f: the migration's QEMUFile
+ * @source: true for the source's return path (an input)
+ *
+ * Through spill_return_path() when @f's channel is a spill channel.
+ *
+ * Returns: the return path's QEMUFile; NULL: see spill_return_path().
  */
 QEMUFile *spill_get_return_path(QEMUFile *f, bool source);
 
-/*
+/**
+ * spill_catch_up: let the destination catch up before the downtime
+ * @ioc: the stream's channel
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Source, before it stops the guest, with the BQL free: if the network
  * is lost, wait until the destination has read the stream written so
- * far, so that the downtime does not include its catching up.  After a
- * false return the migration must fail.
+ * far, so that the downtime does not include its catching up.
+ *
+ * Returns: true on success; false with @errp set, after which the
+ * migration must fail.
  */
 bool spill_catch_up(QIOChannel *ioc, Error **errp);
 
-/*
+/**
+ * spill_commit: end the spill file
+ * @ioc: the stream's channel
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Source, after the last byte of the stream, with the BQL free: if the
  * network is lost, wait until the destination has read the whole stream
  * from the file; then write END, which lets a destination that reads
- * the file start the guest.  After a false return the migration must
- * fail (the file then ends in ABORT), unless spill_committed().
+ * the file start the guest.
+ *
+ * Returns: true on success; false with @errp set, after which the
+ * migration must fail (the file then ends in ABORT), unless
+ * spill_committed().
  */
 bool spill_commit(QIOChannel *ioc, Error **errp);
 
-/*
- * Source: has spill_commit() written END into the file, and has the
- * destination not said (SHUT with an error) that it failed?  A
- * destination may then run the guest on the file alone, whatever
- * happens next (a failed sync, a SHUT that never comes), so the source
- * must never run it again: the migration ends COMPLETED, and what went
- * wrong after END is reported, not acted upon.  Reset by the next
- * migrate.
+/**
+ * spill_committed: may the destination run the guest?
+ *
+ * Source: a destination may run the guest on the file alone, whatever
+ * happens next (a failed sync, a SHUT that never comes), once END is in
+ * it, so the source must never run it again: the migration ends
+ * COMPLETED, and what went wrong after END is reported, not acted upon.
+ * Reset by the next migrate.
+ *
+ * Returns: true if spill_commit() has written END into the file, and
+ * the destination has not said (SHUT with an error) that it failed.
  */
 bool spill_committed(void);
 
-/* Source: the return path brought the destination's SHUT */
+/**
+ * spill_note_shut: the return path brought the destination's SHUT
+ * @error: the SHUT says the destination failed
+ *
+ * Source.
+ */
 void spill_note_shut(bool error);
 
-/*
+/**
+ * spill_incoming_commit: wait for the source's END if needed
+ * @ioc: the stream's channel
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Destination, after the stream loaded: if it came partly from the
- * file, wait for the source's END; false: do not start the guest.
+ * file, wait for the source's END.
+ *
+ * Returns: true on success; false, with @errp set: do not start the
+ * guest.
  */
 bool spill_incoming_commit(QIOChannel *ioc, Error **errp);
 
-/*
+/**
+ * spill_outgoing_uuid: the uuid of the spill file the source wrote
+ * @uuid: set to it, SPILL_UUID_LEN bytes
+ *
  * The spill file's uuid goes in the configuration section: the source
- * sends the one it wrote, the destination checks that the file it
- * opened has it, and that both sides agree on spill_pages_enabled()
- * (@pages, the source's).
+ * sends the one it wrote.
  */
 void spill_outgoing_uuid(uint8_t *uuid);
+
+/**
+ * spill_incoming_check_uuid: check the configuration section's uuid
+ * @uuid: the uuid the source sent
+ * @pages: the source's spill_pages_enabled()
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * The destination checks that the file it opened has @uuid, and that
+ * both sides agree on spill_pages_enabled().
+ *
+ * Returns: true if so; false with @errp set otherwise.
+ */
 bool spill_incoming_check_uuid(const uint8_t *uuid, bool pages, Error **errp);
 
-/* Source, at the end of a migration: a spill file never connected */
+/**
+ * spill_cleanup_outgoing: remove a spill file never connected
+ *
+ * Source, at the end of a migration.
+ */
 void spill_cleanup_outgoing(void);
 
 /*
@@ -159,62 +243,162 @@ typedef struct SpillClaim {
     uint64_t seq;
 } SpillClaim;
 
-/* Is the pages datapath on (not with postcopy-ram, TLS or multifd)? */
+/**
+ * spill_pages_enabled: is the pages datapath on?
+ *
+ * Returns: true if it is (not with postcopy-ram, TLS or multifd).
+ */
 bool spill_pages_enabled(void);
+
+/**
+ * spill_next_seq: number a copy of a page
+ *
+ * Source: after the page's dirty bit was cleared and before the page is
+ * read.
+ *
+ * Returns: the next sequence number.
+ */
 uint64_t spill_next_seq(void);
+
+/**
+ * spill_pages_start: start the pages writer
+ *
+ * Source, from the migration thread at the end of the RAM setup.
+ */
 void spill_pages_start(void);
-/* @sync: the migration goes on; false: it is over, nothing is synced */
+
+/**
+ * spill_pages_stop: stop the pages writer
+ * @sync: the migration goes on; false: it is over, nothing is synced
+ *
+ * Source, from the migration thread, before the last pass over RAM.
+ */
 void spill_pages_stop(bool sync);
+
+/**
+ * spill_pages_running: has the pages writer not stopped yet?
+ *
+ * Any thread may ask.
+ *
+ * Returns: true while the pages writer runs.
+ */
 bool spill_pages_running(void);
 
-/*
+/**
+ * ram_spill_claim: claim pages for the pages file
+ * @claims: set to the pages claimed
+ * @max: the most pages to claim
+ *
  * In ram.c: claim up to @max dirty, non-zero pages for the pages file,
- * from the back of RAM (their dirty bits cleared, numbers taken), or
- * give claimed pages back to the network (dirty again).  The caller
- * holds the RCU read lock.
+ * from the back of RAM (their dirty bits cleared, numbers taken).  The
+ * caller holds the RCU read lock.
+ *
+ * Returns: the number of pages claimed.
  */
 int ram_spill_claim(SpillClaim *claims, int max);
+
+/**
+ * ram_spill_unclaim: give claimed pages back to the network
+ * @claims: the pages, from ram_spill_claim()
+ * @n: how many
+ *
+ * In ram.c: the pages are dirty again.
+ */
 void ram_spill_unclaim(const SpillClaim *claims, int n);
 
-/*
- * Destination: the reader starts once RAM is set up; a page off the
- * network is loaded with spill_load_page() (@data NULL: a zero page),
- * read first into spill_page_buffer().
+/**
+ * spill_pages_incoming_start: start the reader
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Destination: the reader starts once RAM is set up.
+ *
+ * Returns: true on success; false with @errp set on error.
  */
 bool spill_pages_incoming_start(Error **errp);
+
+/**
+ * spill_pages_incoming_stop: stop the reader
+ *
+ * Destination.
+ */
 void spill_pages_incoming_stop(void);
+
+/**
+ * spill_load_page: load a page off the network
+ * @rb: the page's RAM block
+ * @offset: the page's offset in @rb
+ * @host: where the page goes
+ * @seq: the copy's sequence number
+ * @data: the page, read first into spill_page_buffer(); NULL: a zero
+ *   page
+ * @errp: pointer to a NULL-initialized error object
+ *
+ * Destination: the copy is loaded if it is the newest so far.
+ *
+ * Returns: true on success; false with @errp set on error.
+ */
 bool spill_load_page(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
                      const void *data, Error **errp);
+
+/**
+ * spill_page_buffer: where to read a page off the network
+ *
+ * Destination, for spill_load_page().
+ *
+ * Returns: a buffer of a page.
+ */
 uint8_t *spill_page_buffer(void);
-/*
+
+/**
+ * spill_load_ref: load a disk reference off the network
+ * @rb: the page's RAM block
+ * @offset: the page's offset in @rb
+ * @host: where the page goes
+ * @seq: the copy's sequence number
+ * @rec: the reference record
+ * @errp: pointer to a NULL-initialized error object
+ *
  * Destination, disk-backed-pages: the reference record @rec with
  * sequence number @seq for page @offset of @rb, loaded if it is the
  * newest copy so far and its block is verified; if it is the newest and
  * refused, the page is pending and the source asked for it in full.  An
- * older copy is dropped.  Returns 0, or -EINVAL with @errp.
+ * older copy is dropped.
+ *
+ * Returns: 0, or -EINVAL with @errp set.
  */
 int spill_load_ref(RAMBlock *rb, uint64_t offset, void *host, uint64_t seq,
                    const uint8_t *rec, Error **errp);
 
-/*
- * Destination, postcopy, under page_request_mutex: what postcopy's own
- * table of requested pages (MigrationIncomingState.page_requested)
- * keeps for a page requested now: 1, as without the capability; once
- * a channel failed over, when the request was made, so that
- * spill_postcopy_placed() adds up how long the guest waited for the
- * pages that came through the files.
+/**
+ * spill_postcopy_requested: a page is requested now
+ *
+ * Destination, postcopy, under page_request_mutex.
+ *
+ * Returns: what postcopy's own table of requested pages
+ * (MigrationIncomingState.page_requested) keeps for a page requested
+ * now: 1, as without the capability; once a channel failed over, when
+ * the request was made, so that spill_postcopy_placed() adds up how
+ * long the guest waited for the pages that came through the files.
  */
 gpointer spill_postcopy_requested(void);
 
-/*
- * ... a page was placed; @requested: what the table kept for it, NULL
- * if it was not requested
+/**
+ * spill_postcopy_placed: a page was placed
+ * @requested: what the table kept for it, NULL if it was not requested
+ *
+ * Destination, postcopy, under page_request_mutex.
  */
 void spill_postcopy_placed(gpointer requested);
 
-/* Registers the section that tells where the pages file ends */
+/**
+ * spill_init: register the section that tells where the pages file ends
+ */
 void spill_init(void);
 
+/**
+ * spill_populate_info: report the counters
+ * @info: query-migrate's reply, to fill
+ */
 void spill_populate_info(MigrationInfo *info);
 
 #endif

@@ -70,37 +70,87 @@ typedef struct ThrottleModel {
     ThrottleDecision last;
 } ThrottleModel;
 
-/*
- * Check @params; on error return false and set *@errmsg to a static
- * description of what is wrong.
+/**
+ * throttle_model_params_valid: check the model's parameters
+ * @params: the parameters
+ * @errmsg: on error, set to a static description of what is wrong
+ *
+ * Returns: true if @params are valid, false otherwise.
  */
 bool throttle_model_params_valid(const ThrottleModelParams *params,
                                  const char **errmsg);
 
+/**
+ * throttle_model_init: start a model with no estimates
+ * @m: the model
+ * @params: its parameters, copied
+ */
 void throttle_model_init(ThrottleModel *m, const ThrottleModelParams *params);
 
-/*
+/**
+ * throttle_model_seed: seed the estimates
+ * @m: the model
+ * @dirty_rate: unthrottled dirty rate, bytes per second
+ * @bandwidth: transfer rate, bytes per second
+ *
  * Seed the estimates from an earlier migration of the same VM (or from
- * management): its unthrottled dirty rate and its transfer rate, in
- * bytes per second.  Zero rates are ignored.
+ * management): its unthrottled dirty rate and its transfer rate.  Zero
+ * rates are ignored.
  */
 void throttle_model_seed(ThrottleModel *m, uint64_t dirty_rate,
                          uint64_t bandwidth);
 
-/*
- * The decision the estimates support before anything is measured, for
- * the start of a migration.  Without a seed, no throttle.
+/**
+ * throttle_model_initial: decide before anything is measured
+ * @m: the model
+ *
+ * For the start of a migration.  Without a seed, no throttle.
+ *
+ * Returns: the decision the estimates support before anything is
+ * measured.
  */
 ThrottleDecision throttle_model_initial(ThrottleModel *m);
 
-/* Fold in one measured period and decide the throttle for the next. */
+/**
+ * throttle_model_update: account for a period
+ * @m: the model
+ * @s: what the period measured
+ *
+ * Fold in one measured period and decide the throttle for the next.
+ *
+ * Returns: the decision for the next period.
+ */
 ThrottleDecision throttle_model_update(ThrottleModel *m,
                                        const ThrottleSample *s);
 
-/* Current estimates, to remember for the next migration. */
+/**
+ * throttle_model_dirty_rate: current dirty rate estimate
+ * @m: the model
+ *
+ * To remember for the next migration.
+ *
+ * Returns: the unthrottled dirty rate estimate in bytes per second, 0
+ * without an estimate.
+ */
 uint64_t throttle_model_dirty_rate(const ThrottleModel *m);
+
+/**
+ * throttle_model_bandwidth: current transfer rate estimate
+ * @m: the model
+ *
+ * To remember for the next migration.
+ *
+ * Returns: the transfer rate estimate in bytes per second, 0 without an
+ * estimate.
+ */
 uint64_t throttle_model_bandwidth(const ThrottleModel *m);
 
+/**
+ * throttle_reason_str: name of a reason
+ * @reason: the reason
+ *
+ * Returns: a static string naming @reason, such as "throttling".
+ */
 const char *throttle_reason_str(ThrottleReason reason);
 
 #endif
