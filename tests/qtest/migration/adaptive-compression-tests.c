@@ -284,40 +284,31 @@ static void test_adaptive_malformed_raw(void)
     do_test_adaptive_malformed(" 8=0");
 }
 
-static void assert_refused(QDict *rsp, const char *error)
-{
-    g_assert_true(qdict_haskey(rsp, "error"));
-    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"), ==,
-                    error);
-    qobject_unref(rsp);
-}
-
 static void test_adaptive_refusals(void)
 {
     QTestState *who = qtest_init("-machine none -nodefaults");
 
-    assert_refused(qtest_qmp(who, "{ 'execute': 'migrate-set-capabilities', "
-                   "'arguments': { 'capabilities': [ { 'capability': "
-                   "'adaptive-compression', 'state': true } ] } }"),
-                   "Capability 'adaptive-compression' needs capability "
-                   "'multifd'");
+    migrate_set_capabilities_refused(who, "Capability "
+                                     "'adaptive-compression' requires "
+                                     "capability 'multifd'",
+                                     "adaptive-compression", NULL);
     migrate_set_capability(who, "multifd", true);
     migrate_set_capability(who, "adaptive-compression", true);
     /* multifd's default compression is none */
-    assert_refused(qtest_qmp(who, "{ 'execute': 'migrate', "
-                   "'arguments': { 'uri': 'tcp:127.0.0.1:1' } }"),
-                   "Capability 'adaptive-compression' needs parameter "
-                   "'multifd-compression' set to 'zstd'");
+    migrate_qmp_refused(who, "Capability 'adaptive-compression' needs "
+                        "parameter 'multifd-compression' set to 'zstd'",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': 'tcp:127.0.0.1:1' } }");
     qtest_quit(who);
 
     /* and a destination, before it listens */
     who = qtest_init("-machine none -nodefaults -incoming defer");
     migrate_set_capability(who, "multifd", true);
     migrate_set_capability(who, "adaptive-compression", true);
-    assert_refused(qtest_qmp(who, "{ 'execute': 'migrate-incoming', "
-                   "'arguments': { 'uri': 'tcp:127.0.0.1:0' } }"),
-                   "Capability 'adaptive-compression' needs parameter "
-                   "'multifd-compression' set to 'zstd'");
+    migrate_qmp_refused(who, "Capability 'adaptive-compression' needs "
+                        "parameter 'multifd-compression' set to 'zstd'",
+                        "{ 'execute': 'migrate-incoming', "
+                        "'arguments': { 'uri': 'tcp:127.0.0.1:0' } }");
     qtest_quit(who);
 }
 

@@ -1280,7 +1280,6 @@ static void test_disk_backed_setup(void)
 {
     g_autofree char *disk = disk_create();
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
-    g_autoptr(QDict) err = NULL;
     MigrateStart args = { .hide_stderr = true, .tcg = true };
     QDict *rsp;
     QTestState *from, *to;
@@ -1307,12 +1306,10 @@ static void test_disk_backed_setup(void)
     migrate_set_capability(to, "return-path", true);
     migrate_set_capability(to, "disk-backed-pages", true);
     migrate_set_parameter_str(to, "disk-backed-node", NODE);
-    err = qtest_qmp_assert_failure_ref(to,
-        "{ 'execute': 'migrate-incoming', 'arguments': { 'uri': %s } }", uri);
-    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
-                    "Parameter 'disk-backed-node': no block node named '"
-                    NODE "'");
-    qobject_unref(err);
+    migrate_qmp_refused(to, "Parameter 'disk-backed-node': no block node "
+                        "named '" NODE "'",
+                        "{ 'execute': 'migrate-incoming', "
+                        "'arguments': { 'uri': %s } }", uri);
 
     /* a source node that is not raw */
     qtest_qmp_assert_success(from, "{ 'execute': 'blockdev-add', "
@@ -1321,10 +1318,9 @@ static void test_disk_backed_setup(void)
     migrate_set_capability(from, "return-path", true);
     migrate_set_capability(from, "disk-backed-pages", true);
     migrate_set_parameter_str(from, "disk-backed-node", "nul0");
-    err = qtest_qmp_assert_failure_ref(from,
-        "{ 'execute': 'migrate', 'arguments': { 'uri': %s } }", uri);
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
-                            "only raw nodes are supported"));
+    migrate_qmp_refused(from, "only raw nodes are supported",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': %s } }", uri);
     /* nothing was started */
     rsp = migrate_query(from);
     g_assert_false(qdict_haskey(rsp, "status"));
@@ -1335,48 +1331,29 @@ static void test_disk_backed_setup(void)
     unlink_serials();
 }
 
-static void assert_caps_refused(QTestState *who, const char *other,
-                                const char *error)
-{
-    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'return-path', 'state': true }, "
-        "{ 'capability': 'disk-backed-pages', 'state': true }, "
-        "{ 'capability': %s, 'state': true } ] } }", other);
-
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), error));
-}
-
 /* Capability conflicts, parameters, HMP, snapshots */
 static void test_disk_backed_refusals(void)
 {
     QTestState *who = qtest_init("-machine none");
-    g_autoptr(QDict) err = NULL;
     QDict *rsp;
     char *hmp;
 
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'disk-backed-pages', 'state': true } ] } }");
-    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
-                    "Capability 'disk-backed-pages' requires capability "
-                    "'return-path'");
-    qobject_unref(err);
-    err = NULL;
-    assert_caps_refused(who, "mapped-ram", "conflicts with capability "
-                        "'mapped-ram'");
-    assert_caps_refused(who, "background-snapshot", "not compatible with");
+    migrate_set_capabilities_refused(who, "Capability 'disk-backed-pages' "
+                                     "requires capability 'return-path'",
+                                     "disk-backed-pages", NULL);
+    migrate_set_capabilities_refused(who, "Capability 'disk-backed-pages' "
+                                     "conflicts with capability "
+                                     "'mapped-ram'",
+                                     "return-path", "disk-backed-pages",
+                                     "mapped-ram", NULL);
+    migrate_set_capabilities_refused(who, "not compatible with",
+                                     "return-path", "disk-backed-pages",
+                                     "background-snapshot", NULL);
 
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-parameters', 'arguments': "
-        "{ 'disk-backed-map': 4097 } }");
-    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
-                    "Parameter 'disk-backed-map' must be aligned to 4096 "
-                    "bytes, not 0x1001");
-    qobject_unref(err);
-    err = NULL;
+    migrate_qmp_refused(who, "Parameter 'disk-backed-map' must be aligned "
+                        "to 4096 bytes, not 0x1001",
+                        "{ 'execute': 'migrate-set-parameters', "
+                        "'arguments': { 'disk-backed-map': 4097 } }");
 
     /* HMP sets and shows both parameters */
     hmp = qtest_hmp(who, "migrate_set_parameter disk-backed-node disk0");
@@ -1406,14 +1383,10 @@ static void test_disk_backed_refusals(void)
     /* set on the destination after migrate-incoming: too late */
     who = qtest_init("-machine none -incoming defer");
     migrate_incoming_qmp(who, "tcp:127.0.0.1:0", NULL, "{}");
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'return-path', 'state': true }, "
-        "{ 'capability': 'disk-backed-pages', 'state': true } ] } }");
-    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
-                    "Capability 'disk-backed-pages' must be set before "
-                    "incoming starts");
+    migrate_set_capabilities_refused(who, "Capability 'disk-backed-pages' "
+                                     "must be set before incoming starts",
+                                     "return-path", "disk-backed-pages",
+                                     NULL);
     qtest_quit(who);
 }
 

@@ -309,46 +309,32 @@ static bool capability_enabled(QTestState *who, const char *name)
     return enabled;
 }
 
-static void assert_caps_refused(QTestState *who, const char *other,
-                                const char *error)
-{
-    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'predictive-throttle', 'state': true }, "
-        "{ 'capability': %s, 'state': true } ] } }", other);
-
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), error));
-}
-
-static void assert_param_refused(QTestState *who, const char *param,
-                                 int64_t value, const char *error)
-{
-    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-parameters', 'arguments': "
-        "{ %s: %" PRId64 " } }", param, value);
-
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), error));
-}
-
 /* Conflicting capabilities and bad parameter values get a clear error. */
 static void test_predictive_throttle_refusals(void)
 {
     QTestState *who = qtest_init("-machine none");
     char *hmp;
 
-    assert_caps_refused(who, "auto-converge",
-                        "'predictive-throttle' conflicts with "
-                        "capability 'auto-converge'");
-    assert_caps_refused(who, "dirty-limit",
-                        "'predictive-throttle' conflicts with "
-                        "capability 'dirty-limit'");
-    assert_caps_refused(who, "background-snapshot",
-                        "predictive-throttle");
-    assert_param_refused(who, "throttle-target-ratio", 0,
-                         "throttle-target-ratio");
-    assert_param_refused(who, "throttle-target-ratio", 101,
-                         "throttle-target-ratio");
+    migrate_set_capabilities_refused(who, "Capability 'predictive-throttle' "
+                                     "conflicts with capability "
+                                     "'auto-converge'",
+                                     "predictive-throttle", "auto-converge",
+                                     NULL);
+    migrate_set_capabilities_refused(who, "Capability 'predictive-throttle' "
+                                     "conflicts with capability "
+                                     "'dirty-limit'",
+                                     "predictive-throttle", "dirty-limit",
+                                     NULL);
+    migrate_set_capabilities_refused(who, "Background-snapshot is not "
+                                     "compatible with predictive-throttle",
+                                     "predictive-throttle",
+                                     "background-snapshot", NULL);
+    migrate_qmp_refused(who, "throttle-target-ratio",
+                        "{ 'execute': 'migrate-set-parameters', "
+                        "'arguments': { 'throttle-target-ratio': 0 } }");
+    migrate_qmp_refused(who, "throttle-target-ratio",
+                        "{ 'execute': 'migrate-set-parameters', "
+                        "'arguments': { 'throttle-target-ratio': 101 } }");
     /* the refusals changed nothing */
     g_assert_cmpint(get_parameter_int(who, "throttle-target-ratio"), ==, 50);
     g_assert_false(capability_enabled(who, "predictive-throttle"));

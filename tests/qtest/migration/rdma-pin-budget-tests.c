@@ -29,35 +29,6 @@
 
 static char *tmpfs;
 
-static void assert_error(QDict *err, const char *text)
-{
-    const char *desc = qdict_get_str(err, "desc");
-
-    if (!strstr(desc, text)) {
-        g_test_message("error \"%s\" lacks \"%s\"", desc, text);
-        g_assert_not_reached();
-    }
-}
-
-static void assert_limit_refused(QTestState *who, uint64_t limit,
-                                 const char *text)
-{
-    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-parameters', 'arguments': "
-        "{ 'rdma-pin-limit': %" PRIu64 " } }", limit);
-
-    assert_error(err, text);
-}
-
-static void assert_migrate_refused(QTestState *who, const char *uri,
-                                   const char *text)
-{
-    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate', 'arguments': { 'uri': %s } }", uri);
-
-    assert_error(err, text);
-}
-
 static uint64_t get_limit(QTestState *who)
 {
     g_autoptr(QDict) rsp = qtest_qmp_assert_success_ref(who,
@@ -70,19 +41,19 @@ static uint64_t get_limit(QTestState *who)
 static void test_rdma_pin_budget_refusals(void)
 {
     QTestState *who = qtest_init("-machine none");
-    g_autoptr(QDict) err = NULL;
     struct rlimit rlim = { 8 * MiB, 8 * MiB };
     char *hmp;
 
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'rdma-pin-budget', 'state': true }, "
-        "{ 'capability': 'rdma-pin-all', 'state': true } ] } }");
-    assert_error(err, "'rdma-pin-budget' conflicts with capability "
-                 "'rdma-pin-all'");
-    assert_limit_refused(who, 3 * MiB, "'rdma-pin-limit' is smaller than "
-                         "4 RDMA chunks");
+    migrate_set_capabilities_refused(who, "Capability 'rdma-pin-budget' "
+                                     "conflicts with capability "
+                                     "'rdma-pin-all'",
+                                     "rdma-pin-budget", "rdma-pin-all",
+                                     NULL);
+    migrate_qmp_refused(who, "'rdma-pin-limit' is smaller than 4 RDMA "
+                        "chunks",
+                        "{ 'execute': 'migrate-set-parameters', "
+                        "'arguments': { 'rdma-pin-limit': %d } }",
+                        3 * MiB);
     g_assert_cmpint(get_limit(who), ==, 0);
 
     /* HMP sets and shows it, and refuses the same values */
@@ -99,24 +70,29 @@ static void test_rdma_pin_budget_refusals(void)
 
     /* only RDMA registers memory */
     migrate_set_capability(who, "rdma-pin-budget", true);
-    assert_migrate_refused(who, "tcp:127.0.0.1:1",
-                           "'rdma-pin-budget' needs an RDMA transport");
+    migrate_qmp_refused(who, "'rdma-pin-budget' needs an RDMA transport",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': 'tcp:127.0.0.1:1' } }");
     qtest_quit(who);
 
     /* with guest RAM: not more than RAM, and not more than memlock */
     who = qtest_init("-machine pc -m 32M -nodefaults");
-    assert_limit_refused(who, 64 * MiB, "'rdma-pin-limit' is larger than "
-                         "guest RAM");
+    migrate_qmp_refused(who, "'rdma-pin-limit' is larger than guest RAM",
+                        "{ 'execute': 'migrate-set-parameters', "
+                        "'arguments': { 'rdma-pin-limit': %d } }",
+                        64 * MiB);
     migrate_set_capability(who, "rdma-pin-budget", true);
 #ifdef CONFIG_RDMA
-    assert_migrate_refused(who, "rdma:127.0.0.1:29200",
-                           "needs parameter 'rdma-pin-limit'");
+    migrate_qmp_refused(who, "needs parameter 'rdma-pin-limit'",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': 'rdma:127.0.0.1:29200' } }");
     migrate_set_parameter_int(who, "rdma-pin-limit", 16 * MiB);
     g_assert_cmpint(prlimit(qtest_pid(who), RLIMIT_MEMLOCK, &rlim, NULL),
                     ==, 0);
-    assert_migrate_refused(who, "rdma:127.0.0.1:29200",
-                           "is above the locked-memory limit "
-                           "(RLIMIT_MEMLOCK, ulimit -l)");
+    migrate_qmp_refused(who, "is above the locked-memory limit "
+                        "(RLIMIT_MEMLOCK, ulimit -l)",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': 'rdma:127.0.0.1:29200' } }");
 #endif
     qtest_quit(who);
 
@@ -124,10 +100,9 @@ static void test_rdma_pin_budget_refusals(void)
     /* the destination checks its limit too */
     who = qtest_init("-machine pc -m 32M -nodefaults -incoming defer");
     migrate_set_capability(who, "rdma-pin-budget", true);
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-incoming', 'arguments': "
-        "{ 'uri': 'rdma:127.0.0.1:29200' } }");
-    assert_error(err, "needs parameter 'rdma-pin-limit'");
+    migrate_qmp_refused(who, "needs parameter 'rdma-pin-limit'",
+                        "{ 'execute': 'migrate-incoming', "
+                        "'arguments': { 'uri': 'rdma:127.0.0.1:29200' } }");
     qtest_quit(who);
 #endif
 }

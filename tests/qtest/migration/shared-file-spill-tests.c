@@ -1422,54 +1422,34 @@ static void test_spill_cancel(void)
 static void test_spill_refusals(void)
 {
     QTestState *who = qtest_init("-machine none");
-    g_autoptr(QDict) err = NULL;
     char *hmp;
 
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'mapped-ram', 'state': true }, "
-        "{ 'capability': 'shared-file-spill', 'state': true } ] } }");
-    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
-                    "Capability 'shared-file-spill' conflicts with "
-                    "capability 'mapped-ram'");
-    qobject_unref(err);
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'multifd', 'state': true }, "
-        "{ 'capability': 'zero-copy-send', 'state': true }, "
-        "{ 'capability': 'shared-file-spill', 'state': true } ] } }");
-    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
-                    "Capability 'shared-file-spill' conflicts with "
-                    "capability 'zero-copy-send'");
-    qobject_unref(err);
+    migrate_set_capabilities_refused(who, "Capability 'shared-file-spill' "
+                                     "conflicts with capability "
+                                     "'mapped-ram'",
+                                     "mapped-ram", "shared-file-spill",
+                                     NULL);
+    migrate_set_capabilities_refused(who, "Capability 'shared-file-spill' "
+                                     "conflicts with capability "
+                                     "'zero-copy-send'",
+                                     "multifd", "zero-copy-send",
+                                     "shared-file-spill", NULL);
 
     /* no spill-file */
     migrate_set_capability(who, "shared-file-spill", true);
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate', 'arguments': "
-        "{ 'uri': 'tcp:127.0.0.1:1' } }");
-    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
-                    "Capability 'shared-file-spill' needs parameter "
-                    "'spill-file'");
-    qobject_unref(err);
+    migrate_qmp_refused(who, "Capability 'shared-file-spill' needs "
+                        "parameter 'spill-file'",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': 'tcp:127.0.0.1:1' } }");
 
     /* an unwritable spill path: refused, nothing started */
     migrate_set_parameter_str(who, "spill-file", "/nonexistent/dir/spill");
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate', 'arguments': "
-        "{ 'uri': 'tcp:127.0.0.1:1' } }");
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
-                            "Parameter 'spill-file': "));
-    qobject_unref(err);
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate', 'arguments': "
-        "{ 'uri': 'file:/tmp/x' } }");
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
-                            "'shared-file-spill' needs a socket"));
-    qobject_unref(err);
-    err = NULL;
+    migrate_qmp_refused(who, "Parameter 'spill-file': ",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': 'tcp:127.0.0.1:1' } }");
+    migrate_qmp_refused(who, "'shared-file-spill' needs a socket",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': 'file:/tmp/x' } }");
 
     hmp = qtest_hmp(who, "migrate_set_parameter spill-file /tmp/spill");
     g_assert_cmpstr(hmp, ==, "");
@@ -1481,15 +1461,9 @@ static void test_spill_refusals(void)
 
     /* a newer copy from the file would break an xbzrle delta's base */
     who = qtest_init("-machine none");
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'xbzrle', 'state': true }, "
-        "{ 'capability': 'shared-file-spill', 'state': true } ] } }");
-    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
-                    "Capability 'shared-file-spill' conflicts with "
-                    "capability 'xbzrle'");
-    qobject_unref(err);
+    migrate_set_capabilities_refused(who, "Capability 'shared-file-spill' "
+                                     "conflicts with capability 'xbzrle'",
+                                     "xbzrle", "shared-file-spill", NULL);
     qtest_quit(who);
 
     /* without the configuration section nothing checks the other side */
@@ -1497,14 +1471,10 @@ static void test_spill_refusals(void)
                      "-global migration.send-configuration=off");
     migrate_set_capability(who, "shared-file-spill", true);
     migrate_set_parameter_str(who, "spill-file", "/tmp/spill");
-    err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate', 'arguments': "
-        "{ 'uri': 'tcp:127.0.0.1:1' } }");
-    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
-                    "Capability 'shared-file-spill' needs property "
-                    "'send-configuration'");
-    qobject_unref(err);
-    err = NULL;
+    migrate_qmp_refused(who, "Capability 'shared-file-spill' needs "
+                        "property 'send-configuration'",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': 'tcp:127.0.0.1:1' } }");
     qtest_quit(who);
 }
 
@@ -1988,14 +1958,9 @@ static void test_spill_retry_while_stopping(void)
     migrate_qmp(from, to, uri, NULL, "{}");
     wait_for_migration_status(from, "failed", never);
 
-    err = qtest_qmp_assert_failure_ref(from,
-                                       "{ 'execute': 'migrate', "
-                                       "  'arguments': { 'uri': %s } }",
-                                       uri);
-    g_test_message("migrate at once: %s", qdict_get_str(err, "desc"));
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
-                            "still stopping its pages writer"));
-    qobject_unref(err);
+    migrate_qmp_refused(from, "still stopping its pages writer",
+                        "{ 'execute': 'migrate', "
+                        "'arguments': { 'uri': %s } }", uri);
     g_assert_cmpint(fault_hits(rules, qtest_pid(from), "pwrite"), >, 0);
 
     /*

@@ -556,37 +556,12 @@ static void test_write_fault_groups_fault_abandon(void)
                                      "a userfaultfd operation failed");
 }
 
-static void assert_caps_refused(QTestState *who, const char *other,
-                                const char *error)
-{
-    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'write-fault-groups', 'state': true }, "
-        "{ 'capability': %s, 'state': true } ] } }", other);
-
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), error));
-}
-
-static void assert_enable_refused(QTestState *who, const char *error)
-{
-    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-capabilities', 'arguments': "
-        "{ 'capabilities': [ "
-        "{ 'capability': 'write-fault-groups', 'state': true } ] } }");
-
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"), error));
-}
-
 static void assert_param_refused(QTestState *who, int64_t value)
 {
-    g_autoptr(QDict) err = qtest_qmp_assert_failure_ref(who,
-        "{ 'execute': 'migrate-set-parameters', 'arguments': "
-        "{ 'write-fault-group-max': %" PRId64 " } }", value);
-
-    g_assert_nonnull(strstr(qdict_get_str(err, "desc"),
-                            "'write-fault-group-max' must be a power of "
-                            "two from 1 to 512"));
+    migrate_qmp_refused(who, "'write-fault-group-max' must be a power of "
+                        "two from 1 to 512",
+                        "{ 'execute': 'migrate-set-parameters', 'arguments': "
+                        "{ 'write-fault-group-max': %" PRId64 " } }", value);
 }
 
 static int64_t get_group_max(QTestState *who)
@@ -605,14 +580,20 @@ static void test_write_fault_groups_refusals(void)
     QTestState *who = qtest_init("-machine none");
     char *hmp;
 
-    assert_caps_refused(who, "background-snapshot",
-                        "write-fault-groups");
-    assert_caps_refused(who, "dirty-limit",
-                        "'write-fault-groups' conflicts with capability "
-                        "'dirty-limit'");
-    assert_caps_refused(who, "rdma-pin-all",
-                        "'write-fault-groups' conflicts with capability "
-                        "'rdma-pin-all'");
+    migrate_set_capabilities_refused(who, "Background-snapshot is not "
+                                     "compatible with write-fault-groups",
+                                     "write-fault-groups",
+                                     "background-snapshot", NULL);
+    migrate_set_capabilities_refused(who, "Capability 'write-fault-groups' "
+                                     "conflicts with capability "
+                                     "'dirty-limit'",
+                                     "write-fault-groups", "dirty-limit",
+                                     NULL);
+    migrate_set_capabilities_refused(who, "Capability 'write-fault-groups' "
+                                     "conflicts with capability "
+                                     "'rdma-pin-all'",
+                                     "write-fault-groups", "rdma-pin-all",
+                                     NULL);
     assert_param_refused(who, 0);
     assert_param_refused(who, 3);
     assert_param_refused(who, 1024);
@@ -631,7 +612,9 @@ static void test_write_fault_groups_refusals(void)
     g_free(hmp);
 
     if (!has_uffd_wp) {
-        assert_enable_refused(who, "needs userfaultfd write-protection");
+        migrate_set_capabilities_refused(who, "needs userfaultfd "
+                                         "write-protection",
+                                         "write-fault-groups", NULL);
         qtest_quit(who);
         return;
     }
@@ -646,7 +629,8 @@ static void test_write_fault_groups_refusals(void)
     /* shared RAM could be written through another mapping: refused */
     who = qtest_init("-machine pc,memory-backend=mem0 -m 64M -object "
                      "memory-backend-memfd,id=mem0,size=64M,share=on");
-    assert_enable_refused(who, "RAM block 'mem0': it is shared");
+    migrate_set_capabilities_refused(who, "RAM block 'mem0': it is shared",
+                                     "write-fault-groups", NULL);
     qtest_quit(who);
 }
 
