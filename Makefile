@@ -5,7 +5,8 @@
 #                   (installs deps first)
 #   make check      every test tier, ending in "N passed, N failed"
 #   make series     export the upstream-style series and run checkpatch
-#   make demo       migrate a real Linux guest with each configuration
+#   make demo       migrate a real Linux guest: precopy, multifd-zstd,
+#                   each capability once and one cut (about 2 minutes)
 #   make fuzz       each fuzz target FUZZ_TIME (300) seconds, corpus kept
 #   make bench      the benchmark matrix, results in bench/results/
 # See README.md.
@@ -16,7 +17,7 @@ S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
         libvirt check-libvirt \
-        fuzz series demo bench bench-throttle bench-wfg bench-disk bench-spill \
+        fuzz series demo demo-all bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
         bench-disk-postcopy bench-compress \
         clean distclean help
@@ -24,8 +25,8 @@ S := scripts
 all: build libvirt
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# *//'
-	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma libvirt check-libvirt bench-units bench-diskmap clean distclean"
+	@sed -n '3,12p' Makefile | sed 's/^# *//'
+	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma libvirt check-libvirt demo-all bench-units bench-diskmap clean distclean"
 
 deps:
 	@$(S)/deps.sh
@@ -90,9 +91,14 @@ series: prepare libvirt
 	@$(PYTHON) $(S)/series.py --export
 
 # Real-guest harness (bench/README.md): a Debian guest migrated between two
-# patched QEMUs with precopy and each available configuration, verified.
+# patched QEMUs, verified: precopy, multifd-zstd, each capability once and
+# one network cut.
 demo: build
 	@PYTHON=$(PYTHON) $(S)/demo.sh
+
+# The same with every configuration of the harness (about 6 minutes).
+demo-all: build
+	@PYTHON=$(PYTHON) $(S)/demo.sh --configs all
 
 # Every scenario x configuration x 3 repetitions; writes bench/results/.
 # BENCH_ARGS go to migbench.py bench, e.g. BENCH_ARGS="--scenarios mixed".

@@ -243,8 +243,13 @@ def one(qemu, guest, accel, cfg, sc, workdir, defaults, label,
 def cmd_demo(args):
     qemu, guest, workdir, defaults, accel, caps, meta = setup(args, "demo")
     sc = configs.SCENARIO_BY_NAME[args.scenario]
-    run, skipped = select_configs(
-        args.configs.split(",") if args.configs else None, caps)
+    if args.configs == "all":
+        names = None
+    elif args.configs:
+        names = args.configs.split(",")
+    else:
+        names = configs.DEMO_CONFIGS
+    run, skipped = select_configs(names, caps)
     run = split_by_scenario(run, [sc.name], skipped)[sc.name]
     for s in skipped:
         log("skipping %s: %s" % (s["config"], s["reason"]))
@@ -544,7 +549,9 @@ def main():
     d = sub.add_parser("demo")
     d.add_argument("--scenario", default="mixed",
                    choices=list(configs.SCENARIO_BY_NAME))
-    d.add_argument("--configs", help="comma-separated (default: all)")
+    d.add_argument("--configs", help="comma-separated, or 'all' "
+                   "(default: precopy, multifd-zstd, each capability "
+                   "once and one cut)")
     b = sub.add_parser("bench")
     b.add_argument("--reps", type=int, default=3)
     b.add_argument("--scenarios", help="comma-separated (default: all)")
