@@ -229,7 +229,7 @@ def cmd_check(args):
 
 def cmd_guest(args):
     import configs
-    import harness
+    import workload
     from vm import VM, read_guest_env
 
     top = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -252,13 +252,13 @@ def cmd_guest(args):
                          args.mib, timeout=120)
         print(txt.strip().splitlines()[-1])
         t = time.monotonic()
-        dm = harness.start_diskmap(con, sc)
+        dm = workload.start_diskmap(con, sc)
         print("%s (%.1f s)" % (dm["output"].replace("\n", "; "),
                                time.monotonic() - t))
         # What could move or drop the pages: compaction, reclaim.
         con.run("echo 1 >/proc/sys/vm/compact_memory; sync; "
                 "echo 3 >/proc/sys/vm/drop_caches", timeout=120)
-        chk = harness.diskmap_check(con)
+        chk = workload.diskmap_check(con)
         print(chk["line"])
         vm.qmp.cmd("stop")
         vm.qmp.cmd("pmemsave", {"val": 0, "size": mem_mib << 20,

@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qmp import QMP  # noqa: E402
+from monitor import Monitor  # noqa: E402
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -121,10 +121,11 @@ def main():
                "-blockdev", "driver=file,node-name=f0,filename=" + disk,
                "-blockdev", "driver=raw,node-name=shared0,file=f0"]
         proc = subprocess.Popen(cmd)
+        qmp = None
         try:
             conn, _ = lsock.accept()
             qt = QTest(conn)
-            qmp = QMP(qmp_path, alive=lambda: proc.poll() is None)
+            qmp = Monitor(qmp_path, alive=lambda: proc.poll() is None)
             t = time.monotonic()
             qt.write(MAP_GPA, hdr)
             for gpa, recs in segs:
@@ -154,6 +155,8 @@ def main():
                   % (db.get("map-status"), db.get("map-records"),
                      db.get("map-ignored")))
         finally:
+            if qmp:
+                qmp.close()
             proc.kill()
             proc.wait(30)
 

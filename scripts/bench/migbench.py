@@ -30,9 +30,17 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import configs  # noqa: E402
-import harness  # noqa: E402
 import report  # noqa: E402
-from vm import VM, probe_accel, read_guest_env  # noqa: E402
+import report_postcopy  # noqa: E402
+import report_spill  # noqa: E402
+try:
+    # QEMU's python package from the prepared tree (monitor.py): only the
+    # commands that run QEMU need it, not report and list
+    import engine
+    from vm import VM, probe_accel, read_guest_env
+except ImportError as e:
+    engine = None
+    NO_ENGINE = str(e)
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
@@ -72,7 +80,7 @@ def binary_caps(qemu, guest, workdir):
     """Capabilities this binary lists (asks a QEMU with no guest running)."""
     vm = VM(qemu, workdir, "caps", guest, extra=["-S"])
     try:
-        return sorted(harness.known_caps(vm))
+        return sorted(engine.known_caps(vm))
     finally:
         vm.kill()
 
@@ -152,6 +160,8 @@ def setup(args, kind):
     qemu = os.path.abspath(args.qemu)
     if not os.access(qemu, os.X_OK):
         sys.exit("no QEMU binary at %s (run make build)" % qemu)
+    if engine is None:
+        sys.exit(NO_ENGINE)
     guest = read_guest_env(BUILD)
     os.makedirs(os.path.join(BUILD, "bench"), exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -190,11 +200,11 @@ def one(qemu, guest, accel, cfg, sc, workdir, defaults, label,
         log("%s: the forwarder cuts after %.0f MB (%g of %.0f MB, %s)" % (
             label, cut["bytes"] / 1e6, cut["fraction"],
             cut["base_bytes"] / 1e6, cut["basis"]))
-    r = harness.run_one(qemu, guest, accel, cfg, sc, workdir, defaults,
-                        cut=cut)
+    r = engine.run_one(qemu, guest, accel, cfg, sc, workdir, defaults,
+                       cut=cut)
     if r["status"] == "ok":
         g = report._guest(r)
-        sp = report.spill_counts(r)
+        sp = report_spill.spill_counts(r)
         log("%s: ok, verified: %.2f s, downtime %d ms, %.0f MB on the wire"
             "%s%s%s (%.0f s wall)" % (
                 label, r["total_time_ms"] / 1000, r["downtime_ms"],
@@ -222,7 +232,7 @@ def one(qemu, guest, accel, cfg, sc, workdir, defaults, label,
                     "postcopy-wait-ms %s" % (
                         sp.get("postcopy-requests"), sp.get("postcopy-pages"),
                         sp.get("postcopy-wait-ms"))
-                    if (sp := report.pc_counts(r)) else ""))
+                    if (sp := report_postcopy.pc_counts(r)) else ""))
     else:
         extra = ""
         if "source_intact_after_cancel" in r:
@@ -330,8 +340,9 @@ def cmd_bench(args):
             "skipped": skipped, "runs": results}
     with open(os.path.join(workdir, "results-full.json"), "w") as f:
         json.dump(full, f, indent=1)
-    write_outputs(full, [workdir] + ([args.publish] if args.publish else []),
-                  args.name)
+    report.write_outputs(
+        full, [workdir] + ([args.publish] if args.publish else []),
+        args.name, log)
     nok = sum(r["status"] == "ok" for r in results)
     log("%d of %d migrations verified; %.1f min; full results: %s" % (
         nok, len(results), wall / 60,
@@ -340,201 +351,13 @@ def cmd_bench(args):
     return 1 if any(report.is_error(r) for r in results) else 0
 
 
-def write_outputs(full, outdirs, name):
-    """JSON (runs without timelines), Markdown and PNGs in each outdir."""
-    meta, results = full["meta"], full["runs"]
-    scen = list(full["scenarios"])
-    cfgs = full.get("configs") or list(dict.fromkeys(
-        r["config"] for r in results))
-    summary = report.summarize(results, scen, cfgs)
-    slim = {k: v for k, v in full.items() if k != "runs"}
-    slim["summary"] = summary
-    slim["runs"] = [{k: v for k, v in r.items()
-                     if k not in ("samples", "guest_tput_log", "traceback")}
-                    for r in results]
-    title = "%s, %s, %d MiB guest, %g MiB/s link" % (
-        meta["accel"].upper(),
-        meta["qemu"].replace("QEMU emulator version ", "QEMU "),
-        meta["mem_mib"], meta["max_bandwidth_mib_s"])
-    rows = report.bench_rows(summary)
-    nt = report.notes(results, full["skipped"])
-    # the tables of the sections below that this run has (printed at the end)
-    srows = slines = prows = plines = ()
-    # shared-file-spill's own table (make bench-spill): time to the
-    # destination running, the guest's pause, network, stream and file
-    # bytes, failovers, and the comparisons of report.SPILL_PAIRS
-    spill = any(s["config"] in report.SPILL_CONFIGS for s in summary)
-    if spill:
-        slim["spill_comparisons"] = report.spill_comparisons(summary)
-        srows = report.spill_rows(summary)
-        slines = report.spill_lines(summary, slim["spill_comparisons"],
-                                    meta["max_bandwidth_mib_s"])
-    # shared-file-spill in postcopy (make bench-spill-postcopy): the
-    # guest's stall after a cut at the switchover
-    pcut = any(s["config"] in report.PC_CUT_CONFIGS for s in summary)
-    if pcut:
-        pcs = report.pc_summary(results, scen)
-        slim["postcopy_summary"] = pcs
-        slim["postcopy_comparisons"] = report.pc_comparisons(pcs)
-        prows = report.pc_rows(pcs)
-        plines = report.pc_lines(pcs, slim["postcopy_comparisons"])
-    md = ["# Live-migration benchmark (%s)" % name, "",
-          "%s; %s repetitions; guest kernel %s, 1 vCPU; run %s, %.0f min." % (
-              title, meta.get("reps"), meta["kernel_package"], meta["date"],
-              meta.get("wall_s", 0) / 60), "",
-          "Medians of verified runs; in parentheses the ratio to plain "
-          "precopy's median in the same run (the figure that counts: "
-          "absolute times on a shared 2-core TCG machine are noise). "
-          "\"guest tput during\" is the dirtier's own throughput during the "
-          "migration as a share of its throughput just before.", "",
-          "Accelerator: %s (%s)." % (meta["accel"].upper(),
-                                     meta["accel_reason"]), ""]
-    if meta.get("qemu_binary"):
-        md += ["QEMU binary: %s, built %s, sha256 %s." % (
-            meta["qemu_path"], meta["qemu_binary"]["mtime"],
-            meta["qemu_binary"]["sha256"][:16]), ""]
-    if spill:
-        md += ["## shared-file-spill", "",
-               "*to destination running*: from the source's `migrate` to "
-               "the destination's `RESUME` event (QEMU's timestamps); for "
-               "mapped-ram that includes starting the destination and "
-               "loading the file, for precopy-cut50-restart both attempts "
-               "(less the harness's check of the source between them). "
-               "*guest paused*: the source's `STOP` to the destination's "
-               "`RESUME`. *downtime (QEMU)*: the source's `downtime`. "
-               "*network MB*: bytes that reached the destination over TCP "
-               "(the forwarder's count when it cut the connection, both "
-               "attempts of the restart, none for mapped-ram); *stream MB*: "
-               "the source's `ram.transferred` (both attempts of the "
-               "restart); *file MB*: the spill file's `file-bytes`, or what "
-               "mapped-ram wrote to its file; *read from file MB*: the "
-               "destination's spill `file-bytes` (what it read from the file "
-               "after failing over). *failovers*: "
-               "`shared-file-spill` `failovers` on the source and on the "
-               "destination.", "",
-               report.md_table(srows, report.SPILL_COLS), ""] + slines + [
-               "", "## Every counter, as in the other benchmarks", "",
-               "*time s* is the source's total-time, except for mapped-ram "
-               "and precopy-cut50-restart, where it is the time to the "
-               "destination running; *wire MB* is network MB above.", ""]
-    if pcut:
-        md += ["## shared-file-spill in postcopy: the guest's stall after "
-               "a network cut", "",
-               "Postcopy switches over once the first pass over RAM is done "
-               "(the source stops the guest, the destination runs it). "
-               "*postcopy-cut-recover*, *postcopy-spill-cut* and "
-               "*postcopy-preempt-spill-cut*: the "
-               "forwarder cuts the connection as soon as the source reports "
-               "`postcopy-active` (polled every 5 ms from "
-               "`migrate-start-postcopy`); with `postcopy-preempt` the "
-               "source opens a second connection, the preempt channel, as "
-               "it starts postcopy: the forwarder passes both and cuts both "
-               "(a run counts only if both went through it). *-link*: "
-               "`max-postcopy-bandwidth` set to the link's `max-bandwidth` "
-               "(which QEMU accounts over both channels). Without spill "
-               "both sides pause "
-               "(`postcopy-paused`); 5 s after the cut the harness runs "
-               "`migrate-recover` on the destination (a new port, through a "
-               "new forwarder without a cut) and `migrate` with `resume` on "
-               "the source. With spill nothing is done: it must complete "
-               "through the files, one failover on each side, neither side "
-               "paused.", "",
-               "*total s*: the source's `total-time` (from `migrate`, across "
-               "a recovery). *cut (switchover) to completion s*: from the "
-               "cut to the source's completion; in parentheses, for the "
-               "runs without a cut, from the source's `STOP` (the "
-               "switchover) to its completion. *guest paused ms*: the "
-               "source's `STOP` to the destination's `RESUME`. The stall is "
-               "measured inside the guest, from the dirtier's log (one line "
-               "a second: guest time, pages written), in guest time, which "
-               "stands still while the guest is paused and runs on while "
-               "its vCPU waits for a page: over the window from the last "
-               "line before the switchover to the first line 1 s after the "
-               "source completed, each interval between two lines less the "
-               "time the pages written in it take at the dirtier's speed "
-               "before the migration is time without progress. *longest "
-               "stall s*: the largest of those (the 1 s lines cannot tell "
-               "apart stalls in the same second); *progress lost s*: their "
-               "sum over the window (seconds of the dirtier's work); *guest "
-               "tput in window*: pages written in the window against its "
-               "speed before. *dst spill*: the destination's "
-               "`shared-file-spill` `postcopy-requests` (pages asked for "
-               "through the return path's file), `postcopy-pages` (placed "
-               "after the cut), `postcopy-wait-ms` (request to placement) "
-               "and `file-bytes` (read from the spill file). Every run's "
-               "memory is verified on the destination (region checksum, "
-               "every dirtier page's generation, the page-cache files); "
-               "*verified/runs* counts the runs that passed.", "",
-               report.md_table(prows, report.PC_COLS), ""] + plines + [
-               "", "![guest throughput around the switchover]"
-               "(%s-guest.png)" % name, "",
-               "## Every counter, as in the other benchmarks", ""]
-    md += [report.md_table(rows, report.BENCH_COLS), "", "Scenarios:", ""]
-    md += ["- `%s`: %s" % (s, full["scenarios"][s]["description"])
-           for s in scen]
-    if nt:
-        md += ["", "Notes:", ""] + nt
-    firsts = {}
-    for r in results:
-        if r["status"] == "ok":
-            firsts.setdefault((r["scenario"], r["config"]), r)
-    ct = report.counters(list(firsts.values()))
-    if ct:
-        md += ["", "Capability counters (query-migrate, first verified run "
-               "of each):", ""] + ct
-    md += ["", "![bytes and time](%s-bytes-time.png)" % name, "",
-           "![transfer progress](%s-progress.png)" % name, ""]
-    for d in outdirs:
-        os.makedirs(d, exist_ok=True)
-        p = {
-            "json": os.path.join(d, name + ".json"),
-            "md": os.path.join(d, name + ".md"),
-            "bars": os.path.join(d, name + "-bytes-time.png"),
-            "progress": os.path.join(d, name + "-progress.png"),
-        }
-        if pcut:
-            p["guest"] = os.path.join(d, name + "-guest.png")
-        with open(p["json"], "w") as f:
-            json.dump(slim, f, indent=1)
-        with open(p["md"], "w") as f:
-            f.write("\n".join(md))
-        try:
-            if spill:
-                report.plot(results, summary, p["bars"], p["progress"],
-                            title, time_key="running_s",
-                            time_label="time to destination running (s)")
-            else:
-                report.plot(results, summary, p["bars"], p["progress"],
-                            title)
-            if pcut and not report.plot_guest(results, p["guest"], title):
-                del p["guest"]
-        except ImportError as e:
-            log("no plot: %s (install python3-matplotlib)" % e)
-            for k in ("bars", "progress", "guest"):
-                p.pop(k, None)
-        log("wrote %s" % ", ".join(p.values()))
-    print()
-    print(report.text_table(rows, report.BENCH_COLS))
-    print()
-    for on, trows, cols, lines in ((pcut, prows, report.PC_COLS, plines),
-                                   (spill, srows, report.SPILL_COLS, slines)):
-        if on:
-            print(report.text_table(trows, cols))
-            print()
-            for ln in lines:
-                print(ln)
-            print()
-    for n in nt:
-        print(n)
-
-
 def cmd_report(args):
     with open(args.results) as f:
         full = json.load(f)
     outdirs = [os.path.dirname(os.path.abspath(args.results))]
     if args.publish:
         outdirs.append(args.publish)
-    write_outputs(full, outdirs, args.name)
+    report.write_outputs(full, outdirs, args.name, log)
     return 0
 
 

@@ -3,7 +3,22 @@
 
 The guest's /init (scripts/guest/init) serves a line protocol on ttyS0:
 the host sends "Q<n>Z <command>", the guest answers "@@BEGIN Q<n>Z",
-the output, then "@@END Q<n>Z <status>"."""
+the output, then "@@END Q<n>Z <status>".
+
+QMP is QEMU's own client (monitor.py: qemu.qmp from the prepared tree).
+The process is started here, not with qemu.machine.QEMUMachine, which
+does not fit without overriding its private _launch and _base_args:
+it starts QEMU in the harness's own session and process group (a Ctrl-C
+or SIGHUP of the terminal would reach both QEMUs mid-migration, before
+the harness records and cleans up) and without PR_SET_PDEATHSIG (a
+killed harness would leave them running); it adds its own monitor
+chardev on a socket pair and "-vga none" to the command line; and when
+"quit" does not end a QEMU (a destination stuck in postcopy) it kills
+it, logs a warning on stderr and raises AbnormalShutdown, where the
+harness kills quietly and goes on.  VM keeps the run's exact command
+line (nice, -nodefaults, TCG or KVM, the serial agent's socket, the QMP
+socket and the log in the run directory) and quit-then-SIGKILL with
+short deadlines."""
 
 import os
 import re
@@ -12,7 +27,7 @@ import socket
 import subprocess
 import time
 
-from qmp import QMP, QMPError
+from monitor import Monitor, QMPError
 
 
 def _die_with_parent():
@@ -157,8 +172,8 @@ class VM:
                                      start_new_session=True,
                                      preexec_fn=_die_with_parent)
         try:
-            self.qmp = QMP(self.qmp_path, timeout=30, alive=self.alive,
-                           oob=qmp_oob)
+            self.qmp = Monitor(self.qmp_path, timeout=30, alive=self.alive,
+                               oob=qmp_oob)
         except QMPError as e:
             tail = self.log_tail(500).strip()
             self.kill()

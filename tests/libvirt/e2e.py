@@ -12,7 +12,7 @@ its workloads are started (a checksummed region, a dirtier, page cache
 of the shared disk's files), and it is migrated back and forth between
 the two hosts with "virsh migrate --live" and one capability's flags at
 a time.  After each migration the guest is verified on the destination
-as the bench harness verifies it (scripts/bench/harness.py verify: the
+as the bench harness verifies it (scripts/bench/workload.py verify: the
 region's checksum, the dirtier's own check, the page cache's files), and
 the source must no longer run it.
 
@@ -52,8 +52,9 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
 sys.path.insert(0, os.path.join(TOP, "scripts", "bench"))
 
-import harness  # noqa: E402
+import workload  # noqa: E402
 from configs import Scenario  # noqa: E402
+from forwarder import Forwarder  # noqa: E402
 from vm import Console, GuestError, read_guest_env  # noqa: E402
 
 LV_BLD = os.path.join(BUILD, "libvirt", "build")
@@ -286,9 +287,9 @@ class Guest:
         host.virsh("create", path)
         self.attach(host)
         self.con.wait_ready(120)
-        self.con.run("mkdir -p %s" % harness.WL)
-        harness.start_workload(self.con, SCENARIO)
-        self.diskmap = harness.start_diskmap(self.con, SCENARIO)
+        self.con.run("mkdir -p %s" % workload.WL)
+        workload.start_workload(self.con, SCENARIO)
+        self.diskmap = workload.start_diskmap(self.con, SCENARIO)
         time.sleep(SCENARIO.warmup_s)
 
     def attach(self, host):
@@ -297,7 +298,7 @@ class Guest:
         self.con = Console(host.ser, timeout=30)
 
     def verify(self, where):
-        v = harness.verify(self.con, SCENARIO, where)
+        v = workload.verify(self.con, SCENARIO, where)
         bad = [k for k in ("region_ok", "dirtier_ok", "pagecache_ok")
                if not v.get(k)]
         return bad, v
@@ -314,8 +315,7 @@ def migrate(guest, src, dst, flags, name, cut=None, expect_error=None,
     if cut is not None:
         # the destination listens on 127.0.0.2:port, the source connects
         # to the forwarder on 127.0.0.1:port
-        fwd = harness.Forwarder(0, cut=cut, timeout=120,
-                                dst_host="127.0.0.2")
+        fwd = Forwarder(0, cut=cut, timeout=120, dst_host="127.0.0.2")
         fwd.dst_port = fwd.port
         extra = ["--listen-address", "127.0.0.2",
                  "--migrateuri", "tcp://127.0.0.1:%d" % fwd.port]
