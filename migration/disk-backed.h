@@ -285,7 +285,8 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
  * check the reference record @rec for page @addr of @rb.
  *
  * Returns: 1 with *@block the verified block, 0 for a block that does
- * not match or cannot be read, -EINVAL for a malformed record.
+ * not match or cannot be read, -EINVAL for a malformed record or when
+ * no disk-backed-node is open.
  */
 int disk_backed_check_ref(RAMBlock *rb, ram_addr_t addr,
                           const uint8_t *rec, uint8_t **block);

@@ -19,9 +19,9 @@ QEMU_PYTHON = os.path.join(os.environ.get("BUILD", os.path.join(TOP, "build")),
                            "qemu", "python")
 
 # As tests/migration-stress/guestperf does: the tree's python/ directory.
-sys.path.append(QEMU_PYTHON)
+sys.path.insert(0, QEMU_PYTHON)    # the tree's copy before any installed
 try:
-    from qemu.qmp import ConnectError, ExecuteError, QMPError
+    from qemu.qmp import ConnectError, ExecuteError, QMPError, Runstate
     from qemu.qmp.legacy import QEMUMonitorProtocol
 except ImportError as e:
     raise ImportError(
@@ -84,15 +84,18 @@ class Monitor(QEMUMonitorProtocol):
 
     def wait_event(self, pred, timeout):
         """The first event (received or arriving within @timeout s) for
-        which @pred(event) is true, or None."""
+        which @pred(event) is true, or None.  Raises QMPError once the
+        connection is closed (QEMU exited) with no such event."""
         deadline = time.monotonic() + timeout
         while True:
             e = next((e for e in self.events if pred(e)), None)
             left = deadline - time.monotonic()
             if e is not None or left <= 0:
                 return e
+            if self._qmp.runstate != Runstate.RUNNING:
+                raise QMPError("QMP connection closed (%s)" % self.path)
             try:
-                self.pull_event(wait=float(left))
+                self.pull_event(wait=float(min(left, 0.5)))
             except asyncio.TimeoutError:
                 pass
 
