@@ -325,6 +325,12 @@ def tier_layout(logdir):
                   [sys.executable,
                    os.path.join(TOP, "tests", "scripts", "test-check.py")],
                   timeout=120, logdir=logdir))
+    # the headline benchmark's lower bound and goals
+    t.add(run_tap("layout/report-headline",
+                  [sys.executable,
+                   os.path.join(TOP, "tests", "scripts",
+                                "test-report-headline.py")],
+                  logdir=logdir))
     # docs/devel/migration/composition.rst against its qtest group
     t.add(run_tap("layout/composition",
                   [sys.executable,

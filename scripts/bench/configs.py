@@ -283,6 +283,71 @@ CONFIGS = [
                 "not run by this loopback harness"),
 ]
 
+# make bench-headline (bench/README.md, "The headline benchmark"):
+# upstream's best, each tuned as an operator would, against this
+# series' best, each with the network cut halfway.  Every configuration
+# here runs only in the headline scenario.
+_MULTIFD_ZSTD = {"multifd-channels": 2, "multifd-compression": "zstd"}
+# auto-converge as bench-throttle found it best (auto-converge-tuned)
+_AC_TUNED = {"cpu-throttle-initial": 50, "cpu-throttle-increment": 20,
+             "cpu-throttle-tailslow": True}
+_SERIES_BEST = dict(
+    kind="capability",
+    caps={"return-path": True, "disk-backed-pages": True,
+          "predictive-throttle": True, "shared-file-spill": True,
+          "multifd": True, "adaptive-compression": True},
+    params={"disk-backed-node": "{disk_node}",
+            "spill-file": "{workdir}/spill.bin", **_MULTIFD_ZSTD},
+    src_params={"disk-backed-map": "{disk_map}",
+                "throttle-target-ratio": 50},
+    hook="diskmap", scenarios=("headline",))
+# and switched to postcopy at the end of the first pass, as upstream-best+
+# postcopy-preempt is
+_SERIES_BEST_POSTCOPY = dict(
+    _SERIES_BEST, caps={**_SERIES_BEST["caps"], "postcopy-ram": True},
+    postcopy=True, postcopy_link=True)
+HEADLINE_CONFIGS = [
+    # multifd (2 channels) + zstd + auto-converge, tuned
+    Config("upstream-best", caps={"multifd": True, "auto-converge": True},
+           params={**_MULTIFD_ZSTD, **_AC_TUNED}, scenarios=("headline",)),
+    # the same, switched to postcopy-preempt at the end of the first pass
+    Config("upstream-best+postcopy-preempt",
+           caps={"multifd": True, "auto-converge": True,
+                 "postcopy-ram": True, "postcopy-preempt": True},
+           params={**_MULTIFD_ZSTD, **_AC_TUNED}, postcopy=True,
+           postcopy_link=True, scenarios=("headline",)),
+    Config("dirty-limit", caps={"multifd": True, "dirty-limit": True},
+           params=_MULTIFD_ZSTD, needs="kvm-dirty-ring",
+           scenarios=("headline",),
+           note="dirty-limit needs KVM's dirty ring (-accel "
+                "kvm,dirty-ring-size=...); this machine runs TCG"),
+    # disk-backed-pages + predictive-throttle + shared-file-spill +
+    # adaptive-compression riding multifd-zstd, switched to postcopy at
+    # the end of the first pass.  write-fault-groups is left out:
+    # bench-wfg measured it no faster than the dirty log.
+    Config("series-best", **_SERIES_BEST_POSTCOPY),
+    # the same in precopy only: what postcopy adds
+    Config("series-best-precopy", **_SERIES_BEST),
+    # the network cut halfway through upstream-best's bytes: the
+    # migration fails, the source runs on, a fresh destination, restart
+    Config("upstream-best-cut50-restart",
+           caps={"multifd": True, "auto-converge": True},
+           params={**_MULTIFD_ZSTD, **_AC_TUNED}, cut=0.5,
+           cut_base="upstream-best", restart=True, scenarios=("headline",)),
+    # postcopy-preempt cut at the switchover, the network back after 5 s:
+    # migrate-recover and resume, as an operator would
+    Config("upstream-best+postcopy-preempt-cut-recover",
+           caps={"multifd": True, "auto-converge": True,
+                 "postcopy-ram": True, "postcopy-preempt": True},
+           params={**_MULTIFD_ZSTD, **_AC_TUNED}, postcopy=True,
+           postcopy_link=True, cut_on="postcopy-active", recover_after=5.0,
+           scenarios=("headline",)),
+    # series-best with the network cut halfway through its own bytes
+    Config("series-best-cut50", cut=0.5, cut_base="series-best",
+           **_SERIES_BEST_POSTCOPY),
+]
+CONFIGS += HEADLINE_CONFIGS
+
 BY_NAME = {c.name: c for c in CONFIGS}
 
 # make demo: the point in about two minutes on 2 cores under TCG: plain
@@ -314,6 +379,16 @@ class Scenario:
     # None: DEFAULTS["migrate_timeout"]; a migration still running then is
     # cancelled and reported as failed ("timeout": did not converge)
     migrate_timeout: float = None
+    mem_mib: int = 0            # guest RAM (0: DEFAULTS["mem_mib"])
+    vcpus: int = 1
+    # the guest build/<guest>/ (scripts/guest/build-guest.sh GUEST_NAME),
+    # whose shared disk holds at least cache_mib of files
+    guest: str = "guest"
+    # plain precopy runs in it, first (the base of the ratios); False
+    # where it cannot converge and upstream's best is the base instead
+    precopy: bool = True
+    # in make bench's default list of scenarios (False: only when named)
+    default: bool = True
 
 
 SCENARIOS = [
@@ -348,6 +423,21 @@ for _x, _rate in (("0.5x", 67), ("2x", 268), ("4x", 537)):
         "throttle-" + _x, "dirtier: 128 MiB working set, %d MB/s "
         "sequential (%s the link)" % (_rate, _x), dirty_mib=128,
         dirty_rate=_rate, dirty_order="seq", migrate_timeout=45))
+
+# make bench-headline: the largest guest this machine holds (two 4 GiB
+# QEMUs in 24 GiB), 60% of its RAM page cache of files on the shared disk
+# (its own guest, build/guest-headline, with a 2.5 GiB disk) and a writer
+# dirtying 512 MiB at twice the link's rate.  Plain precopy cannot
+# converge; its configurations are HEADLINE_CONFIGS.
+HEADLINE_MEM_MIB = 4096
+HEADLINE_DISK_FILES = 320               # x 8 MiB
+SCENARIOS.append(Scenario(
+    "headline", "4 GiB guest, 2 vCPUs: 2458 MiB page cache + dirtier "
+    "512 MiB at 268 MB/s sequential (2x the link)",
+    cache_mib=HEADLINE_MEM_MIB * 6 // 10, dirty_mib=512, dirty_rate=268,
+    dirty_order="seq", warmup_s=5.0, migrate_timeout=300,
+    mem_mib=HEADLINE_MEM_MIB, vcpus=2, guest="guest-headline",
+    precopy=False, default=False))
 
 SCENARIO_BY_NAME = {s.name: s for s in SCENARIOS}
 

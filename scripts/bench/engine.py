@@ -197,7 +197,8 @@ class Migration:
 
     def start_vm(self, name, **kw):
         vm = VM(self.qemu, self.workdir, name, self.guest, accel=self.accel,
-                mem_mib=self.defaults["mem_mib"], **kw)
+                mem_mib=self.sc.mem_mib or self.defaults["mem_mib"],
+                vcpus=self.sc.vcpus, **kw)
         self.vms.append(vm)
         return vm
 

@@ -145,8 +145,10 @@ def split_by_scenario(run, scen, skipped):
     {scenario: [configs]}."""
     out = {}
     for sname in scen:
+        sc = configs.SCENARIO_BY_NAME[sname]
         out[sname] = [c for c in run
-                      if not c.scenarios or sname in c.scenarios]
+                      if (not c.scenarios or sname in c.scenarios) and
+                      (sc.precopy or c.name != "precopy")]
     for c in run:
         left = [s for s in scen if c.scenarios and s not in c.scenarios]
         if left:
@@ -195,6 +197,8 @@ def setup(args, kind):
 def one(qemu, guest, accel, cfg, sc, workdir, defaults, label,
         results=()):
     t = time.monotonic()
+    if sc.guest != "guest":
+        guest = read_guest_env(BUILD, sc.guest)
     cut = cut_point(cfg, sc, results) if cfg.cut else None
     if cut:
         log("%s: the forwarder cuts after %.0f MB (%g of %.0f MB, %s)" % (
@@ -301,7 +305,7 @@ def cmd_demo(args):
 def cmd_bench(args):
     qemu, guest, workdir, defaults, accel, caps, meta = setup(args, "bench")
     scen = args.scenarios.split(",") if args.scenarios else \
-        [s.name for s in configs.SCENARIOS]
+        [s.name for s in configs.SCENARIOS if s.default]
     for s in scen:
         if s not in configs.SCENARIO_BY_NAME:
             sys.exit("unknown scenario %s (known: %s)" % (
@@ -311,6 +315,13 @@ def cmd_bench(args):
     per_scen = split_by_scenario(run, scen, skipped)
     for s in skipped:
         log("skipping %s: %s" % (s["config"], s["reason"]))
+    mems = {configs.SCENARIO_BY_NAME[s].mem_mib or defaults["mem_mib"]
+            for s in scen}
+    if len(mems) == 1:
+        meta["mem_mib"] = mems.pop()
+    cpus = {configs.SCENARIO_BY_NAME[s].vcpus for s in scen}
+    if len(cpus) == 1:
+        meta["vcpus"] = cpus.pop()
     total = args.reps * sum(len(v) for v in per_scen.values())
     log("bench: %d scenarios x up to %d configurations x %d repetitions "
         "= %d migrations" % (len(scen), len(run), args.reps, total))

@@ -74,6 +74,7 @@ def follow(src, dst, cfg, t0, limit, samples, watch=None,
             "dirty_rate": ram.get("dirty-pages-rate", 0),
             "syncs": ram.get("dirty-sync-count", 0),
             "throttle": info.get("cpu-throttle-percentage", 0),
+            "zero": ram.get("duplicate", 0),
         })
         if watch:
             if watch.cut and watch.cut_s is None and st == watch.cut_on:

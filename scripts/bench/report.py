@@ -296,8 +296,11 @@ def _markdown(full, name, title, rows, nt, sections):
     generic table, the scenarios, notes, counters and plots."""
     meta, results = full["meta"], full["runs"]
     md = ["# Live-migration benchmark (%s)" % name, "",
-          "%s; %s repetitions; guest kernel %s, 1 vCPU; run %s, %.0f min." % (
-              title, meta.get("reps"), meta["kernel_package"], meta["date"],
+          "%s; %s repetitions; guest kernel %s, %d vCPU%s; run %s, %.0f "
+          "min." % (
+              title, meta.get("reps"), meta["kernel_package"],
+              meta.get("vcpus", 1), "s" if meta.get("vcpus", 1) > 1 else "",
+              meta["date"],
               meta.get("wall_s", 0) / 60), "",
           "Medians of verified runs; in parentheses the ratio to plain "
           "precopy's median in the same run (the figure that counts: "

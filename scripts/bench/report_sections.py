@@ -8,6 +8,7 @@ Adding a capability's figures to the report is adding an entry here
 changing report.py.  The order of CAPABILITIES is the order of the
 published JSON's keys and of the Markdown sections."""
 
+import report_headline
 import report_postcopy
 import report_spill
 from reportlib import Capability, Column, median_of, num
@@ -98,6 +99,7 @@ CAPABILITIES = [
         fields_after="file_mb", section=report_spill.section),
     Capability(
         "shared-file-spill (postcopy)", section=report_postcopy.section),
+    Capability("headline", section=report_headline.section),
 ]
 
 # A capability's own query-migrate members in their documented order

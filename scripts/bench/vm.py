@@ -43,9 +43,11 @@ class GuestError(Exception):
     """The guest did not answer, or a command in it failed."""
 
 
-def read_guest_env(build):
+def read_guest_env(build, name="guest"):
+    """What scripts/guest/build-guest.sh wrote for the guest @name
+    (build/<name>/guest.env)."""
     env = {}
-    path = os.path.join(build, "guest", "guest.env")
+    path = os.path.join(build, name, "guest.env")
     with open(path) as f:
         for line in f:
             if "=" in line:
@@ -136,7 +138,7 @@ class VM:
     """One qemu-system-x86_64 process with QMP and a serial agent."""
 
     def __init__(self, qemu, workdir, name, guest, accel="tcg", mem_mib=512,
-                 incoming=False, extra=(), qmp_oob=False):
+                 incoming=False, extra=(), qmp_oob=False, vcpus=1):
         self.name = name
         self.workdir = workdir
         self.qmp_path = os.path.join(workdir, name + ".qmp")
@@ -151,7 +153,7 @@ class VM:
             "nice", "-n", "10", qemu,
             "-name", name, "-nodefaults", "-no-user-config",
             "-display", "none", "-no-reboot",
-            "-accel", accel, "-m", str(mem_mib), "-smp", "1",
+            "-accel", accel, "-m", str(mem_mib), "-smp", str(vcpus),
             "-kernel", guest["KERNEL"], "-initrd", guest["INITRD"],
             "-append", "console=ttyS0 quiet loglevel=1 panic=-1",
             "-blockdev", "driver=raw,node-name=shared0,file.driver=file,"

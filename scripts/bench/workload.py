@@ -18,12 +18,19 @@ def wait_file_cmd(path, tries=400):
             "i=$((i+1)); done; cat %s" % (path, tries, path))
 
 
+def cache_timeout(sc):
+    """Seconds to allow for reading, mapping or checking the page cache:
+    120, or more for a cache larger than 960 MiB (TCG reads about
+    10 MB/s at worst on a loaded 2-core host)."""
+    return max(120, sc.cache_mib // 8)
+
+
 def start_workload(con, sc):
     """Fill the page cache, start the region holder and the dirtier."""
     out = {}
     if sc.cache_mib:
         _, txt = con.run("pagecache -M %d -c /mnt/MANIFEST /mnt/data/f*" %
-                         sc.cache_mib, timeout=120)
+                         sc.cache_mib, timeout=cache_timeout(sc))
         out["cache_fill"] = txt.strip().splitlines()[-1]
     con.run("memregion -n region0 -m %d -s 12345 -d %s >%s/region0.out 2>&1 &"
             % (sc.region_mib, WL, WL))
@@ -52,11 +59,13 @@ def start_diskmap(con, sc):
     the guest-physical address of its map, which becomes {disk_map}."""
     con.run("diskmap -M %d /mnt/data/f* >%s/diskmap.out 2>&1 & "
             "echo $! >%s/diskmap.pid" % (sc.cache_mib, WL, WL))
+    wait = cache_timeout(sc)
     _, txt = con.run(
         "i=0; while ! grep -q '^diskmap: map ' %s/diskmap.out && "
-        "kill -0 $(cat %s/diskmap.pid) 2>/dev/null && [ $i -lt 1200 ]; do "
-        "usleep 50000; i=$((i+1)); done; cat %s/diskmap.out" % (WL, WL, WL),
-        timeout=90)
+        "kill -0 $(cat %s/diskmap.pid) 2>/dev/null && [ $i -lt %d ]; do "
+        "usleep 50000; i=$((i+1)); done; cat %s/diskmap.out" % (
+            WL, WL, wait * 20, WL),
+        timeout=wait + 30)
     m = DISKMAP_LINE.search(txt)
     if not m:
         raise GuestError("diskmap published no map: %r" % txt.strip()[-400:])
@@ -103,7 +112,7 @@ def verify(con, sc, where):
             "grep '^pgpgin ' /proc/vmstat; "
             "pagecache -M %d -c /mnt/MANIFEST /mnt/data/f*; r=$?; "
             "grep '^pgpgin ' /proc/vmstat; exit $r" % sc.cache_mib,
-            timeout=120, check=False)
+            timeout=cache_timeout(sc), check=False)
         ins = [int(x) for x in re.findall(r"^pgpgin (\d+)", txt, re.M)]
         lines = [ln for ln in txt.splitlines() if ln.startswith("pagecache ")]
         v["pagecache"] = lines[-1] if lines else txt.strip()[-200:]
