@@ -13,28 +13,16 @@ import os
 
 import plot
 from report_sections import CAPABILITIES, COUNTER_ORDER
-from reportlib import (MB, Context, md_table, median, median_of, num,
-                       text_table)
+from reportlib import (Context, MB, guest_tput, md_table, median, median_of,
+                       num, text_table, wire_bytes)
 
 __all__ = ["run_row", "DEMO_COLS", "text_table", "md_table", "notes",
            "is_error", "counters", "summarize", "bench_cols", "bench_rows",
            "write_outputs"]
 
 
-def _wire(r):
-    """Bytes that went over the network: ram.transferred, unless the run
-    says otherwise (the forwarder's count when it cut the connection, both
-    attempts of a restart, 0 for a file migration)."""
-    if "wire_bytes" in r:
-        return r["wire_bytes"]
-    return r.get("ram", {}).get("transferred")
-
-
-def _guest(r):
-    g = r.get("guest_tput")
-    if not g or g.get("before_mbps") is None or g.get("during_mbps") is None:
-        return None
-    return g
+_wire = wire_bytes
+_guest = guest_tput
 
 
 def run_row(r, base=None):

@@ -18,7 +18,8 @@ rate) rewrites entirely during the first pass, so that every page of it
 must cross once more however the migration is scheduled in precopy."""
 
 import configs
-from reportlib import MB, Section, md_table, median, median_of, num
+from reportlib import (Section, guest_tput, mb, md_table, median, median_of,
+                       num, wire_bytes)
 
 PAGE = 4096
 UPSTREAM = ("upstream-best", "upstream-best+postcopy-preempt", "dirty-limit")
@@ -58,19 +59,9 @@ def _storage(r):
     return ex.get("file-bytes") if isinstance(ex, dict) else None
 
 
-def _wire(r):
-    """As report._wire: the forwarder's or both attempts' count where the
-    run has one, else ram.transferred."""
-    if "wire_bytes" in r:
-        return r["wire_bytes"]
-    return r.get("ram", {}).get("transferred")
-
-
 def _guest_ratio(r):
-    g = r.get("guest_tput")
-    if not g or g.get("before_mbps") is None or g.get("during_mbps") is None:
-        return None
-    return g.get("ratio")
+    g = guest_tput(r)
+    return g and g.get("ratio")
 
 
 def _entry(runs, cfg, sc):
@@ -82,14 +73,12 @@ def _entry(runs, cfg, sc):
                                r["running_ms"] / 1000),
         "paused_ms": median_of(ok, lambda r: r.get("paused_ms")),
         "downtime_ms": median_of(ok, lambda r: r.get("downtime_ms")),
-        "wire_mb": median_of(ok, lambda r: _wire(r) and _wire(r) / MB),
-        "storage_mb": median_of(ok, lambda r: _storage(r) and
-                                _storage(r) / MB),
+        "wire_mb": median_of(ok, lambda r: mb(wire_bytes(r))),
+        "storage_mb": median_of(ok, lambda r: mb(_storage(r))),
         "guest_ratio": median_of(ok, _guest_ratio),
         "throttle_max": median_of(ok, lambda r: r.get("throttle_max")),
         "throttle_s": median_of(ok, lambda r: r.get("throttle_s")),
-        "lower_bound_mb": median_of(ok, lambda r: lower_bound(r, sc) and
-                                    lower_bound(r, sc) / MB),
+        "lower_bound_mb": median_of(ok, lambda r: mb(lower_bound(r, sc))),
         "reasons": sorted({r.get("reason", "") for r in rs
                            if r["status"] != "ok"}),
     }

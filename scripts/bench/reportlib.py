@@ -28,6 +28,24 @@ def mb(v):
     return None if v is None else v / MB
 
 
+def wire_bytes(r):
+    """Bytes that went over the network: ram.transferred, unless the run
+    says otherwise (the forwarder's count when it cut the connection, both
+    attempts of a restart, 0 for a file migration)."""
+    if "wire_bytes" in r:
+        return r["wire_bytes"]
+    return r.get("ram", {}).get("transferred")
+
+
+def guest_tput(r):
+    """The writer's throughput before and during the migration, or None
+    where either was not measured."""
+    g = r.get("guest_tput")
+    if not g or g.get("before_mbps") is None or g.get("during_mbps") is None:
+        return None
+    return g
+
+
 def text_table(rows, cols):
     widths = [max(len(h), *(len(str(r[k])) for r in rows)) for k, h in cols]
     out = ["  ".join(h.ljust(w) for (k, h), w in zip(cols, widths))]
