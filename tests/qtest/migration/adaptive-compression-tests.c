@@ -310,6 +310,16 @@ static void test_adaptive_refusals(void)
                         "{ 'execute': 'migrate-incoming', "
                         "'arguments': { 'uri': 'tcp:127.0.0.1:0' } }");
     qtest_quit(who);
+
+    /* the channels are set up, or not, for raw packets: too late now */
+    who = qtest_init("-machine none -nodefaults -incoming defer");
+    migrate_set_capability(who, "multifd", true);
+    migrate_incoming_qmp(who, "tcp:127.0.0.1:0", NULL, "{}");
+    migrate_set_capabilities_refused(who, "Capability "
+                                     "'adaptive-compression' must be set "
+                                     "before incoming starts",
+                                     "adaptive-compression", NULL);
+    qtest_quit(who);
 }
 
 /* disk-backed-pages' planted references, riding the chosen packets */

@@ -1466,6 +1466,14 @@ static void test_spill_refusals(void)
                                      "xbzrle", "shared-file-spill", NULL);
     qtest_quit(who);
 
+    /* set on the destination after migrate-incoming: too late */
+    who = qtest_init("-machine none -incoming defer");
+    migrate_incoming_qmp(who, "tcp:127.0.0.1:0", NULL, "{}");
+    migrate_set_capabilities_refused(who, "Capability 'shared-file-spill' "
+                                     "must be set before incoming starts",
+                                     "shared-file-spill", NULL);
+    qtest_quit(who);
+
     /* without the configuration section nothing checks the other side */
     who = qtest_init("-machine none "
                      "-global migration.send-configuration=off");
