@@ -156,7 +156,7 @@ bench-compress: build
 bench-disk: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name disk-backed-pages \
 	    --scenarios pagecache,mixed \
-	    --configs precopy,return-path,multifd-zstd,disk-backed-pages,disk-backed-pages+multifd-zstd \
+	    --configs precopy,return-path,multifd-zstd,disk-backed-pages,disk-backed-pages-learned,disk-backed-pages-learned+map,disk-backed-pages+multifd-zstd \
 	    $(BENCH_ARGS)
 
 # disk-backed-pages with postcopy from the start: postcopy's table of

@@ -55,6 +55,7 @@
 #include "system/memory.h"
 #include "system/physmem.h"
 #include "system/ramblock.h"
+#include "system/system.h"
 #include "exec/target_page.h"
 #include "migration.h"
 #include "migration-stats.h"
@@ -90,10 +91,30 @@ typedef struct DiskBackedBlock {
     DiskMapRecord *recs;        /* source: gpa = offset in the block */
     size_t nrecs;
     unsigned long *cand;        /* source: may still go as a reference */
+    unsigned long *sent;        /* source, learned map: sent already */
+    unsigned long *lref;        /* source: went as a learned reference */
     unsigned long *nacked;      /* source: refused, to mark dirty (atomic) */
     unsigned long *pending;     /* destination, atomic: not yet in full */
     unsigned long *table;       /* source: in postcopy's table, unrefused */
 } DiskBackedBlock;
+
+/*
+ * The learned map of a RAM block: the entry of page i is
+ * disk_learn_entry() of the frame it holds a copy of, 0 for none.  8
+ * bytes a page of the block, allocated at the first request that
+ * fills one of its pages while the capability is on, freed when it
+ * goes off (or with the block).
+ */
+typedef struct DiskLearnTable {
+    struct rcu_head rcu;
+    uint64_t npages;
+    uint64_t entry[];           /* atomic */
+} DiskLearnTable;
+
+typedef struct DiskLearnNode {
+    struct rcu_head rcu;
+    char name[];
+} DiskLearnNode;
 
 /*
  * Source: a command of postcopy's table of references (MIG_CMD_DISK_REFS)
@@ -210,17 +231,43 @@ static struct {
     ThreadPool *pool;           /* destination, multifd: checks references */
     DiskBackedBatch *batch;     /* main thread: the next batch for @pool */
     bool nack_failed;           /* atomic: a refusal could not be sent */
+
+    /*
+     * The learned map.  The observer of the guest's requests runs in
+     * their AioContexts under the RCU read lock; @learn_lock orders the
+     * allocation of a table against the stop.
+     */
+    DiskLearnNode *learn_node;  /* RCU: learning from this node, or NULL */
+    QemuMutex learn_lock;
+    Notifier learn_machine_done;
+    Stat64 learned;             /* entries set ... */
+    Stat64 forgotten;           /* ... and cleared */
+    Stat64 learned_references;
+    Stat64 learned_mismatches;
+    int learn_fd;               /* source: the image, to compare pages */
 } disk_backed_state = {
     .fd = -1,
+    .learn_fd = -1,
 };
 
 static void disk_backed_table_free_cmds(void);
+static int disk_backed_open_image(BlockDriverState *bs);
+
+static void disk_backed_learn_machine_done(Notifier *n, void *data)
+{
+    /* the capability and the node may come from -global */
+    disk_backed_learn_update();
+}
 
 static void disk_backed_init(void)
 {
     qemu_mutex_init(&disk_backed_state.lock);
     qemu_mutex_init(&disk_backed_state.queue_lock);
     qemu_mutex_init(&disk_backed_state.place_lock);
+    qemu_mutex_init(&disk_backed_state.learn_lock);
+    disk_backed_state.learn_machine_done.notify =
+        disk_backed_learn_machine_done;
+    qemu_add_machine_init_done_notifier(&disk_backed_state.learn_machine_done);
 }
 
 migration_init(disk_backed_init);
@@ -245,6 +292,8 @@ static void disk_backed_reset_stats(const char *status)
     stat64_set(&disk_backed_state.references_refused, 0);
     stat64_set(&disk_backed_state.disk_bytes_read, 0);
     stat64_set(&disk_backed_state.postcopy_references, 0);
+    stat64_set(&disk_backed_state.learned_references, 0);
+    stat64_set(&disk_backed_state.learned_mismatches, 0);
 }
 
 static BlockDriverState *disk_backed_find_node(Error **errp)
@@ -301,6 +350,8 @@ static void disk_backed_block_free(DiskBackedBlock *b)
 {
     g_free(b->recs);
     g_free(b->cand);
+    g_free(b->sent);
+    g_free(b->lref);
     g_free(b->nacked);
     g_free(b->pending);
     g_free(b->table);
@@ -326,6 +377,237 @@ static void disk_backed_free_blocks(void)
             call_rcu(b, disk_backed_block_free, rcu);
         }
     }
+}
+
+/*
+ * The learned map: which guest pages hold copies of which frames of
+ * disk-backed-node, learned from the guest's own completed requests
+ * (docs/devel/migration/disk-backed-pages.rst).
+ */
+
+/* The table of @rb, allocated unless learning has stopped meanwhile */
+static DiskLearnTable *disk_backed_learn_table(RAMBlock *rb)
+{
+    DiskLearnTable *t;
+    uint64_t npages = rb->max_length >> TARGET_PAGE_BITS;
+
+    QEMU_LOCK_GUARD(&disk_backed_state.learn_lock);
+    t = rb->disk_learned;
+    if (t || !disk_backed_state.learn_node) {
+        return t;
+    }
+    t = g_try_malloc0(sizeof(*t) + npages * sizeof(t->entry[0]));
+    if (!t) {
+        return NULL;
+    }
+    t->npages = npages;
+    trace_disk_backed_learn_table(rb->idstr, npages);
+    qatomic_rcu_set(&rb->disk_learned, t);
+    return t;
+}
+
+/* DiskLearnFn, in the request's AioContext under the RCU read lock */
+static void disk_backed_learn_page(void *opaque, uint8_t *host,
+                                   uint64_t frame)
+{
+    ram_addr_t offset;
+    RAMBlock *rb = qemu_ram_block_from_host(host, false, &offset);
+    DiskLearnTable *t;
+    uint64_t page, old;
+
+    if (!rb || !qemu_ram_is_migratable(rb)) {
+        return;                 /* a bounce buffer, or not migrated */
+    }
+    t = qatomic_rcu_read(&rb->disk_learned);
+    if (!t) {
+        if (frame == DISK_LEARN_FORGET) {
+            return;
+        }
+        t = disk_backed_learn_table(rb);
+        if (!t) {
+            return;
+        }
+    }
+    page = offset >> TARGET_PAGE_BITS;
+    if (page >= t->npages) {
+        return;
+    }
+    old = qatomic_xchg(&t->entry[page], disk_learn_entry(frame));
+    if (!old && frame != DISK_LEARN_FORGET) {
+        stat64_add(&disk_backed_state.learned, 1);
+    } else if (old && frame == DISK_LEARN_FORGET) {
+        stat64_add(&disk_backed_state.forgotten, 1);
+    }
+}
+
+/* BlockBackendIOObserver */
+static void disk_backed_learn_io(BlockDriverState *bs, int64_t offset,
+                                 int64_t bytes, QEMUIOVector *qiov,
+                                 size_t qiov_offset, bool read)
+{
+    DiskLearnNode *n = qatomic_rcu_read(&disk_backed_state.learn_node);
+
+    /* by name: a reference held on the node would keep it from deletion */
+    if (!n || strcmp(bdrv_get_node_name(bs), n->name)) {
+        return;
+    }
+    disk_learn_walk(qiov->iov, qiov->niov, qiov_offset, bytes, offset, read,
+                    disk_backed_learn_page, NULL);
+}
+
+static void disk_backed_learn_stop(void)
+{
+    DiskLearnNode *n;
+    RAMBlock *rb;
+
+    blk_set_io_observer(NULL);
+    QEMU_LOCK_GUARD(&disk_backed_state.learn_lock);
+    n = disk_backed_state.learn_node;
+    if (!n) {
+        return;
+    }
+    trace_disk_backed_learn_stop();
+    qatomic_rcu_set(&disk_backed_state.learn_node, NULL);
+    g_free_rcu(n, rcu);
+    RCU_READ_LOCK_GUARD();
+    RAMBLOCK_FOREACH(rb) {
+        DiskLearnTable *t = rb->disk_learned;
+
+        if (t) {
+            qatomic_rcu_set(&rb->disk_learned, NULL);
+            g_free_rcu(t, rcu);
+        }
+    }
+    stat64_set(&disk_backed_state.learned, 0);
+    stat64_set(&disk_backed_state.forgotten, 0);
+}
+
+void disk_backed_learn_update(void)
+{
+    DiskLearnNode *n = disk_backed_state.learn_node;
+    const char *name = NULL;
+    BlockDriverState *bs;
+
+    GLOBAL_STATE_CODE();
+    if (migration_is_running()) {
+        return;
+    }
+    if (migrate_disk_backed_pages() &&
+        qemu_target_page_size() == DISK_MAP_PAGE_SIZE) {
+        bs = disk_backed_find_node(NULL);
+        name = bs ? bdrv_get_node_name(bs) : NULL;
+    }
+    if (n && name && !strcmp(n->name, name)) {
+        return;
+    }
+    disk_backed_learn_stop();
+    if (!name) {
+        return;
+    }
+    n = g_malloc0(sizeof(*n) + strlen(name) + 1);
+    strcpy(n->name, name);
+    trace_disk_backed_learn(name);
+    WITH_QEMU_LOCK_GUARD(&disk_backed_state.learn_lock) {
+        qatomic_rcu_set(&disk_backed_state.learn_node, n);
+    }
+    blk_set_io_observer(disk_backed_learn_io);
+}
+
+/* Source: is the learned map kept for the node this migration uses? */
+static bool disk_backed_learning(BlockDriverState *bs)
+{
+    DiskLearnNode *n = disk_backed_state.learn_node;
+
+    return n && !strcmp(n->name, bdrv_get_node_name(bs));
+}
+
+/* Source: the learned map's bitmaps, for every migrated RAM block */
+static void disk_backed_learn_setup(BlockDriverState *bs)
+{
+    RAMBlock *rb;
+
+    if (!disk_backed_learning(bs)) {
+        return;
+    }
+    disk_backed_state.learn_fd = disk_backed_open_image(bs);
+    if (disk_backed_state.learn_fd < 0) {
+        /* no page of the learned map can be compared, none goes */
+        trace_disk_backed_open_image(bdrv_get_node_name(bs), errno);
+        return;
+    }
+    RCU_READ_LOCK_GUARD();
+    RAMBLOCK_FOREACH_MIGRATABLE(rb) {
+        DiskBackedBlock *b = disk_backed_block(rb);
+
+        b->sent = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
+        b->lref = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
+        if (!b->nacked) {
+            b->nacked = bitmap_new(rb->max_length >> TARGET_PAGE_BITS);
+        }
+    }
+}
+
+/*
+ * Source: the frame the learned map has for page @page of @rb, if the
+ * page may go as a reference of it; UINT64_MAX if not.
+ */
+static uint64_t disk_backed_learned_frame(RAMBlock *rb, unsigned long page)
+{
+    DiskLearnTable *t = qatomic_rcu_read(&rb->disk_learned);
+    uint64_t e;
+
+    if (!t || page >= t->npages) {
+        return UINT64_MAX;
+    }
+    e = qatomic_read(&t->entry[page]);
+    return e ? e - 1 : UINT64_MAX;
+}
+
+/*
+ * Source, a page's first send: may it go as a reference of the frame
+ * the learned map has for it?  Only when the page still matches the
+ * frame as read from the disk now: the learned map is a hint, since
+ * the guest may have written the page (or the disk) since, unseen
+ * before the migration's dirty log started.
+ */
+static bool disk_backed_save_learned(RAMBlock *rb, DiskBackedBlock *b,
+                                     ram_addr_t offset, bool last_stage,
+                                     uint8_t *rec)
+{
+    unsigned long page = offset >> TARGET_PAGE_BITS;
+    uint64_t frame = disk_backed_learned_frame(rb, page);
+    uint8_t hash[DISK_REF_HASH_LEN];
+    void *host = rb->host + offset;
+    DiskRefPage p = { .in_map = true };
+    g_autofree uint8_t *buf = NULL;
+    ssize_t ret;
+
+    if (frame == UINT64_MAX || disk_backed_state.learn_fd < 0) {
+        return false;
+    }
+    p.last_stage = last_stage || disk_backed_state.closed;
+    p.frame_written = frame * DISK_MAP_PAGE_SIZE >=
+                      bdrv_dirty_bitmap_size(disk_backed_state.written) ||
+                      bdrv_dirty_bitmap_get(disk_backed_state.written,
+                                            frame * DISK_MAP_PAGE_SIZE);
+    if (!disk_ref_qualifies(&p) || buffer_is_zero(host, DISK_MAP_PAGE_SIZE)) {
+        return false;
+    }
+    buf = g_malloc(DISK_MAP_PAGE_SIZE);
+    ret = pread(disk_backed_state.learn_fd, buf, DISK_MAP_PAGE_SIZE,
+                frame * DISK_MAP_PAGE_SIZE);
+    if (ret != DISK_MAP_PAGE_SIZE || memcmp(buf, host, DISK_MAP_PAGE_SIZE)) {
+        trace_disk_backed_learned_mismatch(rb->idstr, offset, frame,
+                                           ret < 0 ? -errno : ret);
+        stat64_add(&disk_backed_state.learned_mismatches, 1);
+        return false;
+    }
+    /* the destination checks the page as it is now, as for the map */
+    disk_ref_hash(host, hash);
+    disk_ref_encode(rec, frame * DISK_MAP_PAGE_SIZE, hash);
+    set_bit_atomic(page, b->lref);
+    stat64_add(&disk_backed_state.learned_references, 1);
+    return true;
 }
 
 /* Source: the map */
@@ -602,11 +884,10 @@ bool disk_backed_save_setup(Error **errp)
     }
     disk_backed_state.disk_size =
         bdrv_dirty_bitmap_size(disk_backed_state.written);
-
-    if (!map_gpa) {
-        return true;
+    if (map_gpa) {
+        disk_backed_set_status(disk_backed_read_map(map_gpa));
     }
-    disk_backed_set_status(disk_backed_read_map(map_gpa));
+    disk_backed_learn_setup(bs);
     return true;
 }
 
@@ -620,6 +901,10 @@ void disk_backed_save_cleanup(void)
         bdrv_unref(disk_backed_state.bs);
         disk_backed_state.bs = NULL;
     }
+    if (disk_backed_state.learn_fd >= 0) {
+        close(disk_backed_state.learn_fd);
+        disk_backed_state.learn_fd = -1;
+    }
     disk_backed_table_free_cmds();
     disk_backed_free_blocks();
 }
@@ -628,18 +913,25 @@ bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
                           uint8_t *rec)
 {
     DiskBackedBlock *b = rb->disk_backed;
-    const DiskMapRecord *r;
+    unsigned long page = offset >> TARGET_PAGE_BITS;
+    const DiskMapRecord *r = NULL;
     uint8_t hash[DISK_REF_HASH_LEN];
     void *host = rb->host + offset;
     DiskRefPage p = { .in_map = true };
+    bool first;
 
-    if (!b || !b->cand || !test_and_clear_bit(offset >> TARGET_PAGE_BITS,
-                                              b->cand)) {
+    if (!b) {
         return false;
     }
-    r = disk_map_lookup(b->recs, b->nrecs, offset);
+    /* the learned map's pages go as references on their first send only */
+    first = b->sent && !test_and_set_bit(page, b->sent);
+    if (b->cand && test_and_clear_bit(page, b->cand)) {
+        r = disk_map_lookup(b->recs, b->nrecs, offset);
+    }
     if (!r) {
-        return false;
+        /* the guest's map wins; otherwise the learned map */
+        return first && disk_backed_save_learned(rb, b, offset, last_stage,
+                                                 rec);
     }
     p.last_stage = last_stage || disk_backed_state.closed;
     /* a disk that shrank since setup: as if written */
@@ -649,7 +941,9 @@ bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
                                             r->frame * DISK_MAP_PAGE_SIZE);
     if (!disk_ref_qualifies(&p)) {
         trace_disk_backed_save_full(rb->idstr, offset, p.frame_written);
-        return false;
+        /* marked modified, or its frame written: maybe learned since */
+        return first && disk_backed_save_learned(rb, b, offset, last_stage,
+                                                 rec);
     }
     if (buffer_is_zero(host, DISK_MAP_PAGE_SIZE)) {
         return false;           /* a zero page record is smaller */
@@ -663,8 +957,17 @@ bool disk_backed_may_ref(RAMBlock *rb, ram_addr_t offset)
 {
     DiskBackedBlock *b = qatomic_rcu_read(&rb->disk_backed);
 
+    unsigned long page = offset >> TARGET_PAGE_BITS;
+
     /* racy against disk_backed_save_ref(): either answer is safe */
-    return b && b->cand && test_bit(offset >> TARGET_PAGE_BITS, b->cand);
+    if (!b) {
+        return false;
+    }
+    if (b->cand && test_bit(page, b->cand)) {
+        return true;
+    }
+    return b->sent && !test_bit(page, b->sent) &&
+           disk_backed_learned_frame(rb, page) != UINT64_MAX;
 }
 
 void disk_backed_ref_sent(uint64_t len)
@@ -701,9 +1004,11 @@ int disk_backed_ref_nacked(const char *idstr, uint64_t offset, Error **errp)
         stat64_add(&disk_backed_state.references_refused, 1);
         return 1;
     }
-    if (!b || !b->nacked ||
-        !disk_ref_nack_valid(b->recs, b->nrecs, b->cand, rb->used_length,
-                             offset)) {
+    if (!b || !b->nacked || offset >= rb->used_length ||
+        !QEMU_IS_ALIGNED(offset, TARGET_PAGE_SIZE) ||
+        !((b->lref && test_bit(offset >> TARGET_PAGE_BITS, b->lref)) ||
+          (b->cand && disk_ref_nack_valid(b->recs, b->nrecs, b->cand,
+                                          rb->used_length, offset)))) {
         error_setg(errp, "disk-backed-pages: the destination refused page "
                    "0x%" PRIx64 " of RAM block '%s', which was not sent as "
                    "a reference", offset, idstr);
@@ -1777,6 +2082,7 @@ bool disk_backed_postcopy_listen(Error **errp)
 void disk_backed_populate_info(MigrationInfo *info)
 {
     DiskBackedPagesInfo *p = g_new0(DiskBackedPagesInfo, 1);
+    uint64_t learned, forgotten;
 
     WITH_QEMU_LOCK_GUARD(&disk_backed_state.lock) {
         p->map_status = g_strdup(disk_backed_state.map_status ?
@@ -1790,5 +2096,13 @@ void disk_backed_populate_info(MigrationInfo *info)
     p->references_refused = stat64_get(&disk_backed_state.references_refused);
     p->disk_bytes_read = stat64_get(&disk_backed_state.disk_bytes_read);
     p->postcopy_references = stat64_get(&disk_backed_state.postcopy_references);
+    learned = stat64_get(&disk_backed_state.learned);
+    forgotten = stat64_get(&disk_backed_state.forgotten);
+    /* the two are read apart: a page may be learned in between */
+    p->learned_pages = learned > forgotten ? learned - forgotten : 0;
+    p->learned_references = stat64_get(&disk_backed_state.learned_references);
+    p->learned_mismatches = stat64_get(&disk_backed_state.learned_mismatches);
+    /* the source's part, filled before an incoming migration's */
+    qapi_free_DiskBackedPagesInfo(info->disk_backed_pages);
     info->disk_backed_pages = p;
 }

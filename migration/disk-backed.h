@@ -28,6 +28,16 @@
 bool disk_backed_check_node(Error **errp);
 
 /**
+ * disk_backed_learn_update: start or stop the learned map
+ *
+ * Main loop, after the capabilities or parameters changed, and when
+ * the machine is ready: learn from the guest's requests to
+ * disk-backed-node while the capability is on, and forget everything
+ * learned when it goes off.  Nothing changes during a migration.
+ */
+void disk_backed_learn_update(void);
+
+/**
  * disk_backed_save_setup: set up the source
  * @errp: pointer to a NULL-initialized error object
  *

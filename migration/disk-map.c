@@ -435,3 +435,57 @@ bool disk_ref_table_entry(const DiskRefTable *t, size_t i,
            !(*offset & (DISK_MAP_PAGE_SIZE - 1)) &&
            wire_range_fits(*offset, DISK_MAP_PAGE_SIZE, used_length);
 }
+
+/*
+ * The part [start, end) of the page at @page that one buffer covers, at
+ * disk offset @disk for @start: learned if it is the whole page and the
+ * disk offset is frame-aligned, forgotten if a read wrote part of it.
+ */
+static uint64_t disk_learn_page(uintptr_t page, uintptr_t start,
+                                uintptr_t end, uint64_t disk, bool read,
+                                DiskLearnFn *fn, void *opaque)
+{
+    bool whole = start == page && end - page == DISK_MAP_PAGE_SIZE;
+
+    if (whole && !(disk & (DISK_MAP_PAGE_SIZE - 1))) {
+        fn(opaque, (uint8_t *)page, disk / DISK_MAP_PAGE_SIZE);
+        return 1;
+    }
+    if (read) {
+        fn(opaque, (uint8_t *)page, DISK_LEARN_FORGET);
+    }
+    return 0;
+}
+
+uint64_t disk_learn_walk(const struct iovec *iov, int niov, size_t skip,
+                         uint64_t bytes, uint64_t offset, bool read,
+                         DiskLearnFn *fn, void *opaque)
+{
+    const uintptr_t mask = DISK_MAP_PAGE_SIZE - 1;
+    uint64_t learned = 0;
+
+    for (int i = 0; i < niov && bytes; i++) {
+        uintptr_t start, end;
+        size_t len = iov[i].iov_len;
+
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        start = (uintptr_t)iov[i].iov_base + skip;
+        len = MIN(len - skip, bytes);
+        skip = 0;
+        end = start + len;
+        /* each page the buffer touches, from the one holding @start */
+        for (uintptr_t page = start & ~mask; page < end;
+             page += DISK_MAP_PAGE_SIZE) {
+            uintptr_t s = MAX(page, start), e = MIN(page + mask + 1, end);
+
+            learned += disk_learn_page(page, s, e, offset + (s - start),
+                                       read, fn, opaque);
+        }
+        offset += len;
+        bytes -= len;
+    }
+    return learned;
+}

@@ -183,6 +183,52 @@ bool disk_ref_nack_valid(const DiskMapRecord *recs, size_t n,
                          const unsigned long *unsent, uint64_t used_length,
                          uint64_t offset);
 
+/*
+ * The learned map: QEMU's own record of which guest page holds a copy of
+ * which disk frame, kept from the guest's I/O to disk-backed-node
+ * (docs/devel/migration/disk-backed-pages.rst).  An entry is the frame
+ * plus one; 0 means none, so that a zeroed table is empty.
+ */
+#define DISK_LEARN_FORGET           UINT64_MAX
+
+static inline uint64_t disk_learn_entry(uint64_t frame)
+{
+    return frame == DISK_LEARN_FORGET ? 0 : frame + 1;
+}
+
+/**
+ * DiskLearnFn: a page a completed request left equal to a disk frame
+ * @opaque: the walk's @opaque
+ * @host: the page's address, DISK_MAP_PAGE_SIZE-aligned
+ * @frame: the frame it holds a copy of, or DISK_LEARN_FORGET: the read
+ *   wrote only part of the page, which now matches no frame
+ */
+typedef void DiskLearnFn(void *opaque, uint8_t *host, uint64_t frame);
+
+/**
+ * disk_learn_walk: what a completed guest I/O request says of its pages
+ * @iov: the request's buffers, host addresses of guest memory
+ * @niov: how many
+ * @skip: bytes of @iov before the request's data
+ * @bytes: the request's length
+ * @offset: its disk offset
+ * @read: a read, which wrote the buffers; otherwise a write from them
+ * @fn: called for each page learned or forgotten
+ * @opaque: passed to @fn
+ *
+ * A page (DISK_MAP_PAGE_SIZE bytes at an aligned address) that lies
+ * wholly in one buffer, at a frame-aligned disk offset, holds a copy of
+ * that frame once the request has completed, whichever way the data
+ * went.  A page that a read wrote only in part is forgotten; a page
+ * that a write read only in part is left alone.  Pages are walked in
+ * the order of the request's data.
+ *
+ * Returns: how many pages were learned.
+ */
+uint64_t disk_learn_walk(const struct iovec *iov, int niov, size_t skip,
+                         uint64_t bytes, uint64_t offset, bool read,
+                         DiskLearnFn *fn, void *opaque);
+
 /**
  * disk_ref_hash: the hash a reference carries
  * @page: the page, DISK_MAP_PAGE_SIZE bytes

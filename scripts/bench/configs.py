@@ -38,6 +38,10 @@ class Config:
     # (bench/workloads/diskmap.c) and give its map address as {disk_map};
     # after the migration ask it whether any mapped page moved
     hook: str = ""
+    # disk-backed-pages' learned map: set caps and params on the source
+    # when it has booted, before the workload fills the page cache, so
+    # that it learns from the guest's reads
+    learn: bool = False
     # run only in these scenarios (empty: all)
     scenarios: tuple = ()
     # "tcp" (default), or "file": migrate to {workdir}/mapped.bin, and
@@ -116,6 +120,20 @@ CONFIGS = [
            params={"disk-backed-node": "{disk_node}"},
            src_params={"disk-backed-map": "{disk_map}"},
            hook="diskmap", scenarios=("pagecache", "mixed")),
+    # The learned map alone: no program of ours in the guest, which only
+    # reads its files; the source learns from the reads it sees complete
+    # (docs/devel/migration/disk-backed-pages.rst, "The learned map").
+    Config("disk-backed-pages-learned", kind="capability",
+           caps={"return-path": True, "disk-backed-pages": True},
+           params={"disk-backed-node": "{disk_node}"},
+           learn=True, scenarios=("pagecache", "mixed")),
+    # Both: the learned map and diskmap's map, which wins where it has a
+    # record.
+    Config("disk-backed-pages-learned+map", kind="capability",
+           caps={"return-path": True, "disk-backed-pages": True},
+           params={"disk-backed-node": "{disk_node}"},
+           src_params={"disk-backed-map": "{disk_map}"},
+           learn=True, hook="diskmap", scenarios=("pagecache", "mixed")),
     # The same riding multifd-zstd: references on the main channel, the
     # pages in full compressed through two channels.
     Config("disk-backed-pages+multifd-zstd", kind="capability",

@@ -232,6 +232,11 @@ class Migration:
         """The workloads, the parameters that name what they published,
         the source's checks, the scenario's warm-up."""
         cfg, sc, res, ctx = self.cfg, self.sc, self.res, self.ctx
+        if cfg.learn:
+            # the source learns from the reads that fill the page cache
+            _configure(self.src, [{"capability": k, "state": v}
+                                  for k, v in cfg.caps.items()],
+                       _fmt_params(cfg.params, ctx))
         res.update(start_workload(self.con, sc))
         if cfg.hook == "diskmap":
             res["diskmap"] = start_diskmap(self.con, sc)

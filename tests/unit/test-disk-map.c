@@ -608,6 +608,144 @@ static void test_qualifies(void **state)
     }
 }
 
+/* The learned map: what a completed request says of its pages */
+
+typedef struct LearnLog {
+    int n;
+    uintptr_t host[64];
+    uint64_t frame[64];
+} LearnLog;
+
+static void learn_log(void *opaque, uint8_t *host, uint64_t frame)
+{
+    LearnLog *l = opaque;
+
+    assert_true(l->n < 64);
+    l->host[l->n] = (uintptr_t)host;
+    l->frame[l->n++] = frame;
+}
+
+#define LEARN_BASE ((uintptr_t)0x10000000)
+
+static void test_learn_whole_pages(void **state)
+{
+    /* 3 pages in one buffer, then 2 in another, at disk offset 5 frames */
+    struct iovec iov[2] = {
+        { (void *)LEARN_BASE, 3 * PAGE },
+        { (void *)(LEARN_BASE + 8 * PAGE), 2 * PAGE },
+    };
+    LearnLog l = { 0 };
+
+    assert_int_equal(disk_learn_walk(iov, 2, 0, 5 * PAGE, 5 * PAGE, true,
+                                     learn_log, &l), 5);
+    assert_int_equal(l.n, 5);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(l.host[i], LEARN_BASE + i * PAGE);
+        assert_int_equal(l.frame[i], 5 + i);
+    }
+    assert_int_equal(l.host[3], LEARN_BASE + 8 * PAGE);
+    assert_int_equal(l.frame[3], 8);
+    assert_int_equal(l.frame[4], 9);
+
+    /* a write says the same of its pages */
+    l.n = 0;
+    assert_int_equal(disk_learn_walk(iov, 2, 0, 5 * PAGE, 0, false,
+                                     learn_log, &l), 5);
+    assert_int_equal(l.frame[4], 4);
+}
+
+static void test_learn_skip_and_length(void **state)
+{
+    struct iovec iov[2] = {
+        { (void *)LEARN_BASE, 2 * PAGE },
+        { (void *)(LEARN_BASE + 4 * PAGE), 4 * PAGE },
+    };
+    LearnLog l = { 0 };
+
+    /* the request's data starts in the second buffer, and is 2 pages */
+    assert_int_equal(disk_learn_walk(iov, 2, 2 * PAGE + PAGE, 2 * PAGE,
+                                     7 * PAGE, true, learn_log, &l), 2);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.host[0], LEARN_BASE + 5 * PAGE);
+    assert_int_equal(l.frame[0], 7);
+    assert_int_equal(l.host[1], LEARN_BASE + 6 * PAGE);
+    assert_int_equal(l.frame[1], 8);
+
+    /* nothing left to walk */
+    l.n = 0;
+    assert_int_equal(disk_learn_walk(iov, 2, 6 * PAGE, PAGE, 0, true,
+                                     learn_log, &l), 0);
+    assert_int_equal(l.n, 0);
+}
+
+static void test_learn_partial_pages(void **state)
+{
+    /* a 512-byte read into the middle of a page: forgotten */
+    struct iovec mid = { (void *)(LEARN_BASE + 512), 512 };
+    /* 2 pages of data starting 1 KiB into a page: 3 pages touched */
+    struct iovec off = { (void *)(LEARN_BASE + 1024), 2 * PAGE };
+    LearnLog l = { 0 };
+
+    assert_int_equal(disk_learn_walk(&mid, 1, 0, 512, 0, true,
+                                     learn_log, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.host[0], LEARN_BASE);
+    assert_true(l.frame[0] == DISK_LEARN_FORGET);
+
+    l.n = 0;
+    assert_int_equal(disk_learn_walk(&off, 1, 0, 2 * PAGE, 0, true,
+                                     learn_log, &l), 0);
+    assert_int_equal(l.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(l.host[i], LEARN_BASE + i * PAGE);
+        assert_true(l.frame[i] == DISK_LEARN_FORGET);
+    }
+
+    /* a write only reads the pages: they are left alone */
+    l.n = 0;
+    assert_int_equal(disk_learn_walk(&off, 1, 0, 2 * PAGE, 0, false,
+                                     learn_log, &l), 0);
+    assert_int_equal(l.n, 0);
+}
+
+static void test_learn_unaligned_disk(void **state)
+{
+    /* whole pages, but at a disk offset inside a frame: forgotten */
+    struct iovec iov = { (void *)LEARN_BASE, 2 * PAGE };
+    LearnLog l = { 0 };
+
+    assert_int_equal(disk_learn_walk(&iov, 1, 0, 2 * PAGE, PAGE + 512, true,
+                                     learn_log, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_true(l.frame[0] == DISK_LEARN_FORGET);
+    assert_true(l.frame[1] == DISK_LEARN_FORGET);
+}
+
+static void test_learn_page_across_buffers(void **state)
+{
+    /* one page in two buffers (sectors of a scatter list): forgotten */
+    struct iovec iov[2] = {
+        { (void *)LEARN_BASE, PAGE / 2 },
+        { (void *)(LEARN_BASE + PAGE / 2), PAGE / 2 + PAGE },
+    };
+    LearnLog l = { 0 };
+
+    assert_int_equal(disk_learn_walk(iov, 2, 0, 2 * PAGE, 0, true,
+                                     learn_log, &l), 1);
+    assert_int_equal(l.n, 3);
+    assert_true(l.frame[0] == DISK_LEARN_FORGET);
+    assert_true(l.frame[1] == DISK_LEARN_FORGET);
+    assert_int_equal(l.host[2], LEARN_BASE + PAGE);
+    assert_int_equal(l.frame[2], 1);
+}
+
+static void test_learn_entry(void **state)
+{
+    assert_int_equal(disk_learn_entry(0), 1);
+    assert_int_equal(disk_learn_entry(41), 42);
+    assert_int_equal(disk_learn_entry(DISK_LEARN_FORGET), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +762,12 @@ int main(void)
         cmocka_unit_test(test_nack_valid),
         cmocka_unit_test(test_ref_hash),
         cmocka_unit_test(test_qualifies),
+        cmocka_unit_test(test_learn_whole_pages),
+        cmocka_unit_test(test_learn_skip_and_length),
+        cmocka_unit_test(test_learn_partial_pages),
+        cmocka_unit_test(test_learn_unaligned_disk),
+        cmocka_unit_test(test_learn_page_across_buffers),
+        cmocka_unit_test(test_learn_entry),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);

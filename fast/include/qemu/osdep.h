@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <glib.h>
 
 /* The few macros of QEMU's osdep.h that the units use. */

@@ -19,6 +19,13 @@
 #include "migration/migration-qmp.h"
 #include "migration/migration-util.h"
 #include "qobject/qdict.h"
+#include "qemu/bswap.h"
+#include "libqos/libqos-malloc.h"
+#include "libqos/pci-pc.h"
+#include "libqos/virtio.h"
+#include "libqos/virtio-pci.h"
+#include "standard-headers/linux/virtio_blk.h"
+#include "standard-headers/linux/virtio_ring.h"
 
 #define PAGE            4096
 #define MiB             (1024 * 1024)
@@ -41,6 +48,8 @@
 static char *tmpfs;
 /* dest_start_with() starts QEMUs with out-of-band QMP (migrate-recover) */
 static bool start_oob;
+/* dest_start_with() gives both QEMUs these options as well */
+static const char *both_opts;
 
 /* The content of disk frame @f: never zero, different for every frame */
 static void frame_fill(uint8_t *buf, uint64_t f)
@@ -322,11 +331,15 @@ static QTestState *dest_start_with(QTestState **from, const char *uri,
                                    const char *with, void **with_data,
                                    const char *dst_err, const char *src_more)
 {
-    g_autofree char *src_opts = disk_opts(disk);
+    g_autofree char *src_disk = disk_opts(disk);
+    g_autofree char *src_opts = g_strdup_printf("%s %s", src_disk,
+                                                both_opts ?: "");
     g_autofree char *opts = g_strdup_printf("%s %s%s", src_opts,
                                             src_more ?: "",
                                             dst_err ? " 2>/dev/null" : "");
-    g_autofree char *dst_opts = disk_opts(dst_disk ?: disk);
+    g_autofree char *dst_disk_opts = disk_opts(dst_disk ?: disk);
+    g_autofree char *dst_opts = g_strdup_printf("%s %s", dst_disk_opts,
+                                                both_opts ?: "");
     g_autofree char *dst_redirect = g_strdup_printf("%s 2>%s", dst_opts,
                                                     dst_err ?: "/dev/null");
     MigrateStart args = {
@@ -1390,6 +1403,273 @@ static void test_disk_backed_refusals(void)
     qtest_quit(who);
 }
 
+/*
+ * The learned map: the test drives a virtio-blk device on the shared
+ * node itself, through libqos, as a guest driver would, with its rings
+ * and request headers in guest RAM the bootblock never touches.
+ */
+#define LEARN_GPA       (108 * MiB)
+#define LEARN_PAGES     64
+#define LEARN_FRAME     2000            /* page i reads frame 2000 + i */
+#define LEARN_REQ_PAGES 16              /* pages a read request */
+#define VIRTIO_RAM      (112 * MiB)     /* [112, 116) MiB: rings, headers */
+#define VIRTIO_RAM_END  (116 * MiB)
+#define BLK_DEVFN       QPCI_DEVFN(5, 0)
+/* pages of the learned map that must go in full */
+#define LEARN_REWRITTEN 3               /* the guest writes it after */
+#define LEARN_REREAD    7               /* then reads another frame in */
+#define LEARN_REREAD_FRAME 3000
+#define LEARN_PARTIAL   9               /* then a sector lands in it */
+#define LEARN_DISK_OLD  11              /* its frame rewritten before */
+#define LEARN_WRITTEN   13              /* written out to another frame */
+#define LEARN_WRITTEN_FRAME 3100
+#define LEARN_DISK_LIVE 15              /* its frame rewritten during */
+
+typedef struct LearnBlk {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    QVirtioPCIDevice *dev;
+    QVirtQueue *vq;
+} LearnBlk;
+
+static void learn_blk_init(LearnBlk *b, QTestState *qts)
+{
+    uint64_t features;
+
+    b->qts = qts;
+    alloc_init(&b->alloc, 0, VIRTIO_RAM, VIRTIO_RAM_END, PAGE);
+    b->bus = qpci_new_pc(qts, &b->alloc);
+    b->dev = virtio_pci_new(b->bus, &(QPCIAddress) { .devfn = BLK_DEVFN });
+    g_assert_nonnull(b->dev);
+    qvirtio_pci_device_enable(b->dev);
+    qvirtio_start_device(&b->dev->vdev);
+    features = qvirtio_get_features(&b->dev->vdev);
+    features &= ~(QVIRTIO_F_BAD_FEATURE |
+                  (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
+                  (1ull << VIRTIO_RING_F_EVENT_IDX) |
+                  (1ull << VIRTIO_BLK_F_SCSI));
+    qvirtio_set_features(&b->dev->vdev, features);
+    b->vq = qvirtqueue_setup(&b->dev->vdev, &b->alloc, 0);
+    qvirtio_set_driver_ok(&b->dev->vdev);
+}
+
+static void learn_blk_free(LearnBlk *b)
+{
+    qvirtqueue_cleanup(b->dev->vdev.bus, b->vq, &b->alloc);
+    qvirtio_pci_device_disable(b->dev);
+    g_free(b->dev);
+    qpci_free_pc(b->bus);
+    alloc_destroy(&b->alloc);
+}
+
+/*
+ * Read (or write, @out) @len bytes at disk offset @disk into (from)
+ * guest RAM at @gpa, in one descriptor, and wait for it: the guest's
+ * interrupt is not used, the used ring is polled.
+ */
+static void learn_blk_rw(LearnBlk *b, bool out, uint64_t disk,
+                         uint64_t gpa, uint32_t len)
+{
+    struct virtio_blk_outhdr hdr = {
+        .type = cpu_to_le32(out ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN),
+        .sector = cpu_to_le64(disk / 512),
+    };
+    uint64_t req = guest_alloc(&b->alloc, sizeof(hdr) + 1);
+    g_autoptr(GTimer) timer = g_timer_new();
+    uint32_t head, idx, used_len;
+
+    qtest_memwrite(b->qts, req, &hdr, sizeof(hdr));
+    qtest_writeb(b->qts, req + sizeof(hdr), 0xff);
+    head = qvirtqueue_add(b->qts, b->vq, req, sizeof(hdr), false, true);
+    qvirtqueue_add(b->qts, b->vq, gpa, len, !out, true);
+    qvirtqueue_add(b->qts, b->vq, req + sizeof(hdr), 1, true, false);
+    qvirtqueue_kick(b->qts, &b->dev->vdev, b->vq, head);
+    while (!qvirtqueue_get_buf(b->qts, b->vq, &idx, &used_len)) {
+        g_assert_cmpfloat(g_timer_elapsed(timer, NULL), <, 30);
+        g_usleep(1000);
+    }
+    g_assert_cmpint(idx, ==, head);
+    g_assert_cmpint(qtest_readb(b->qts, req + sizeof(hdr)), ==,
+                    VIRTIO_BLK_S_OK);
+    guest_free(&b->alloc, req);
+}
+
+static uint64_t learned_member(QTestState *who, const char *member)
+{
+    g_autoptr(QDict) dp = migrate_query_member(who, "disk-backed-pages");
+
+    return qdict_get_int(dp, member);
+}
+
+/*
+ * Pages the guest read from the shared disk by DMA, with no map of the
+ * guest's, go as references and arrive verified; the pages the guest
+ * or the disk changed since, or that a later partial read touched, go
+ * in full, and the page read over by another frame goes as that one.
+ * The source compares each page with its frame before it sends a
+ * reference: the destination refuses none.  Without that comparison
+ * the rewritten pages go as references and are refused.
+ */
+static void test_disk_backed_learned(void)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) dst = NULL;
+    uint8_t *want;
+    QTestState *from, *to;
+    LearnBlk blk;
+    char *hmp;
+
+    both_opts = "-device virtio-blk-pci,drive=" NODE ",addr=5.0,share-rw=on";
+    to = dest_start(&from, uri, disk, true);
+    both_opts = NULL;
+    if (!to) {
+        return;
+    }
+    /* SeaBIOS drives the device while it looks for a boot disk */
+    wait_for_serial("src_serial");
+    /* the capability is on (dest_start()): the source learns from now */
+    learn_blk_init(&blk, from);
+    for (int i = 0; i < LEARN_PAGES; i += LEARN_REQ_PAGES) {
+        learn_blk_rw(&blk, false, (uint64_t)(LEARN_FRAME + i) * PAGE,
+                     LEARN_GPA + i * PAGE, LEARN_REQ_PAGES * PAGE);
+    }
+    g_assert_cmpint(learned_member(from, "learned-pages"), ==, LEARN_PAGES);
+    /* the guest writes into a page it read */
+    qtest_writeb(from, LEARN_GPA + LEARN_REWRITTEN * PAGE + 100, 0x5a);
+    /* a page read over by another frame: learned anew */
+    learn_blk_rw(&blk, false, (uint64_t)LEARN_REREAD_FRAME * PAGE,
+                 LEARN_GPA + LEARN_REREAD * PAGE, PAGE);
+    /* one sector read into the middle of a page: forgotten */
+    learn_blk_rw(&blk, false, (uint64_t)LEARN_REREAD_FRAME * PAGE + 512,
+                 LEARN_GPA + LEARN_PARTIAL * PAGE + 1024, 512);
+    g_assert_cmpint(learned_member(from, "learned-pages"), ==,
+                    LEARN_PAGES - 1);
+    /* a page written out to another frame: learned as a copy of it */
+    learn_blk_rw(&blk, true, (uint64_t)LEARN_WRITTEN_FRAME * PAGE,
+                 LEARN_GPA + LEARN_WRITTEN * PAGE, PAGE);
+    learn_blk_free(&blk);
+    /* the disk changes under a learned page, unseen by the source */
+    hmp = qtest_hmp(from, "qemu-io " NODE " \"write -P 0x33 %d %d\"",
+                    (LEARN_FRAME + LEARN_DISK_OLD) * PAGE, PAGE);
+    g_assert_cmpstr(hmp, ==, "");
+    g_free(hmp);
+
+    migrate_set_parameter_int(from, "max-bandwidth", SLOW_BYTES_PER_SEC);
+    qtest_qmp_assert_success(from, "{ 'execute' : 'stop'}");
+    want = migration_pmemsave(from, LEARN_GPA, LEARN_PAGES * PAGE);
+
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_status(from, "active", NULL);
+    /* written while the migration tracks the disk: in full, not compared */
+    hmp = qtest_hmp(from, "qemu-io " NODE " \"write -P 0x44 %d %d\"",
+                    (LEARN_FRAME + LEARN_DISK_LIVE) * PAGE, PAGE);
+    g_assert_cmpstr(hmp, ==, "");
+    g_free(hmp);
+    wait_for_migration_complete(from);
+    qtest_qmp_assert_success(to, "{ 'execute' : 'cont'}");
+    wait_for_resume(to, get_dst());
+    wait_for_serial("dest_serial");
+
+    src = migrate_query_member(from, "disk-backed-pages");
+    dst = migrate_query_member(to, "disk-backed-pages");
+    g_test_message("source: %" PRId64 " learned, %" PRId64 " referenced, %"
+                   PRId64 " mismatched, %" PRId64 " refused; destination: %"
+                   PRId64 " referenced, %" PRId64 " refused",
+                   qdict_get_int(src, "learned-pages"),
+                   qdict_get_int(src, "learned-references"),
+                   qdict_get_int(src, "learned-mismatches"),
+                   qdict_get_int(src, "references-refused"),
+                   qdict_get_int(dst, "pages-referenced"),
+                   qdict_get_int(dst, "references-refused"));
+    g_assert_cmpstr(qdict_get_str(src, "map-status"), ==, "none");
+    /* all but the rewritten, partial, and both disk-rewritten pages */
+    g_assert_cmpint(qdict_get_int(src, "learned-references"), ==,
+                    LEARN_PAGES - 4);
+    g_assert_cmpint(qdict_get_int(src, "pages-referenced"), ==,
+                    LEARN_PAGES - 4);
+    g_assert_cmpint(qdict_get_int(src, "learned-mismatches"), ==, 2);
+    g_assert_cmpint(qdict_get_int(src, "references-refused"), ==, 0);
+    g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), ==,
+                    LEARN_PAGES - 4);
+    g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 0);
+
+    hmp = qtest_hmp(from, "info migrate");
+    g_assert_nonnull(strstr(hmp, "Learned map: \t\tpages=63, referenced=60, "
+                            "mismatched=2"));
+    g_free(hmp);
+
+    /* every page as it was on the source, the re-read one that frame's */
+    {
+        g_autofree uint8_t *got = migration_pmemsave(to, LEARN_GPA,
+                                                     LEARN_PAGES * PAGE);
+        g_autofree uint8_t *frame = g_malloc(PAGE);
+
+        g_assert_nonnull(got);
+        g_assert_cmpmem(got, LEARN_PAGES * PAGE, want, LEARN_PAGES * PAGE);
+        frame_fill(frame, LEARN_REREAD_FRAME);
+        g_assert_cmpmem(got + LEARN_REREAD * PAGE, PAGE, frame, PAGE);
+        frame_fill(frame, LEARN_FRAME + LEARN_WRITTEN);
+        g_assert_cmpmem(got + LEARN_WRITTEN * PAGE, PAGE, frame, PAGE);
+    }
+    g_free(want);
+    migrate_end(from, to, true);
+    unlink(disk);
+}
+
+/* Learning stops with the capability, and forgets what it learned */
+static void test_disk_backed_learned_off(void)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *opts = disk_opts(disk);
+    char *args = g_strdup_printf("-machine q35 -m 150M %s -device "
+                                 "virtio-blk-pci,drive=" NODE ",addr=5.0",
+                                 opts);
+    QTestState *who = qtest_init(args);
+    LearnBlk blk;
+
+    migrate_set_capability(who, "return-path", true);
+    migrate_set_capability(who, "disk-backed-pages", true);
+    migrate_set_parameter_str(who, "disk-backed-node", NODE);
+    learn_blk_init(&blk, who);
+    learn_blk_rw(&blk, false, (uint64_t)LEARN_FRAME * PAGE, LEARN_GPA,
+                 4 * PAGE);
+    g_assert_cmpint(learned_member(who, "learned-pages"), ==, 4);
+    migrate_set_capability(who, "disk-backed-pages", false);
+    migrate_set_capability(who, "disk-backed-pages", true);
+    g_assert_cmpint(learned_member(who, "learned-pages"), ==, 0);
+    /* another node: nothing is learned from this one */
+    migrate_set_parameter_str(who, "disk-backed-node", NODE "-file");
+    learn_blk_rw(&blk, false, (uint64_t)LEARN_FRAME * PAGE, LEARN_GPA,
+                 4 * PAGE);
+    g_assert_cmpint(learned_member(who, "learned-pages"), ==, 0);
+    migrate_set_parameter_str(who, "disk-backed-node", NODE);
+    learn_blk_rw(&blk, false, (uint64_t)LEARN_FRAME * PAGE, LEARN_GPA,
+                 4 * PAGE);
+    g_assert_cmpint(learned_member(who, "learned-pages"), ==, 4);
+    learn_blk_free(&blk);
+    qtest_quit(who);
+
+    /* from the command line: learning from the start */
+    g_free(args);
+    args = g_strdup_printf("-machine q35 -m 150M %s -device virtio-blk-pci,"
+                           "drive=" NODE ",addr=5.0 "
+                           "-global migration.x-return-path=on "
+                           "-global migration.x-disk-backed-pages=on "
+                           "-global migration.disk-backed-node=" NODE, opts);
+    who = qtest_init(args);
+    learn_blk_init(&blk, who);
+    learn_blk_rw(&blk, false, (uint64_t)LEARN_FRAME * PAGE, LEARN_GPA,
+                 2 * PAGE);
+    g_assert_cmpint(learned_member(who, "learned-pages"), ==, 2);
+    learn_blk_free(&blk);
+    qtest_quit(who);
+    g_free(args);
+    unlink(disk);
+}
+
 void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
 {
     static const char *const with[] = {
@@ -1413,6 +1693,10 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
     }
     migration_test_add("/migration/disk-backed-pages/refs",
                        test_disk_backed_refs);
+    migration_test_add("/migration/disk-backed-pages/learned",
+                       test_disk_backed_learned);
+    migration_test_add("/migration/disk-backed-pages/learned/off",
+                       test_disk_backed_learned_off);
     migration_test_add("/migration/disk-backed-pages/malformed",
                        test_disk_backed_malformed);
     migration_test_add("/migration/disk-backed-pages/setup",
