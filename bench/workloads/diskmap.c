@@ -3,7 +3,7 @@
  *
  * diskmap: publish the disk-backed-pages map of cached files.
  *
- *     diskmap [-M MiB] FILE...
+ *     diskmap [-M MiB] [-f SECONDS] FILE...
  *
  * maps each file read-only (at most -M MiB in all, in the order given,
  * like pagecache -M), faults every page into the page cache and locks it,
@@ -50,6 +50,23 @@
  * are sorted by address; a page named twice with different frames is
  * dropped.  The files are expected to stay unchanged (the bench disk is
  * mounted read-only), so no record is ever marked modified.
+ *
+ * With -f, diskmap follows the page cache instead, as a daemon would:
+ * it locks nothing and faults nothing in from the disk.  Every SECONDS
+ * it asks mincore() which pages of the files are cached, maps those
+ * (a minor fault: they are in memory already), reads their PFNs and
+ * /proc/kpageflags, and publishes the map again with a new generation
+ * when it changed: a record for each cached page, marked modified when
+ * the page is dirty or under writeback (it does not match its block
+ * then).  The map buffer has room for every page of the files.  The
+ * kernel may reclaim or move a page after it was published: QEMU
+ * compares the pages of records it reads after setup with their blocks,
+ * and the destination checks every reference, so a stale record costs
+ * a page sent in full, never a wrong one.  It prints
+ *
+ *     diskmap: follow <round> records <n> modified <m> generation <g>
+ *
+ * each time it publishes.
  *
  * Copyright (c) 2026 The migration-transport project authors
  */
@@ -105,12 +122,20 @@ struct file_map {
     const char *va;
     size_t pages;
     uint64_t *pfn;              /* 0: not present */
+    const char *path;           /* -f: to read its extents again */
+    uint64_t size;              /* -f: the file's size when mapped */
 };
 
 struct rec {
-    uint64_t gpa;
+    uint64_t gpa;               /* | MAP_REC_MODIFIED */
     uint64_t frame;
 };
+
+#define MAP_REC_MODIFIED 1ull
+
+/* /proc/kpageflags: the page is dirty, or being written back */
+#define KPF_DIRTY       (1ull << 4)
+#define KPF_WRITEBACK   (1ull << 8)
 
 /* The map buffer: a pool of locked pages, some of them used. */
 struct pool {
@@ -120,6 +145,11 @@ struct pool {
 };
 
 static int pagemap_fd = -1;
+static int kpageflags_fd = -1;
+/* -f: the period; otherwise 0 */
+static unsigned follow_s;
+/* -f leaves dirty pages alone: no FIEMAP_FLAG_SYNC, which writes them */
+static unsigned fiemap_flags = FIEMAP_FLAG_SYNC;
 
 static void die(const char *why)
 {
@@ -179,7 +209,7 @@ static struct extent *file_extents(int fd, const char *path, size_t *count)
         memset(fm, 0, sz);
         fm->fm_start = start;
         fm->fm_length = FIEMAP_MAX_OFFSET - start;
-        fm->fm_flags = FIEMAP_FLAG_SYNC;
+        fm->fm_flags = fiemap_flags;
         fm->fm_extent_count = FIEMAP_BATCH;
         if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
             fprintf(stderr, "diskmap: %s: FIEMAP: %s\n", path,
@@ -413,18 +443,24 @@ struct map_page {
 static struct map_page *map_pages;
 static size_t map_npages;
 
+/* The map's buffer, laid out by map_alloc() */
+static char *map_hdr;
+static size_t map_nruns;
+static struct run map_runs[MAP_MAX_SEGS];
+static size_t *map_order;
+static struct pool map_pool;
+static uint64_t map_generation;
+
 /*
- * Build the map of @n records (sorted, no duplicates) in locked memory;
- * returns the guest-physical address of its header page.
+ * Lay out a map with room for @cap records in locked memory; returns the
+ * guest-physical address of its header page.
  */
-static uint64_t build_map(const struct rec *r, size_t n, size_t *nsegs)
+static uint64_t map_alloc(size_t cap)
 {
-    size_t need = (n + RECS_PER_PAGE - 1) / RECS_PER_PAGE;
-    size_t size = need + 1, ntried = 0, nruns, header, s, i, k = 0;
+    size_t need = (cap + RECS_PER_PAGE - 1) / RECS_PER_PAGE;
+    size_t size = need + 1, ntried = 0, header, s, i;
     struct pool tried[4], p;
-    struct run runs[MAP_MAX_SEGS];
     size_t *order = NULL;
-    char *hdr;
 
     /*
      * A larger pool when the last one was too fragmented; the failed
@@ -436,8 +472,8 @@ static uint64_t build_map(const struct rec *r, size_t n, size_t *nsegs)
         if (!order) {
             die("out of memory");
         }
-        nruns = layout(&p, need, order, runs, &header);
-        if (nruns) {
+        map_nruns = layout(&p, need, order, map_runs, &header);
+        if (map_nruns) {
             break;
         }
         if (ntried == sizeof(tried) / sizeof(tried[0])) {
@@ -455,51 +491,66 @@ static uint64_t build_map(const struct rec *r, size_t n, size_t *nsegs)
     if (!map_pages) {
         die("out of memory");
     }
-    hdr = p.base + header * PAGE_SIZE;
-    map_pages[map_npages].va = hdr;
+    map_hdr = p.base + header * PAGE_SIZE;
+    map_pages[map_npages].va = map_hdr;
     map_pages[map_npages++].pfn = p.pfn[header];
-
-    /* Odd generation while the map is being written. */
-    put_le64(hdr + 0, MAP_MAGIC);
-    put_le32(hdr + 8, MAP_VERSION);
-    put_le32(hdr + 12, nruns);
-    put_le64(hdr + 16, 1);
-    put_le64(hdr + 24, n);
-    put_le32(hdr + 32, PAGE_SIZE);
-    put_le32(hdr + 36, PAGE_SIZE);
-    __sync_synchronize();
-
-    for (s = 0; s < nruns; s++) {
-        size_t nrec = runs[s].len * RECS_PER_PAGE;
-        char *seg = hdr + MAP_HEADER_SIZE + s * MAP_SEG_SIZE;
-
-        if (nrec > n - k) {
-            nrec = n - k;   /* the last segment's last page is partial */
-        }
-        put_le64(seg, p.pfn[order[runs[s].first]] * PAGE_SIZE);
-        put_le64(seg + 8, nrec);
-        for (i = 0; i < runs[s].len; i++) {
-            size_t pg = order[runs[s].first + i];
+    for (s = 0; s < map_nruns; s++) {
+        for (i = 0; i < map_runs[s].len; i++) {
+            size_t pg = order[map_runs[s].first + i];
 
             map_pages[map_npages].va = p.base + pg * PAGE_SIZE;
             map_pages[map_npages++].pfn = p.pfn[pg];
         }
+    }
+    map_order = order;
+    map_pool = p;
+    return p.pfn[header] * PAGE_SIZE;
+}
+
+/*
+ * Publish @n records (sorted, no duplicates, 1 to the room map_alloc()
+ * made) under a new generation: odd while they are written, then even.
+ * Returns the number of segments used.
+ */
+static size_t map_publish(const struct rec *r, size_t n)
+{
+    size_t s, i, k = 0, nsegs = 0;
+
+    put_le64(map_hdr + 0, MAP_MAGIC);
+    put_le32(map_hdr + 8, MAP_VERSION);
+    put_le64(map_hdr + 16, ++map_generation);
+    put_le32(map_hdr + 32, PAGE_SIZE);
+    put_le32(map_hdr + 36, PAGE_SIZE);
+    __sync_synchronize();
+
+    for (s = 0; s < map_nruns && k < n; s++) {
+        size_t nrec = map_runs[s].len * RECS_PER_PAGE;
+        char *seg = map_hdr + MAP_HEADER_SIZE + s * MAP_SEG_SIZE;
+
+        if (nrec > n - k) {
+            nrec = n - k;   /* the last segment used is partial */
+        }
+        put_le64(seg, map_pool.pfn[map_order[map_runs[s].first]] *
+                      PAGE_SIZE);
+        put_le64(seg + 8, nrec);
         for (i = 0; i < nrec; i++, k++) {
-            char *rec = p.base + order[runs[s].first + i / RECS_PER_PAGE] *
+            char *rec = map_pool.base +
+                        map_order[map_runs[s].first + i / RECS_PER_PAGE] *
                         PAGE_SIZE + i % RECS_PER_PAGE * MAP_REC_SIZE;
 
-            put_le64(rec, r[k].gpa);            /* modified flag clear */
+            put_le64(rec, r[k].gpa);
             put_le64(rec + 8, r[k].frame);
         }
+        nsegs++;
     }
+    put_le32(map_hdr + 12, nsegs);
+    put_le64(map_hdr + 24, n);
 
     /* Stable: even generation. */
     __sync_synchronize();
-    put_le64(hdr + 16, 2);
+    put_le64(map_hdr + 16, ++map_generation);
     __sync_synchronize();
-    free(order);
-    *nsegs = nruns;
-    return p.pfn[header] * PAGE_SIZE;
+    return nsegs;
 }
 
 /* What the files gave. */
@@ -511,17 +562,76 @@ static size_t st_pages, st_absent, st_unmapped;
 static dev_t disk_dev;
 static uint64_t disk_start;
 
+/* -f: is the page at @pfn dirty or under writeback? */
+static int pfn_dirty(uint64_t pfn)
+{
+    uint64_t flags;
+
+    if (kpageflags_fd < 0 ||
+        pread(kpageflags_fd, &flags, sizeof(flags), pfn * sizeof(flags)) !=
+        sizeof(flags)) {
+        return 0;
+    }
+    return !!(flags & (KPF_DIRTY | KPF_WRITEBACK));
+}
+
 /*
- * Map, fault in and lock the first @limit bytes of @path and add a record
- * for each of its pages that is a copy of a 4 KiB disk block.  Returns
- * the bytes mapped.
+ * Add a record for each page of @fm present in fm->pfn that is a copy of
+ * a 4 KiB disk block of file @fd, @size bytes long; with -f, marked
+ * modified when the page is dirty.  Returns the modified ones.
+ */
+static size_t file_records(struct file_map *fm, int fd, uint64_t size)
+{
+    struct extent *ext;
+    size_t next, e = 0, pg, whole, modified = 0;
+
+    ext = file_extents(fd, fm->path, &next);
+    /* Pages entirely inside the file: beyond its end the page is zeroed. */
+    whole = size / PAGE_SIZE;
+    for (pg = 0; pg < fm->pages; pg++) {
+        uint64_t lo = (uint64_t)pg * PAGE_SIZE, phys;
+        int dirty;
+
+        st_pages++;
+        if (!fm->pfn[pg]) {
+            st_absent++;
+            continue;
+        }
+        while (e < next && ext[e].logical + ext[e].length <= lo) {
+            e++;
+        }
+        if (pg >= whole || e == next || ext[e].logical > lo ||
+            ext[e].logical + ext[e].length < lo + PAGE_SIZE) {
+            st_unmapped++;
+            continue;
+        }
+        phys = disk_start + ext[e].physical + (lo - ext[e].logical);
+        if (phys % PAGE_SIZE) {
+            st_unmapped++;
+            continue;
+        }
+        recs = realloc(recs, (nrecs + 1) * sizeof(*recs));
+        if (!recs) {
+            die("out of memory");
+        }
+        dirty = follow_s && pfn_dirty(fm->pfn[pg]);
+        modified += dirty;
+        recs[nrecs].gpa = fm->pfn[pg] * PAGE_SIZE |
+                          (dirty ? MAP_REC_MODIFIED : 0);
+        recs[nrecs++].frame = phys / PAGE_SIZE;
+    }
+    free(ext);
+    return modified;
+}
+
+/*
+ * Map the first @limit bytes of @path; without -f, fault them in, lock
+ * them and add their records.  Returns the bytes mapped.
  */
 static uint64_t map_file(const char *path, uint64_t limit)
 {
     struct file_map *fm;
-    struct extent *ext;
     struct stat st;
-    size_t next, e = 0, pg, whole;
     uint64_t len;
     int fd;
 
@@ -551,56 +661,106 @@ static uint64_t map_file(const char *path, uint64_t limit)
         die("out of memory");
     }
     fm = &files[nfiles++];
+    fm->path = path;
+    fm->size = st.st_size;
     fm->pages = (len + PAGE_SIZE - 1) / PAGE_SIZE;
-    fm->va = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    fm->va = mmap(NULL, len, PROT_READ,
+                  MAP_SHARED | (follow_s ? 0 : MAP_POPULATE), fd, 0);
     if (fm->va == MAP_FAILED) {
         die_errno(path);
     }
     madvise((void *)fm->va, len, MADV_NOHUGEPAGE);
-    /* Faults in every page that MAP_POPULATE may have left out. */
-    if (mlock(fm->va, len) < 0) {
-        die_errno("mlock");
-    }
     fm->pfn = calloc(fm->pages, sizeof(uint64_t));
     if (!fm->pfn) {
         die("out of memory");
     }
+    if (follow_s) {
+        close(fd);
+        return len;     /* scan() takes what is cached, each round */
+    }
+    /* Faults in every page that MAP_POPULATE may have left out. */
+    if (mlock(fm->va, len) < 0) {
+        die_errno("mlock");
+    }
     read_pfns(fm->va, fm->pages, fm->pfn);
-
-    ext = file_extents(fd, path, &next);
+    file_records(fm, fd, st.st_size);
     close(fd);
-    /* Pages entirely inside the file: beyond its end the page is zeroed. */
-    whole = st.st_size / PAGE_SIZE;
-    for (pg = 0; pg < fm->pages; pg++) {
-        uint64_t lo = (uint64_t)pg * PAGE_SIZE, phys;
+    return len;
+}
 
-        st_pages++;
-        if (!fm->pfn[pg]) {
-            st_absent++;
-            continue;
-        }
-        while (e < next && ext[e].logical + ext[e].length <= lo) {
-            e++;
-        }
-        if (pg >= whole || e == next || ext[e].logical > lo ||
-            ext[e].logical + ext[e].length < lo + PAGE_SIZE) {
-            st_unmapped++;
-            continue;
-        }
-        phys = disk_start + ext[e].physical + (lo - ext[e].logical);
-        if (phys % PAGE_SIZE) {
-            st_unmapped++;
-            continue;
-        }
-        recs = realloc(recs, (nrecs + 1) * sizeof(*recs));
-        if (!recs) {
+/*
+ * -f: the records of the files' pages cached now.  A cached page that
+ * this process has not mapped yet is touched, which maps it without I/O
+ * (unless the kernel dropped it meanwhile); pages not cached are left
+ * alone.  Returns the modified ones.
+ */
+static size_t scan(void)
+{
+    size_t f, pg, modified = 0;
+
+    nrecs = 0;
+    st_pages = st_absent = st_unmapped = 0;
+    for (f = 0; f < nfiles; f++) {
+        struct file_map *fm = &files[f];
+        unsigned char *vec = malloc(fm->pages);
+        int fd;
+
+        if (!vec) {
             die("out of memory");
         }
-        recs[nrecs].gpa = fm->pfn[pg] * PAGE_SIZE;
-        recs[nrecs++].frame = phys / PAGE_SIZE;
+        if (mincore((void *)fm->va, fm->pages * PAGE_SIZE, vec) < 0) {
+            die_errno("mincore");
+        }
+        read_pfns(fm->va, fm->pages, fm->pfn);
+        for (pg = 0; pg < fm->pages; pg++) {
+            if ((vec[pg] & 1) && !fm->pfn[pg]) {
+                (void)*(volatile const char *)(fm->va + pg * PAGE_SIZE);
+            }
+        }
+        free(vec);
+        read_pfns(fm->va, fm->pages, fm->pfn);
+        fd = open(fm->path, O_RDONLY);
+        if (fd < 0) {
+            continue;   /* deleted meanwhile: its pages are not copies */
+        }
+        modified += file_records(fm, fd, fm->size);
+        close(fd);
     }
-    free(ext);
-    return len;
+    return modified;
+}
+
+/* -f: publish the map again, each follow_s seconds, when it changed */
+static void follow(void)
+{
+    struct rec *last = NULL;
+    size_t nlast = 0, round = 0, dropped;
+
+    while (!want_exit) {
+        size_t modified;
+
+        sleep(follow_s);
+        if (want_exit) {
+            break;
+        }
+        modified = scan();
+        nrecs = drop_duplicates(recs, nrecs, &dropped);
+        round++;
+        if (!nrecs || (nrecs == nlast &&
+                       !memcmp(recs, last, nrecs * sizeof(*recs)))) {
+            continue;
+        }
+        map_publish(recs, nrecs);
+        printf("diskmap: follow %zu records %zu modified %zu generation %"
+               PRIu64 "\n", round, nrecs, modified, map_generation);
+        free(last);
+        last = malloc(nrecs * sizeof(*recs));
+        if (!last) {
+            die("out of memory");
+        }
+        memcpy(last, recs, nrecs * sizeof(*recs));
+        nlast = nrecs;
+    }
+    free(last);
 }
 
 /* Is every page still where it was when the map was published? */
@@ -663,10 +823,17 @@ int main(int argc, char **argv)
     sigset_t block, old;
     int opt, i;
 
-    while ((opt = getopt(argc, argv, "M:")) != -1) {
+    while ((opt = getopt(argc, argv, "M:f:")) != -1) {
         switch (opt) {
         case 'M':
             limit = parse_u64(optarg) * 1024 * 1024;
+            break;
+        case 'f':
+            follow_s = parse_u64(optarg);
+            fiemap_flags = 0;
+            if (!follow_s) {
+                goto usage;
+            }
             break;
         default:
             goto usage;
@@ -690,6 +857,31 @@ int main(int argc, char **argv)
     for (i = optind; i < argc && total < limit; i++) {
         total += map_file(argv[i], limit - total);
     }
+    if (follow_s) {
+        size_t cap = 0, f;
+
+        kpageflags_fd = open("/proc/kpageflags", O_RDONLY);
+        if (kpageflags_fd < 0) {
+            die_errno("/proc/kpageflags");
+        }
+        for (f = 0; f < nfiles; f++) {
+            cap += files[f].pages;
+        }
+        if (!cap || cap > MAP_MAX_RECS) {
+            die("the files have no page, or more than 2^24");
+        }
+        map_gpa = map_alloc(cap);
+        scan();
+        nrecs = drop_duplicates(recs, nrecs, &dropped);
+        nsegs = nrecs ? map_publish(recs, nrecs) : 0;
+        printf("diskmap: files %zu pages %zu absent %zu unmapped %zu "
+               "duplicates %zu device-start %" PRIu64 "\n", nfiles,
+               st_pages, st_absent, st_unmapped, dropped, disk_start);
+        printf("diskmap: map 0x%" PRIx64 " records %zu segments %zu\n",
+               map_gpa, nrecs, nsegs);
+        follow();
+        return 0;
+    }
     nrecs = drop_duplicates(recs, nrecs, &dropped);
     if (!nrecs) {
         die("no page is a copy of a 4 KiB disk block");
@@ -697,7 +889,8 @@ int main(int argc, char **argv)
     if (nrecs > MAP_MAX_RECS) {
         die("more than 2^24 records");
     }
-    map_gpa = build_map(recs, nrecs, &nsegs);
+    map_gpa = map_alloc(nrecs);
+    nsegs = map_publish(recs, nrecs);
     printf("diskmap: files %zu pages %zu absent %zu unmapped %zu "
            "duplicates %zu device-start %" PRIu64 "\n", nfiles, st_pages,
            st_absent, st_unmapped, dropped, disk_start);
@@ -716,6 +909,6 @@ int main(int argc, char **argv)
     return 0;
 
 usage:
-    fprintf(stderr, "usage: diskmap [-M MiB] FILE...\n");
+    fprintf(stderr, "usage: diskmap [-M MiB] [-f SECONDS] FILE...\n");
     return 2;
 }

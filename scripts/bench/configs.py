@@ -36,7 +36,8 @@ class Config:
     src_params: dict = field(default_factory=dict)
     # "diskmap": once the page cache is filled, run diskmap in the guest
     # (bench/workloads/diskmap.c) and give its map address as {disk_map};
-    # after the migration ask it whether any mapped page moved
+    # after the migration ask it whether any mapped page moved.
+    # "diskmap-follow": run it as a daemon (-f) before the fill instead
     hook: str = ""
     # disk-backed-pages' learned map: set caps and params on the source
     # when it has booted, before the workload fills the page cache, so
@@ -134,6 +135,14 @@ CONFIGS = [
            params={"disk-backed-node": "{disk_node}"},
            src_params={"disk-backed-map": "{disk_map}"},
            learn=True, hook="diskmap", scenarios=("pagecache", "mixed")),
+    # diskmap as a daemon (-f 1): started before the fill, it locks
+    # nothing and publishes the page cache it sees every second; the
+    # source follows the map's generation during the migration.
+    Config("disk-backed-pages-follow", kind="capability",
+           caps={"return-path": True, "disk-backed-pages": True},
+           params={"disk-backed-node": "{disk_node}"},
+           src_params={"disk-backed-map": "{disk_map}"},
+           hook="diskmap-follow", scenarios=("pagecache", "mixed")),
     # The same riding multifd-zstd: references on the main channel, the
     # pages in full compressed through two channels.
     Config("disk-backed-pages+multifd-zstd", kind="capability",

@@ -32,7 +32,7 @@ from forwarder import Forwarder
 from monitor import QMPError
 from progress import Watch, follow, migrate_stats
 from vm import VM, GuestError
-from workload import (diskmap_check, guest_clock_offset, intact,
+from workload import (diskmap_check, diskmap_follow_line, guest_clock_offset, intact,
                       postcopy_stall, read_dirtier_log, slowdown,
                       start_diskmap, start_workload, verify)
 
@@ -220,7 +220,7 @@ class Migration:
             res["reason"] = "binary lacks capability %s" % ", ".join(missing)
             return False
 
-        if cfg.hook == "diskmap" and not self.sc.cache_mib:
+        if cfg.hook.startswith("diskmap") and not self.sc.cache_mib:
             res["status"] = "skipped"
             res["reason"] = "%s needs a scenario with page cache" % cfg.name
             return False
@@ -237,6 +237,10 @@ class Migration:
             _configure(self.src, [{"capability": k, "state": v}
                                   for k, v in cfg.caps.items()],
                        _fmt_params(cfg.params, ctx))
+        if cfg.hook == "diskmap-follow":
+            # the daemon: started before the fill, it follows the cache
+            res["diskmap"] = start_diskmap(self.con, sc, follow_s=1)
+            ctx["disk_map"] = res["diskmap"]["map"]
         res.update(start_workload(self.con, sc))
         if cfg.hook == "diskmap":
             res["diskmap"] = start_diskmap(self.con, sc)
@@ -251,6 +255,8 @@ class Migration:
         left = sc.warmup_s - (time.monotonic() - self.t_warm)
         if left > 0:
             time.sleep(left)
+        if cfg.hook == "diskmap-follow":
+            res["diskmap_follow"] = diskmap_follow_line(self.con)
         return True
 
     def prepare(self):

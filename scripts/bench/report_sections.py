@@ -67,12 +67,15 @@ def diskmap_lines(r):
     if not dm:
         return []
     chk = r.get("diskmap_check")
-    return ["- %s/%s diskmap: map 0x%x, %d records in %d segments%s" % (
+    follow = r.get("diskmap_follow")
+    return ["- %s/%s diskmap: map 0x%x, %d records in %d segments%s%s" % (
         r["scenario"], r["config"], dm["map"], dm["records"],
         dm["segments"],
         "; in the destination guest %d of %d pages and %d of %d map pages "
         "had moved" % (chk["moved"], chk["pages"], chk["map_moved"],
-                       chk["map_pages"]) if chk else "")]
+                       chk["map_pages"]) if chk else "",
+        "; as a daemon, before the migration: %s" % follow
+        if follow else "")]
 
 
 CAPABILITIES = [

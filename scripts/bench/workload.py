@@ -51,14 +51,18 @@ DISKMAP_CHECK = re.compile(r"^diskmap: check (\d+) pages (\d+) moved (\d+) "
                            re.M)
 
 
-def start_diskmap(con, sc):
+def start_diskmap(con, sc, follow_s=0):
     """Publish the map of the cached files for disk-backed-pages.
 
     Runs bench/workloads/diskmap over the files the page cache holds (the
     same -M as the fill, so the same pages) and waits for the line with
-    the guest-physical address of its map, which becomes {disk_map}."""
-    con.run("diskmap -M %d /mnt/data/f* >%s/diskmap.out 2>&1 & "
-            "echo $! >%s/diskmap.pid" % (sc.cache_mib, WL, WL))
+    the guest-physical address of its map, which becomes {disk_map}.
+    With @follow_s, diskmap follows the page cache as a daemon (-f),
+    publishing again every @follow_s seconds when it changed."""
+    con.run("diskmap -M %d%s /mnt/data/f* >%s/diskmap.out 2>&1 & "
+            "echo $! >%s/diskmap.pid" % (
+                sc.cache_mib, " -f %d" % follow_s if follow_s else "",
+                WL, WL))
     wait = cache_timeout(sc)
     _, txt = con.run(
         "i=0; while ! grep -q '^diskmap: map ' %s/diskmap.out && "
@@ -71,6 +75,13 @@ def start_diskmap(con, sc):
         raise GuestError("diskmap published no map: %r" % txt.strip()[-400:])
     return {"map": int(m.group(1), 16), "records": int(m.group(2)),
             "segments": int(m.group(3)), "output": txt.strip()}
+
+
+def diskmap_follow_line(con):
+    """diskmap -f's last publication: "follow <round> records <n> ..."."""
+    _, txt = con.run("grep '^diskmap: follow ' %s/diskmap.out | tail -n 1"
+                     % WL)
+    return txt.strip()
 
 
 def diskmap_check(con):
