@@ -43,6 +43,7 @@
 #include "qemu/memalign.h"
 #include "qemu/module.h"
 #include "qemu/thread.h"
+#include "qemu/timer.h"
 #include "block/thread-pool.h"
 #include "qapi/error.h"
 #include "qobject/qdict.h"
@@ -245,6 +246,17 @@ static struct {
     Stat64 learned_references;
     Stat64 learned_mismatches;
     int learn_fd;               /* source: the image, to compare pages */
+
+    /*
+     * Source, migration thread: the guest's map, followed while the
+     * migration runs (disk_backed_follow_map()).
+     */
+    uint64_t map_gpa;           /* 0: none */
+    uint64_t map_gen;           /* the generation last read whole */
+    int64_t map_polled;         /* when its header was last read, ms */
+    DiskMapLayout *live;        /* a re-read under way, or NULL */
+    uint64_t live_next;         /* its next record */
+    Stat64 map_rereads;
 } disk_backed_state = {
     .fd = -1,
     .learn_fd = -1,
@@ -294,6 +306,7 @@ static void disk_backed_reset_stats(const char *status)
     stat64_set(&disk_backed_state.postcopy_references, 0);
     stat64_set(&disk_backed_state.learned_references, 0);
     stat64_set(&disk_backed_state.learned_mismatches, 0);
+    stat64_set(&disk_backed_state.map_rereads, 0);
 }
 
 static BlockDriverState *disk_backed_find_node(Error **errp)
@@ -406,18 +419,16 @@ static DiskLearnTable *disk_backed_learn_table(RAMBlock *rb)
     return t;
 }
 
-/* DiskLearnFn, in the request's AioContext under the RCU read lock */
-static void disk_backed_learn_page(void *opaque, uint8_t *host,
-                                   uint64_t frame)
+/*
+ * Learn that page @offset of @rb holds a copy of @frame, or forget it
+ * (DISK_LEARN_FORGET).  Under the RCU read lock.
+ */
+static void disk_backed_learn_set(RAMBlock *rb, ram_addr_t offset,
+                                  uint64_t frame)
 {
-    ram_addr_t offset;
-    RAMBlock *rb = qemu_ram_block_from_host(host, false, &offset);
     DiskLearnTable *t;
     uint64_t page, old;
 
-    if (!rb || !qemu_ram_is_migratable(rb)) {
-        return;                 /* a bounce buffer, or not migrated */
-    }
     t = qatomic_rcu_read(&rb->disk_learned);
     if (!t) {
         if (frame == DISK_LEARN_FORGET) {
@@ -438,6 +449,19 @@ static void disk_backed_learn_page(void *opaque, uint8_t *host,
     } else if (old && frame == DISK_LEARN_FORGET) {
         stat64_add(&disk_backed_state.forgotten, 1);
     }
+}
+
+/* DiskLearnFn, in the request's AioContext under the RCU read lock */
+static void disk_backed_learn_page(void *opaque, uint8_t *host,
+                                   uint64_t frame)
+{
+    ram_addr_t offset;
+    RAMBlock *rb = qemu_ram_block_from_host(host, false, &offset);
+
+    if (!rb || !qemu_ram_is_migratable(rb)) {
+        return;                 /* a bounce buffer, or not migrated */
+    }
+    disk_backed_learn_set(rb, offset, frame);
 }
 
 /* BlockBackendIOObserver */
@@ -852,7 +876,143 @@ static char *disk_backed_read_map(uint64_t map_gpa)
     stat64_set(&disk_backed_state.map_modified, modified);
     trace_disk_backed_map(map_gpa, map->count, valid, ignored, modified,
                           g_get_monotonic_time() - start);
+    disk_backed_state.map_gen = map->generation;
     return g_strdup("ok");
+}
+
+/*
+ * Source: the guest's map, followed.  The migration thread reads the
+ * header again every DISK_BACKED_MAP_POLL_MS; when the generation is
+ * even and not the one last read whole, it reads the records again,
+ * DISK_BACKED_MAP_CHUNK at a time (one chunk a call, without the BQL),
+ * into the learned map: a valid record sets its page's entry, a record
+ * marked modified forgets it, and either takes the page from what the
+ * map read at setup names.  So pages the guest caches, and flags it
+ * sets, after setup count, as candidates the source compares with
+ * their frames like every learned page.  A map that changes while it
+ * is read is read again at the next poll; what was taken meanwhile is
+ * only a candidate.
+ */
+#define DISK_BACKED_MAP_POLL_MS 200
+#define DISK_BACKED_MAP_CHUNK   65536   /* records, 1 MiB */
+
+/* Take @n records at @recs of the live map into the learned map */
+static void disk_backed_follow_records(DiskMapEnv *env, const uint8_t *recs,
+                                       uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        DiskMapRecState st;
+        DiskMapRecord r;
+        DiskBackedBlock *b;
+        ram_addr_t offset;
+        RAMBlock *rb;
+
+        st = disk_map_check_record(env, disk_backed_state.live,
+                                   recs + i * DISK_MAP_RECORD_SIZE, &r);
+        if (st != DISK_MAP_REC_OK && st != DISK_MAP_REC_IS_MODIFIED) {
+            continue;
+        }
+        rb = disk_backed_gpa_to_block(env->opaque, r.gpa, &offset);
+        b = rb ? rb->disk_backed : NULL;
+        if (!b || !b->sent) {
+            continue;
+        }
+        if (b->cand && test_bit(offset >> TARGET_PAGE_BITS, b->cand)) {
+            const DiskMapRecord *old = disk_map_lookup(b->recs, b->nrecs,
+                                                       offset);
+
+            if (st == DISK_MAP_REC_OK && old && old->frame == r.frame) {
+                continue;       /* as read at setup: the guest's still */
+            }
+            /* the newer record wins over the one read at setup */
+            clear_bit(offset >> TARGET_PAGE_BITS, b->cand);
+        }
+        disk_backed_learn_set(rb, offset, st == DISK_MAP_REC_OK ?
+                              r.frame : DISK_LEARN_FORGET);
+    }
+}
+
+void disk_backed_follow_map(void)
+{
+    DiskBackedXlat xlat = { 0 };
+    DiskMapEnv env = {
+        .in_ram = disk_backed_in_ram,
+        .opaque = &xlat,
+        .disk_size = disk_backed_state.disk_size,
+    };
+    DiskMapLayout *map = disk_backed_state.live;
+    g_autofree uint8_t *buf = NULL;
+    uint64_t gpa = disk_backed_state.map_gpa, left, base = 0;
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    const char *err;
+
+    if (!gpa || disk_backed_state.learn_fd < 0 || disk_backed_state.closed) {
+        return;
+    }
+    if (!map && now - disk_backed_state.map_polled < DISK_BACKED_MAP_POLL_MS) {
+        return;
+    }
+    RCU_READ_LOCK_GUARD();
+    buf = g_malloc(DISK_BACKED_MAP_CHUNK * DISK_MAP_RECORD_SIZE);
+    if (!map) {
+        disk_backed_state.map_polled = now;
+        /* RAM only: no device is read without the BQL */
+        if (!disk_backed_in_ram(gpa, DISK_MAP_PAGE_SIZE, &xlat) ||
+            !disk_backed_read_gpa(gpa, buf, DISK_MAP_PAGE_SIZE) ||
+            disk_map_generation(buf) == disk_backed_state.map_gen) {
+            return;
+        }
+        map = g_new0(DiskMapLayout, 1);
+        if (!disk_map_parse_header(buf, gpa, &env, map, &err) ||
+            map->count > ram_bytes_total() / DISK_MAP_PAGE_SIZE) {
+            /* odd (changing), or malformed: the next poll sees */
+            g_free(map);
+            return;
+        }
+        disk_backed_state.live = map;
+        disk_backed_state.live_next = 0;
+    }
+
+    /* the next chunk, in the segments' order */
+    left = MIN(DISK_BACKED_MAP_CHUNK, map->count - disk_backed_state.live_next);
+    for (uint32_t i = 0; i < map->nsegments && left; i++) {
+        uint64_t first = disk_backed_state.live_next, n;
+
+        if (first >= base + map->seg[i].records) {
+            base += map->seg[i].records;
+            continue;
+        }
+        n = MIN(left, base + map->seg[i].records - first);
+        if (!disk_backed_read_gpa(map->seg[i].gpa +
+                                  (first - base) * DISK_MAP_RECORD_SIZE,
+                                  buf, n * DISK_MAP_RECORD_SIZE)) {
+            break;
+        }
+        disk_backed_follow_records(&env, buf, n);
+        disk_backed_state.live_next += n;
+        left -= n;
+        base += map->seg[i].records;
+    }
+    if (left && disk_backed_state.live_next < map->count) {
+        /* a segment no longer readable: at the next poll again */
+        disk_backed_state.live = NULL;
+        g_free(map);
+        return;
+    }
+    if (disk_backed_state.live_next < map->count) {
+        return;                 /* more at the next call */
+    }
+    disk_backed_state.live = NULL;
+    /* whole only if the generation did not change meanwhile */
+    if (disk_backed_read_gpa(gpa, buf, DISK_MAP_PAGE_SIZE) &&
+        disk_map_generation(buf) == map->generation) {
+        disk_backed_state.map_gen = map->generation;
+    }
+    stat64_add(&disk_backed_state.map_rereads, 1);
+    trace_disk_backed_map_reread(gpa, map->generation, map->count,
+                                 disk_backed_state.map_gen ==
+                                 map->generation);
+    g_free(map);
 }
 
 bool disk_backed_save_setup(Error **errp)
@@ -884,6 +1044,9 @@ bool disk_backed_save_setup(Error **errp)
     }
     disk_backed_state.disk_size =
         bdrv_dirty_bitmap_size(disk_backed_state.written);
+    disk_backed_state.map_gpa = map_gpa;
+    disk_backed_state.map_gen = UINT64_MAX;     /* none read yet */
+    disk_backed_state.map_polled = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     if (map_gpa) {
         disk_backed_set_status(disk_backed_read_map(map_gpa));
     }
@@ -905,6 +1068,9 @@ void disk_backed_save_cleanup(void)
         close(disk_backed_state.learn_fd);
         disk_backed_state.learn_fd = -1;
     }
+    g_free(disk_backed_state.live);
+    disk_backed_state.live = NULL;
+    disk_backed_state.map_gpa = 0;
     disk_backed_table_free_cmds();
     disk_backed_free_blocks();
 }
@@ -2102,6 +2268,7 @@ void disk_backed_populate_info(MigrationInfo *info)
     p->learned_pages = learned > forgotten ? learned - forgotten : 0;
     p->learned_references = stat64_get(&disk_backed_state.learned_references);
     p->learned_mismatches = stat64_get(&disk_backed_state.learned_mismatches);
+    p->map_rereads = stat64_get(&disk_backed_state.map_rereads);
     /* the source's part, filled before an incoming migration's */
     qapi_free_DiskBackedPagesInfo(info->disk_backed_pages);
     info->disk_backed_pages = p;

@@ -71,6 +71,15 @@ bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
                           uint8_t *rec);
 
 /**
+ * disk_backed_follow_map: follow the guest's map
+ *
+ * Source, migration thread, without the BQL, at each iteration: when
+ * the map's generation has changed since it was last read, read its
+ * records again, a bounded chunk a call, into the learned map.
+ */
+void disk_backed_follow_map(void);
+
+/**
  * disk_backed_may_ref: may a page still go as a reference?
  * @rb: the page's RAM block
  * @offset: the page's offset in @rb

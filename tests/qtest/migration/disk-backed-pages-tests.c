@@ -1670,6 +1670,93 @@ static void test_disk_backed_learned_off(void)
     unlink(disk);
 }
 
+/*
+ * The live map: the source reads the map again when its generation
+ * changes.  At setup the map has only the first half of the planted
+ * pages; once the migration runs, the guest adds the second half and
+ * marks one page of the first half modified.  The added pages go as
+ * references of the learned map, compared on the source (the one that
+ * names a wrong frame goes in full, not refused); the page marked
+ * later goes in full.  Without the re-read the second half goes in
+ * full; without the comparison the wrong frame is refused.
+ */
+#define LIVE_HALF           (PLANT_PAGES / 2)
+#define LIVE_MODIFIED_PAGE  30          /* marked modified after setup */
+
+static void map_set_count(QTestState *who, uint64_t generation,
+                          uint64_t count)
+{
+    qtest_writeq(who, MAP_GPA + 16, generation);
+    qtest_writeq(who, MAP_GPA + 24, count);
+    qtest_writeq(who, MAP_GPA + 72, count);
+}
+
+static void test_disk_backed_live_map(void)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) dst = NULL;
+    uint64_t rec = MAP_GPA + PAGE + LIVE_MODIFIED_PAGE * 16;
+    QTestState *from, *to;
+
+    to = dest_start(&from, uri, disk, true);
+    if (!to) {
+        return;
+    }
+    plant(from);
+    map_build(from, MAP_GOOD);
+    /* at setup, the first half only */
+    map_set_count(from, 2, LIVE_HALF);
+    migrate_set_parameter_int(from, "disk-backed-map", MAP_GPA);
+    migrate_set_parameter_int(from, "max-bandwidth", SLOW_BYTES_PER_SEC);
+    wait_for_serial("src_serial");
+    qtest_qmp_assert_success(from, "{ 'execute' : 'stop'}");
+
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_status(from, "active", NULL);
+    /* as the guest would: odd generation, changes, even again */
+    map_set_count(from, 3, LIVE_HALF);
+    map_set_count(from, 3, PLANT_PAGES + BAD_RECORDS);
+    qtest_writeq(from, rec, qtest_readq(from, rec) | 1);
+    map_set_count(from, 4, PLANT_PAGES + BAD_RECORDS);
+    wait_for_migration_complete(from);
+    qtest_qmp_assert_success(to, "{ 'execute' : 'cont'}");
+    wait_for_resume(to, get_dst());
+    wait_for_serial("dest_serial");
+
+    src = migrate_query_member(from, "disk-backed-pages");
+    dst = migrate_query_member(to, "disk-backed-pages");
+    g_test_message("source: %" PRId64 " records at setup, %" PRId64
+                   " re-reads, %" PRId64 " referenced, %" PRId64
+                   " of them learned, %" PRId64 " mismatched, %" PRId64
+                   " refused",
+                   qdict_get_int(src, "map-records"),
+                   qdict_get_int(src, "map-rereads"),
+                   qdict_get_int(src, "pages-referenced"),
+                   qdict_get_int(src, "learned-references"),
+                   qdict_get_int(src, "learned-mismatches"),
+                   qdict_get_int(src, "references-refused"));
+    /* the first half but its modified page */
+    g_assert_cmpint(qdict_get_int(src, "map-records"), ==, LIVE_HALF - 1);
+    g_assert_cmpint(qdict_get_int(src, "map-rereads"), >=, 1);
+    /* the second half but the wrong frame */
+    g_assert_cmpint(qdict_get_int(src, "learned-references"), ==,
+                    LIVE_HALF - 1);
+    g_assert_cmpint(qdict_get_int(src, "learned-mismatches"), ==, 1);
+    /* and the first half but the two modified pages */
+    g_assert_cmpint(qdict_get_int(src, "pages-referenced"), ==,
+                    LIVE_HALF - 2 + LIVE_HALF - 1);
+    g_assert_cmpint(qdict_get_int(src, "references-refused"), ==, 0);
+    g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 0);
+    g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), ==,
+                    LIVE_HALF - 2 + LIVE_HALF - 1);
+
+    assert_same_region(from, to);
+    migrate_end(from, to, true);
+    unlink(disk);
+}
+
 void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
 {
     static const char *const with[] = {
@@ -1697,6 +1784,8 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                        test_disk_backed_learned);
     migration_test_add("/migration/disk-backed-pages/learned/off",
                        test_disk_backed_learned_off);
+    migration_test_add("/migration/disk-backed-pages/live-map",
+                       test_disk_backed_live_map);
     migration_test_add("/migration/disk-backed-pages/malformed",
                        test_disk_backed_malformed);
     migration_test_add("/migration/disk-backed-pages/setup",
