@@ -26,7 +26,13 @@
  *    to DISK_REF_TABLE_MAX_LEN bytes, as loadvm reads a command) decodes
  *    exactly when its idstr is sound and it holds whole entries, 1 to
  *    DISK_REF_TABLE_MAX_ENTRIES, and re-encodes to the same bytes; an
- *    entry is taken only with an aligned page inside its block.
+ *    entry is taken only with an aligned page inside its block;
+ *  - the learned map's walk over a request's buffers (the data, read as
+ *    up to 8 buffers of a length each, 64-byte granules apart, with
+ *    the request's skip, length and disk offset from the disk size
+ *    field) learns exactly the whole, aligned pages of one buffer at a
+ *    frame-aligned disk offset, with that frame, in the request's
+ *    order, and on a read forgets the others it touches.
  *
  * Guest memory (fuzz.h, FUZZ_DISK_MAP_*): RAM is [0, RAM_SIZE) but for a
  * hole at HOLE_GPA.  The header page is at MAP_GPA, the input's data at
@@ -296,6 +302,113 @@ static void check_table(const uint8_t *buf, size_t len)
     assert(!memcmp(re, buf, len));
 }
 
+/* The learned map's walk, against a byte-by-byte model */
+
+#define LEARN_MAX_IOV   8
+#define LEARN_BASE      ((uintptr_t)1 << 40)
+
+typedef struct LearnCheck {
+    const struct iovec *iov;
+    int niov;
+    size_t skip;
+    uint64_t bytes, offset;
+    bool read;
+    uintptr_t last;             /* the last page seen, 0: none */
+    uint64_t learned;
+} LearnCheck;
+
+/*
+ * The model: where in the request's data (and so on the disk) does
+ * byte @host land, and in which buffer?  -1 if it is not the request's.
+ */
+static int64_t learn_pos(const LearnCheck *c, uintptr_t host, int *buf)
+{
+    uint64_t pos = 0;
+    size_t skip = c->skip;
+
+    for (int i = 0; i < c->niov; i++) {
+        uintptr_t b = (uintptr_t)c->iov[i].iov_base;
+        size_t len = c->iov[i].iov_len;
+
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        b += skip;
+        len -= skip;
+        skip = 0;
+        len = MIN(len, c->bytes - pos);
+        if (host >= b && host - b < len) {
+            *buf = i;
+            return pos + (host - b);
+        }
+        pos += len;
+        if (pos == c->bytes) {
+            break;
+        }
+    }
+    return -1;
+}
+
+static void learn_cb(void *opaque, uint8_t *host, uint64_t frame)
+{
+    LearnCheck *c = opaque;
+    uintptr_t page = (uintptr_t)host;
+    int64_t first, pos;
+    bool whole;
+    int buf0 = -1, buf = -2;
+
+    assert(!(page & (DISK_MAP_PAGE_SIZE - 1)));
+    assert(page >= c->last);
+    first = learn_pos(c, page, &buf0);
+    /* a buffer's bytes are contiguous in the request: its ends suffice */
+    pos = learn_pos(c, page + DISK_MAP_PAGE_SIZE - 1, &buf);
+    whole = first >= 0 && pos >= 0 && buf == buf0 &&
+            pos == first + DISK_MAP_PAGE_SIZE - 1;
+    if (frame != DISK_LEARN_FORGET) {
+        assert(whole);
+        assert(!((c->offset + first) & (DISK_MAP_PAGE_SIZE - 1)));
+        assert(frame == (c->offset + first) / DISK_MAP_PAGE_SIZE);
+        c->learned++;
+    } else {
+        assert(c->read);
+        assert(!whole || ((c->offset + first) & (DISK_MAP_PAGE_SIZE - 1)));
+    }
+    c->last = page;
+}
+
+/*
+ * @data: le16 skip, le32 bytes, then up to LEARN_MAX_IOV of (le16 gap,
+ * le16 len), both in 64-byte granules: buffer i starts @gap granules
+ * after the end of buffer i - 1.
+ */
+static void check_learn(uint64_t word, const uint8_t *data, size_t len)
+{
+    struct iovec iov[LEARN_MAX_IOV];
+    uintptr_t at = LEARN_BASE;
+    LearnCheck c = { .iov = iov, .offset = word >> 8 << 9 | (word & 0xff),
+                     .read = word & 0x100 };
+    uint64_t total = 0, learned;
+    WireReader r;
+
+    wire_reader_init(&r, data, MIN(len, 6 + 4 * LEARN_MAX_IOV));
+    c.skip = wire_get_le16(&r);
+    c.bytes = wire_get_le32(&r) % (256 * DISK_MAP_PAGE_SIZE);
+    while (c.niov < LEARN_MAX_IOV && wire_reader_remaining(&r) >= 4) {
+        /* in granules of 64 bytes, so that pages align often enough */
+        at += (uintptr_t)wire_get_le16(&r) << 6;
+        iov[c.niov].iov_base = (void *)at;
+        iov[c.niov].iov_len = (size_t)wire_get_le16(&r) << 6;
+        at += iov[c.niov].iov_len;
+        total += iov[c.niov++].iov_len;
+    }
+    c.bytes = MIN(c.bytes, total > c.skip ? total - c.skip : 0);
+    c.offset &= (1ull << 50) - 1;
+    learned = disk_learn_walk(iov, c.niov, c.skip, c.bytes, c.offset,
+                              c.read, learn_cb, &c);
+    assert(learned == c.learned);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t page[DISK_MAP_PAGE_SIZE] = { 0 };
@@ -346,5 +459,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(err && *err);
     }
     g_free(map);
+    check_learn(env.disk_size, g.data, g.dlen);
     return 0;
 }
