@@ -19,7 +19,7 @@ S := scripts
         libvirt check-libvirt \
         fuzz series demo demo-all bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
-        bench-disk-postcopy bench-compress bench-headline \
+        bench-disk-postcopy bench-learn-io bench-compress bench-headline \
         clean distclean help
 
 all: build libvirt
@@ -156,11 +156,16 @@ bench-compress: build
 bench-disk: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name disk-backed-pages \
 	    --scenarios pagecache,mixed \
-	    --configs precopy,return-path,multifd-zstd,disk-backed-pages,disk-backed-pages-learned,disk-backed-pages-learned+map,disk-backed-pages+multifd-zstd \
+	    --configs precopy,return-path,multifd-zstd,disk-backed-pages,disk-backed-pages-learned,disk-backed-pages-follow,disk-backed-pages-learned+map,disk-backed-pages+multifd-zstd \
 	    $(BENCH_ARGS)
 
 # disk-backed-pages with postcopy from the start: postcopy's table of
 # references against plain postcopy.
+bench-learn-io: build
+	@scripts/guest/build-guest.sh
+	@$(PYTHON) scripts/bench/learn_io.py --rounds 10 \
+	    --json bench/results/disk-learn-io.json
+
 bench-disk-postcopy: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name disk-postcopy \
 	    --scenarios pagecache,mixed \
