@@ -1511,19 +1511,21 @@ static uint64_t learned_member(QTestState *who, const char *member)
  * reference: the destination refuses none.  Without that comparison
  * the rewritten pages go as references and are refused.
  */
-static void test_disk_backed_learned(void)
+static void do_test_learned(const char *with)
 {
     g_autofree char *disk = disk_create();
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
     g_autoptr(QDict) src = NULL;
     g_autoptr(QDict) dst = NULL;
+    void *with_data = NULL;
     uint8_t *want;
     QTestState *from, *to;
     LearnBlk blk;
     char *hmp;
 
     both_opts = "-device virtio-blk-pci,drive=" NODE ",addr=5.0,share-rw=on";
-    to = dest_start(&from, uri, disk, true);
+    to = dest_start_with(&from, uri, disk, NULL, true, false, with,
+                         &with_data, NULL, NULL);
     both_opts = NULL;
     if (!to) {
         return;
@@ -1615,8 +1617,22 @@ static void test_disk_backed_learned(void)
         g_assert_cmpmem(got + LEARN_WRITTEN * PAGE, PAGE, frame, PAGE);
     }
     g_free(want);
+    if (with) {
+        with_end(from, to, with, with_data);
+    }
     migrate_end(from, to, true);
     unlink(disk);
+}
+
+static void test_disk_backed_learned(void)
+{
+    do_test_learned(NULL);
+}
+
+/* The same with multifd's channels carrying the pages in full */
+static void test_disk_backed_learned_multifd(void)
+{
+    do_test_learned("multifd");
 }
 
 /* Learning stops with the capability, and forgets what it learned */
@@ -1784,6 +1800,8 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                        test_disk_backed_learned);
     migration_test_add("/migration/disk-backed-pages/learned/off",
                        test_disk_backed_learned_off);
+    migration_test_add("/migration/disk-backed-pages/learned/multifd",
+                       test_disk_backed_learned_multifd);
     migration_test_add("/migration/disk-backed-pages/live-map",
                        test_disk_backed_live_map);
     migration_test_add("/migration/disk-backed-pages/malformed",
