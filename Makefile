@@ -163,7 +163,7 @@ bench-disk: build
 # references against plain postcopy.
 bench-learn-io: build
 	@scripts/guest/build-guest.sh
-	@$(PYTHON) scripts/bench/learn_io.py --rounds 10 \
+	@$(PYTHON) scripts/bench/learn_io.py --rounds 20 \
 	    --json bench/results/disk-learn-io.json
 
 bench-disk-postcopy: build
