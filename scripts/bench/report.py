@@ -12,6 +12,7 @@ import json
 import os
 
 import plot
+from report_headline import first_pass_zero
 from report_sections import CAPABILITIES, COUNTER_ORDER
 from reportlib import (Context, MB, guest_tput, md_table, median, median_of,
                        num, text_table, wire_bytes)
@@ -358,6 +359,17 @@ def _write(d, name, slim, md, ctx, sections, log):
     log("wrote %s" % ", ".join(p.values()))
 
 
+def _slim_run(r):
+    """A run without its timelines, but with what the headline's lower
+    bound needs of them, so that a published JSON re-renders alike."""
+    slim = {k: v for k, v in r.items()
+            if k not in ("samples", "guest_tput_log", "traceback")}
+    zero = first_pass_zero(r)
+    if zero is not None:
+        slim["first_pass_zero"] = zero
+    return slim
+
+
 def write_outputs(full, outdirs, name, log=print):
     """JSON (runs without timelines), Markdown and PNGs in each outdir;
     the tables on stdout."""
@@ -368,9 +380,7 @@ def write_outputs(full, outdirs, name, log=print):
     summary = summarize(results, scen, cfgs)
     slim = {k: v for k, v in full.items() if k != "runs"}
     slim["summary"] = summary
-    slim["runs"] = [{k: v for k, v in r.items()
-                     if k not in ("samples", "guest_tput_log", "traceback")}
-                    for r in results]
+    slim["runs"] = [_slim_run(r) for r in results]
     title = _title(meta)
     rows = bench_rows(summary)
     nt = notes(results, full["skipped"])

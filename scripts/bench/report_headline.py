@@ -33,7 +33,10 @@ CONFIGS = UPSTREAM + (SERIES, "series-best-precopy") + tuple(CUTS)
 
 def first_pass_zero(r):
     """Zero pages found in the first pass: ram.duplicate at the first
-    sample after it (dirty-sync-count 2), or None."""
+    sample after it (dirty-sync-count 2), or None.  A published (slim)
+    run has no samples: it keeps the number as "first_pass_zero"."""
+    if "first_pass_zero" in r:
+        return r["first_pass_zero"]
     s = next((s for s in r.get("samples", ()) if s.get("syncs", 0) >= 2 and
               "zero" in s), None)
     return s["zero"] if s else None

@@ -6,7 +6,6 @@ hangs mid-test is resumed after that test, and nothing is counted as
 passed that did not pass."""
 
 import os
-import subprocess
 import sys
 import tempfile
 import time

@@ -11,6 +11,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "scripts", "bench"))
 import configs  # noqa: E402
+import report  # noqa: E402
 import report_headline as rh  # noqa: E402
 from reportlib import Context  # noqa: E402
 
@@ -55,6 +56,12 @@ def main():
     r2["samples"] = [s for s in r2["samples"] if s["syncs"] < 2]
     ok(rh.lower_bound(r2, SC) is None,
        "no lower bound from a run whose first pass did not end")
+
+    # a published run has no samples but keeps the first pass's zeros
+    slim = report._slim_run(r)
+    ok("samples" not in slim and slim["first_pass_zero"] == 200000 and
+       rh.lower_bound(slim, SC) == pages * 4096,
+       "the lower bound from a published (slim) run")
 
     lb_mb = pages * 4096 / 1e6
     runs = [run("upstream-best", 90, 3000, 300),
