@@ -1216,17 +1216,31 @@ bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
 {
     DiskBackedBlock *b = rb->disk_backed;
     unsigned long page = offset >> TARGET_PAGE_BITS;
-    const DiskMapRecord *r;
+    const DiskMapRecord *r = NULL;
     DiskBackedTableCmd *c;
     void *host = rb->host + offset;
     DiskRefPage p = { .in_map = true };
+    uint64_t frame;
 
-    if (!b || !b->cand || !test_bit(page, b->cand) ||
-        qemu_ram_pagesize(rb) != DISK_MAP_PAGE_SIZE) {
+    if (!b || qemu_ram_pagesize(rb) != DISK_MAP_PAGE_SIZE) {
         return false;
     }
-    r = disk_map_lookup(b->recs, b->nrecs, offset);
-    if (!r) {
+    if (b->cand && test_bit(page, b->cand)) {
+        r = disk_map_lookup(b->recs, b->nrecs, offset);
+    }
+    if (r) {
+        frame = r->frame;
+    } else if (b->sent && !test_bit(page, b->sent)) {
+        /*
+         * Not compared with its frame here: that would lengthen the
+         * pause by a read per page.  The destination's check refuses a
+         * stale one, which postcopy then sends at once.
+         */
+        frame = disk_backed_learned_frame(rb, page);
+        if (frame == UINT64_MAX) {
+            return false;
+        }
+    } else {
         return false;
     }
     /*
@@ -1234,10 +1248,10 @@ bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
      * stay as they are.  A refusal costs one more page on the wire, no
      * more, so this is no last stage (disk_ref_qualifies()).
      */
-    p.frame_written = r->frame * DISK_MAP_PAGE_SIZE >=
+    p.frame_written = frame * DISK_MAP_PAGE_SIZE >=
                       bdrv_dirty_bitmap_size(disk_backed_state.written) ||
                       bdrv_dirty_bitmap_get(disk_backed_state.written,
-                                            r->frame * DISK_MAP_PAGE_SIZE);
+                                            frame * DISK_MAP_PAGE_SIZE);
     if (!disk_ref_qualifies(&p) || buffer_is_zero(host, DISK_MAP_PAGE_SIZE)) {
         return false;
     }
@@ -1255,10 +1269,15 @@ bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
         c->rb = rb;
         c->n = 0;
     }
-    clear_bit(page, b->cand);
+    if (r) {
+        clear_bit(page, b->cand);
+    } else {
+        set_bit(page, b->sent);
+        stat64_add(&disk_backed_state.learned_references, 1);
+    }
     set_bit(page, b->table);
     c->offset[c->n] = offset;
-    c->disk[c->n++] = r->frame * DISK_MAP_PAGE_SIZE;
+    c->disk[c->n++] = frame * DISK_MAP_PAGE_SIZE;
     stat64_add(&disk_backed_state.postcopy_references, 1);
     disk_backed_ref_sent(DISK_REF_TABLE_ENTRY_LEN);
     return true;

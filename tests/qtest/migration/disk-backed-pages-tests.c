@@ -1635,6 +1635,75 @@ static void test_disk_backed_learned_multifd(void)
     do_test_learned("multifd");
 }
 
+/*
+ * The learned map with postcopy, switched to before the first pass
+ * reaches the learned pages: they go in postcopy's table of references,
+ * not compared on the source (the guest is stopped then); the
+ * destination refuses the two that changed, which come in full.
+ */
+static void test_disk_backed_learned_postcopy(void)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) dst = NULL;
+    g_autofree uint8_t *a = NULL;
+    g_autofree uint8_t *b = NULL;
+    void *with_data = NULL;
+    QTestState *from, *to;
+    LearnBlk blk;
+    char *hmp;
+
+    both_opts = "-device virtio-blk-pci,drive=" NODE ",addr=5.0,share-rw=on";
+    to = dest_start_with(&from, uri, disk, NULL, true, false, "postcopy-ram",
+                         &with_data, NULL, NULL);
+    both_opts = NULL;
+    if (!to) {
+        return;
+    }
+    wait_for_serial("src_serial");
+    learn_blk_init(&blk, from);
+    for (int i = 0; i < LEARN_PAGES; i += LEARN_REQ_PAGES) {
+        learn_blk_rw(&blk, false, (uint64_t)(LEARN_FRAME + i) * PAGE,
+                     LEARN_GPA + i * PAGE, LEARN_REQ_PAGES * PAGE);
+    }
+    qtest_writeb(from, LEARN_GPA + LEARN_REWRITTEN * PAGE + 100, 0x5a);
+    learn_blk_rw(&blk, false, (uint64_t)LEARN_REREAD_FRAME * PAGE + 512,
+                 LEARN_GPA + LEARN_PARTIAL * PAGE + 1024, 512);
+    learn_blk_free(&blk);
+    hmp = qtest_hmp(from, "qemu-io " NODE " \"write -P 0x33 %d %d\"",
+                    (LEARN_FRAME + LEARN_DISK_OLD) * PAGE, PAGE);
+    g_assert_cmpstr(hmp, ==, "");
+    g_free(hmp);
+    migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
+
+    run_to_postcopy(from, to, uri, true);
+    src = migrate_query_member(from, "disk-backed-pages");
+    dst = migrate_query_member(to, "disk-backed-pages");
+    g_test_message("source: %" PRId64 " in the table, %" PRId64
+                   " learned; destination: %" PRId64 " placed, %" PRId64
+                   " refused", qdict_get_int(src, "postcopy-references"),
+                   qdict_get_int(src, "learned-references"),
+                   qdict_get_int(dst, "postcopy-references"),
+                   qdict_get_int(dst, "references-refused"));
+    /* all but the page a sector was read into */
+    g_assert_cmpint(qdict_get_int(src, "postcopy-references"), ==,
+                    LEARN_PAGES - 1);
+    g_assert_cmpint(qdict_get_int(src, "learned-references"), ==,
+                    LEARN_PAGES - 1);
+    g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 2);
+    g_assert_cmpint(qdict_get_int(dst, "postcopy-references"), ==,
+                    LEARN_PAGES - 3);
+    a = migration_pmemsave(from, LEARN_GPA, LEARN_PAGES * PAGE);
+    b = migration_pmemsave(to, LEARN_GPA, LEARN_PAGES * PAGE);
+    g_assert_nonnull(a);
+    g_assert_nonnull(b);
+    g_assert_cmpmem(a, LEARN_PAGES * PAGE, b, LEARN_PAGES * PAGE);
+    with_end(from, to, "postcopy-ram", with_data);
+    migrate_end(from, to, true);
+    unlink(disk);
+}
+
 /* Learning stops with the capability, and forgets what it learned */
 static void test_disk_backed_learned_off(void)
 {
@@ -1848,5 +1917,7 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                            test_disk_backed_postcopy_fault);
         migration_test_add("/migration/disk-backed-pages/postcopy/recover",
                            test_disk_backed_postcopy_recover);
+        migration_test_add("/migration/disk-backed-pages/postcopy/learned",
+                           test_disk_backed_learned_postcopy);
     }
 }
