@@ -20,7 +20,9 @@
 #include "migration/migration-util.h"
 #include "qobject/qdict.h"
 #include "qemu/bswap.h"
+#include "libqos/ahci.h"
 #include "libqos/libqos-malloc.h"
+#include "libqos/libqos-pc.h"
 #include "libqos/pci-pc.h"
 #include "libqos/virtio.h"
 #include "libqos/virtio-pci.h"
@@ -1704,6 +1706,44 @@ static void test_disk_backed_learned_postcopy(void)
     unlink(disk);
 }
 
+/*
+ * The same hook serves AHCI: its DMA reads, through dma-helpers, are
+ * learned too.  No migration: the pages it learns are counted.
+ */
+static void test_disk_backed_learned_ahci(void)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *opts = disk_opts(disk);
+    AHCIQState *ahci = g_new0(AHCIQState, 1);
+    QTestState *who;
+    uint8_t port;
+
+    ahci->parent = qtest_pc_boot("-M q35 -m 150M %s "
+                                 "-device ide-hd,drive=" NODE " "
+                                 "-global migration.x-return-path=on "
+                                 "-global migration.x-disk-backed-pages=on "
+                                 "-global migration.disk-backed-node=" NODE,
+                                 opts);
+    who = ahci->parent->qts;
+    ahci->dev = get_ahci_device(who, &ahci->fingerprint);
+    ahci_pci_enable(ahci);
+    ahci_hba_enable(ahci);
+    port = ahci_port_select(ahci);
+    ahci_port_clear(ahci, port);
+    ahci_guest_io(ahci, port, CMD_READ_DMA_EXT, LEARN_GPA, 8 * PAGE,
+                  (uint64_t)LEARN_FRAME * PAGE / 512);
+    g_assert_cmpint(learned_member(who, "learned-pages"), ==, 8);
+    /* a sector into the middle of a learned page forgets it */
+    ahci_guest_io(ahci, port, CMD_READ_DMA_EXT, LEARN_GPA + PAGE + 512, 512,
+                  (uint64_t)LEARN_FRAME * PAGE / 512);
+    g_assert_cmpint(learned_member(who, "learned-pages"), ==, 7);
+    ahci_clean_mem(ahci);
+    free_ahci_device(ahci->dev);
+    qtest_shutdown(ahci->parent);
+    g_free(ahci);
+    unlink(disk);
+}
+
 /* Learning stops with the capability, and forgets what it learned */
 static void test_disk_backed_learned_off(void)
 {
@@ -1871,6 +1911,8 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                        test_disk_backed_learned_off);
     migration_test_add("/migration/disk-backed-pages/learned/multifd",
                        test_disk_backed_learned_multifd);
+    migration_test_add("/migration/disk-backed-pages/learned/ahci",
+                       test_disk_backed_learned_ahci);
     migration_test_add("/migration/disk-backed-pages/live-map",
                        test_disk_backed_live_map);
     migration_test_add("/migration/disk-backed-pages/malformed",
