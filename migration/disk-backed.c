@@ -571,6 +571,16 @@ static void disk_backed_learn_setup(BlockDriverState *bs)
     }
 }
 
+/* Source: was @frame written since setup (or is it beyond the disk)? */
+static bool disk_backed_frame_written(uint64_t frame)
+{
+    uint64_t offset = frame * DISK_MAP_PAGE_SIZE;
+
+    /* a disk that shrank since setup: as if written */
+    return offset >= bdrv_dirty_bitmap_size(disk_backed_state.written) ||
+           bdrv_dirty_bitmap_get(disk_backed_state.written, offset);
+}
+
 /*
  * Source: the frame the learned map has for page @page of @rb, if the
  * page may go as a reference of it; UINT64_MAX if not.
@@ -610,10 +620,7 @@ static bool disk_backed_save_learned(RAMBlock *rb, DiskBackedBlock *b,
         return false;
     }
     p.last_stage = last_stage || disk_backed_state.closed;
-    p.frame_written = frame * DISK_MAP_PAGE_SIZE >=
-                      bdrv_dirty_bitmap_size(disk_backed_state.written) ||
-                      bdrv_dirty_bitmap_get(disk_backed_state.written,
-                                            frame * DISK_MAP_PAGE_SIZE);
+    p.frame_written = disk_backed_frame_written(frame);
     if (!disk_ref_qualifies(&p) || buffer_is_zero(host, DISK_MAP_PAGE_SIZE)) {
         return false;
     }
@@ -1100,11 +1107,7 @@ bool disk_backed_save_ref(RAMBlock *rb, ram_addr_t offset, bool last_stage,
                                                  rec);
     }
     p.last_stage = last_stage || disk_backed_state.closed;
-    /* a disk that shrank since setup: as if written */
-    p.frame_written = r->frame * DISK_MAP_PAGE_SIZE >=
-                      bdrv_dirty_bitmap_size(disk_backed_state.written) ||
-                      bdrv_dirty_bitmap_get(disk_backed_state.written,
-                                            r->frame * DISK_MAP_PAGE_SIZE);
+    p.frame_written = disk_backed_frame_written(r->frame);
     if (!disk_ref_qualifies(&p)) {
         trace_disk_backed_save_full(rb->idstr, offset, p.frame_written);
         /* marked modified, or its frame written: maybe learned since */
@@ -1248,10 +1251,7 @@ bool disk_backed_table_add(QEMUFile *f, RAMBlock *rb, ram_addr_t offset)
      * stay as they are.  A refusal costs one more page on the wire, no
      * more, so this is no last stage (disk_ref_qualifies()).
      */
-    p.frame_written = frame * DISK_MAP_PAGE_SIZE >=
-                      bdrv_dirty_bitmap_size(disk_backed_state.written) ||
-                      bdrv_dirty_bitmap_get(disk_backed_state.written,
-                                            frame * DISK_MAP_PAGE_SIZE);
+    p.frame_written = disk_backed_frame_written(frame);
     if (!disk_ref_qualifies(&p) || buffer_is_zero(host, DISK_MAP_PAGE_SIZE)) {
         return false;
     }

@@ -1504,34 +1504,30 @@ static uint64_t learned_member(QTestState *who, const char *member)
     return qdict_get_int(dp, member);
 }
 
-/*
- * Pages the guest read from the shared disk by DMA, with no map of the
- * guest's, go as references and arrive verified; the pages the guest
- * or the disk changed since, or that a later partial read touched, go
- * in full, and the page read over by another frame goes as that one.
- * The source compares each page with its frame before it sends a
- * reference: the destination refuses none.  Without that comparison
- * the rewritten pages go as references and are refused.
- */
-static void do_test_learned(const char *with)
+/* Both sides with a virtio-blk device on the shared node */
+static QTestState *learn_start(QTestState **from, const char *uri,
+                               const char *disk, const char *with,
+                               void **with_data)
 {
-    g_autofree char *disk = disk_create();
-    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
-    g_autoptr(QDict) src = NULL;
-    g_autoptr(QDict) dst = NULL;
-    void *with_data = NULL;
-    uint8_t *want;
-    QTestState *from, *to;
+    QTestState *to;
+
+    both_opts = "-device virtio-blk-pci,drive=" NODE ",addr=5.0,share-rw=on";
+    to = dest_start_with(from, uri, disk, NULL, true, false, with, with_data,
+                         NULL, NULL);
+    both_opts = NULL;
+    return to;
+}
+
+/*
+ * With learning on in @from: the guest reads LEARN_PAGES frames into its
+ * pages, then changes them in the ways LEARN_* name, all but the frame
+ * written during the migration.
+ */
+static void learn_prepare(QTestState *from)
+{
     LearnBlk blk;
     char *hmp;
 
-    both_opts = "-device virtio-blk-pci,drive=" NODE ",addr=5.0,share-rw=on";
-    to = dest_start_with(&from, uri, disk, NULL, true, false, with,
-                         &with_data, NULL, NULL);
-    both_opts = NULL;
-    if (!to) {
-        return;
-    }
     /* SeaBIOS drives the device while it looks for a boot disk */
     wait_for_serial("src_serial");
     /* the capability is on (dest_start()): the source learns from now */
@@ -1560,6 +1556,33 @@ static void do_test_learned(const char *with)
                     (LEARN_FRAME + LEARN_DISK_OLD) * PAGE, PAGE);
     g_assert_cmpstr(hmp, ==, "");
     g_free(hmp);
+}
+
+/*
+ * Pages the guest read from the shared disk by DMA, with no map of the
+ * guest's, go as references and arrive verified; the pages the guest
+ * or the disk changed since, or that a later partial read touched, go
+ * in full, and the page read over by another frame goes as that one.
+ * The source compares each page with its frame before it sends a
+ * reference: the destination refuses none.  Without that comparison
+ * the rewritten pages go as references and are refused.
+ */
+static void do_test_learned(const char *with)
+{
+    g_autofree char *disk = disk_create();
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) dst = NULL;
+    void *with_data = NULL;
+    uint8_t *want;
+    QTestState *from, *to;
+    char *hmp;
+
+    to = learn_start(&from, uri, disk, with, &with_data);
+    if (!to) {
+        return;
+    }
+    learn_prepare(from);
 
     migrate_set_parameter_int(from, "max-bandwidth", SLOW_BYTES_PER_SEC);
     qtest_qmp_assert_success(from, "{ 'execute' : 'stop'}");
@@ -1653,30 +1676,12 @@ static void test_disk_backed_learned_postcopy(void)
     g_autofree uint8_t *b = NULL;
     void *with_data = NULL;
     QTestState *from, *to;
-    LearnBlk blk;
-    char *hmp;
 
-    both_opts = "-device virtio-blk-pci,drive=" NODE ",addr=5.0,share-rw=on";
-    to = dest_start_with(&from, uri, disk, NULL, true, false, "postcopy-ram",
-                         &with_data, NULL, NULL);
-    both_opts = NULL;
+    to = learn_start(&from, uri, disk, "postcopy-ram", &with_data);
     if (!to) {
         return;
     }
-    wait_for_serial("src_serial");
-    learn_blk_init(&blk, from);
-    for (int i = 0; i < LEARN_PAGES; i += LEARN_REQ_PAGES) {
-        learn_blk_rw(&blk, false, (uint64_t)(LEARN_FRAME + i) * PAGE,
-                     LEARN_GPA + i * PAGE, LEARN_REQ_PAGES * PAGE);
-    }
-    qtest_writeb(from, LEARN_GPA + LEARN_REWRITTEN * PAGE + 100, 0x5a);
-    learn_blk_rw(&blk, false, (uint64_t)LEARN_REREAD_FRAME * PAGE + 512,
-                 LEARN_GPA + LEARN_PARTIAL * PAGE + 1024, 512);
-    learn_blk_free(&blk);
-    hmp = qtest_hmp(from, "qemu-io " NODE " \"write -P 0x33 %d %d\"",
-                    (LEARN_FRAME + LEARN_DISK_OLD) * PAGE, PAGE);
-    g_assert_cmpstr(hmp, ==, "");
-    g_free(hmp);
+    learn_prepare(from);
     migrate_set_parameter_int(from, "max-bandwidth", 64 * MiB);
 
     run_to_postcopy(from, to, uri, true);
