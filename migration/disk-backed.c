@@ -35,6 +35,7 @@
 #include "qemu/osdep.h"
 #include "qemu/bitmap.h"
 #include "qemu/bitops.h"
+#include "qemu/bswap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/rcu.h"
@@ -462,6 +463,23 @@ static void disk_backed_learn_page(void *opaque, uint8_t *host,
         return;                 /* a bounce buffer, or not migrated */
     }
     disk_backed_learn_set(rb, offset, frame);
+}
+
+/*
+ * Destination: page @addr of @rb is now a verified copy of the frame at
+ * disk offset @disk, or (DISK_LEARN_FORGET) arrived in full.  So the
+ * next migration away from here finds it in the learned map, if
+ * learning is on.
+ */
+static void disk_backed_learn_placed(RAMBlock *rb, ram_addr_t addr,
+                                     uint64_t disk)
+{
+    if (!qatomic_read(&disk_backed_state.learn_node)) {
+        return;
+    }
+    RCU_READ_LOCK_GUARD();
+    disk_backed_learn_set(rb, addr, disk == DISK_LEARN_FORGET ?
+                          DISK_LEARN_FORGET : disk / DISK_MAP_PAGE_SIZE);
 }
 
 /* BlockBackendIOObserver */
@@ -1739,6 +1757,7 @@ static void disk_backed_drain_one(MigrationIncomingState *mis, size_t i,
         if (ok && !ret) {
             stat64_add(&disk_backed_state.postcopy_references, 1);
             disk_backed_ref_loaded();
+            disk_backed_learn_placed(e->rb, e->offset, e->disk);
             return;
         }
         if (ret == -EEXIST) {
@@ -2094,6 +2113,7 @@ static int disk_backed_check_batch(void *opaque)
                 memcpy(bt->ref[i].host, page, sizeof(page));
                 disk_backed_set_pending(rb, addr, false);
                 disk_backed_ref_loaded();
+                disk_backed_learn_placed(rb, addr, disk);
                 continue;
             }
         }
@@ -2167,9 +2187,12 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
     ret = disk_backed_check_ref(rb, addr, rec, &block);
 
     if (ret > 0) {
+        uint64_t disk = ldq_be_p(rec);  /* decoded by the check */
+
         memcpy(host, block, DISK_MAP_PAGE_SIZE);
         disk_backed_set_pending(rb, addr, false);
         disk_backed_ref_loaded();
+        disk_backed_learn_placed(rb, addr, disk);
         return 0;
     }
     if (ret < 0) {
@@ -2194,6 +2217,10 @@ void disk_backed_page_loaded(RAMBlock *rb, ram_addr_t addr)
 {
     if (qatomic_read(&disk_backed_state.pending)) {
         disk_backed_set_pending(rb, addr, false);
+    }
+    /* a page that went as a reference before may have changed since */
+    if (qatomic_rcu_read(&rb->disk_learned)) {
+        disk_backed_learn_placed(rb, addr, DISK_LEARN_FORGET);
     }
 }
 

@@ -1622,6 +1622,8 @@ static void do_test_learned(const char *with)
     g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), ==,
                     LEARN_PAGES - 4);
     g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 0);
+    /* the destination learned what it placed, for the next migration */
+    g_assert_cmpint(qdict_get_int(dst, "learned-pages"), ==, LEARN_PAGES - 4);
 
     hmp = qtest_hmp(from, "info migrate");
     g_assert_nonnull(strstr(hmp, "Learned map: \t\tpages=63, referenced=60, "
@@ -1701,6 +1703,7 @@ static void test_disk_backed_learned_postcopy(void)
     g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 2);
     g_assert_cmpint(qdict_get_int(dst, "postcopy-references"), ==,
                     LEARN_PAGES - 3);
+    g_assert_cmpint(qdict_get_int(dst, "learned-pages"), ==, LEARN_PAGES - 3);
     a = migration_pmemsave(from, LEARN_GPA, LEARN_PAGES * PAGE);
     b = migration_pmemsave(to, LEARN_GPA, LEARN_PAGES * PAGE);
     g_assert_nonnull(a);
