@@ -1512,7 +1512,8 @@ static QTestState *learn_start(QTestState **from, const char *uri,
     QTestState *to;
 
     both_opts = "-device virtio-blk-pci,drive=" NODE ",addr=5.0,share-rw=on";
-    to = dest_start_with(from, uri, disk, NULL, true, false, with, with_data,
+    to = dest_start_with(from, uri, disk, NULL, true, false,
+                         g_strcmp0(with, "again") ? with : NULL, with_data,
                          NULL, NULL);
     both_opts = NULL;
     return to;
@@ -1567,6 +1568,64 @@ static void learn_prepare(QTestState *from)
  * reference: the destination refuses none.  Without that comparison
  * the rewritten pages go as references and are refused.
  */
+/*
+ * Migrate @from, the destination of a first migration, on to a third
+ * QEMU: the pages it placed from the disk there go as references again,
+ * from its learned map, although nothing was read meanwhile.
+ */
+static void migrate_on(QTestState *from, const char *disk)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket2", tmpfs);
+    g_autofree char *opts = disk_opts(disk);
+    g_autofree char *dst_opts = g_strdup_printf(
+        "%s -device virtio-blk-pci,drive=" NODE ",addr=5.0,share-rw=on",
+        opts);
+    MigrateStart args = {
+        .opts_target = dst_opts,
+        .tcg = true,
+        .only_target = true,
+    };
+    g_autoptr(QDict) src = NULL;
+    g_autoptr(QDict) dst = NULL;
+    g_autofree uint8_t *a = NULL;
+    g_autofree uint8_t *b = NULL;
+    QTestState *to;
+
+    g_assert_cmpint(migrate_start(&from, &to, "defer", &args), ==, 0);
+    migrate_set_capability(to, "return-path", true);
+    migrate_set_capability(to, "disk-backed-pages", true);
+    migrate_set_parameter_str(to, "disk-backed-node", NODE);
+    migrate_incoming_qmp(to, uri, NULL, "{}");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    /* references go in the first pass only: then let it converge */
+    while (read_ram_property_int(from, "dirty-sync-count") < 2) {
+        g_usleep(20 * 1000);
+    }
+    migrate_ensure_converge(from);
+    wait_for_migration_complete(from);
+    /* (its serial file is the second QEMU's too: migrate_end() checks) */
+    src = migrate_query_member(from, "disk-backed-pages");
+    dst = migrate_query_member(to, "disk-backed-pages");
+    g_test_message("second migration: %" PRId64 " referenced, %" PRId64
+                   " learned, %" PRId64 " mismatched; %" PRId64 " refused",
+                   qdict_get_int(src, "pages-referenced"),
+                   qdict_get_int(src, "learned-references"),
+                   qdict_get_int(src, "learned-mismatches"),
+                   qdict_get_int(dst, "references-refused"));
+    g_assert_cmpint(qdict_get_int(src, "learned-references"), ==,
+                    LEARN_PAGES - 4);
+    g_assert_cmpint(qdict_get_int(src, "learned-mismatches"), ==, 0);
+    g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 0);
+    g_assert_cmpint(qdict_get_int(dst, "pages-referenced"), ==,
+                    LEARN_PAGES - 4);
+    a = migration_pmemsave(from, LEARN_GPA, LEARN_PAGES * PAGE);
+    b = migration_pmemsave(to, LEARN_GPA, LEARN_PAGES * PAGE);
+    g_assert_nonnull(a);
+    g_assert_nonnull(b);
+    g_assert_cmpmem(a, LEARN_PAGES * PAGE, b, LEARN_PAGES * PAGE);
+    migrate_end(from, to, true);
+}
+
 static void do_test_learned(const char *with)
 {
     g_autofree char *disk = disk_create();
@@ -1644,16 +1703,27 @@ static void do_test_learned(const char *with)
         g_assert_cmpmem(got + LEARN_WRITTEN * PAGE, PAGE, frame, PAGE);
     }
     g_free(want);
-    if (with) {
+    if (with && g_strcmp0(with, "again")) {
         with_end(from, to, with, with_data);
     }
-    migrate_end(from, to, true);
+    if (g_strcmp0(with, "again")) {
+        migrate_end(from, to, true);
+    } else {
+        qtest_quit(from);
+        migrate_on(to, disk);
+    }
     unlink(disk);
 }
 
 static void test_disk_backed_learned(void)
 {
     do_test_learned(NULL);
+}
+
+/* Then on to a third QEMU, from the second's learned map */
+static void test_disk_backed_learned_again(void)
+{
+    do_test_learned("again");
 }
 
 /* The same with multifd's channels carrying the pages in full */
@@ -1921,6 +1991,8 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
                        test_disk_backed_learned_multifd);
     migration_test_add("/migration/disk-backed-pages/learned/ahci",
                        test_disk_backed_learned_ahci);
+    migration_test_add("/migration/disk-backed-pages/learned/again",
+                       test_disk_backed_learned_again);
     migration_test_add("/migration/disk-backed-pages/live-map",
                        test_disk_backed_live_map);
     migration_test_add("/migration/disk-backed-pages/malformed",
