@@ -441,7 +441,8 @@ static void disk_backed_learn_set(RAMBlock *rb, ram_addr_t offset,
         }
     }
     page = offset >> TARGET_PAGE_BITS;
-    if (page >= t->npages) {
+    if (page >= t->npages ||
+        (frame == DISK_LEARN_FORGET && !qatomic_read(&t->entry[page]))) {
         return;
     }
     old = qatomic_xchg(&t->entry[page], disk_learn_entry(frame));
@@ -631,7 +632,7 @@ static bool disk_backed_save_learned(RAMBlock *rb, DiskBackedBlock *b,
     uint8_t hash[DISK_REF_HASH_LEN];
     void *host = rb->host + offset;
     DiskRefPage p = { .in_map = true };
-    g_autofree uint8_t *buf = NULL;
+    QEMU_UNINITIALIZED uint8_t buf[DISK_MAP_PAGE_SIZE];
     ssize_t ret;
 
     if (frame == UINT64_MAX || disk_backed_state.learn_fd < 0) {
@@ -642,9 +643,9 @@ static bool disk_backed_save_learned(RAMBlock *rb, DiskBackedBlock *b,
     if (!disk_ref_qualifies(&p) || buffer_is_zero(host, DISK_MAP_PAGE_SIZE)) {
         return false;
     }
-    buf = g_malloc(DISK_MAP_PAGE_SIZE);
-    ret = pread(disk_backed_state.learn_fd, buf, DISK_MAP_PAGE_SIZE,
-                frame * DISK_MAP_PAGE_SIZE);
+    ret = RETRY_ON_EINTR(pread(disk_backed_state.learn_fd, buf,
+                               DISK_MAP_PAGE_SIZE,
+                               frame * DISK_MAP_PAGE_SIZE));
     if (ret != DISK_MAP_PAGE_SIZE || memcmp(buf, host, DISK_MAP_PAGE_SIZE)) {
         trace_disk_backed_learned_mismatch(rb->idstr, offset, frame,
                                            ret < 0 ? -errno : ret);
@@ -966,6 +967,7 @@ void disk_backed_follow_map(void)
         .disk_size = disk_backed_state.disk_size,
     };
     DiskMapLayout *map = disk_backed_state.live;
+    QEMU_UNINITIALIZED uint8_t hdr[DISK_MAP_PAGE_SIZE];
     g_autofree uint8_t *buf = NULL;
     uint64_t gpa = disk_backed_state.map_gpa, left, base = 0;
     int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
@@ -978,17 +980,16 @@ void disk_backed_follow_map(void)
         return;
     }
     RCU_READ_LOCK_GUARD();
-    buf = g_malloc(DISK_BACKED_MAP_CHUNK * DISK_MAP_RECORD_SIZE);
     if (!map) {
         disk_backed_state.map_polled = now;
         /* RAM only: no device is read without the BQL */
         if (!disk_backed_in_ram(gpa, DISK_MAP_PAGE_SIZE, &xlat) ||
-            !disk_backed_read_gpa(gpa, buf, DISK_MAP_PAGE_SIZE) ||
-            disk_map_generation(buf) == disk_backed_state.map_gen) {
+            !disk_backed_read_gpa(gpa, hdr, DISK_MAP_PAGE_SIZE) ||
+            disk_map_generation(hdr) == disk_backed_state.map_gen) {
             return;
         }
         map = g_new0(DiskMapLayout, 1);
-        if (!disk_map_parse_header(buf, gpa, &env, map, &err) ||
+        if (!disk_map_parse_header(hdr, gpa, &env, map, &err) ||
             map->count > ram_bytes_total() / DISK_MAP_PAGE_SIZE) {
             /* odd (changing), or malformed: the next poll sees */
             g_free(map);
@@ -1000,6 +1001,7 @@ void disk_backed_follow_map(void)
 
     /* the next chunk, in the segments' order */
     left = MIN(DISK_BACKED_MAP_CHUNK, map->count - disk_backed_state.live_next);
+    buf = g_malloc(left * DISK_MAP_RECORD_SIZE);
     for (uint32_t i = 0; i < map->nsegments && left; i++) {
         uint64_t first = disk_backed_state.live_next, n;
 
@@ -1029,8 +1031,8 @@ void disk_backed_follow_map(void)
     }
     disk_backed_state.live = NULL;
     /* whole only if the generation did not change meanwhile */
-    if (disk_backed_read_gpa(gpa, buf, DISK_MAP_PAGE_SIZE) &&
-        disk_map_generation(buf) == map->generation) {
+    if (disk_backed_read_gpa(gpa, hdr, DISK_MAP_PAGE_SIZE) &&
+        disk_map_generation(hdr) == map->generation) {
         disk_backed_state.map_gen = map->generation;
     }
     stat64_add(&disk_backed_state.map_rereads, 1);
