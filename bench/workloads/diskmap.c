@@ -557,7 +557,7 @@ static size_t map_publish(const struct rec *r, size_t n)
 static struct file_map *files;
 static size_t nfiles;
 static struct rec *recs;
-static size_t nrecs;
+static size_t nrecs, recs_cap;
 static size_t st_pages, st_absent, st_unmapped;
 static dev_t disk_dev;
 static uint64_t disk_start;
@@ -610,9 +610,13 @@ static size_t file_records(struct file_map *fm, int fd, uint64_t size)
             st_unmapped++;
             continue;
         }
-        recs = realloc(recs, (nrecs + 1) * sizeof(*recs));
-        if (!recs) {
-            die("out of memory");
+        if (nrecs == recs_cap) {
+            /* doubling: -f fills the array again every period */
+            recs_cap = recs_cap ? 2 * recs_cap : 4096;
+            recs = realloc(recs, recs_cap * sizeof(*recs));
+            if (!recs) {
+                die("out of memory");
+            }
         }
         dirty = follow_s && pfn_dirty(fm->pfn[pg]);
         modified += dirty;
