@@ -86,6 +86,7 @@ static const CompositionPair composition_pairs[] = {
     NO_RDMA("disk-backed-pages", "disk-backed-pages"),
     NO_RDMA("shared-file-spill", "shared-file-spill"),
     REFUSED("rdma-pin-budget", "adaptive-compression", ONE_CHANNEL),
+    NO_RDMA("inflight-io-handoff", "inflight-io-handoff"),
 
     WORKS_IN("disk-backed-pages", "multifd",
              "/migration/disk-backed-pages/with/multifd"),
@@ -146,6 +147,23 @@ static const CompositionPair composition_pairs[] = {
              "/migration/disk-backed-pages/with/adaptive-compression"),
     WORKS_IN("adaptive-compression", "shared-file-spill",
              "/migration/shared-file-spill/with/adaptive-compression"),
+
+    WORKS_IN("inflight-io-handoff", "multifd",
+             "/migration/inflight-io-handoff/multifd"),
+    WORKS("inflight-io-handoff", "multifd-zstd"),
+    CONFLICTS("inflight-io-handoff", "postcopy-ram", "postcopy-ram"),
+    CONFLICTS("inflight-io-handoff", "postcopy-preempt", "postcopy-ram"),
+    WORKS("inflight-io-handoff", "tls"),
+    WORKS("inflight-io-handoff", "xbzrle"),
+    CONFLICTS("inflight-io-handoff", "mapped-ram", "mapped-ram"),
+    WORKS("inflight-io-handoff", "auto-converge"),
+    WORKS("inflight-io-handoff", "predictive-throttle"),
+    WORKS("inflight-io-handoff", "write-fault-groups"),
+    WORKS_IN("inflight-io-handoff", "disk-backed-pages",
+             "/migration/disk-backed-pages/with/inflight-io-handoff"),
+    CONFLICTS("inflight-io-handoff", "shared-file-spill",
+              "shared-file-spill"),
+    WORKS("inflight-io-handoff", "adaptive-compression"),
 };
 
 static const CompositionPair *composition_pair(const char *path)
@@ -190,6 +208,7 @@ static const Partner partners[] = {
     { .name = "shared-file-spill", .caps = { "shared-file-spill" } },
     { .name = "adaptive-compression",
       .caps = { "multifd", "adaptive-compression" }, .compression = "zstd" },
+    { .name = "inflight-io-handoff", .caps = { "inflight-io-handoff" } },
 };
 
 static const Partner *partner(const char *name)
@@ -292,6 +311,11 @@ static void assert_took_part(QTestState *from, const char *ours)
     } else if (g_str_equal(ours, "adaptive-compression")) {
         info = migrate_query_member(from, "adaptive-compression");
         g_assert_cmpint(qdict_get_int(info, "probes"), >, 0);
+    } else if (g_str_equal(ours, "inflight-io-handoff")) {
+        /* nothing in flight: the report after the stream all the same */
+        info = migrate_query_member(from, "inflight-io-handoff");
+        g_assert_cmpint(qdict_get_int(info, "requests-moved"), ==, 0);
+        g_assert_false(qdict_get_bool(info, "waiting"));
     }
 }
 
@@ -318,6 +342,8 @@ static void test_works(void *name)
 
     set_caps(ours, args.caps);
     set_caps(with, args.caps);
+    /* which moves the requests of virtio-blk only */
+    args.boot_virtio_blk = args.caps[MIGRATION_CAPABILITY_INFLIGHT_IO_HANDOFF];
     if (with->postcopy) {
         args.caps[MIGRATION_CAPABILITY_POSTCOPY_RAM] = true;
     }

@@ -277,6 +277,12 @@ static void *with_start(QTestState *from, QTestState *to, const char *with)
         }
         return NULL;
     }
+    if (g_str_equal(with, "inflight-io-handoff")) {
+        /* the guest boots from virtio-blk: see dest_start_with() */
+        migrate_set_capability(from, with, true);
+        migrate_set_capability(to, with, true);
+        return NULL;
+    }
     if (g_str_equal(with, "xbzrle")) {
         /* the destination decodes XBZRLE pages without it */
         migrate_set_capability(from, with, true);
@@ -355,6 +361,8 @@ static QTestState *dest_start_with(QTestState **from, const char *uri,
         /* the guest only has to write: many times faster than KVM nested */
         .tcg = true,
         .oob = start_oob,
+        /* which moves the requests of virtio-blk only */
+        .boot_virtio_blk = !g_strcmp0(with, "inflight-io-handoff"),
     };
     QTestState *to;
 
