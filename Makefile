@@ -19,7 +19,7 @@ S := scripts
         libvirt check-libvirt \
         fuzz series demo demo-all bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
-        bench-disk-postcopy bench-learn-io bench-compress bench-headline \
+        bench-disk-postcopy bench-learn-io bench-compress bench-headline bench-handoff \
         clean distclean help
 
 all: build libvirt
@@ -148,6 +148,13 @@ bench-compress: build
 	    --scenarios text-dirty,pagecache \
 	    --configs precopy,multifd,multifd-zstd,multifd-zstd-3,adaptive-compression,multifd-uncapped,multifd-zstd-uncapped,adaptive-compression-uncapped \
 	    $(BENCH_ARGS)
+
+# inflight-io-handoff against upstream's drain at switchover: the guest's
+# pause with storage taking 200 ms per request, and without disk I/O
+bench-handoff: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name inflight-io-handoff \
+	    --scenarios slow-disk,idle --configs precopy,inflight-io-handoff \
+	    --reps 5 $(BENCH_ARGS)
 
 # disk-backed-pages, alone and riding multifd-zstd, against precopy,
 # return-path (which the capability needs) and multifd-zstd, with

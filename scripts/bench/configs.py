@@ -303,6 +303,11 @@ CONFIGS = [
            caps={"multifd": True, "adaptive-compression": True},
            params={"multifd-channels": 2, "multifd-compression": "zstd"},
            max_bandwidth=64 << 30),
+    # make bench-handoff: the requests in flight at switchover go to the
+    # destination instead of being waited for in the guest's pause
+    Config("inflight-io-handoff", kind="capability",
+           caps={"inflight-io-handoff": True},
+           scenarios=("slow-disk", "idle")),
     Config("rdma-pin-budget", kind="capability",
            caps={"rdma-pin-budget": True},
            params={"rdma-pin-limit": 64 * 1024 * 1024}, needs="rdma",
@@ -419,6 +424,11 @@ class Scenario:
     precopy: bool = True
     # in make bench's default list of scenarios (False: only when named)
     default: bool = True
+    # > 0: a second virtio-blk disk whose every request takes this many
+    # ms (null-co's latency-ns, on both sides), and slow_disk_jobs loops
+    # in the guest reading and writing 4 KiB blocks of it with O_DIRECT
+    slow_disk_ms: int = 0
+    slow_disk_jobs: int = 0
 
 
 SCENARIOS = [
@@ -468,6 +478,13 @@ SCENARIOS.append(Scenario(
     dirty_order="seq", warmup_s=5.0, migrate_timeout=300,
     mem_mib=HEADLINE_MEM_MIB, vcpus=2, guest="guest-headline",
     precopy=False, default=False))
+
+# make bench-handoff: storage taking 200 ms per request, 4 requests in
+# flight at any time; upstream's switchover waits for them in the pause.
+SCENARIOS.append(Scenario(
+    "slow-disk", "4 loops reading and writing a disk that takes 200 ms "
+    "per request (O_DIRECT)", slow_disk_ms=200, slow_disk_jobs=4,
+    default=False))
 
 SCENARIO_BY_NAME = {s.name: s for s in SCENARIOS}
 

@@ -196,6 +196,12 @@ class Migration:
             vm.kill()
 
     def start_vm(self, name, **kw):
+        if self.sc.slow_disk_ms:
+            kw["extra"] = list(kw.get("extra", ())) + [
+                "-blockdev", "driver=null-co,node-name=slow0,size=1073741824,"
+                "read-zeroes=on,latency-ns=%d" % (self.sc.slow_disk_ms *
+                                                  1000000),
+                "-device", "virtio-blk-pci,drive=slow0"]
         vm = VM(self.qemu, self.workdir, name, self.guest, accel=self.accel,
                 mem_mib=self.sc.mem_mib or self.defaults["mem_mib"],
                 vcpus=self.sc.vcpus, **kw)

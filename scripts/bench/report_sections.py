@@ -78,6 +78,18 @@ def diskmap_lines(r):
         if follow else "")]
 
 
+# inflight-io-handoff: the guest's own pause (the source's STOP to the
+# destination's RESUME), which the source's downtime does not measure
+# once the source settles its disks after the stream
+
+def pause_cell(s):
+    if s.get("paused_ms") is None:
+        return "-"
+    r = s.get("paused_ms_ratio")
+    return ("%.0f" % s["paused_ms"]) + (" (%.2f)" % r if r is not None
+                                        else "")
+
+
 CAPABILITIES = [
     Capability(
         "predictive-throttle", compare=vs_auto_converge,
@@ -103,6 +115,11 @@ CAPABILITIES = [
     Capability(
         "shared-file-spill (postcopy)", section=report_postcopy.section),
     Capability("headline", section=report_headline.section),
+    Capability(
+        "inflight-io-handoff",
+        counter_order=("requests-moved", "settle-time", "waiting"),
+        columns=(Column("pause", "guest pause ms (x precopy)", "down",
+                        pause_cell),)),
 ]
 
 # A capability's own query-migrate members in their documented order

@@ -35,6 +35,17 @@ def start_workload(con, sc):
     con.run("memregion -n region0 -m %d -s 12345 -d %s >%s/region0.out 2>&1 &"
             % (sc.region_mib, WL, WL))
     con.run(wait_file_cmd("%s/region0.pid" % WL), timeout=60)
+    if sc.slow_disk_jobs:
+        # one request at a time each, at random 4 KiB blocks of the 1 GiB
+        # disk, a read then a write; their count is in slowio.<j>
+        con.run("for j in $(seq %d); do (n=0; while :; do "
+                "b=$((RANDOM * 8)); "
+                "dd if=/dev/vdb of=/dev/null bs=4096 count=1 skip=$b "
+                "iflag=direct 2>/dev/null; "
+                "dd if=/dev/zero of=/dev/vdb bs=4096 count=1 seek=$b "
+                "oflag=direct 2>/dev/null; n=$((n + 2)); "
+                "echo $n >%s/slowio.$j; done) & done" %
+                (sc.slow_disk_jobs, WL))
     if sc.dirty_mib:
         con.run("dirtier -m %d -r %g -p %s%s -s 777 -l %s/dirtier.log "
                 "-v %s/dirtier.ver >%s/dirtier.out 2>&1 & "
@@ -118,6 +129,16 @@ def verify(con, sc, where):
         _, txt = con.run(wait_file_cmd("%s/dirtier.ver" % WL), timeout=60)
         v["dirtier"] = txt.strip()
         v["dirtier_ok"] = txt.startswith("dirtier OK")
+    if sc.slow_disk_jobs:
+        # the loops go on: their requests complete (none hangs or fails)
+        _, txt = con.run("sleep 1; cat %s/slowio.* 2>/dev/null; sleep 2; "
+                         "echo -; cat %s/slowio.* 2>/dev/null" % (WL, WL),
+                         timeout=30)
+        before, _, after = txt.partition("-")
+        n0 = sum(int(x) for x in re.findall(r"^\d+$", before, re.M))
+        n1 = sum(int(x) for x in re.findall(r"^\d+$", after, re.M))
+        v["slowio"] = [n0, n1]
+        v["slowio_ok"] = n1 > n0
     if sc.cache_mib:
         rc, txt = con.run(
             "grep '^pgpgin ' /proc/vmstat; "
@@ -238,4 +259,5 @@ def intact(pre, after):
     """Whether the checks @after match the source's before migrating."""
     return (after["region_ok"] and after["region_sum"] == pre["region_sum"]
             and after.get("dirtier_ok", True) and
-            after.get("pagecache_ok", True))
+            after.get("pagecache_ok", True) and
+            after.get("slowio_ok", True))
