@@ -464,6 +464,8 @@ def main():
             ("shared-file-spill",
              ["--shared-file-spill", "--shared-file-spill-path",
               os.path.join(spill_dir, "spill0")]),
+            # the shared disk is virtio-blk: its requests in flight move
+            ("inflight-io-handoff", ["--inflight-io-handoff"]),
         ]
         src, dst = a, b
         for name, flags in runs:

@@ -33,6 +33,7 @@ VIRSH_OPTIONS = {
     "rdma-pin-budget": ["--rdma-pin-budget", "--rdma-pin-budget-limit"],
     "shared-file-spill": ["--shared-file-spill", "--shared-file-spill-path"],
     "disk-backed-pages": ["--disk-backed-pages", "--disk-backed-pages-disk"],
+    "inflight-io-handoff": ["--inflight-io-handoff"],
 }
 # adaptive-compression is the compression method "adaptive" of the
 # existing --comp-methods; qemumigparamstest checks it.
