@@ -422,6 +422,38 @@ static void test_handoff_dest_without(void)
     unlink(disk);
 }
 
+/*
+ * The capability on the destination only: refused just as well, since
+ * a source without it would drain and send no report; the migration
+ * fails at its start and the source runs on.
+ */
+static void test_handoff_source_without(void)
+{
+    g_autofree char *disk = disk_create(R_BYTE);
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autofree char *opts = g_strdup_printf(
+        "-blockdev driver=file,node-name=f,filename=%s,locking=off "
+        "-device virtio-blk-pci,drive=f,addr=5.0", disk);
+    g_autofree char *dst_opts = g_strdup_printf("%s 2>/dev/null", opts);
+    MigrateStart args = {
+        .tcg = true,
+        .boot_virtio_blk = true,
+        .opts_source = opts,
+        .opts_target = dst_opts,
+    };
+    QTestState *from, *to;
+
+    g_assert_false(migrate_start(&from, &to, "defer", &args));
+    migrate_set_capability(to, "inflight-io-handoff", true);
+    migrate_incoming_qmp(to, uri, NULL, "{}");
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_fail(from, true);
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    migrate_end(from, to, false);
+    unlink(disk);
+}
+
 /* disk-backed-pages' planted references, the guest booted from virtio-blk */
 static void test_disk_backed_with_handoff(void *name)
 {
@@ -444,6 +476,8 @@ void migration_test_add_inflight_io_handoff(MigrationTestEnv *env)
                        test_handoff_multifd);
     migration_test_add("/migration/inflight-io-handoff/dest-without",
                        test_handoff_dest_without);
+    migration_test_add("/migration/inflight-io-handoff/source-without",
+                       test_handoff_source_without);
     migration_test_add_suffix("/migration/disk-backed-pages/with/",
                               "inflight-io-handoff",
                               test_disk_backed_with_handoff);
