@@ -393,41 +393,12 @@ static void test_handoff_refusals(void)
 }
 
 /*
- * The capability on the source only: the destination refuses the
- * configuration before any page and the source runs on.
+ * The capability on one side only (@on_source: the source's): the
+ * configuration section refuses it before any page, whichever side
+ * lacks it (a source without it would drain and send no report), and
+ * the source runs on.
  */
-static void test_handoff_dest_without(void)
-{
-    g_autofree char *disk = disk_create(R_BYTE);
-    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
-    g_autofree char *src = g_strdup_printf(
-        "-blockdev driver=file,node-name=f,filename=%s,locking=off "
-        "-device virtio-blk-pci,drive=f,addr=5.0", disk);
-    MigrateStart args = {
-        .tcg = true,
-        .boot_virtio_blk = true,
-        .opts_source = src,
-        .opts_target = src,
-    };
-    QTestState *from, *to;
-
-    g_assert_false(migrate_start(&from, &to, "defer", &args));
-    migrate_set_capability(from, "inflight-io-handoff", true);
-    migrate_incoming_qmp(to, uri, NULL, "{}");
-    wait_for_serial("src_serial");
-    migrate_qmp(from, to, uri, NULL, "{}");
-    wait_for_migration_fail(from, true);
-    qtest_set_expected_status(to, EXIT_FAILURE);
-    migrate_end(from, to, false);
-    unlink(disk);
-}
-
-/*
- * The capability on the destination only: refused just as well, since
- * a source without it would drain and send no report; the migration
- * fails at its start and the source runs on.
- */
-static void test_handoff_source_without(void)
+static void do_test_one_side(bool on_source)
 {
     g_autofree char *disk = disk_create(R_BYTE);
     g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
@@ -444,7 +415,8 @@ static void test_handoff_source_without(void)
     QTestState *from, *to;
 
     g_assert_false(migrate_start(&from, &to, "defer", &args));
-    migrate_set_capability(to, "inflight-io-handoff", true);
+    migrate_set_capability(on_source ? from : to, "inflight-io-handoff",
+                           true);
     migrate_incoming_qmp(to, uri, NULL, "{}");
     wait_for_serial("src_serial");
     migrate_qmp(from, to, uri, NULL, "{}");
@@ -452,6 +424,16 @@ static void test_handoff_source_without(void)
     qtest_set_expected_status(to, EXIT_FAILURE);
     migrate_end(from, to, false);
     unlink(disk);
+}
+
+static void test_handoff_dest_without(void)
+{
+    do_test_one_side(true);
+}
+
+static void test_handoff_source_without(void)
+{
+    do_test_one_side(false);
 }
 
 /* disk-backed-pages' planted references, the guest booted from virtio-blk */
