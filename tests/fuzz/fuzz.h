@@ -24,6 +24,10 @@
 #define FUZZ_DISK_MAP_MAP_GPA       0x1000ull
 #define FUZZ_DISK_MAP_DATA_GPA      0x100000ull
 
+/* fuzz-region-fingerprint: the mode byte */
+#define FUZZ_RFP_FIX_HEADER         0x1
+#define FUZZ_RFP_FIX_TRAILER        0x2
+
 /* fuzz-wire-codec: the head byte */
 #define FUZZ_WIRE_NULL_BUFFER       0x80
 #define FUZZ_WIRE_PROG_LEN          0x7f

@@ -17,6 +17,7 @@
 #include "wire-codec.h"
 #include "spill-format.h"
 #include "disk-map.h"
+#include "region-fingerprint.h"
 #include "fuzz.h"
 
 static const char *top;
@@ -234,6 +235,49 @@ static void wire_seeds(void)
     put("fuzz-wire-codec", "null-buffer", buf, 1 + sizeof(ops) + 8);
 }
 
+static void sha256(const void *buf, size_t len, uint8_t out[RFP_HASH_LEN],
+                   void *opaque)
+{
+    GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+    gsize n = RFP_HASH_LEN;
+
+    g_checksum_update(c, buf, len);
+    g_checksum_get_digest(c, out, &n);
+    g_checksum_free(c);
+}
+
+static bool all_zero(const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    return !p[0] && !memcmp(p, p + 1, len - 1);
+}
+
+/* Two blocks: regions of 4 pages, one partial; a zero block. */
+static void rfp_seeds(void)
+{
+    RfpGeometry g = { .page_shift = 12, .region_shift = 14 };
+    g_autofree uint8_t *mem = g_malloc0(10 * 4096);
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    RfpWriter w;
+    uint8_t mode;
+
+    memset(mem + 4096, 0x11, 4096);
+    memset(mem + 4 * 4096, 0x22, 3 * 4096);
+    mem[9 * 4096 + 7] = 1;
+    for (mode = 0; mode < 4; mode += 3) {
+        g_byte_array_set_size(out, 0);
+        g_byte_array_append(out, &mode, 1);
+        rfp_writer_init(&w, &g, 3, sha256, all_zero, NULL, out);
+        rfp_writer_block(&w, "pc.ram", mem, 10 * 4096);
+        rfp_writer_block(&w, "zero", mem, 4096);
+        rfp_writer_block(&w, "tail", mem + 8 * 4096, 2 * 4096);
+        rfp_writer_finish(&w);
+        put("fuzz-region-fingerprint", mode ? "fixed" : "three-blocks",
+            out->data, out->len);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -244,5 +288,6 @@ int main(int argc, char **argv)
     spill_seeds();
     disk_map_seeds();
     wire_seeds();
+    rfp_seeds();
     return 0;
 }

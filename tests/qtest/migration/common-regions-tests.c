@@ -1,0 +1,250 @@
+/*
+ * QTest testcases for common-regions: the fingerprint of guest RAM
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The bootblock guest writes [1, 100) MiB; the test plants known pages
+ * above that, takes the fingerprint while the guest runs, and reads the
+ * file with the format's own scanner, checking each hash against GLib's
+ * SHA-256 (QEMU computes it with its crypto layer).
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/units.h"
+#include "libqtest.h"
+#include "migration/bootfile.h"
+#include "migration/framework.h"
+#include "migration/migration-qmp.h"
+#include "migration/migration-util.h"
+#include "migration/region-fingerprint.h"
+#include "qobject/qdict.h"
+
+#define PAGE            4096
+#define RAM_SIZE        (150 * MiB)
+/*
+ * The guest leaves [100, 150) MiB alone, but q35's TSEG takes the top
+ * 16 MiB and SeaBIOS the 256 KiB below
+ */
+#define QUIET_START     (100 * MiB)
+#define QUIET_END       (128 * MiB)
+#define FULL_GPA        (120 * MiB)         /* 16 distinct pages */
+#define ONE_GPA         (124 * MiB)         /* page 3 of its region */
+#define ONE_PAGE        3
+
+static char *tmpfs;
+
+static void sha256(const void *buf, size_t len, uint8_t out[RFP_HASH_LEN],
+                   void *opaque)
+{
+    g_autoptr(GChecksum) c = g_checksum_new(G_CHECKSUM_SHA256);
+    gsize n = RFP_HASH_LEN;
+
+    g_checksum_update(c, buf, len);
+    g_checksum_get_digest(c, out, &n);
+}
+
+static void plant(QTestState *who)
+{
+    uint8_t page[PAGE];
+
+    for (int i = 0; i < 16; i++) {
+        memset(page, 0x40 + i, PAGE);
+        qtest_memwrite(who, FULL_GPA + i * PAGE, page, PAGE);
+    }
+    memset(page, 0, PAGE);
+    page[5] = 0x77;
+    qtest_memwrite(who, ONE_GPA + ONE_PAGE * PAGE, page, PAGE);
+}
+
+typedef struct Quiet {
+    bool in_ram;                /* inside the guest RAM block */
+    GArray *regions;            /* RfpRegion in [QUIET_START, QUIET_END) */
+    uint64_t ram_blocks;
+} Quiet;
+
+static bool quiet_block(const RfpHeader *h, const RfpBlock *b, void *opaque)
+{
+    Quiet *q = opaque;
+
+    q->in_ram = b->used_length == RAM_SIZE;
+    q->ram_blocks += q->in_ram;
+    return true;
+}
+
+static bool quiet_region(const RfpHeader *h, const RfpBlock *b,
+                         const RfpRegion *r, void *opaque)
+{
+    Quiet *q = opaque;
+
+    if (q->in_ram && r->offset >= QUIET_START && r->offset < QUIET_END) {
+        g_array_append_val(q->regions, *r);
+    }
+    return true;
+}
+
+/*
+ * Take a fingerprint of @who with regions of @region_size bytes into
+ * @path, check the reply against the file, and return the regions of
+ * the quiet range; the file stays in *@file.
+ */
+static GArray *fingerprint(QTestState *who, const char *path,
+                           uint64_t region_size, gchar **file)
+{
+    static const RfpVisitor v = {
+        .block = quiet_block,
+        .region = quiet_region,
+    };
+    Quiet q = { .regions = g_array_new(false, false, sizeof(RfpRegion)) };
+    g_autoptr(GError) gerr = NULL;
+    const char *err = NULL;
+    QDict *rsp, *ret;
+    RfpHeader h;
+    RfpTotals t;
+    gsize len;
+
+    rsp = qtest_qmp(who, "{ 'execute': 'common-regions-fingerprint', "
+                    "'arguments': { 'filename': %s, 'region-size': %" PRIu64
+                    " } }", path, region_size);
+    g_assert(qdict_haskey(rsp, "return"));
+    ret = qdict_get_qdict(rsp, "return");
+    g_assert(g_file_get_contents(path, file, &len, &gerr));
+    if (!rfp_scan((uint8_t *)*file, len, &h, &v, &q, &t, &err)) {
+        g_test_message("the fingerprint is not valid: %s", err);
+        g_assert_not_reached();
+    }
+    g_assert_cmpint(h.geo.page_shift, ==, 12);
+    g_assert_cmpint(1ull << h.geo.region_shift, ==, region_size);
+    g_assert_cmpint(q.ram_blocks, ==, 1);
+    g_assert_cmpint(qdict_get_int(ret, "region-size"), ==, region_size);
+    g_assert_cmpint(qdict_get_int(ret, "regions"), ==, t.regions);
+    g_assert_cmpint(qdict_get_int(ret, "pages"), ==, t.pages);
+    g_assert_cmpint(qdict_get_int(ret, "ram-bytes"), >=, RAM_SIZE);
+    g_assert_cmpint(qdict_get_int(ret, "pages") +
+                    qdict_get_int(ret, "zero-pages"), ==,
+                    qdict_get_int(ret, "ram-bytes") / PAGE);
+    qobject_unref(rsp);
+    return q.regions;
+}
+
+static void check_page_hash(const uint8_t *hash, uint8_t fill, int byte5)
+{
+    uint8_t page[PAGE], want[RFP_HASH_LEN];
+
+    memset(page, fill, PAGE);
+    if (byte5 >= 0) {
+        page[5] = byte5;
+    }
+    sha256(page, PAGE, want, NULL);
+    g_assert(!memcmp(hash, want, RFP_HASH_LEN));
+}
+
+/* The guest running: its counter at start_address still moves. */
+static void check_running(QTestState *who)
+{
+    QDict *rsp;
+    uint8_t a, b;
+
+    qtest_memread(who, X86_TEST_MEM_START, &a, 1);
+    do {
+        g_usleep(10 * 1000);
+        qtest_memread(who, X86_TEST_MEM_START, &b, 1);
+    } while (a == b);
+    rsp = qtest_qmp_assert_success_ref(who, "{ 'execute': 'query-status' }");
+    g_assert(qdict_get_bool(rsp, "running"));
+    qobject_unref(rsp);
+}
+
+static void test_fingerprint(void)
+{
+    g_autofree char *path = g_strdup_printf("%s/guest.rfp", tmpfs);
+    MigrateStart args = { .only_source = true };
+    uint8_t ph[16][RFP_HASH_LEN], want[RFP_HASH_LEN];
+    static uint8_t zero[PAGE];
+    g_autofree gchar *file = NULL, *file4k = NULL;
+    g_autoptr(GArray) regions = NULL, regions4k = NULL;
+    QTestState *from, *to = NULL;
+    RfpRegion *r;
+
+    g_assert_false(migrate_start(&from, &to, "defer", &args));
+    wait_for_serial("src_serial");
+    plant(from);
+
+    regions = fingerprint(from, path, 64 * KiB, &file);
+    g_assert_cmpint(regions->len, ==, 2);
+    r = &g_array_index(regions, RfpRegion, 0);
+    g_assert_cmpint(r->offset, ==, FULL_GPA);
+    g_assert_cmpint(r->mask, ==, 0xffff);
+    for (int i = 0; i < 16; i++) {
+        check_page_hash(r->page_hashes + i * RFP_HASH_LEN, 0x40 + i, -1);
+        memcpy(ph[i], r->page_hashes + i * RFP_HASH_LEN, RFP_HASH_LEN);
+    }
+    rfp_region_hash((const uint8_t (*)[RFP_HASH_LEN])ph, 16, sha256, NULL,
+                    want);
+    g_assert(!memcmp(r->hash, want, RFP_HASH_LEN));
+
+    r = &g_array_index(regions, RfpRegion, 1);
+    g_assert_cmpint(r->offset, ==, ONE_GPA);
+    g_assert_cmpint(r->mask, ==, 1 << ONE_PAGE);
+    check_page_hash(r->page_hashes, 0, 0x77);
+    /* the zero pages of a region count in its hash */
+    memset(zero, 0, PAGE);
+    for (int i = 0; i < 16; i++) {
+        sha256(zero, PAGE, ph[i], NULL);
+    }
+    memcpy(ph[ONE_PAGE], r->page_hashes, RFP_HASH_LEN);
+    rfp_region_hash((const uint8_t (*)[RFP_HASH_LEN])ph, 16, sha256, NULL,
+                    want);
+    g_assert(!memcmp(r->hash, want, RFP_HASH_LEN));
+    check_running(from);
+
+    /* one page per region: 17 regions, each page's hash its region's */
+    regions4k = fingerprint(from, path, PAGE, &file4k);
+    g_assert_cmpint(regions4k->len, ==, 17);
+    for (guint i = 0; i < regions4k->len; i++) {
+        r = &g_array_index(regions4k, RfpRegion, i);
+        g_assert_cmpint(r->mask, ==, 1);
+        rfp_region_hash((const uint8_t (*)[RFP_HASH_LEN])r->page_hashes, 1,
+                        sha256, NULL, want);
+        g_assert(!memcmp(r->hash, want, RFP_HASH_LEN));
+    }
+    check_running(from);
+
+    qtest_quit(from);
+    unlink(path);
+}
+
+static void test_fingerprint_refusals(void)
+{
+    g_autofree char *path = g_strdup_printf("%s/nodir/guest.rfp", tmpfs);
+    QTestState *who = qtest_init("-machine q35 -nodefaults -m 32M");
+    static const uint64_t bad[] = { 0, 512, 3 * PAGE, 512 * KiB };
+
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        migrate_qmp_refused(who, "Parameter 'region-size' must be a power "
+                            "of two from the page size (4096) to 64 pages",
+                            "{ 'execute': 'common-regions-fingerprint', "
+                            "'arguments': { 'filename': 'x', "
+                            "'region-size': %" PRIu64 " } }", bad[i]);
+    }
+    migrate_qmp_refused(who, "Cannot write the fingerprint to",
+                        "{ 'execute': 'common-regions-fingerprint', "
+                        "'arguments': { 'filename': %s } }", path);
+    g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+    qtest_quit(who);
+}
+
+void migration_test_add_common_regions(MigrationTestEnv *env)
+{
+    tmpfs = env->tmpfs;
+
+    if (!env->is_x86) {
+        /* the test knows the x86 guest's RAM */
+        return;
+    }
+    migration_test_add("/migration/common-regions/fingerprint/refusals",
+                       test_fingerprint_refusals);
+    migration_test_add("/migration/common-regions/fingerprint/guest",
+                       test_fingerprint);
+}
