@@ -178,8 +178,10 @@ def checks():
                 elif cur == "b/MAINTAINERS" and l.startswith("+"):
                     added.add(l[1:].rstrip("\n"))
     lost = [l for l in stanza if l not in added]
-    yield "MAINTAINERS stanza is added by the glue", \
-        f"not in any glue patch: {lost}" if not stanza or lost else None
+    extra = sorted(l for l in added - set(stanza) if l.strip())
+    yield "MAINTAINERS stanza is what the glue adds", \
+        f"not in any glue patch: {lost}" if not stanza or lost else \
+        f"added by the glue, not in MAINTAINERS: {extra}" if extra else None
 
     if os.path.isdir(os.path.join(SRC, ".git")):
         copied = [f for f in files if subprocess.run(
