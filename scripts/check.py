@@ -497,6 +497,14 @@ def tier_unit(logdir):
                           cwd=test.get("workdir") or BLD,
                           timeout=(test.get("timeout") or 30) * 4,
                           logdir=logdir))
+    # the common-regions destination chooser, which asks QEMU over QMP
+    total.add(run_tap("unit/region-chooser",
+                      [sys.executable,
+                       os.path.join(TOP, "tests", "scripts",
+                                    "test-region-chooser.py")],
+                      env={"QEMU_BINARY": os.path.join(BLD,
+                                                       "qemu-system-x86_64")},
+                      timeout=120, logdir=logdir))
     return total
 
 
