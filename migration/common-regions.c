@@ -27,16 +27,6 @@
 #include "region-fingerprint.h"
 #include "trace.h"
 
-typedef struct FingerprintJob {
-    const char *filename;
-    RfpGeometry geo;
-    /* results, set by the worker */
-    RfpWriter writer;
-    uint64_t ram_bytes;
-    bool hash_failed;
-    char *error;
-} FingerprintJob;
-
 static void fingerprint_sha256(const void *buf, size_t len,
                                uint8_t out[RFP_HASH_LEN], void *opaque)
 {
@@ -55,13 +45,9 @@ static bool fingerprint_is_zero(const void *buf, size_t len)
     return buffer_is_zero(buf, len);
 }
 
-/* In a worker thread, without the BQL: the guest keeps running. */
-static int fingerprint_worker(void *opaque)
+int fingerprint_ram(FingerprintJob *job, GByteArray *out)
 {
-    FingerprintJob *job = opaque;
-    g_autoptr(GByteArray) out = g_byte_array_new();
     g_autoptr(GPtrArray) blocks = g_ptr_array_new();
-    g_autoptr(GError) gerr = NULL;
     RAMBlock *block;
 
     WITH_RCU_READ_LOCK_GUARD() {
@@ -96,6 +82,19 @@ static int fingerprint_worker(void *opaque)
         job->error = g_strdup("SHA-256 failed");
         return -EIO;
     }
+    return 0;
+}
+
+static int fingerprint_worker(void *opaque)
+{
+    FingerprintJob *job = opaque;
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autoptr(GError) gerr = NULL;
+    int ret = fingerprint_ram(job, out);
+
+    if (ret < 0) {
+        return ret;
+    }
     if (!g_file_set_contents_full(job->filename, (const char *)out->data,
                                   out->len, G_FILE_SET_CONTENTS_CONSISTENT,
                                   0644, &gerr)) {
@@ -105,34 +104,52 @@ static int fingerprint_worker(void *opaque)
     return 0;
 }
 
+static bool region_size_valid(uint64_t region_size, Error **errp)
+{
+    uint64_t page = qemu_target_page_size();
+
+    if (!is_power_of_2(region_size) || region_size < page ||
+        region_size > page * RFP_MAX_REGION_PAGES) {
+        error_setg(errp, "Parameter 'region-size' must be a power of two "
+                   "from the page size (%" PRIu64 ") to %u pages",
+                   page, RFP_MAX_REGION_PAGES);
+        return false;
+    }
+    return true;
+}
+
+bool fingerprint_job_init(FingerprintJob *job, uint64_t region_size,
+                          Error **errp)
+{
+    if (!region_size_valid(region_size, errp)) {
+        return false;
+    }
+    job->geo.page_shift = qemu_target_page_bits();
+    job->geo.region_shift = ctz64(region_size);
+    if (!rfp_geometry_valid(&job->geo)) {
+        error_setg(errp, "A fingerprint cannot describe %zu-byte pages",
+                   qemu_target_page_size());
+        return false;
+    }
+    if (!qcrypto_hash_supports(QCRYPTO_HASH_ALGO_SHA256)) {
+        error_setg(errp, "This QEMU has no SHA-256 in its crypto layer");
+        return false;
+    }
+    return true;
+}
+
 CommonRegionsFingerprint *coroutine_fn
 qmp_common_regions_fingerprint(const char *filename, bool has_region_size,
                                uint64_t region_size, Error **errp)
 {
     FingerprintJob job = { .filename = filename };
-    uint64_t page = qemu_target_page_size();
     CommonRegionsFingerprint *info;
     int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
     if (!has_region_size) {
         region_size = COMMON_REGIONS_DEFAULT_REGION_SIZE;
     }
-    if (!is_power_of_2(region_size) || region_size < page ||
-        region_size > page * RFP_MAX_REGION_PAGES) {
-        error_setg(errp, "Parameter 'region-size' must be a power of two "
-                   "from the page size (%" PRIu64 ") to %u pages",
-                   page, RFP_MAX_REGION_PAGES);
-        return NULL;
-    }
-    job.geo.page_shift = qemu_target_page_bits();
-    job.geo.region_shift = ctz64(region_size);
-    if (!rfp_geometry_valid(&job.geo)) {
-        error_setg(errp, "A fingerprint cannot describe %" PRIu64
-                   "-byte pages", page);
-        return NULL;
-    }
-    if (!qcrypto_hash_supports(QCRYPTO_HASH_ALGO_SHA256)) {
-        error_setg(errp, "This QEMU has no SHA-256 in its crypto layer");
+    if (!fingerprint_job_init(&job, region_size, errp)) {
         return NULL;
     }
 

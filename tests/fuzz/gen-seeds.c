@@ -18,6 +18,7 @@
 #include "spill-format.h"
 #include "disk-map.h"
 #include "region-fingerprint.h"
+#include "region-proto.h"
 #include "fuzz.h"
 
 static const char *top;
@@ -278,6 +279,19 @@ static void rfp_seeds(void)
     }
 }
 
+/* A hello reply, then a GET header; a HAVE header. */
+static void rxp_seeds(void)
+{
+    uint8_t buf[RXP_HELLO_REPLY_SIZE];
+
+    rxp_hello_reply_encode(buf, 4096, 1000);
+    put("fuzz-region-proto", "hello-reply", buf, sizeof(buf));
+    rxp_header_encode(buf, RXP_OP_HAVE, 17);
+    put("fuzz-region-proto", "have", buf, RXP_HEADER_SIZE);
+    rxp_header_encode(buf, RXP_OP_GET, RXP_MAX_GET);
+    put("fuzz-region-proto", "get", buf, RXP_HEADER_SIZE);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -289,5 +303,6 @@ int main(int argc, char **argv)
     disk_map_seeds();
     wire_seeds();
     rfp_seeds();
+    rxp_seeds();
     return 0;
 }

@@ -9,6 +9,9 @@
  * above that, takes the fingerprint while the guest runs, and reads the
  * file with the format's own scanner, checking each hash against GLib's
  * SHA-256 (QEMU computes it with its crypto layer).
+ *
+ * The region export is tested with the test as its client, speaking
+ * the protocol through the same encoders as QEMU.
  */
 
 #include "qemu/osdep.h"
@@ -19,7 +22,10 @@
 #include "migration/migration-qmp.h"
 #include "migration/migration-util.h"
 #include "migration/region-fingerprint.h"
+#include "migration/region-proto.h"
 #include "qobject/qdict.h"
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #define PAGE            4096
 #define RAM_SIZE        (150 * MiB)
@@ -215,6 +221,190 @@ static void test_fingerprint(void)
     unlink(path);
 }
 
+/* The region export's client, in the test */
+
+static int rx_connect(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void rx_write(int fd, const void *buf, size_t len)
+{
+    g_assert_cmpint(qemu_write_full(fd, buf, len), ==, len);
+}
+
+/* Read @len bytes; false at the end of the stream. */
+static bool rx_read(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = read(fd, p, len);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        g_assert_cmpint(n, >=, 0);
+        if (n == 0) {
+            return false;
+        }
+        p += n;
+        len -= n;
+    }
+    return true;
+}
+
+static int rx_open(const char *path)
+{
+    uint8_t msg[RXP_HELLO_REPLY_SIZE];
+    const char *err = NULL;
+    uint64_t pages;
+    int fd = rx_connect(path);
+
+    g_assert_cmpint(fd, >=, 0);
+    rxp_hello_encode(msg, PAGE);
+    rx_write(fd, msg, RXP_HELLO_SIZE);
+    g_assert(rx_read(fd, msg, RXP_HELLO_REPLY_SIZE));
+    g_assert(rxp_hello_reply_decode(msg, PAGE, &pages, &err));
+    g_assert_cmpint(pages, >=, 17);
+    return fd;
+}
+
+static void rx_request(int fd, uint8_t op, const uint8_t (*hashes)[32],
+                       uint32_t n)
+{
+    uint8_t hdr[RXP_HEADER_SIZE], rhdr[RXP_HEADER_SIZE];
+
+    rxp_header_encode(hdr, op, n);
+    rx_write(fd, hdr, sizeof(hdr));
+    rx_write(fd, hashes, n * RFP_HASH_LEN);
+    g_assert(rx_read(fd, rhdr, sizeof(rhdr)));
+    g_assert(!memcmp(hdr, rhdr, sizeof(hdr)));
+}
+
+static void fill_hash(uint8_t out[RFP_HASH_LEN], uint8_t fill)
+{
+    uint8_t page[PAGE];
+
+    memset(page, fill, PAGE);
+    sha256(page, PAGE, out, NULL);
+}
+
+/* GET one hash: its status, and the page in @page if RXP_GOT. */
+static uint8_t rx_get(int fd, const uint8_t hash[RFP_HASH_LEN],
+                      uint8_t *page)
+{
+    uint8_t st;
+
+    rx_request(fd, RXP_OP_GET, (const uint8_t (*)[32])hash, 1);
+    g_assert(rx_read(fd, &st, 1));
+    if (st == RXP_GOT) {
+        g_assert(rx_read(fd, page, PAGE));
+    }
+    return st;
+}
+
+/* A counter of the export, -1 when it is not running */
+static int64_t export_stat(QTestState *who, const char *name)
+{
+    QDict *rsp = qtest_qmp_assert_success_ref(
+        who, "{ 'execute': 'query-common-regions-export' }");
+    int64_t v = qdict_haskey(rsp, name) ? qdict_get_int(rsp, name) : -1;
+
+    g_assert(qdict_get_bool(rsp, "active") == (v >= 0));
+    qobject_unref(rsp);
+    return v;
+}
+
+static void test_export(void)
+{
+    g_autofree char *path = g_strdup_printf("%s/export.sock", tmpfs);
+    MigrateStart args = { .only_source = true };
+    uint8_t h[4][RFP_HASH_LEN], page[PAGE], want[PAGE], bm[1];
+    uint8_t bad[RXP_HELLO_SIZE];
+    QTestState *from, *to = NULL;
+    int fd, fd2;
+
+    g_assert_false(migrate_start(&from, &to, "defer", &args));
+    wait_for_serial("src_serial");
+    plant(from);
+    qtest_qmp_assert_success(from, "{ 'execute': "
+                             "'common-regions-export-start', "
+                             "'arguments': { 'path': %s } }", path);
+    migrate_qmp_refused(from, "A region export is running already",
+                        "{ 'execute': 'common-regions-export-start', "
+                        "'arguments': { 'path': %s } }", path);
+    g_assert_cmpint(export_stat(from, "pages"), >=, 17);
+
+    /* which hashes it holds: planted pages, not others, not zero pages */
+    fd = rx_open(path);
+    fill_hash(h[0], 0x40);
+    fill_hash(h[1], 0x99);
+    fill_hash(h[2], 0);
+    fill_hash(h[3], 0x4f);
+    rx_request(fd, RXP_OP_HAVE, (const uint8_t (*)[32])h, 4);
+    g_assert(rx_read(fd, bm, 1));
+    g_assert_cmphex(bm[0], ==, 0x9);
+
+    /* a page it holds, and one it does not */
+    g_assert_cmpint(rx_get(fd, h[0], page), ==, RXP_GOT);
+    memset(want, 0x40, PAGE);
+    g_assert(!memcmp(page, want, PAGE));
+    g_assert_cmpint(rx_get(fd, h[1], page), ==, RXP_UNKNOWN);
+
+    /* the exporting guest writes the page: it is not served any more */
+    want[100] = 1;
+    qtest_memwrite(from, FULL_GPA, want, PAGE);
+    g_assert_cmpint(rx_get(fd, h[0], page), ==, RXP_CHANGED);
+
+    /* clients that break the protocol are cut off, the others go on */
+    fd2 = rx_connect(path);
+    memset(bad, 'x', sizeof(bad));
+    rx_write(fd2, bad, sizeof(bad));
+    g_assert_false(rx_read(fd2, bad, 1));
+    close(fd2);
+    fd2 = rx_open(path);
+    rxp_header_encode(bad, RXP_OP_GET, RXP_MAX_GET + 1);
+    rx_write(fd2, bad, RXP_HEADER_SIZE);
+    g_assert_false(rx_read(fd2, bad, 1));
+    close(fd2);
+    fd2 = rx_connect(path);
+    rxp_hello_encode(bad, 2 * PAGE);
+    rx_write(fd2, bad, RXP_HELLO_SIZE);
+    g_assert_false(rx_read(fd2, bad, 1));
+    close(fd2);
+    g_assert_cmpint(rx_get(fd, h[3], page), ==, RXP_GOT);
+
+    g_assert_cmpint(export_stat(from, "connections"), ==, 4);
+    g_assert_cmpint(export_stat(from, "hashes-asked"), ==, 4 + 4);
+    g_assert_cmpint(export_stat(from, "pages-served"), ==, 2);
+    g_assert_cmpint(export_stat(from, "pages-changed"), ==, 1);
+    g_assert_cmpint(export_stat(from, "pages-unknown"), ==, 1);
+    g_assert_cmpint(export_stat(from, "protocol-errors"), ==, 3);
+
+    /* stop: the connection ends, the socket goes, the guest runs on */
+    qtest_qmp_assert_success(from, "{ 'execute': "
+                             "'common-regions-export-stop' }");
+    g_assert_false(rx_read(fd, page, 1));
+    close(fd);
+    g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+    g_assert_cmpint(rx_connect(path), <, 0);
+    g_assert_cmpint(export_stat(from, "pages"), ==, -1);
+    migrate_qmp_refused(from, "No region export is running",
+                        "{ 'execute': 'common-regions-export-stop' }");
+    check_running(from);
+    qtest_quit(from);
+}
+
 static void test_fingerprint_refusals(void)
 {
     g_autofree char *path = g_strdup_printf("%s/nodir/guest.rfp", tmpfs);
@@ -247,4 +437,6 @@ void migration_test_add_common_regions(MigrationTestEnv *env)
                        test_fingerprint_refusals);
     migration_test_add("/migration/common-regions/fingerprint/guest",
                        test_fingerprint);
+    migration_test_add("/migration/common-regions/export",
+                       test_export);
 }
