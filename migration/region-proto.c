@@ -125,3 +125,57 @@ bool rxp_have_bitmap_valid(const uint8_t *bitmap, uint32_t count)
 {
     return !(count % 8) || !(bitmap[count / 8] >> (count % 8));
 }
+
+size_t rxp_held_encode(uint8_t *buf, const RxpHeld *m)
+{
+    WireWriter w;
+
+    wire_writer_init(&w, buf, RXP_HELD_MAX_LEN);
+    wire_put_u8(&w, m->kind);
+    if (m->kind == RXP_HELD_DONE) {
+        wire_put_be64(&w, m->pages);
+    } else {
+        assert(m->bytes >= 1 && m->bytes <= RXP_HELD_MAX_BYTES);
+        wire_put_be16(&w, m->block);
+        wire_put_be64(&w, m->first_page);
+        wire_put_be16(&w, m->bytes);
+        wire_put_bytes(&w, m->bitmap, m->bytes);
+    }
+    assert(!w.error);
+    return w.pos;
+}
+
+bool rxp_held_decode(const uint8_t *buf, size_t len, RxpHeld *m,
+                     const char **err)
+{
+    WireReader r;
+
+    wire_reader_init(&r, buf, len);
+    memset(m, 0, sizeof(*m));
+    m->kind = wire_get_u8(&r);
+    if (m->kind == RXP_HELD_DONE) {
+        m->pages = wire_get_be64(&r);
+    } else if (m->kind == RXP_HELD_PAGES) {
+        m->block = wire_get_be16(&r);
+        m->first_page = wire_get_be64(&r);
+        m->bytes = wire_get_be16(&r);
+        if (m->first_page % 8) {
+            *err = "unaligned first page";
+            return false;
+        }
+        if (m->bytes < 1 || m->bytes > RXP_HELD_MAX_BYTES) {
+            *err = "bitmap size out of range";
+            return false;
+        }
+        m->bitmap = wire_reader_ok(&r) ? buf + r.pos : NULL;
+        wire_skip(&r, m->bytes);
+    } else {
+        *err = "unknown kind";
+        return false;
+    }
+    if (!wire_reader_done(&r)) {
+        *err = "length does not match";
+        return false;
+    }
+    return true;
+}

@@ -33,6 +33,18 @@
  *
  * A server closes a connection that breaks any rule; a client drops a
  * reply that does, and checks each page's hash again itself.
+ *
+ * The capability common-regions also uses this unit for the message a
+ * migration destination sends its source on the return path, at most
+ * RXP_HELD_MAX_LEN bytes:
+ *     0  u8 kind             RXP_HELD_PAGES or RXP_HELD_DONE
+ *   RXP_HELD_PAGES: the pages the destination placed and verified
+ *     1  u16 block           the block's index in the source's fingerprint
+ *     3  u64 first_page      a multiple of 8
+ *    11  u16 bytes           1..RXP_HELD_MAX_BYTES
+ *    13  bytes of bitmap     bit i (lowest first): page first_page + i
+ *   RXP_HELD_DONE: nothing more will come
+ *     1  u64 pages           pages placed in all
  */
 
 #ifndef MIGRATION_REGION_PROTO_H
@@ -172,5 +184,42 @@ static inline bool rxp_status_valid(uint8_t status)
 {
     return status <= RXP_CHANGED;
 }
+
+#define RXP_HELD_PAGES          1
+#define RXP_HELD_DONE           2
+#define RXP_HELD_MAX_LEN        512
+#define RXP_HELD_HEADER_SIZE    13
+#define RXP_HELD_MAX_BYTES      (RXP_HELD_MAX_LEN - RXP_HELD_HEADER_SIZE)
+
+typedef struct RxpHeld {
+    uint8_t kind;
+    uint16_t block;
+    uint64_t first_page;
+    uint16_t bytes;
+    const uint8_t *bitmap;      /* into the decoded buffer */
+    uint64_t pages;             /* RXP_HELD_DONE */
+} RxpHeld;
+
+/**
+ * rxp_held_encode: encode a return-path message of common-regions
+ * @buf: where to, RXP_HELD_MAX_LEN bytes
+ * @m: the message; for RXP_HELD_PAGES, @m->bytes bytes at @m->bitmap
+ *
+ * Returns: the message's length.
+ */
+size_t rxp_held_encode(uint8_t *buf, const RxpHeld *m);
+
+/**
+ * rxp_held_decode: check a return-path message of common-regions
+ * @buf: the message, untrusted
+ * @len: its bytes
+ * @m: set to its fields; @m->bitmap points into @buf
+ * @err: on failure, set to what is wrong
+ *
+ * Returns: true for a known kind with the exact length, an aligned
+ * first page and a bitmap of 1 to RXP_HELD_MAX_BYTES bytes.
+ */
+bool rxp_held_decode(const uint8_t *buf, size_t len, RxpHeld *m,
+                     const char **err);
 
 #endif

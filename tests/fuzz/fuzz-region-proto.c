@@ -16,7 +16,9 @@
  *    re-encodes to the same bytes;
  *  - a HAVE bitmap is valid exactly when no bit past the count is set
  *    (the count from the input's first 3 bytes, 1..4096), and
- *    every bit below it reads as set in the input.
+ *    every bit below it reads as set in the input;
+ *  - the return-path message of the capability (the whole input)
+ *    decodes exactly when it re-encodes to the same bytes.
  *
  * Input layout: the bytes, read from offset 0 by each decoder in turn
  * (zero padded to the message's size).
@@ -88,6 +90,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(rxp_have_bitmap_valid(bm, n) == !past);
         for (uint32_t i = 0; i < n; i++) {
             assert(rxp_have_bit(bm, i) == !!(bm[i / 8] & (1u << (i % 8))));
+        }
+    }
+    {
+        uint8_t held[RXP_HELD_MAX_LEN];
+        RxpHeld m;
+
+        if (rxp_held_decode(data, size, &m, &err)) {
+            assert(m.kind == RXP_HELD_PAGES || m.kind == RXP_HELD_DONE);
+            assert(rxp_held_encode(held, &m) == size);
+            assert(!memcmp(held, data, size));
         }
     }
     return 0;

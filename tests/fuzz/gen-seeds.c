@@ -290,6 +290,18 @@ static void rxp_seeds(void)
     put("fuzz-region-proto", "have", buf, RXP_HEADER_SIZE);
     rxp_header_encode(buf, RXP_OP_GET, RXP_MAX_GET);
     put("fuzz-region-proto", "get", buf, RXP_HEADER_SIZE);
+    {
+        uint8_t held[RXP_HELD_MAX_LEN], bm[3] = { 0xff, 0x01, 0x80 };
+        RxpHeld m = {
+            .kind = RXP_HELD_PAGES, .block = 1, .first_page = 64,
+            .bytes = sizeof(bm), .bitmap = bm,
+        };
+
+        put("fuzz-region-proto", "held", held, rxp_held_encode(held, &m));
+        m = (RxpHeld) { .kind = RXP_HELD_DONE, .pages = 11 };
+        put("fuzz-region-proto", "held-done", held,
+            rxp_held_encode(held, &m));
+    }
 }
 
 int main(int argc, char **argv)

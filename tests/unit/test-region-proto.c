@@ -101,12 +101,58 @@ static void test_bitmap(void **state)
     assert_false(rxp_status_valid(3));
 }
 
+static void test_held(void **state)
+{
+    uint8_t bm[RXP_HELD_MAX_BYTES], buf[RXP_HELD_MAX_LEN + 1];
+    RxpHeld m = {
+        .kind = RXP_HELD_PAGES, .block = 3, .first_page = 4096,
+        .bytes = RXP_HELD_MAX_BYTES, .bitmap = bm,
+    };
+    RxpHeld d;
+    const char *err = NULL;
+    size_t len;
+
+    for (size_t i = 0; i < sizeof(bm); i++) {
+        bm[i] = i;
+    }
+    len = rxp_held_encode(buf, &m);
+    assert_int_equal(len, RXP_HELD_MAX_LEN);
+    assert_true(rxp_held_decode(buf, len, &d, &err));
+    assert_int_equal(d.block, 3);
+    assert_int_equal(d.first_page, 4096);
+    assert_int_equal(d.bytes, RXP_HELD_MAX_BYTES);
+    assert_memory_equal(d.bitmap, bm, sizeof(bm));
+    assert_false(rxp_held_decode(buf, len - 1, &d, &err));
+    assert_string_equal(err, "length does not match");
+    assert_false(rxp_held_decode(buf, len + 1, &d, &err));
+    buf[10] = 1;                            /* first page 4097 */
+    assert_false(rxp_held_decode(buf, len, &d, &err));
+    assert_string_equal(err, "unaligned first page");
+    buf[10] = 0;
+    buf[11] = buf[12] = 0;                  /* no bitmap */
+    assert_false(rxp_held_decode(buf, len, &d, &err));
+    assert_string_equal(err, "bitmap size out of range");
+    buf[11] = 0x10;
+    assert_false(rxp_held_decode(buf, len, &d, &err));
+    buf[0] = 9;
+    assert_false(rxp_held_decode(buf, len, &d, &err));
+    assert_string_equal(err, "unknown kind");
+
+    m = (RxpHeld) { .kind = RXP_HELD_DONE, .pages = 77 };
+    len = rxp_held_encode(buf, &m);
+    assert_int_equal(len, 9);
+    assert_true(rxp_held_decode(buf, len, &d, &err));
+    assert_int_equal(d.pages, 77);
+    assert_false(rxp_held_decode(buf, 0, &d, &err));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_header),
         cmocka_unit_test(test_bitmap),
+        cmocka_unit_test(test_held),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);

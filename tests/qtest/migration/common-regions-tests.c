@@ -405,6 +405,403 @@ static void test_export(void)
     qtest_quit(from);
 }
 
+/* The capability */
+
+static uint64_t cr_stat(QTestState *who, const char *name)
+{
+    QDict *cr = migrate_query_member(who, "common-regions");
+    uint64_t v;
+
+    g_assert(cr);
+    v = qdict_get_int(cr, name);
+    qobject_unref(cr);
+    return v;
+}
+
+typedef enum CrExporter {
+    CR_SELF,            /* the source exports its own pages */
+    /*
+     * Another QEMU, which holds every page the guest may have in
+     * [1, 100) MiB (byte 0 from 1 to 255), so that the destination copies
+     * them all and the guest changes most of them before they are sent;
+     * and whose first 8 planted pages change once it has exported them.
+     */
+    CR_OTHER,
+    CR_NONE,            /* the socket named is not there */
+    /* the test's own export of the planted pages (FakeExport) */
+    CR_FAKE_WRONG,      /* serves bytes that do not have the hash */
+    CR_FAKE_LATE,       /* the source's page changes while it serves */
+    CR_FAKE_GONE,       /* hangs up at the first GET */
+} CrExporter;
+
+/*
+ * An export in the test, for what a real one does not do on demand:
+ * serve wrong bytes, hang up, or hold its first GET until the test has
+ * changed the source's page.  One connection, the planted pages.
+ */
+typedef struct FakeExport {
+    CrExporter how;
+    int lfd;
+    GThread *thread;
+    GHashTable *pages;          /* SHA-256 -> page */
+    GMutex lock;
+    GCond cond;
+    bool in_get;                /* the first GET came (CR_FAKE_LATE) */
+    bool release;               /* the test let it go on */
+} FakeExport;
+
+static void fake_add(FakeExport *fe, uint8_t fill, int byte5)
+{
+    uint8_t *page = g_malloc(PAGE), *hash = g_malloc(RFP_HASH_LEN);
+
+    memset(page, fill, PAGE);
+    if (byte5 >= 0) {
+        page[5] = byte5;
+    }
+    sha256(page, PAGE, hash, NULL);
+    g_hash_table_insert(fe->pages, hash, page);
+}
+
+static guint hash_hash(gconstpointer k)
+{
+    return *(const guint *)k;
+}
+
+static gboolean hash_equal(gconstpointer a, gconstpointer b)
+{
+    return !memcmp(a, b, RFP_HASH_LEN);
+}
+
+static bool fake_io(int fd, void *buf, size_t len, bool write)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = write ? send(fd, p, len, MSG_NOSIGNAL)
+                          : read(fd, p, len);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        p += n;
+        len -= n;
+    }
+    return true;
+}
+
+static gpointer fake_thread(gpointer opaque)
+{
+    FakeExport *fe = opaque;
+    g_autofree uint8_t *hashes = g_malloc(RXP_MAX_HAVE * RFP_HASH_LEN);
+    uint8_t msg[RXP_HELLO_REPLY_SIZE], page[PAGE];
+    const char *err;
+    uint32_t count;
+    uint8_t op;
+    int fd = accept(fe->lfd, NULL, NULL);
+
+    if (fd < 0 || !fake_io(fd, msg, RXP_HELLO_SIZE, false)) {
+        goto out;
+    }
+    g_assert(rxp_hello_decode(msg, PAGE, &err));
+    rxp_hello_reply_encode(msg, PAGE, g_hash_table_size(fe->pages));
+    g_assert(fake_io(fd, msg, RXP_HELLO_REPLY_SIZE, true));
+    while (fake_io(fd, msg, RXP_HEADER_SIZE, false)) {
+        g_assert(rxp_header_decode(msg, &op, &count, &err));
+        g_assert(fake_io(fd, hashes, count * RFP_HASH_LEN, false));
+        if (op == RXP_OP_HAVE) {
+            g_autofree uint8_t *bm = g_malloc0(rxp_have_reply_size(count));
+
+            for (uint32_t i = 0; i < count; i++) {
+                if (g_hash_table_contains(fe->pages,
+                                          hashes + i * RFP_HASH_LEN)) {
+                    rxp_have_set(bm, i);
+                }
+            }
+            g_assert(fake_io(fd, msg, RXP_HEADER_SIZE, true));
+            g_assert(fake_io(fd, bm, rxp_have_reply_size(count), true));
+            continue;
+        }
+        if (fe->how == CR_FAKE_GONE) {
+            break;
+        }
+        if (fe->how == CR_FAKE_LATE) {
+            g_mutex_lock(&fe->lock);
+            fe->in_get = true;
+            g_cond_broadcast(&fe->cond);
+            while (!fe->release) {
+                g_cond_wait(&fe->cond, &fe->lock);
+            }
+            g_mutex_unlock(&fe->lock);
+        }
+        if (!fake_io(fd, msg, RXP_HEADER_SIZE, true)) {
+            break;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            uint8_t *p = g_hash_table_lookup(fe->pages,
+                                             hashes + i * RFP_HASH_LEN);
+            uint8_t st = p ? RXP_GOT : RXP_UNKNOWN;
+
+            g_assert(fake_io(fd, &st, 1, true));
+            if (p) {
+                memcpy(page, p, PAGE);
+                if (fe->how == CR_FAKE_WRONG) {
+                    page[PAGE - 1] ^= 1;
+                }
+                g_assert(fake_io(fd, page, PAGE, true));
+            }
+        }
+    }
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return NULL;
+}
+
+static FakeExport *fake_start(CrExporter how, const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    FakeExport *fe = g_new0(FakeExport, 1);
+
+    fe->how = how;
+    fe->pages = g_hash_table_new_full(hash_hash, hash_equal, g_free, g_free);
+    for (int i = 0; i < 16; i++) {
+        fake_add(fe, 0x40 + i, -1);
+    }
+    fake_add(fe, 0, 0x77);
+    g_mutex_init(&fe->lock);
+    g_cond_init(&fe->cond);
+    fe->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+    unlink(path);
+    g_assert_cmpint(bind(fe->lfd, (struct sockaddr *)&sun, sizeof(sun)),
+                    ==, 0);
+    g_assert_cmpint(listen(fe->lfd, 1), ==, 0);
+    fe->thread = g_thread_new("fake-export", fake_thread, fe);
+    return fe;
+}
+
+/* CR_FAKE_LATE: wait for the destination's first GET. */
+static void fake_wait_get(FakeExport *fe)
+{
+    g_mutex_lock(&fe->lock);
+    while (!fe->in_get) {
+        g_cond_wait(&fe->cond, &fe->lock);
+    }
+    g_mutex_unlock(&fe->lock);
+}
+
+static void fake_release(FakeExport *fe)
+{
+    g_mutex_lock(&fe->lock);
+    fe->release = true;
+    g_cond_broadcast(&fe->cond);
+    g_mutex_unlock(&fe->lock);
+}
+
+static void fake_stop(FakeExport *fe)
+{
+    fake_release(fe);
+    shutdown(fe->lfd, SHUT_RDWR);
+    g_thread_join(fe->thread);
+    close(fe->lfd);
+    g_hash_table_destroy(fe->pages);
+    g_mutex_clear(&fe->lock);
+    g_cond_clear(&fe->cond);
+    g_free(fe);
+}
+
+#define GUEST_PAGES_GPA (104 * MiB)     /* on the other exporter */
+
+/* CR_FAKE_LATE: the source's last full page once the export has it */
+#define LATE_FILL       0x33
+
+static void check_planted(QTestState *who, bool late)
+{
+    uint8_t page[PAGE], want[PAGE];
+
+    for (int i = 0; i < 16; i++) {
+        memset(want, late && i == 15 ? LATE_FILL : 0x40 + i, PAGE);
+        qtest_memread(who, FULL_GPA + i * PAGE, page, PAGE);
+        g_assert(!memcmp(page, want, PAGE));
+    }
+    memset(want, 0, PAGE);
+    want[5] = 0x77;
+    qtest_memread(who, ONE_GPA + ONE_PAGE * PAGE, page, PAGE);
+    g_assert(!memcmp(page, want, PAGE));
+}
+
+static void do_test_migrate(CrExporter how, bool multifd)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    g_autofree char *sock = g_strdup_printf("%s/cr-export.sock", tmpfs);
+    MigrateStart args = { .tcg = true };
+    QTestState *from, *to, *exporter = NULL;
+    FakeExport *fe = NULL;
+    uint64_t held, skipped, changed, refused, exporters;
+
+    args.caps[MIGRATION_CAPABILITY_RETURN_PATH] = true;
+    args.caps[MIGRATION_CAPABILITY_COMMON_REGIONS] = true;
+    args.caps[MIGRATION_CAPABILITY_MULTIFD] = multifd;
+    g_assert_false(migrate_start(&from, &to, "defer", &args));
+    migrate_set_parameter_str(to, "common-regions-exporters", sock);
+    migrate_incoming_qmp(to, uri, NULL, "{}");
+    wait_for_serial("src_serial");
+    plant(from);
+    if (how == CR_SELF) {
+        exporter = from;
+    } else if (how == CR_OTHER) {
+        uint8_t page[PAGE] = { 0 };
+
+        exporter = qtest_init("-machine q35 -nodefaults -m 150M");
+        plant(exporter);
+        for (int v = 1; v < 256; v++) {
+            page[0] = v;
+            qtest_memwrite(exporter, GUEST_PAGES_GPA + (v - 1) * PAGE, page,
+                           PAGE);
+        }
+    }
+    if (how >= CR_FAKE_WRONG) {
+        fe = fake_start(how, sock);
+    }
+    if (exporter) {
+        uint8_t page[PAGE];
+
+        qtest_qmp_assert_success(exporter, "{ 'execute': "
+                                 "'common-regions-export-start', "
+                                 "'arguments': { 'path': %s } }", sock);
+        if (how == CR_OTHER) {
+            /* after the index: the export has the hashes, not the pages */
+            memset(page, 0x66, PAGE);
+            for (int i = 0; i < 8; i++) {
+                qtest_memwrite(exporter, FULL_GPA + i * PAGE, page, PAGE);
+            }
+        }
+    }
+
+    migrate_ensure_converge(from);
+    migrate_qmp(from, to, uri, NULL, "{}");
+    if (how == CR_FAKE_LATE) {
+        uint8_t page[PAGE];
+
+        /*
+         * The source has its fingerprint and waits for the destination,
+         * which has asked for the pages: the last one changes now, after
+         * the hash the destination checks, before the source's send.
+         */
+        fake_wait_get(fe);
+        memset(page, LATE_FILL, PAGE);
+        qtest_memwrite(from, FULL_GPA + 15 * PAGE, page, PAGE);
+        fake_release(fe);
+    }
+    wait_for_migration_complete(from);
+    wait_for_migration_complete(to);
+
+    held = cr_stat(to, "pages-held");
+    skipped = cr_stat(from, "pages-skipped");
+    changed = cr_stat(from, "pages-changed");
+    refused = cr_stat(to, "pages-refused");
+    exporters = cr_stat(to, "exporters");
+    g_test_message("offered %" PRIu64 ", held %" PRIu64 ", refused %"
+                   PRIu64 ", skipped %" PRIu64 ", changed %" PRIu64,
+                   cr_stat(from, "pages-offered"), held, refused, skipped,
+                   changed);
+    g_assert_cmpint(cr_stat(from, "pages-offered"), >=, 17);
+    g_assert_cmpint(cr_stat(from, "pages-held"), ==, held);
+    g_assert_cmpint(cr_stat(from, "bytes-saved"), ==, skipped * PAGE);
+    check_planted(to, how == CR_FAKE_LATE);
+    if (exporter && exporter != from) {
+        qtest_quit(exporter);
+    }
+    if (fe) {
+        fake_stop(fe);
+    }
+    /* the guest's pages, held and changed or not, are the source's */
+    migrate_end(from, to, true);
+    unlink(sock);
+
+    /* each held page was sent in full, or not sent because unchanged */
+    g_assert_cmpint(skipped + changed, ==, held);
+    switch (how) {
+    case CR_SELF:
+        /* the planted pages, unchanged, were not sent */
+        g_assert_cmpint(skipped, >=, 17);
+        g_assert_cmpint(exporters, ==, 1);
+        break;
+    case CR_OTHER:
+        /* 8 pages changed on the export: refused, then sent */
+        g_assert_cmpint(refused, ==, 8);
+        /* all the guest's pages but zero ones, and 9 planted */
+        g_assert_cmpint(held, >=, 9 + 20000);
+        /*
+         * the guest wrote most of them since setup: sent in full, which
+         * migrate_end() verified (check_guests_ram(): a stale copy fails)
+         */
+        g_assert_cmpint(changed, >, 1000);
+        g_assert_cmpint(skipped, >=, 9);
+        break;
+    case CR_NONE:
+        g_assert_cmpint(exporters, ==, 0);
+        g_assert_cmpint(held, ==, 0);
+        break;
+    case CR_FAKE_WRONG:
+        /* no page placed: every one failed its hash */
+        g_assert_cmpint(refused, ==, 17);
+        g_assert_cmpint(held, ==, 0);
+        break;
+    case CR_FAKE_LATE:
+        g_assert_cmpint(held, ==, 17);
+        g_assert_cmpint(changed, ==, 1);
+        g_assert_cmpint(skipped, ==, 16);
+        break;
+    case CR_FAKE_GONE:
+        g_assert_cmpint(exporters, ==, 1);
+        g_assert_cmpint(held, ==, 0);
+        break;
+    }
+}
+
+static void test_migrate_self(void)
+{
+    do_test_migrate(CR_SELF, false);
+}
+
+static void test_migrate_multifd(void)
+{
+    do_test_migrate(CR_SELF, true);
+}
+
+static void test_migrate_other(void)
+{
+    do_test_migrate(CR_OTHER, false);
+}
+
+static void test_migrate_no_exporter(void)
+{
+    do_test_migrate(CR_NONE, false);
+}
+
+/* An export whose bytes do not have the hash: nothing is placed */
+static void test_migrate_wrong_bytes(void)
+{
+    do_test_migrate(CR_FAKE_WRONG, false);
+}
+
+/* A page the guest writes between the fingerprint and its send */
+static void test_migrate_changed_at_source(void)
+{
+    do_test_migrate(CR_FAKE_LATE, false);
+}
+
+/* An export that hangs up in the middle */
+static void test_migrate_exporter_gone(void)
+{
+    do_test_migrate(CR_FAKE_GONE, false);
+}
+
 static void test_fingerprint_refusals(void)
 {
     g_autofree char *path = g_strdup_printf("%s/nodir/guest.rfp", tmpfs);
@@ -425,6 +822,67 @@ static void test_fingerprint_refusals(void)
     qtest_quit(who);
 }
 
+/* Rules of the capability, and when it is too late to set it */
+static void test_migrate_refusals(void)
+{
+    QTestState *who = qtest_init("-machine none -nodefaults");
+
+    migrate_set_capabilities_refused(who, "Capability 'common-regions' "
+                                     "requires capability 'return-path'",
+                                     "common-regions", NULL);
+    qtest_quit(who);
+
+    who = qtest_init("-machine none -nodefaults -incoming defer");
+    migrate_incoming_qmp(who, "tcp:127.0.0.1:0", NULL, "{}");
+    migrate_set_capabilities_refused(who, "Capability 'common-regions' "
+                                     "must be set before incoming starts",
+                                     "return-path", "common-regions", NULL);
+    qtest_quit(who);
+}
+
+/*
+ * The capability on one side only (@on_source: the source's): the
+ * configuration section refuses it before any page, and the source
+ * runs on.
+ */
+static void do_test_one_side(bool on_source)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/migsocket", tmpfs);
+    MigrateStart args = { .tcg = true, .hide_stderr = true };
+    QTestState *from, *to, *who;
+
+    args.caps[MIGRATION_CAPABILITY_RETURN_PATH] = true;
+    g_assert_false(migrate_start(&from, &to, "defer", &args));
+    who = on_source ? from : to;
+    qtest_qmp_assert_success(who, "{ 'execute': 'migrate-set-capabilities', "
+                             "'arguments': { 'capabilities': [ "
+                             "{ 'capability': 'common-regions', "
+                             "'state': true } ] } }");
+    migrate_incoming_qmp(to, uri, NULL, "{}");
+    wait_for_serial("src_serial");
+    migrate_qmp(from, to, uri, NULL, "{}");
+    wait_for_migration_fail(from, true);
+    qtest_set_expected_status(to, EXIT_FAILURE);
+    check_running(from);
+    migrate_end(from, to, false);
+}
+
+static void test_migrate_source_only(void)
+{
+    do_test_one_side(true);
+}
+
+static void test_migrate_dest_only(void)
+{
+    do_test_one_side(false);
+}
+
+/* disk-backed-pages' planted references, and the fingerprint beside */
+static void test_disk_backed_with_common_regions(void *name)
+{
+    migration_test_disk_backed_with(strrchr(name, '/') + 1);
+}
+
 void migration_test_add_common_regions(MigrationTestEnv *env)
 {
     tmpfs = env->tmpfs;
@@ -439,4 +897,27 @@ void migration_test_add_common_regions(MigrationTestEnv *env)
                        test_fingerprint);
     migration_test_add("/migration/common-regions/export",
                        test_export);
+    migration_test_add("/migration/common-regions/refusals",
+                       test_migrate_refusals);
+    migration_test_add("/migration/common-regions/source-only",
+                       test_migrate_source_only);
+    migration_test_add("/migration/common-regions/dest-only",
+                       test_migrate_dest_only);
+    migration_test_add("/migration/common-regions/self",
+                       test_migrate_self);
+    migration_test_add("/migration/common-regions/multifd",
+                       test_migrate_multifd);
+    migration_test_add("/migration/common-regions/other",
+                       test_migrate_other);
+    migration_test_add("/migration/common-regions/no-exporter",
+                       test_migrate_no_exporter);
+    migration_test_add("/migration/common-regions/wrong-bytes",
+                       test_migrate_wrong_bytes);
+    migration_test_add("/migration/common-regions/changed-at-source",
+                       test_migrate_changed_at_source);
+    migration_test_add("/migration/common-regions/exporter-gone",
+                       test_migrate_exporter_gone);
+    migration_test_add_suffix("/migration/disk-backed-pages/with/",
+                              "common-regions",
+                              test_disk_backed_with_common_regions);
 }

@@ -87,6 +87,7 @@ static const CompositionPair composition_pairs[] = {
     NO_RDMA("shared-file-spill", "shared-file-spill"),
     REFUSED("rdma-pin-budget", "adaptive-compression", ONE_CHANNEL),
     NO_RDMA("inflight-io-handoff", "inflight-io-handoff"),
+    NO_RDMA("common-regions", "common-regions"),
 
     WORKS_IN("disk-backed-pages", "multifd",
              "/migration/disk-backed-pages/with/multifd"),
@@ -164,6 +165,23 @@ static const CompositionPair composition_pairs[] = {
     CONFLICTS("inflight-io-handoff", "shared-file-spill",
               "shared-file-spill"),
     WORKS("inflight-io-handoff", "adaptive-compression"),
+
+    WORKS_IN("common-regions", "multifd",
+             "/migration/common-regions/multifd"),
+    WORKS("common-regions", "multifd-zstd"),
+    CONFLICTS("common-regions", "postcopy-ram", "postcopy-ram"),
+    CONFLICTS("common-regions", "postcopy-preempt", "postcopy-ram"),
+    WORKS("common-regions", "tls"),
+    WORKS("common-regions", "xbzrle"),
+    CONFLICTS("common-regions", "mapped-ram", "mapped-ram"),
+    WORKS("common-regions", "auto-converge"),
+    WORKS("common-regions", "predictive-throttle"),
+    WORKS("common-regions", "write-fault-groups"),
+    WORKS_IN("common-regions", "disk-backed-pages",
+             "/migration/disk-backed-pages/with/common-regions"),
+    CONFLICTS("common-regions", "shared-file-spill", "shared-file-spill"),
+    WORKS("common-regions", "adaptive-compression"),
+    WORKS("common-regions", "inflight-io-handoff"),
 };
 
 static const CompositionPair *composition_pair(const char *path)
@@ -209,6 +227,7 @@ static const Partner partners[] = {
     { .name = "adaptive-compression",
       .caps = { "multifd", "adaptive-compression" }, .compression = "zstd" },
     { .name = "inflight-io-handoff", .caps = { "inflight-io-handoff" } },
+    { .name = "common-regions", .caps = { "common-regions", "return-path" } },
 };
 
 static const Partner *partner(const char *name)
@@ -316,6 +335,11 @@ static void assert_took_part(QTestState *from, const char *ours)
         info = migrate_query_member(from, "inflight-io-handoff");
         g_assert_cmpint(qdict_get_int(info, "requests-moved"), ==, 0);
         g_assert_false(qdict_get_bool(info, "waiting"));
+    } else if (g_str_equal(ours, "common-regions")) {
+        /* no export: the fingerprint went, nothing was held */
+        info = migrate_query_member(from, "common-regions");
+        g_assert_cmpint(qdict_get_int(info, "pages-offered"), >, 0);
+        g_assert_cmpint(qdict_get_int(info, "pages-held"), ==, 0);
     }
 }
 
