@@ -20,6 +20,7 @@ S := scripts
         fuzz series demo demo-all bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
         bench-disk-postcopy bench-learn-io bench-compress bench-headline bench-handoff \
+        bench-common \
         clean distclean help
 
 all: build libvirt
@@ -155,6 +156,14 @@ bench-handoff: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name inflight-io-handoff \
 	    --scenarios slow-disk,idle --configs precopy,inflight-io-handoff \
 	    --reps 5 $(BENCH_ARGS)
+
+# common-regions: three real guests with the same files in page cache;
+# the destination chooser ranks the hosts, and guest A goes to the one
+# whose VMs hold the most of it, against precopy and multifd-zstd to an
+# empty host; every destination's RAM compared with the source's.
+# bench/results/common-regions.{json,md}
+bench-common: build
+	@$(PYTHON) $(S)/bench/common_regions.py $(BENCH_ARGS)
 
 # disk-backed-pages, alone and riding multifd-zstd, against precopy,
 # return-path (which the capability needs) and multifd-zstd, with

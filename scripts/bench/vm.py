@@ -138,7 +138,8 @@ class VM:
     """One qemu-system-x86_64 process with QMP and a serial agent."""
 
     def __init__(self, qemu, workdir, name, guest, accel="tcg", mem_mib=512,
-                 incoming=False, extra=(), qmp_oob=False, vcpus=1):
+                 incoming=False, extra=(), qmp_oob=False, vcpus=1,
+                 disk_readonly=False):
         self.name = name
         self.workdir = workdir
         self.qmp_path = os.path.join(workdir, name + ".qmp")
@@ -157,7 +158,9 @@ class VM:
             "-kernel", guest["KERNEL"], "-initrd", guest["INITRD"],
             "-append", "console=ttyS0 quiet loglevel=1 panic=-1",
             "-blockdev", "driver=raw,node-name=shared0,file.driver=file,"
-                         "file.filename=%s" % guest["DISK"],
+                         "file.filename=%s%s" % (guest["DISK"],
+                                                 ",read-only=on"
+                                                 if disk_readonly else ""),
             "-device", "virtio-blk-pci,drive=shared0",
             "-chardev", "socket,id=ser0,path=%s,server=on,wait=off" %
                         self.ser_path,
