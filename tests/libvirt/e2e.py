@@ -466,6 +466,10 @@ def main():
               os.path.join(spill_dir, "spill0")]),
             # the shared disk is virtio-blk: its requests in flight move
             ("inflight-io-handoff", ["--inflight-io-handoff"]),
+            # the source serves its own pages; the destination takes them
+            ("common-regions",
+             ["--common-regions", "--common-regions-exporters",
+              os.path.join(spill_dir, "regions.sock")]),
         ]
         src, dst = a, b
         for name, flags in runs:
@@ -475,6 +479,9 @@ def main():
                 # does not name it; here it is set as the bench does
                 src.qmp("migrate-set-parameters",
                         **{"disk-backed-map": guest.diskmap["map"]})
+            if name == "common-regions":
+                src.qmp("common-regions-export-start",
+                        path=os.path.join(spill_dir, "regions.sock"))
             if migrate(guest, src, dst, flags, name, check_info=check):
                 src, dst = dst, src
             elif src.state() != "running":

@@ -34,6 +34,7 @@ VIRSH_OPTIONS = {
     "shared-file-spill": ["--shared-file-spill", "--shared-file-spill-path"],
     "disk-backed-pages": ["--disk-backed-pages", "--disk-backed-pages-disk"],
     "inflight-io-handoff": ["--inflight-io-handoff"],
+    "common-regions": ["--common-regions", "--common-regions-exporters"],
 }
 # adaptive-compression is the compression method "adaptive" of the
 # existing --comp-methods; qemumigparamstest checks it.
