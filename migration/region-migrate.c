@@ -570,15 +570,19 @@ static int cr_load_worker(void *opaque)
     }
     common_regions.info.pages_offered = d->want->len;
     g_array_sort(d->want, want_cmp);
-    for (guint i = 0; i < d->want->len;) {
-        CrRun run = { .from = i };
+    /* runs of pages with one hash, asked for once */
+    for (guint i = 0; i < d->want->len; i++) {
+        CrRun *last = runs->len ? &g_array_index(runs, CrRun, runs->len - 1)
+                                : NULL;
 
-        while (++i < d->want->len &&
-               !want_cmp(&g_array_index(d->want, CrWant, run.from),
-                         &g_array_index(d->want, CrWant, i))) {
+        if (last && !want_cmp(&g_array_index(d->want, CrWant, last->from),
+                              &g_array_index(d->want, CrWant, i))) {
+            last->to = i + 1;
+        } else {
+            CrRun run = { .from = i, .to = i + 1 };
+
+            g_array_append_val(runs, run);
         }
-        run.to = i;
-        g_array_append_val(runs, run);
     }
 
     for (int e = 0; paths[e] && runs->len; e++) {
