@@ -433,51 +433,62 @@ static bool export_request(int fd, uint8_t op, const uint8_t *hashes,
            !memcmp(hdr, rhdr, sizeof(hdr));
 }
 
-/*
- * Take from the export on @fd the pages of d->want[from, to) (one
- * hash, whose copies all have it).  Returns false when the export
- * failed.
- */
+/* A run of d->want with one hash: its pages are placed together */
 typedef struct CrRun {
     uint32_t from, to;
+    bool placed;
 } CrRun;
 
-static void place(CrDest *d, const CrRun *run, const uint8_t *page)
+static void place(CrDest *d, CrRun *run, const uint8_t *page)
 {
     size_t psize = qemu_target_page_size();
 
     for (uint32_t k = run->from; k < run->to; k++) {
         CrWant *w = &g_array_index(d->want, CrWant, k);
 
-        if (test_bit(w->page, d->placed[w->block])) {
-            continue;
-        }
         memcpy(d->rb[w->block]->host + (w->page << qemu_target_page_bits()),
                page, psize);
         set_bit(w->page, d->placed[w->block]);
         common_regions.info.pages_held++;
     }
+    run->placed = true;
 }
 
-static bool export_take(CrDest *d, int fd, GArray *runs)
+/* The hashes of @n runs of @runs from @i on, into @hashes */
+static void run_hashes(CrDest *d, GPtrArray *runs, guint i, uint32_t n,
+                       uint8_t *hashes)
+{
+    for (uint32_t j = 0; j < n; j++) {
+        CrRun *run = g_ptr_array_index(runs, i + j);
+
+        memcpy(hashes + j * RFP_HASH_LEN,
+               g_array_index(d->want, CrWant, run->from).hash, RFP_HASH_LEN);
+    }
+}
+
+/*
+ * Take from the export on @fd the pages of the runs not placed yet.
+ * Returns false when the export failed.
+ */
+static bool export_take(CrDest *d, int fd, GArray *all)
 {
     size_t psize = qemu_target_page_size();
     g_autofree uint8_t *hashes = g_malloc(RXP_MAX_HAVE * RFP_HASH_LEN);
     g_autofree uint8_t *bm = g_malloc(rxp_have_reply_size(RXP_MAX_HAVE));
     g_autofree uint8_t *page = g_malloc(psize);
-    g_autoptr(GArray) held = g_array_new(false, false, sizeof(CrRun));
+    g_autoptr(GPtrArray) runs = g_ptr_array_new();
+    g_autoptr(GPtrArray) held = g_ptr_array_new();
 
+    for (guint i = 0; i < all->len; i++) {
+        if (!g_array_index(all, CrRun, i).placed) {
+            g_ptr_array_add(runs, &g_array_index(all, CrRun, i));
+        }
+    }
     /* which of the hashes still wanted it holds */
     for (guint i = 0; i < runs->len; i += RXP_MAX_HAVE) {
         uint32_t n = MIN(runs->len - i, RXP_MAX_HAVE);
 
-        for (uint32_t j = 0; j < n; j++) {
-            CrRun *run = &g_array_index(runs, CrRun, i + j);
-
-            memcpy(hashes + j * RFP_HASH_LEN,
-                   g_array_index(d->want, CrWant, run->from).hash,
-                   RFP_HASH_LEN);
-        }
+        run_hashes(d, runs, i, n, hashes);
         if (!export_request(fd, RXP_OP_HAVE, hashes, n) ||
             !io_all(fd, bm, rxp_have_reply_size(n), false) ||
             !rxp_have_bitmap_valid(bm, n)) {
@@ -485,7 +496,7 @@ static bool export_take(CrDest *d, int fd, GArray *runs)
         }
         for (uint32_t j = 0; j < n; j++) {
             if (rxp_have_bit(bm, j)) {
-                g_array_append_val(held, g_array_index(runs, CrRun, i + j));
+                g_ptr_array_add(held, g_ptr_array_index(runs, i + j));
             }
         }
     }
@@ -493,18 +504,12 @@ static bool export_take(CrDest *d, int fd, GArray *runs)
     for (guint i = 0; i < held->len; i += RXP_MAX_GET) {
         uint32_t n = MIN(held->len - i, RXP_MAX_GET);
 
-        for (uint32_t j = 0; j < n; j++) {
-            CrRun *run = &g_array_index(held, CrRun, i + j);
-
-            memcpy(hashes + j * RFP_HASH_LEN,
-                   g_array_index(d->want, CrWant, run->from).hash,
-                   RFP_HASH_LEN);
-        }
+        run_hashes(d, held, i, n, hashes);
         if (!export_request(fd, RXP_OP_GET, hashes, n)) {
             return false;
         }
         for (uint32_t j = 0; j < n; j++) {
-            CrRun *run = &g_array_index(held, CrRun, i + j);
+            CrRun *run = g_ptr_array_index(held, i + j);
             uint8_t st, now[RFP_HASH_LEN];
 
             if (!io_all(fd, &st, 1, false) || !rxp_status_valid(st)) {
