@@ -149,7 +149,9 @@ static int export_index_worker(void *opaque)
     ex->index = g_hash_table_new(export_hash, export_equal);
     for (uint64_t i = 0; ret == 0 && i < ex->nr_pages; i++) {
         /* the first page of a content wins; the others are not needed */
-        g_hash_table_insert(ex->index, ex->pages[i].hash, &ex->pages[i]);
+        if (!g_hash_table_contains(ex->index, ex->pages[i].hash)) {
+            g_hash_table_insert(ex->index, ex->pages[i].hash, &ex->pages[i]);
+        }
     }
     return ret;
 }

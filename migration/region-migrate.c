@@ -189,6 +189,8 @@ static int cr_save_iterate(QEMUFile *f, void *opaque)
         return ret;
     }
     WITH_QEMU_LOCK_GUARD(&cr->lock) {
+        RCU_READ_LOCK_GUARD();          /* qemu_ram_block_by_name() */
+
         cr->nr_blocks = job.writer.nr_blocks;
         cr->blocks = g_new0(CrBlock, cr->nr_blocks);
         if (!rfp_scan(out->data, out->len, &hdr,
