@@ -35,24 +35,15 @@ void rfp_region_hash(const uint8_t (*page_hashes)[RFP_HASH_LEN],
     hash(page_hashes, (size_t)npages * RFP_HASH_LEN, out, opaque);
 }
 
-static void put_be32(GByteArray *out, uint32_t v)
-{
-    uint8_t b[4];
-    WireWriter w;
-
-    wire_writer_init(&w, b, sizeof(b));
-    wire_put_be32(&w, v);
-    g_byte_array_append(out, b, sizeof(b));
-}
-
-static void put_be64(GByteArray *out, uint64_t v)
+/* Append the @n low bytes of @v, big-endian. */
+static void put_be(GByteArray *out, uint64_t v, unsigned n)
 {
     uint8_t b[8];
-    WireWriter w;
 
-    wire_writer_init(&w, b, sizeof(b));
-    wire_put_be64(&w, v);
-    g_byte_array_append(out, b, sizeof(b));
+    for (unsigned i = n; i-- > 0; v >>= 8) {
+        b[i] = v;
+    }
+    g_byte_array_append(out, b, n);
 }
 
 void rfp_writer_init(RfpWriter *w, const RfpGeometry *g, uint32_t nr_blocks,
@@ -75,11 +66,11 @@ void rfp_writer_init(RfpWriter *w, const RfpGeometry *g, uint32_t nr_blocks,
     hash(zero, psize, w->zero_page_hash, opaque);
 
     g_byte_array_append(out, (const uint8_t *)RFP_MAGIC, RFP_MAGIC_LEN);
-    put_be32(out, RFP_VERSION);
-    put_be32(out, g->page_shift);
-    put_be32(out, g->region_shift);
-    put_be32(out, nr_blocks);
-    put_be64(out, 0);
+    put_be(out, RFP_VERSION, 4);
+    put_be(out, g->page_shift, 4);
+    put_be(out, g->region_shift, 4);
+    put_be(out, nr_blocks, 4);
+    put_be(out, 0, 8);
 }
 
 void rfp_writer_block(RfpWriter *w, const char *idstr, const uint8_t *mem,
@@ -100,7 +91,7 @@ void rfp_writer_block(RfpWriter *w, const char *idstr, const uint8_t *mem,
 
     g_byte_array_append(w->out, &idlen8, 1);
     g_byte_array_append(w->out, (const uint8_t *)idstr, idlen);
-    put_be64(w->out, used_length);
+    put_be(w->out, used_length, 8);
 
     for (uint64_t off = 0; off < used_length; off += rsize) {
         uint32_t npages = rfp_region_pages(&w->geo, used_length, off);
@@ -122,8 +113,8 @@ void rfp_writer_block(RfpWriter *w, const char *idstr, const uint8_t *mem,
         }
         rfp_region_hash((const uint8_t (*)[RFP_HASH_LEN])page_hashes, npages,
                         w->hash, w->opaque, region_hash);
-        put_be64(w->out, off);
-        put_be64(w->out, mask);
+        put_be(w->out, off, 8);
+        put_be(w->out, mask, 8);
         g_byte_array_append(w->out, region_hash, RFP_HASH_LEN);
         for (uint32_t i = 0; i < npages; i++) {
             if (mask & (1ull << i)) {
@@ -133,8 +124,8 @@ void rfp_writer_block(RfpWriter *w, const char *idstr, const uint8_t *mem,
         }
         records++;
     }
-    put_be64(w->out, RFP_BLOCK_END);
-    put_be64(w->out, records);
+    put_be(w->out, RFP_BLOCK_END, 8);
+    put_be(w->out, records, 8);
     w->regions += records;
     w->blocks_written++;
 }
@@ -144,8 +135,8 @@ void rfp_writer_finish(RfpWriter *w)
     assert(w->blocks_written == w->nr_blocks);
     g_byte_array_append(w->out, (const uint8_t *)RFP_END_MAGIC,
                         RFP_MAGIC_LEN);
-    put_be64(w->out, w->regions);
-    put_be64(w->out, w->pages);
+    put_be(w->out, w->regions, 8);
+    put_be(w->out, w->pages, 8);
 }
 
 static bool fail(const char **err, const char *why)
