@@ -27,16 +27,26 @@
 #include "region-fingerprint.h"
 #include "trace.h"
 
-static void fingerprint_sha256(const void *buf, size_t len,
-                               uint8_t out[RFP_HASH_LEN], void *opaque)
+bool common_regions_sha256(const void *buf, size_t len,
+                           uint8_t out[RFP_HASH_LEN])
 {
-    FingerprintJob *job = opaque;
     size_t outlen = RFP_HASH_LEN;
 
     if (qcrypto_hash_bytes(QCRYPTO_HASH_ALGO_SHA256, buf, len, &out, &outlen,
                            NULL) < 0) {
+        memset(out, 0xff, RFP_HASH_LEN);
+        return false;
+    }
+    return true;
+}
+
+static void fingerprint_sha256(const void *buf, size_t len,
+                               uint8_t out[RFP_HASH_LEN], void *opaque)
+{
+    FingerprintJob *job = opaque;
+
+    if (!common_regions_sha256(buf, len, out)) {
         job->hash_failed = true;
-        memset(out, 0, RFP_HASH_LEN);
     }
 }
 

@@ -27,6 +27,18 @@ typedef struct FingerprintJob {
 } FingerprintJob;
 
 /**
+ * common_regions_sha256: SHA-256 of a buffer, with QEMU's crypto layer
+ * @buf: the bytes
+ * @len: their number
+ * @out: set to the hash; all ones when the hash failed, which matches
+ * no page, so that nothing is taken or left out on its account
+ *
+ * Returns: false when the hash failed.
+ */
+bool common_regions_sha256(const void *buf, size_t len,
+                           uint8_t out[RFP_HASH_LEN]);
+
+/**
  * fingerprint_job_init: check the region size and set up a job
  * @job: the job, zeroed but for its filename
  * @region_size: the region size asked for

@@ -18,7 +18,6 @@
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "qapi/qapi-commands-migration.h"
-#include "crypto/hash.h"
 #include "block/thread-pool.h"
 #include "exec/target_page.h"
 #include "io/channel-socket.h"
@@ -167,9 +166,6 @@ static uint8_t export_read_page(RegionExport *ex, const uint8_t *hash,
     uint8_t now[RFP_HASH_LEN];
     ExportPage *p = g_hash_table_lookup(ex->index, hash);
     bool copied = false;
-    uint8_t *res = now;
-    size_t reslen = RFP_HASH_LEN;
-
     if (!p) {
         qatomic_inc(&ex->pages_unknown);
         return RXP_UNKNOWN;
@@ -182,9 +178,7 @@ static uint8_t export_read_page(RegionExport *ex, const uint8_t *hash,
             copied = true;
         }
     }
-    if (!copied ||
-        qcrypto_hash_bytes(QCRYPTO_HASH_ALGO_SHA256, buf, psize, &res,
-                           &reslen, NULL) < 0 ||
+    if (!copied || !common_regions_sha256(buf, psize, now) ||
         memcmp(now, hash, RFP_HASH_LEN)) {
         qatomic_inc(&ex->pages_changed);
         return RXP_CHANGED;

@@ -26,7 +26,6 @@
 #include "qemu/units.h"
 #include "qapi/error.h"
 #include "qapi/qapi-types-migration.h"
-#include "crypto/hash.h"
 #include "block/thread-pool.h"
 #include "exec/target_page.h"
 #include "migration/register.h"
@@ -65,17 +64,6 @@ typedef struct CommonRegions {
 } CommonRegions;
 
 static CommonRegions common_regions;
-
-static void sha256(const void *buf, size_t len, uint8_t out[RFP_HASH_LEN])
-{
-    size_t outlen = RFP_HASH_LEN;
-
-    if (qcrypto_hash_bytes(QCRYPTO_HASH_ALGO_SHA256, buf, len, &out,
-                           &outlen, NULL) < 0) {
-        /* matches no page: the page is sent, or not placed */
-        memset(out, 0xff, RFP_HASH_LEN);
-    }
-}
 
 static void blocks_free(CommonRegions *cr)
 {
@@ -303,7 +291,7 @@ bool common_regions_skip_page(RAMBlock *rb, ram_addr_t offset)
     if (!cb || page >= cb->npages || !test_and_clear_bit(page, cb->held)) {
         return false;
     }
-    sha256(rb->host + offset, qemu_target_page_size(), now);
+    common_regions_sha256(rb->host + offset, qemu_target_page_size(), now);
     if (memcmp(now, cb->hash[page], RFP_HASH_LEN)) {
         cr->info.pages_changed++;
         trace_common_regions_changed(rb->idstr, offset);
@@ -374,6 +362,11 @@ static gint want_cmp(gconstpointer a, gconstpointer b)
                   RFP_HASH_LEN);
 }
 
+/*
+ * Plain socket I/O, not a QIOChannel: a blocking QIOChannel waits again
+ * on EAGAIN, which would defeat the receive timeout that keeps an export
+ * that stops answering from stalling the migration.
+ */
 static bool io_all(int fd, void *buf, size_t len, bool write)
 {
     uint8_t *p = buf;
@@ -524,7 +517,7 @@ static bool export_take(CrDest *d, int fd, GArray *all)
             if (!io_all(fd, page, psize, false)) {
                 return false;
             }
-            sha256(page, psize, now);
+            common_regions_sha256(page, psize, now);
             if (memcmp(now, hashes + j * RFP_HASH_LEN, RFP_HASH_LEN)) {
                 /* never placed: the source sends the page */
                 common_regions.info.pages_refused += run->to - run->from;
