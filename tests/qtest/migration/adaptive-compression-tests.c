@@ -322,18 +322,6 @@ static void test_adaptive_refusals(void)
     qtest_quit(who);
 }
 
-/* disk-backed-pages' planted references, riding the chosen packets */
-static void test_disk_backed_with_adaptive(void *name)
-{
-    migration_test_disk_backed_with(strrchr(name, '/') + 1);
-}
-
-/* shared-file-spill's channels tee the chosen packets; cut, completes */
-static void test_spill_with_adaptive(void *name)
-{
-    migration_test_spill_with(strrchr(name, '/') + 1);
-}
-
 void migration_test_add_adaptive_compression(MigrationTestEnv *env)
 {
     tmpfs = env->tmpfs;
@@ -355,10 +343,5 @@ void migration_test_add_adaptive_compression(MigrationTestEnv *env)
                        test_adaptive_malformed);
     migration_test_add("/migration/adaptive-compression/malformed-raw",
                        test_adaptive_malformed_raw);
-    migration_test_add_suffix("/migration/disk-backed-pages/with/",
-                              "adaptive-compression",
-                              test_disk_backed_with_adaptive);
-    migration_test_add_suffix("/migration/shared-file-spill/with/",
-                              "adaptive-compression", test_spill_with_adaptive);
 #endif
 }

@@ -877,12 +877,6 @@ static void test_migrate_dest_only(void)
     do_test_one_side(false);
 }
 
-/* disk-backed-pages' planted references, and the fingerprint beside */
-static void test_disk_backed_with_common_regions(void *name)
-{
-    migration_test_disk_backed_with(strrchr(name, '/') + 1);
-}
-
 void migration_test_add_common_regions(MigrationTestEnv *env)
 {
     tmpfs = env->tmpfs;
@@ -917,7 +911,4 @@ void migration_test_add_common_regions(MigrationTestEnv *env)
                        test_migrate_changed_at_source);
     migration_test_add("/migration/common-regions/exporter-gone",
                        test_migrate_exporter_gone);
-    migration_test_add_suffix("/migration/disk-backed-pages/with/",
-                              "common-regions",
-                              test_disk_backed_with_common_regions);
 }

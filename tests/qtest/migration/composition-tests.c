@@ -441,9 +441,74 @@ static void test_works(void *name)
     unlink(file);
 }
 
+/*
+ * The "with" tests of one capability, run with a capability of another
+ * group.  They are registered here, under the first capability's path,
+ * so that each group's own file knows only its own capability.
+ */
+static void test_disk_backed_with(void *name)
+{
+    /* disk-backed-pages' planted references, beside the other one */
+    migration_test_disk_backed_with(strrchr(name, '/') + 1);
+}
+
+static void test_spill_with(void *name)
+{
+    /* shared-file-spill's channels tee the other one's stream; cut */
+    migration_test_spill_with(strrchr(name, '/') + 1);
+}
+
+#ifdef CONFIG_RDMA
+static void test_rdma_pin_budget_with(void *name)
+{
+    migration_test_rdma_pin_budget_with(strrchr(name, '/') + 1);
+}
+#endif
+
+static void add_with_tests(MigrationTestEnv *env)
+{
+    static const char *const disk_backed_with[] = {
+        "predictive-throttle", "write-fault-groups", "common-regions",
+    };
+    static const char *const spill_with[] = {
+        "predictive-throttle", "write-fault-groups",
+    };
+
+    if (!env->is_x86) {
+        /* the planted pages are in the x86 guest's RAM */
+        return;
+    }
+    for (int i = 0; i < ARRAY_SIZE(disk_backed_with); i++) {
+        migration_test_add_suffix("/migration/disk-backed-pages/with/",
+                                  disk_backed_with[i], test_disk_backed_with);
+    }
+    for (int i = 0; i < ARRAY_SIZE(spill_with); i++) {
+        migration_test_add_suffix("/migration/shared-file-spill/with/",
+                                  spill_with[i], test_spill_with);
+    }
+#ifdef CONFIG_RDMA
+    migration_test_add_suffix("/migration/rdma-pin-budget/with/",
+                              "predictive-throttle", test_rdma_pin_budget_with);
+#endif
+    if (!env->has_tcg) {
+        return;
+    }
+    /* libqos drives the guest's PCI bus; TCG for speed */
+    migration_test_add_suffix("/migration/disk-backed-pages/with/",
+                              "inflight-io-handoff", test_disk_backed_with);
+#ifdef CONFIG_ZSTD
+    migration_test_add_suffix("/migration/disk-backed-pages/with/",
+                              "adaptive-compression", test_disk_backed_with);
+    migration_test_add_suffix("/migration/shared-file-spill/with/",
+                              "adaptive-compression", test_spill_with);
+#endif
+}
+
 void migration_test_add_composition(MigrationTestEnv *env)
 {
     tmpfs = env->tmpfs;
+
+    add_with_tests(env);
 
     for (int i = 0; i < ARRAY_SIZE(composition_pairs); i++) {
         const CompositionPair *pair = &composition_pairs[i];

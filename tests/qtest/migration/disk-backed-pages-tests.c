@@ -2023,8 +2023,7 @@ void migration_test_add_disk_backed_pages(MigrationTestEnv *env)
 #ifdef CONFIG_GNUTLS
         "tls",
 #endif
-        "auto-converge", "predictive-throttle", "write-fault-groups",
-        "multifd", "xbzrle",
+        "auto-converge", "multifd", "xbzrle",
 #ifdef CONFIG_ZSTD
         "multifd-zstd",
 #endif

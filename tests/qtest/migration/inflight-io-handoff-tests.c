@@ -436,12 +436,6 @@ static void test_handoff_source_without(void)
     do_test_one_side(false);
 }
 
-/* disk-backed-pages' planted references, the guest booted from virtio-blk */
-static void test_disk_backed_with_handoff(void *name)
-{
-    migration_test_disk_backed_with(strrchr(name, '/') + 1);
-}
-
 void migration_test_add_inflight_io_handoff(MigrationTestEnv *env)
 {
     tmpfs = env->tmpfs;
@@ -460,7 +454,4 @@ void migration_test_add_inflight_io_handoff(MigrationTestEnv *env)
                        test_handoff_dest_without);
     migration_test_add("/migration/inflight-io-handoff/source-without",
                        test_handoff_source_without);
-    migration_test_add_suffix("/migration/disk-backed-pages/with/",
-                              "inflight-io-handoff",
-                              test_disk_backed_with_handoff);
 }

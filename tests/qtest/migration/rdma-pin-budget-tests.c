@@ -259,9 +259,14 @@ static void test_rdma_pin_budget_limit(void)
 }
 
 /* The composition matrix (composition-tests.c) */
+void migration_test_rdma_pin_budget_with(const char *with)
+{
+    do_test_rdma_pin_budget_limit(with);
+}
+
 static void test_rdma_pin_budget_with(void *name)
 {
-    do_test_rdma_pin_budget_limit(strrchr(name, '/') + 1);
+    migration_test_rdma_pin_budget_with(strrchr(name, '/') + 1);
 }
 
 /*
@@ -561,9 +566,6 @@ void migration_test_add_rdma_pin_budget(MigrationTestEnv *env)
                        test_rdma_pin_budget_fault_dest_dereg);
     migration_test_add_suffix("/migration/rdma-pin-budget/with/",
                               "auto-converge", test_rdma_pin_budget_with);
-    migration_test_add_suffix("/migration/rdma-pin-budget/with/",
-                              "predictive-throttle",
-                              test_rdma_pin_budget_with);
     migration_test_add("/migration/rdma-pin-budget/fault/unreg-block",
                        test_rdma_pin_budget_fault_unreg_block);
     migration_test_add("/migration/rdma-pin-budget/fault/unreg-chunk",

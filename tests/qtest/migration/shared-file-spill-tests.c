@@ -2038,8 +2038,7 @@ static void test_disk_backed_fault_read_spill(void)
 void migration_test_add_shared_file_spill(MigrationTestEnv *env)
 {
     static const char *const with[] = {
-        "auto-converge", "predictive-throttle", "write-fault-groups",
-        "multifd", "multifd-zstd",
+        "auto-converge", "multifd", "multifd-zstd",
     };
 
     tmpfs = env->tmpfs;
