@@ -4,7 +4,9 @@
 #   make            build the patched qemu-system-x86_64 and libvirt
 #                   (installs deps first)
 #   make check      every test tier, ending in "N passed, N failed"
-#   make series     export the upstream-style series and run checkpatch
+#   make series     export the upstream-style series, all together and
+#                   one per capability, and run checkpatch
+#   make series-build  build each capability's series alone on the base
 #   make demo       migrate a real Linux guest: precopy, multifd-zstd,
 #                   each capability once and one cut (about 2 minutes)
 #   make fuzz       each fuzz target FUZZ_TIME (300) seconds, corpus kept
@@ -17,7 +19,7 @@ S := scripts
 
 .PHONY: all build build-base deps fetch prepare check check-fast check-qemu check-rdma \
         libvirt check-libvirt \
-        fuzz series demo demo-all bench bench-throttle bench-wfg bench-disk bench-spill \
+        fuzz series series-build demo demo-all bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
         bench-disk-postcopy bench-learn-io bench-compress bench-headline bench-handoff \
         bench-common \
@@ -26,7 +28,7 @@ S := scripts
 all: build libvirt
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# *//'
+	@sed -n '3,14p' Makefile | sed 's/^# *//'
 	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma libvirt check-libvirt demo-all bench-units bench-diskmap clean distclean"
 
 deps:
@@ -90,6 +92,11 @@ check: build build-base libvirt
 
 series: prepare libvirt
 	@$(PYTHON) $(S)/series.py --export
+
+# Each series alone on the base (with the series it is based on), built
+# in build/lone-build: about 25 minutes, so not part of make check.
+series-build: prepare
+	@$(PYTHON) $(S)/series.py --build
 
 # Real-guest harness (bench/README.md): a Debian guest migrated between two
 # patched QEMUs, verified: precopy, multifd-zstd, each capability once and
@@ -223,7 +230,8 @@ bench-spill-postcopy: build
 clean:
 	rm -rf build/qemu/build build/qemu-base/build build/fast \
 	       build/fuzz build/fuzz-work \
-	       build/series build/series-tree build/check-logs build/bench
+	       build/series build/series-tree build/check-logs build/bench \
+	       build/series-lone build/lone-tree build/lone-build
 
 distclean:
 	rm -rf build

@@ -5,6 +5,8 @@
 #   build.sh          the patched tree: qemu-system-x86_64, migration-test,
 #                     the migration unit tests
 #   build.sh --base   the unpatched base: qemu-system-x86_64 only (interop)
+#   build.sh --lone   build/lone-tree, one series replayed alone by
+#                     scripts/series.py --build, in build/lone-build
 # Firmware the source package strips comes from Debian's seabios, ipxe-qemu
 # and qemu-system-data and is linked where the build tree looks for it.
 set -euo pipefail
@@ -24,13 +26,15 @@ targets=(qemu-system-x86_64 qemu-img tests/qtest/migration-test
 if [ "${1:-}" = --base ]; then
     src=$BASE_SRC bld=$BASE_BLD
     targets=(qemu-system-x86_64)
+elif [ "${1:-}" = --lone ]; then
+    src=$BUILD/lone-tree bld=$BUILD/lone-build
 fi
 [ -d "$src" ] || die "build: $src missing; run scripts/prepare.sh"
 
 # The migration unit tests this project adds (built when present).
-if [ "$src" = "$SRC" ]; then
+if [ "$src" != "$BASE_SRC" ]; then
     while read -r t; do
-        targets+=("tests/unit/$t")
+        [ -e "$src/tests/unit/$t.c" ] && targets+=("tests/unit/$t")
     done < <(cd "$TOP" && ls tests/unit/test-*.c 2>/dev/null |
              xargs -r -n1 basename | sed 's/\.c$//')
 fi
@@ -50,7 +54,7 @@ fi
 
 info "build: ninja -C $bld ${targets[*]}"
 ninja -C "$bld" "${targets[@]}" > "$logs/$log_id-ninja.log" 2>&1 ||
-    { grep -E -B2 -A12 'error|FAILED' "$logs/$log_id-ninja.log" | head -n 80; die "build failed, see $logs/$log_id-ninja.log"; }
+    { grep -E -B2 -A12 'error|FAILED' "$logs/$log_id-ninja.log" | cut -c1-300 | head -n 80; die "build failed, see $logs/$log_id-ninja.log"; }
 tail -n 1 "$logs/$log_id-ninja.log"
 
 # Firmware: never replace what the build itself installed into the bundle.

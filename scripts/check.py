@@ -331,6 +331,11 @@ def tier_layout(logdir):
                    os.path.join(TOP, "tests", "scripts",
                                 "test-report-headline.py")],
                   logdir=logdir))
+    # the three-way merge that replays each series alone
+    t.add(run_tap("layout/merge3",
+                  [sys.executable,
+                   os.path.join(TOP, "tests", "scripts", "test-merge3.py")],
+                  logdir=logdir))
     # docs/devel/migration/composition.rst against its qtest group
     t.add(run_tap("layout/composition",
                   [sys.executable,

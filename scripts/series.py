@@ -6,8 +6,14 @@ The series is described by qemu/steps/*.step, taken in file-name order.  A
 step file is one commit of the series: its message (subject, blank line,
 body, Signed-off-by), then a line "---" and the manifest, one item a line:
 
+    series: <name>                          (the series it belongs to)
     glue: <patch file in qemu/patches>      (a change to QEMU's own files)
     overlay: <path>                         (a new file of this repository)
+
+Each series has a cover letter in qemu/covers/<name>.txt: its subject,
+a blank line, "Based-on: <series>" lines for the series it needs, and
+the text.
+
 
   series.py --check [--tap]   every glue patch and overlay file belongs to
                               exactly one step, in an order consistent with
@@ -19,7 +25,18 @@ body, Signed-off-by), then a line "---" and the manifest, one item a line:
                               then the libvirt series (libvirt/series, as
                               applied in build/libvirt) to
                               build/series-libvirt/, checked with libvirt's
-                              syntax-check; exit non-zero on any error
+                              syntax-check; exit non-zero on any error;
+                              then each series alone (below)
+  series.py --export --lone-only   only that
+  series.py --build               build each series alone too
+
+One series per capability: each is exported alone to
+build/series-lone/NN-<name>/, replayed on the base with only the series
+it is based on (build/lone-tree).  A glue patch that does not apply
+there as it is (its context holds lines of series left out) is merged
+three ways by scripts/merge3.py; a change that cannot be merged stops
+the export.  --build configures build/lone-build once and builds
+qemu-system-x86_64 and the migration qtest of each series' tree.
 """
 
 import argparse
@@ -29,6 +46,9 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import merge3  # noqa: E402
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
 SRC = os.path.join(BUILD, "qemu")
@@ -37,6 +57,10 @@ STEPS_DIR = os.path.join(QEMU_DIR, "steps")
 PATCHES_DIR = os.path.join(QEMU_DIR, "patches")
 SERIES_TREE = os.path.join(BUILD, "series-tree")
 OUT = os.path.join(BUILD, "series")
+COVERS_DIR = os.path.join(QEMU_DIR, "covers")
+LONE_TREE = os.path.join(BUILD, "lone-tree")
+LONE_OUT = os.path.join(BUILD, "series-lone")
+LONE_BUILD = os.path.join(BUILD, "lone-build")
 LV_SRC = os.path.join(BUILD, "libvirt")
 LV_OUT = os.path.join(BUILD, "series-libvirt")
 # syntax-check rules that fail on the untouched libvirt 11.3.0 tarball
@@ -61,6 +85,7 @@ class Step:
         msg, manifest = text.split("\n---\n", 1)
         self.message = msg.strip() + "\n"
         self.subject = self.message.splitlines()[0]
+        self.series = None
         self.glue = []
         self.overlay = []
         for n, line in enumerate(manifest.splitlines(), 1):
@@ -69,7 +94,11 @@ class Step:
                 continue
             kind, _, item = line.partition(":")
             item = item.strip()
-            if kind == "glue":
+            if kind == "series":
+                if self.series:
+                    raise ValueError(f"{self.name}: two series lines")
+                self.series = item
+            elif kind == "glue":
                 self.glue.append(item)
             elif kind == "overlay":
                 self.overlay.append(item)
@@ -89,6 +118,41 @@ def glue_series():
     with open(os.path.join(QEMU_DIR, "series")) as f:
         return [l.split("#", 1)[0].strip() for l in f
                 if l.split("#", 1)[0].strip()]
+
+
+class Cover:
+    """qemu/covers/<name>.txt: subject, blank line, Based-on lines, text."""
+
+    def __init__(self, name):
+        self.name = name
+        with open(os.path.join(COVERS_DIR, name + ".txt")) as f:
+            text = f.read()
+        self.subject, _, self.blurb = text.partition("\n\n")
+        self.based_on = re.findall(r"^Based-on: (\S+)$", self.blurb, re.M)
+
+
+def series_order(steps):
+    """The series' names, in the order of their first step."""
+    names = []
+    for s in steps:
+        if s.series not in names:
+            names.append(s.series)
+    return names
+
+
+def series_needs(name, covers):
+    """The series @name is based on, with theirs, in a valid order."""
+    out = []
+
+    def visit(n, depth=0):
+        for d in covers[n].based_on:
+            if depth > len(covers):
+                raise ValueError(f"{name}: Based-on goes round in a circle")
+            visit(d, depth + 1)
+            if d not in out:
+                out.append(d)
+    visit(name)
+    return out
 
 
 def overlay_files():
@@ -126,6 +190,29 @@ def checks():
     yield "steps take glue patches in qemu/series order", \
         None if glue_in_steps == series else \
         f"steps: {glue_in_steps}\n  series: {series}"
+
+    nameless = [s.name for s in steps if not s.series]
+    yield "every step names its series", \
+        f"no series line: {nameless}" if nameless else None
+    names = series_order(steps)
+    nocover = [n for n in names
+               if not os.path.exists(os.path.join(COVERS_DIR, n + ".txt"))]
+    yield "every series has a cover letter in qemu/covers", \
+        f"missing: {nocover}" if nocover else None
+    if not nocover and not nameless:
+        covers = {n: Cover(n) for n in names}
+        bad = [f"{n}: Based-on {d}" for n in names
+               for d in covers[n].based_on
+               if d not in names or names.index(d) >= names.index(n)]
+        # a series' steps are together, but for pure units a later
+        # series may place before a step of the series it is based on
+        yield "each series is based only on series before it", \
+            "; ".join(bad) if bad else None
+    stray = sorted(f[:-4] for f in os.listdir(COVERS_DIR)
+                   if f.endswith(".txt") and f[:-4] not in names) \
+        if os.path.isdir(COVERS_DIR) else []
+    yield "every cover letter in qemu/covers is a series'", \
+        f"no step names: {stray}" if stray else None
 
     files = overlay_files()
     ov_in_steps = [o for s in steps for o in s.overlay]
@@ -216,16 +303,19 @@ def git(*args, cwd=SERIES_TREE, **kw):
     env.update(GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email,
                GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=email,
                GIT_AUTHOR_DATE=SERIES_DATE, GIT_COMMITTER_DATE=SERIES_DATE)
-    return subprocess.run(["git", "-C", cwd, *args], check=True, text=True,
-                          env=env, **kw)
+    kw.setdefault("check", True)
+    return subprocess.run(["git", "-C", cwd, *args], text=True, env=env,
+                          **kw)
 
 
-def do_export():
+def do_export(lone_only=False, build=False):
     if do_check(tap=False):
         return 1
     if not os.path.isdir(os.path.join(SRC, ".git")):
         print("series: run 'make prepare' first", file=sys.stderr)
         return 1
+    if lone_only:
+        return export_lone(build)
     if not os.path.isdir(SERIES_TREE):
         git("worktree", "prune", cwd=SRC)
         git("worktree", "add", "-q", "--detach", SERIES_TREE, "base", cwd=SRC)
@@ -246,7 +336,116 @@ def do_export():
         "--no-signature", "-o", OUT, "base..HEAD")
     fill_cover_letter(OUT, os.path.join(QEMU_DIR, "cover-letter.txt"))
     rc = run_checkpatch()
+    rc |= export_lone(build)
     return export_libvirt() or rc
+
+
+def apply_glue_3way(patch, tree):
+    """Apply a glue patch to @tree; where its context holds lines of a
+    series left out, merge the file three ways (scripts/merge3.py)."""
+    r = git("apply", "--index", "--3way", patch, cwd=tree,
+            capture_output=True, check=False)
+    if r.returncode == 0:
+        return 0
+    conflicted = git("diff", "--name-only", "--diff-filter=U", cwd=tree,
+                     capture_output=True).stdout.split()
+    if not conflicted:
+        raise RuntimeError(f"{os.path.basename(patch)} does not apply:\n"
+                           + r.stderr)
+    for f in conflicted:
+        stages = [git("show", f":{n}:{f}", cwd=tree, capture_output=True)
+                  .stdout.splitlines(keepends=True) for n in (1, 2, 3)]
+        try:
+            text = "".join(merge3.merge(*stages))
+        except merge3.Conflict as e:
+            raise RuntimeError(f"{os.path.basename(patch)}: {f}: {e}")
+        with open(os.path.join(tree, f), "w") as fh:
+            fh.write(text)
+        git("add", "--", f, cwd=tree)
+    return len(conflicted)
+
+
+def replay_lone(name, steps, covers):
+    """build/lone-tree := base + the series @name is based on + @name.
+    Returns (the commit @name's own patches follow, files merged)."""
+    if not os.path.isdir(LONE_TREE):
+        git("worktree", "prune", cwd=SRC)
+        git("worktree", "add", "-q", "--detach", LONE_TREE, "base", cwd=SRC)
+    git("checkout", "-q", "--detach", "-f", "base", cwd=LONE_TREE)
+    git("reset", "-q", "--hard", "base", cwd=LONE_TREE)
+    git("clean", "-q", "-fdx", cwd=LONE_TREE)
+    start, merged = None, 0
+    for group in series_needs(name, covers) + [name]:
+        if group == name:
+            start = git("rev-parse", "HEAD", cwd=LONE_TREE,
+                        capture_output=True).stdout.strip()
+        for s in steps:
+            if s.series != group:
+                continue
+            for g in s.glue:
+                merged += apply_glue_3way(os.path.join(PATCHES_DIR, g),
+                                          LONE_TREE)
+            for o in s.overlay:
+                dst = os.path.join(LONE_TREE, o)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(os.path.join(TOP, o), dst)
+                git("add", "-f", "--", o, cwd=LONE_TREE)
+            git("commit", "-q", "-F", "-", input=s.message, cwd=LONE_TREE)
+    return start, merged
+
+
+def check_same_lines():
+    """The series that is based on all the others, replayed alone, ends
+    with every file the glue changes holding the lines that the full
+    series gives it, in an order that may differ (series are replayed
+    one after another, not step by step)."""
+    files = git("diff", "--name-only", "base", "HEAD", cwd=SRC,
+                capture_output=True).stdout.split()
+    differ = []
+    for f in files:
+        a, b = (git("show", f"{rev}:{f}", cwd=tree, capture_output=True,
+                    check=False).stdout.splitlines()
+                for tree, rev in ((SRC, "HEAD"), (LONE_TREE, "HEAD")))
+        if sorted(a) != sorted(b):
+            differ.append(f)
+    print("series: every series replayed one after another gives the "
+          "full series' lines: " +
+          (f"NO, they differ in {differ}" if differ else "yes"))
+    return 1 if differ else 0
+
+
+def export_lone(build):
+    """Each series alone, to build/series-lone/NN-<name>/."""
+    steps = load_steps()
+    names = series_order(steps)
+    covers = {n: Cover(n) for n in names}
+    shutil.rmtree(LONE_OUT, ignore_errors=True)
+    rc = 0
+    for i, name in enumerate(names):
+        try:
+            start, merged = replay_lone(name, steps, covers)
+        except RuntimeError as e:
+            print(f"series {name}: {e}")
+            rc = 1
+            continue
+        out = os.path.join(LONE_OUT, f"{i:02d}-{name}")
+        git("format-patch", "-q", "--cover-letter", "--zero-commit",
+            "--no-signature", "-o", out, f"{start}..HEAD", cwd=LONE_TREE)
+        fill_cover_letter(out, os.path.join(COVERS_DIR, name + ".txt"))
+        needs = series_needs(name, covers)
+        print(f"series {name}: {len(os.listdir(out)) - 1} patches on "
+              f"base{''.join(' + ' + n for n in needs)}, "
+              f"{merged} file(s) merged three ways")
+        rc |= run_checkpatch(out)
+        if len(needs) == len(names) - 1:
+            rc |= check_same_lines()
+        if build:
+            r = subprocess.run([os.path.join(TOP, "scripts", "build.sh"),
+                                "--lone"], text=True)
+            print(f"series {name}: builds alone: "
+                  f"{'yes' if r.returncode == 0 else 'NO'}")
+            rc |= r.returncode
+    return rc
 
 
 def export_libvirt():
@@ -301,14 +500,14 @@ def fill_cover_letter(out, source):
         f.write(text)
 
 
-def run_checkpatch():
-    patches = sorted(f for f in os.listdir(OUT)
+def run_checkpatch(out=OUT):
+    patches = sorted(f for f in os.listdir(out)
                      if f.endswith(".patch") and not f.startswith("0000-"))
     errors = warnings = 0
     for p in patches:
         r = subprocess.run(["perl", os.path.join(SRC, "scripts",
                                                  "checkpatch.pl"),
-                            "--no-tree", os.path.join(OUT, p)],
+                            "--no-tree", os.path.join(out, p)],
                            cwd=SRC, text=True, capture_output=True)
         m = re.search(r"total: (\d+) errors, (\d+) warnings", r.stdout)
         e, w = (int(m.group(1)), int(m.group(2))) if m else (1, 0)
@@ -317,7 +516,7 @@ def run_checkpatch():
         print(f"  {p}: {e} errors, {w} warnings")
         if e or w or not m:
             print("    " + r.stdout.strip().replace("\n", "\n    "))
-    print(f"series: {len(patches)} patches in {OUT}; checkpatch: "
+    print(f"series: {len(patches)} patches in {out}; checkpatch: "
           f"{errors} errors, {warnings} warnings")
     return 1 if errors else 0
 
@@ -328,9 +527,13 @@ def main():
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--check", action="store_true")
     g.add_argument("--export", action="store_true")
+    g.add_argument("--build", action="store_true")
     ap.add_argument("--tap", action="store_true")
+    ap.add_argument("--lone-only", action="store_true")
     a = ap.parse_args()
-    return do_check(a.tap) if a.check else do_export()
+    if a.check:
+        return do_check(a.tap)
+    return do_export(a.lone_only or a.build, a.build)
 
 
 if __name__ == "__main__":
