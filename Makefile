@@ -94,7 +94,7 @@ series: prepare libvirt
 	@$(PYTHON) $(S)/series.py --export
 
 # Each series alone on the base (with the series it is based on), built
-# in build/lone-build: about 25 minutes, so not part of make check.
+# in build/lone-build: about 14 minutes, so not part of make check.
 series-build: prepare
 	@$(PYTHON) $(S)/series.py --build
 

@@ -29,6 +29,7 @@ the text.
                               then each series alone (below)
   series.py --export --lone-only   only that
   series.py --build               build each series alone too
+  series.py --build --only NAME   that series only
 
 One series per capability: each is exported alone to
 build/series-lone/NN-<name>/, replayed on the base with only the series
@@ -308,14 +309,14 @@ def git(*args, cwd=SERIES_TREE, **kw):
                           **kw)
 
 
-def do_export(lone_only=False, build=False):
+def do_export(lone_only=False, build=False, only=None):
     if do_check(tap=False):
         return 1
     if not os.path.isdir(os.path.join(SRC, ".git")):
         print("series: run 'make prepare' first", file=sys.stderr)
         return 1
     if lone_only:
-        return export_lone(build)
+        return export_lone(build, only)
     if not os.path.isdir(SERIES_TREE):
         git("worktree", "prune", cwd=SRC)
         git("worktree", "add", "-q", "--detach", SERIES_TREE, "base", cwd=SRC)
@@ -414,14 +415,20 @@ def check_same_lines():
     return 1 if differ else 0
 
 
-def export_lone(build):
+def export_lone(build, only=None):
     """Each series alone, to build/series-lone/NN-<name>/."""
     steps = load_steps()
     names = series_order(steps)
     covers = {n: Cover(n) for n in names}
-    shutil.rmtree(LONE_OUT, ignore_errors=True)
+    if only and only not in names:
+        print(f"series: no series {only}; there are {', '.join(names)}")
+        return 1
+    if not only:
+        shutil.rmtree(LONE_OUT, ignore_errors=True)
     rc = 0
     for i, name in enumerate(names):
+        if only and name != only:
+            continue
         try:
             start, merged = replay_lone(name, steps, covers)
         except RuntimeError as e:
@@ -429,6 +436,7 @@ def export_lone(build):
             rc = 1
             continue
         out = os.path.join(LONE_OUT, f"{i:02d}-{name}")
+        shutil.rmtree(out, ignore_errors=True)
         git("format-patch", "-q", "--cover-letter", "--zero-commit",
             "--no-signature", "-o", out, f"{start}..HEAD", cwd=LONE_TREE)
         fill_cover_letter(out, os.path.join(COVERS_DIR, name + ".txt"))
@@ -442,8 +450,12 @@ def export_lone(build):
         if build:
             r = subprocess.run([os.path.join(TOP, "scripts", "build.sh"),
                                 "--lone"], text=True)
+            log = os.path.join(BUILD, "logs", "lone-tree-ninja.log")
+            if os.path.exists(log):
+                shutil.copyfile(log, os.path.join(out, "ninja.log"))
             print(f"series {name}: builds alone: "
-                  f"{'yes' if r.returncode == 0 else 'NO'}")
+                  f"{'yes' if r.returncode == 0 else 'NO'} "
+                  f"(ninja's output in {out}/ninja.log)")
             rc |= r.returncode
     return rc
 
@@ -530,10 +542,12 @@ def main():
     g.add_argument("--build", action="store_true")
     ap.add_argument("--tap", action="store_true")
     ap.add_argument("--lone-only", action="store_true")
+    ap.add_argument("--only", metavar="SERIES",
+                    help="with --build or --lone-only: that series only")
     a = ap.parse_args()
     if a.check:
         return do_check(a.tap)
-    return do_export(a.lone_only or a.build, a.build)
+    return do_export(a.lone_only or a.build or bool(a.only), a.build, a.only)
 
 
 if __name__ == "__main__":
