@@ -14,7 +14,6 @@ Each series has a cover letter in qemu/covers/<name>.txt: its subject,
 a blank line, "Based-on: <series>" lines for the series it needs, and
 the text.
 
-
   series.py --check [--tap]   every glue patch and overlay file belongs to
                               exactly one step, in an order consistent with
                               qemu/series; messages and headers are sound
@@ -36,8 +35,9 @@ build/series-lone/NN-<name>/, replayed on the base with only the series
 it is based on (build/lone-tree).  A glue patch that does not apply
 there as it is (its context holds lines of series left out) is merged
 three ways by scripts/merge3.py; a change that cannot be merged stops
-the export.  --build configures build/lone-build once and builds
-qemu-system-x86_64 and the migration qtest of each series' tree.
+the export.  --build builds each series' tree in build/lone-build
+(scripts/build.sh --lone: qemu-system-x86_64, migration-test, the
+fault injector and the unit tests the tree has).
 """
 
 import argparse
@@ -61,7 +61,6 @@ OUT = os.path.join(BUILD, "series")
 COVERS_DIR = os.path.join(QEMU_DIR, "covers")
 LONE_TREE = os.path.join(BUILD, "lone-tree")
 LONE_OUT = os.path.join(BUILD, "series-lone")
-LONE_BUILD = os.path.join(BUILD, "lone-build")
 LV_SRC = os.path.join(BUILD, "libvirt")
 LV_OUT = os.path.join(BUILD, "series-libvirt")
 # syntax-check rules that fail on the untouched libvirt 11.3.0 tarball
@@ -205,8 +204,7 @@ def checks():
         bad = [f"{n}: Based-on {d}" for n in names
                for d in covers[n].based_on
                if d not in names or names.index(d) >= names.index(n)]
-        # a series' steps are together, but for pure units a later
-        # series may place before a step of the series it is based on
+        # series are in the order of their first step
         yield "each series is based only on series before it", \
             "; ".join(bad) if bad else None
     stray = sorted(f[:-4] for f in os.listdir(COVERS_DIR)
