@@ -166,6 +166,7 @@ static uint8_t export_read_page(RegionExport *ex, const uint8_t *hash,
     uint8_t now[RFP_HASH_LEN];
     ExportPage *p = g_hash_table_lookup(ex->index, hash);
     bool copied = false;
+
     if (!p) {
         qatomic_inc(&ex->pages_unknown);
         return RXP_UNKNOWN;

@@ -35,13 +35,17 @@ void rfp_region_hash(const uint8_t (*page_hashes)[RFP_HASH_LEN],
     hash(page_hashes, (size_t)npages * RFP_HASH_LEN, out, opaque);
 }
 
-/* Append the @n low bytes of @v, big-endian. */
+/* Append @v big-endian, in @n bytes (4 or 8), with the record codec. */
 static void put_be(GByteArray *out, uint64_t v, unsigned n)
 {
     uint8_t b[8];
+    WireWriter w;
 
-    for (unsigned i = n; i-- > 0; v >>= 8) {
-        b[i] = v;
+    wire_writer_init(&w, b, n);
+    if (n == 4) {
+        wire_put_be32(&w, v);
+    } else {
+        wire_put_be64(&w, v);
     }
     g_byte_array_append(out, b, n);
 }
