@@ -821,6 +821,8 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
             }
             return 0;
         case SPILL_SCAN_ABORT:
+            /* the source removed the files; an ack written since stays */
+            spill_pos_remove(&sc->ack);
             error_setg(errp, "shared-file-spill: the source abandoned the "
                        "migration");
             return -1;
@@ -857,6 +859,7 @@ static ssize_t spill_read_file(QIOChannelSpill *sc, const struct iovec *iov,
             }
             if (sc->incoming && (!sc->aux || sc->multifd) && sc->fd >= 0 &&
                 spill_gone(sc, &gone, qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
+                spill_pos_remove(&sc->ack);
                 error_setg(errp, "shared-file-spill: the source removed the "
                            "spill file before its end: it gave the "
                            "migration up");
@@ -1606,6 +1609,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
         case SPILL_SCAN_RECORD:
             continue;           /* bytes past the stream's end: unused */
         case SPILL_SCAN_ABORT:
+            spill_pos_remove(&sc->ack);
             error_setg(errp, "shared-file-spill: the source abandoned the "
                        "migration after sending all of it");
             return false;
@@ -1620,6 +1624,7 @@ bool spill_incoming_commit(QIOChannel *ioc, Error **errp)
             /* the multifd channels need not wait for anything now */
             spill_note_read();
             if (spill_gone(sc, &gone, qemu_clock_get_ms(QEMU_CLOCK_REALTIME))) {
+                spill_pos_remove(&sc->ack);
                 error_setg(errp, "shared-file-spill: the source removed the "
                            "spill file before END: it gave the migration up");
                 return false;

@@ -195,6 +195,17 @@ void spill_pos_close(SpillPos *p)
     p->fd = -1;
 }
 
+void spill_pos_remove(SpillPos *p)
+{
+    struct stat mine, now;
+
+    if (p->fd >= 0 && fstat(p->fd, &mine) == 0 &&
+        stat(p->path, &now) == 0 && mine.st_dev == now.st_dev &&
+        mine.st_ino == now.st_ino) {
+        unlink(p->path);
+    }
+}
+
 void spill_pos_free(SpillPos *p)
 {
     spill_pos_close(p);

@@ -236,6 +236,17 @@ bool spill_pos_read(SpillPos *p, const uint8_t *uuid, uint64_t *v);
 void spill_pos_close(SpillPos *p);
 
 /**
+ * spill_pos_remove: the writer removes its position file, if the file
+ * at its name is still the one it writes (not a later migration's)
+ * @p: the position file
+ *
+ * For a writer whose reader is gone: the source that abandoned the
+ * migration removed the files beside the spill file already, and a
+ * position file the destination wrote after that would stay.
+ */
+void spill_pos_remove(SpillPos *p);
+
+/**
  * spill_pos_free: close a position file and free its name
  * @p: the position file
  */
