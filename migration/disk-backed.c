@@ -1893,8 +1893,6 @@ bool disk_backed_load_setup(Error **errp)
      * waiting for them at each of multifd's syncs keeps them in order.
      * The pool reads the image file (disk_backed_open_image()); when it
      * cannot, the main thread checks them through the block layer.
-     * (shared-file-spill has no pages file with multifd, which would
-     * order references by their sequence numbers instead.)
      */
     qatomic_set(&disk_backed_state.nack_failed, false);
     if (migrate_multifd() && disk_backed_state.fd >= 0) {

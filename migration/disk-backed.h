@@ -300,8 +300,8 @@ int disk_backed_load_ref(RAMBlock *rb, ram_addr_t addr, void *host,
  * @block: set to the verified block (valid until the next check)
  *
  * Destination, the parts of disk_backed_load_ref() for a loader that
- * orders the copies of a page (shared-file-spill's spill_load_ref()):
- * check the reference record @rec for page @addr of @rb.
+ * orders the copies of a page itself, one that takes pages from more
+ * than one path: check the reference record @rec for page @addr of @rb.
  *
  * Returns: 1 with *@block the verified block, 0 for a block that does
  * not match or cannot be read, -EINVAL for a malformed record or when
@@ -340,9 +340,9 @@ int disk_backed_send_nack(RAMBlock *rb, ram_addr_t addr);
  * @rb: the page's RAM block
  * @addr: the page's offset in @rb
  *
- * Destination, from shared-file-spill's loader with its lock held: the
- * newest copy of page @addr of @rb is a refused reference; it is
- * pending.
+ * Destination, from a loader that orders the copies of a page itself,
+ * with its lock held: the newest copy of page @addr of @rb is a
+ * refused reference; it is pending.
  */
 void disk_backed_page_refused(RAMBlock *rb, ram_addr_t addr);
 

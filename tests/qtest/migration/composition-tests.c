@@ -446,16 +446,53 @@ static void test_works(void *name)
  * group.  They are registered here, under the first capability's path,
  * so that each group's own file knows only its own capability.
  */
+/* How the with/ tests set up the partners that both sides act on */
+static const MigrationPartner with_partners[] = {
+    /* no export: it must take part, and take nothing */
+    { .name = "common-regions", .caps = { "common-regions" } },
+    /* which moves the requests of virtio-blk only */
+    { .name = "inflight-io-handoff", .caps = { "inflight-io-handoff" },
+      .boot_virtio_blk = true },
+    /* multifd-zstd's channels, choosing per packet */
+    { .name = "adaptive-compression",
+      .caps = { "multifd", "adaptive-compression" }, .compression = "zstd" },
+};
+
+/* NULL: one that only the source acts on, which the test sets by name */
+static const MigrationPartner *with_partner(const char *name)
+{
+    for (int i = 0; i < ARRAY_SIZE(with_partners); i++) {
+        if (g_str_equal(with_partners[i].name, name)) {
+            return &with_partners[i];
+        }
+    }
+    return NULL;
+}
+
 static void test_disk_backed_with(void *name)
 {
+    const char *with = strrchr(name, '/') + 1;
+    const MigrationPartner *partner = with_partner(with);
+
     /* disk-backed-pages' planted references, beside the other one */
-    migration_test_disk_backed_with(strrchr(name, '/') + 1);
+    if (partner) {
+        migration_test_disk_backed_with_partner(partner);
+    } else {
+        migration_test_disk_backed_with(with);
+    }
 }
 
 static void test_spill_with(void *name)
 {
+    const char *with = strrchr(name, '/') + 1;
+    const MigrationPartner *partner = with_partner(with);
+
     /* shared-file-spill's channels tee the other one's stream; cut */
-    migration_test_spill_with(strrchr(name, '/') + 1);
+    if (partner) {
+        migration_test_spill_with_partner(partner);
+    } else {
+        migration_test_spill_with(with);
+    }
 }
 
 #ifdef CONFIG_RDMA

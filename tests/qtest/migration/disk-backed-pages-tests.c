@@ -244,29 +244,43 @@ static void assert_same_region(QTestState *from, QTestState *to)
     }
 }
 
+/* @p's capabilities and multifd's compression on both sides, then its own */
+static void migration_partner_start(QTestState *from, QTestState *to,
+                                    const MigrationPartner *p)
+{
+    for (int i = 0; i < ARRAY_SIZE(p->caps) && p->caps[i]; i++) {
+        migrate_set_capability(from, p->caps[i], true);
+        migrate_set_capability(to, p->caps[i], true);
+    }
+    if (p->compression) {
+        migrate_set_parameter_str(from, "multifd-compression",
+                                  p->compression);
+        migrate_set_parameter_str(to, "multifd-compression", p->compression);
+    }
+    if (p->start) {
+        p->start(from, to);
+    }
+}
+
 /*
  * A partner of the composition matrix (composition-tests.c): TLS,
- * multifd (its two channels, compressed with zstd or not, or choosing
- * per packet with adaptive-compression) or
- * shared-file-spill on both sides, xbzrle with a cache of 32 MiB, or a
- * capability that only the source acts on
+ * multifd (its two channels, compressed with zstd or not), postcopy,
+ * xbzrle with a cache of 32 MiB, or a capability that only the source
+ * acts on; or @partner, a capability of another series, set up as that
+ * series describes it.
  */
-static void *with_start(QTestState *from, QTestState *to, const char *with)
+static void *with_start(QTestState *from, QTestState *to, const char *with,
+                        const MigrationPartner *partner)
 {
+    if (partner) {
+        migration_partner_start(from, to, partner);
+        return NULL;
+    }
 #ifdef CONFIG_GNUTLS
     if (g_str_equal(with, "tls")) {
         return migrate_hook_start_tls_psk_match(from, to);
     }
 #endif
-    if (g_str_equal(with, "shared-file-spill")) {
-        g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
-
-        migrate_set_capability(from, with, true);
-        migrate_set_capability(to, with, true);
-        migrate_set_parameter_str(from, "spill-file", spill);
-        migrate_set_parameter_str(to, "spill-file", spill);
-        return NULL;
-    }
     if (g_str_has_prefix(with, "postcopy")) {
         /* switched to by run_to_postcopy() */
         migrate_set_capability(from, "postcopy-ram", true);
@@ -277,26 +291,13 @@ static void *with_start(QTestState *from, QTestState *to, const char *with)
         }
         return NULL;
     }
-    if (g_str_equal(with, "common-regions")) {
-        /* no export: it must take part, and take nothing */
-        migrate_set_capability(from, with, true);
-        migrate_set_capability(to, with, true);
-        return NULL;
-    }
-    if (g_str_equal(with, "inflight-io-handoff")) {
-        /* the guest boots from virtio-blk: see dest_start_with() */
-        migrate_set_capability(from, with, true);
-        migrate_set_capability(to, with, true);
-        return NULL;
-    }
     if (g_str_equal(with, "xbzrle")) {
         /* the destination decodes XBZRLE pages without it */
         migrate_set_capability(from, with, true);
         migrate_set_parameter_int(from, "xbzrle-cache-size", 32 * MiB);
         return NULL;
     }
-    if (g_str_has_prefix(with, "multifd") ||
-        g_str_equal(with, "adaptive-compression")) {
+    if (g_str_has_prefix(with, "multifd")) {
         const char *compression = g_str_equal(with, "multifd") ?
                                   "none" : "zstd";
 
@@ -304,10 +305,6 @@ static void *with_start(QTestState *from, QTestState *to, const char *with)
         migrate_set_capability(to, "multifd", true);
         migrate_set_parameter_str(from, "multifd-compression", compression);
         migrate_set_parameter_str(to, "multifd-compression", compression);
-        if (g_str_equal(with, "adaptive-compression")) {
-            migrate_set_capability(from, with, true);
-            migrate_set_capability(to, with, true);
-        }
         return NULL;
     }
     migrate_set_capability(from, with, true);
@@ -315,19 +312,13 @@ static void *with_start(QTestState *from, QTestState *to, const char *with)
 }
 
 static void with_end(QTestState *from, QTestState *to, const char *with,
-                     void *data)
+                     const MigrationPartner *partner, void *data)
 {
-    if (g_str_equal(with, "shared-file-spill")) {
-        static const char *const files[] = {
-            "", ".ack", ".rp", ".pages", ".loaded", ".preempt",
-        };
-
-        for (int i = 0; i < ARRAY_SIZE(files); i++) {
-            g_autofree char *f = g_strdup_printf("%s/spill%s", tmpfs,
-                                                 files[i]);
-
-            unlink(f);
+    if (partner) {
+        if (partner->end) {
+            partner->end();
         }
+        return;
     }
 #ifdef CONFIG_GNUTLS
     if (g_str_equal(with, "tls")) {
@@ -337,16 +328,18 @@ static void with_end(QTestState *from, QTestState *to, const char *with,
 }
 
 /*
- * @dst_disk: the destination's own disk, NULL: @disk, shared.  @with: a
- * partner of the composition matrix to set up as well (with_start()),
- * or NULL; its state in *@with_data.
+ * @dst_disk: the destination's own disk, NULL: @disk, shared.  @with or
+ * @partner: a partner of the composition matrix to set up as well
+ * (with_start()), or NULL; its state in *@with_data.
  * @dst_err: a file for the destination's stderr, or NULL; the source's
  * is then hidden.
  */
 static QTestState *dest_start_with(QTestState **from, const char *uri,
                                    const char *disk, const char *dst_disk,
                                    bool dest_cap, bool hide_stderr,
-                                   const char *with, void **with_data,
+                                   const char *with,
+                                   const MigrationPartner *partner,
+                                   void **with_data,
                                    const char *dst_err, const char *src_more)
 {
     g_autofree char *src_disk = disk_opts(disk);
@@ -367,8 +360,7 @@ static QTestState *dest_start_with(QTestState **from, const char *uri,
         /* the guest only has to write: many times faster than KVM nested */
         .tcg = true,
         .oob = start_oob,
-        /* which moves the requests of virtio-blk only */
-        .boot_virtio_blk = !g_strcmp0(with, "inflight-io-handoff"),
+        .boot_virtio_blk = partner && partner->boot_virtio_blk,
     };
     QTestState *to;
 
@@ -383,8 +375,8 @@ static QTestState *dest_start_with(QTestState **from, const char *uri,
         migrate_set_capability(to, "disk-backed-pages", true);
         migrate_set_parameter_str(to, "disk-backed-node", NODE);
     }
-    if (with) {
-        *with_data = with_start(*from, to, with);
+    if (with || partner) {
+        *with_data = with_start(*from, to, with, partner);
     }
     migrate_incoming_qmp(to, uri, NULL, "{}");
     return to;
@@ -395,7 +387,7 @@ static QTestState *dest_start_disks(QTestState **from, const char *uri,
                                     bool dest_cap, bool hide_stderr)
 {
     return dest_start_with(from, uri, disk, dst_disk, dest_cap, hide_stderr,
-                           NULL, NULL, NULL, NULL);
+                           NULL, NULL, NULL, NULL, NULL);
 }
 
 static QTestState *dest_start(QTestState **from, const char *uri,
@@ -571,6 +563,7 @@ typedef struct DiskFault {
     bool cancel;                /* cancelled once a reference is refused */
     const char *error;          /* in the source's error-desc, with fails */
     const char *with;           /* with_start()'s, or NULL */
+    const MigrationPartner *partner;    /* or another series' */
     const char *dst_says;       /* on the destination's stderr, with fails */
     const char *src_opts;       /* more of the source's command line */
     bool early;                 /* with postcopy: run_to_postcopy()'s */
@@ -602,7 +595,8 @@ static QDict *do_test_disk_fault(const DiskFault *f)
         return NULL;
     }
     to = dest_start_with(&from, uri, disk, f->dst_disk, true,
-                         f->fails || f->cancel, f->with, &with_data,
+                         f->fails || f->cancel, f->with, f->partner,
+                         &with_data,
                          f->dst_says ? dst_err : NULL, f->src_opts);
     fault_preload_end();
     if (!to) {
@@ -694,8 +688,8 @@ static QDict *do_test_disk_fault(const DiskFault *f)
                         qdict_get_int(src, "pages-referenced"));
         /* the refused pages came in full */
         assert_same_region(from, to);
-        if (f->with) {
-            with_end(from, to, f->with, with_data);
+        if (f->with || f->partner) {
+            with_end(from, to, f->with, f->partner, with_data);
         }
         migrate_end(from, to, true);
     }
@@ -715,13 +709,15 @@ static char *read_fails_rule(void)
 
 /*
  * The destination cannot read the disk: every reference is refused, and
- * the source sends the page in full, with @with (with_start()) on as
- * well, or NULL.
+ * the source sends the page in full, with @with or @partner
+ * (with_start()) on as well, or neither.
  */
-static void do_test_fault_read(const char *with)
+static void do_test_fault_read(const char *with,
+                               const MigrationPartner *partner)
 {
     g_autofree char *rule = read_fails_rule();
-    DiskFault f = { .rule = rule, .call = "pread", .with = with };
+    DiskFault f = { .rule = rule, .call = "pread", .with = with,
+                    .partner = partner };
     g_autoptr(QDict) dst = do_test_disk_fault(&f);
 
     if (dst) {
@@ -733,7 +729,7 @@ static void do_test_fault_read(const char *with)
 
 static void test_disk_backed_fault_read(void)
 {
-    do_test_fault_read(NULL);
+    do_test_fault_read(NULL, NULL);
 }
 
 /*
@@ -743,17 +739,17 @@ static void test_disk_backed_fault_read(void)
  */
 static void test_disk_backed_fault_read_multifd(void)
 {
-    do_test_fault_read("multifd");
+    do_test_fault_read("multifd", NULL);
 }
 
 /*
- * The same with shared-file-spill: the references carry sequence
- * numbers, and the refused pages come in full through the network or
- * the pages file, which must clear them from the pending pages.
+ * The same with another series' capability on as well, for that
+ * series' tests: a capability that sends pages by another path must
+ * clear the refused pages it sends in full from the pending pages.
  */
-void migration_test_disk_backed_fault_read(const char *with)
+void migration_test_disk_backed_fault_read(const MigrationPartner *partner)
 {
-    do_test_fault_read(with);
+    do_test_fault_read(NULL, partner);
 }
 
 /*
@@ -900,7 +896,7 @@ static void do_test_multifd_checks(bool rewrite)
         return;
     }
     to = dest_start_with(&from, uri, disk, NULL, true, false, "multifd",
-                         &with_data, NULL, NULL);
+                         NULL, &with_data, NULL, NULL);
     fault_preload_end();
     if (!to) {
         return;
@@ -961,7 +957,7 @@ static void do_test_multifd_checks(bool rewrite)
 
         g_assert_cmpint(qdict_get_int(st, "references-refused"), ==, 1);
     }
-    with_end(from, to, "multifd", with_data);
+    with_end(from, to, "multifd", NULL, with_data);
     migrate_end(from, to, true);
     g_assert_cmpint(fault_hits(rules, dst_pid, "pread"), >, 0);
     fault_cleanup(rules);
@@ -981,16 +977,18 @@ static void test_disk_backed_multifd_refused_late(void)
 /*
  * The composition matrix (composition-tests.c): a live migration with
  * references, the pages behind them and the rest checked, with another
- * feature on as well.
+ * feature on as well: @with, one with_start() knows, or @partner,
+ * another series' capability.
  */
-void migration_test_disk_backed_with(const char *with)
+static void do_test_with(const char *with, const MigrationPartner *partner)
 {
     /* with postcopy, the refusal comes late, while postcopy starts */
     g_autofree char *late_nack = g_strdup_printf("sendmsg * %zu 0 500 0 1",
                                                  NACK_SIZE);
-    bool postcopy = g_str_has_prefix(with, "postcopy");
+    bool postcopy = with && g_str_has_prefix(with, "postcopy");
     DiskFault f = {
         .with = with,
+        .partner = partner,
         .rule = postcopy ? late_nack : NULL,
         .call = "sendmsg",
     };
@@ -1003,6 +1001,16 @@ void migration_test_disk_backed_with(const char *with)
             g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 1);
         }
     }
+}
+
+void migration_test_disk_backed_with(const char *with)
+{
+    do_test_with(with, NULL);
+}
+
+void migration_test_disk_backed_with_partner(const MigrationPartner *partner)
+{
+    do_test_with(NULL, partner);
 }
 
 /*
@@ -1085,7 +1093,7 @@ static QTestState *start_slow_table(QTestState **from, const char *disk,
     }
     start_oob = oob;
     to = dest_start_with(from, uri, disk, NULL, true, false,
-                         "postcopy-ram", with_data, NULL, NULL);
+                         "postcopy-ram", NULL, with_data, NULL, NULL);
     start_oob = false;
     fault_preload_end();
     if (!to) {
@@ -1540,8 +1548,8 @@ static QTestState *learn_start(QTestState **from, const char *uri,
 
     both_opts = "-device virtio-blk-pci,drive=" NODE ",addr=5.0,share-rw=on";
     to = dest_start_with(from, uri, disk, NULL, true, false,
-                         g_strcmp0(with, "again") ? with : NULL, with_data,
-                         NULL, NULL);
+                         g_strcmp0(with, "again") ? with : NULL, NULL,
+                         with_data, NULL, NULL);
     both_opts = NULL;
     return to;
 }
@@ -1725,7 +1733,7 @@ static void do_test_learned(const char *with)
     }
     g_free(want);
     if (with && g_strcmp0(with, "again")) {
-        with_end(from, to, with, with_data);
+        with_end(from, to, with, NULL, with_data);
     }
     if (g_strcmp0(with, "again")) {
         migrate_end(from, to, true);
@@ -1800,7 +1808,7 @@ static void test_disk_backed_learned_postcopy(void)
     g_assert_nonnull(a);
     g_assert_nonnull(b);
     g_assert_cmpmem(a, LEARN_PAGES * PAGE, b, LEARN_PAGES * PAGE);
-    with_end(from, to, "postcopy-ram", with_data);
+    with_end(from, to, "postcopy-ram", NULL, with_data);
     migrate_end(from, to, true);
     unlink(disk);
 }

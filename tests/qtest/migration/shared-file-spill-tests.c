@@ -36,6 +36,8 @@ static bool want_tls;
 static const char *want_compression;
 /* the source's x-spill-ack-timeout in ms, 0: its default */
 static int want_ack_ms;
+/* another series' capability, set up on both sides as well */
+static const MigrationPartner *want_partner;
 static void *tls_data;
 
 typedef struct Forwarder {
@@ -408,6 +410,9 @@ static char *spill_start_caps(QTestState **from, QTestState **to,
         migrate_set_parameter_str(*to, "multifd-compression",
                                   want_compression);
     }
+    if (want_partner && want_partner->start) {
+        want_partner->start(*from, *to);
+    }
     migrate_incoming_qmp(*to, "tcp:127.0.0.1:0", NULL, "{}");
     *fw = forwarder_start(*to, cut_after);
     return g_strdup_printf("tcp:127.0.0.1:%d", (*fw)->port);
@@ -431,6 +436,10 @@ static void spill_cleanup(Forwarder *fw, const char *spill)
     want_tls = false;
     want_compression = NULL;
     want_ack_ms = 0;
+    if (want_partner && want_partner->end) {
+        want_partner->end();
+    }
+    want_partner = NULL;
     if (fw) {
         forwarder_free(fw);
     }
@@ -504,8 +513,9 @@ typedef struct SpillFault {
  * Migrate the live bootblock guest through the forwarder, cut after
  * @cut_after bytes (0: never) or, with @cut_third_pass, when the third
  * pass over RAM begins, and check every page on the destination.
- * @cap: a capability to set on both sides too, or NULL; @fault: NULL,
- * or a fault the migration must complete despite.
+ * @cap: a capability to set on both sides too, or NULL (want_partner:
+ * another series'); @fault: NULL, or a fault the migration must
+ * complete despite.
  */
 static void do_test_spill(uint64_t cut_after, bool converge_first,
                           bool cut_third_pass, const char *cap,
@@ -527,8 +537,7 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
     Forwarder *fw;
     int scan_records = 0;
     bool tls = cap && g_str_has_suffix(cap, "tls");
-    bool adaptive = cap && g_str_equal(cap, "adaptive-compression");
-    bool multifd = cap && (g_str_has_prefix(cap, "multifd") || adaptive);
+    bool multifd = cap && g_str_has_prefix(cap, "multifd");
     /* no pages file with TLS or multifd */
     bool pages_file = !tls && !multifd;
     const char *cap2 = NULL;
@@ -543,14 +552,16 @@ static void do_test_spill(uint64_t cut_after, bool converge_first,
         /* a return path after the cut, through TLS */
         cap2 = "return-path";
     }
-    if (multifd) {
+    if (want_partner) {
+        /* as that series says: its capabilities, multifd's compression */
+        want_compression = want_partner->compression;
+        cap = want_partner->caps[0];
+        cap2 = want_partner->caps[1];
+        multifd = !g_strcmp0(cap, "multifd") || !g_strcmp0(cap2, "multifd");
+        pages_file = !multifd;
+    } else if (multifd) {
         /* "multifd", "multifd-zstd", "multifd-tls": 2 channels */
-        want_compression = adaptive || g_str_equal(cap, "multifd-zstd") ?
-                           "zstd" : NULL;
-        if (adaptive) {
-            /* multifd-zstd's channels, choosing per packet */
-            cap2 = "adaptive-compression";
-        }
+        want_compression = g_str_equal(cap, "multifd-zstd") ? "zstd" : NULL;
         cap = "multifd";
     } else if (tls) {
         cap = NULL;
@@ -848,6 +859,12 @@ static void test_spill_fault_read_retry(void)
 void migration_test_spill_with(const char *cap)
 {
     do_test_spill(0, false, true, cap, NULL);
+}
+
+void migration_test_spill_with_partner(const MigrationPartner *partner)
+{
+    want_partner = partner;
+    do_test_spill(0, false, true, NULL, NULL);
 }
 
 static void test_spill_with(void *name)
@@ -2054,18 +2071,47 @@ static void test_spill_postcopy_one_side(void)
                     "read it");
 }
 
+/* shared-file-spill beside disk-backed-pages: both sides, one file */
+static void spill_partner_start(QTestState *from, QTestState *to)
+{
+    g_autofree char *spill = g_strdup_printf("%s/spill", tmpfs);
+
+    set_spill(from, spill);
+    set_spill(to, spill);
+}
+
+static void spill_partner_end(void)
+{
+    static const char *const files[] = {
+        "", ".ack", ".rp", ".pages", ".loaded", ".preempt",
+    };
+
+    for (int i = 0; i < ARRAY_SIZE(files); i++) {
+        g_autofree char *f = g_strdup_printf("%s/spill%s", tmpfs, files[i]);
+
+        unlink(f);
+    }
+}
+
+static const MigrationPartner spill_partner = {
+    .name = "shared-file-spill",
+    .caps = { "shared-file-spill" },
+    .start = spill_partner_start,
+    .end = spill_partner_end,
+};
+
 /*
  * disk-backed-pages with shared-file-spill, registered with that
  * capability's tests (disk-backed-pages-tests.c)
  */
 static void test_disk_backed_with_spill(void)
 {
-    migration_test_disk_backed_with("shared-file-spill");
+    migration_test_disk_backed_with_partner(&spill_partner);
 }
 
 static void test_disk_backed_fault_read_spill(void)
 {
-    migration_test_disk_backed_fault_read("shared-file-spill");
+    migration_test_disk_backed_fault_read(&spill_partner);
 }
 
 void migration_test_add_shared_file_spill(MigrationTestEnv *env)
