@@ -9,6 +9,14 @@ body, Signed-off-by), then a line "---" and the manifest, one item a line:
     series: <name>                          (the series it belongs to)
     glue: <patch file in qemu/patches>      (a change to QEMU's own files)
     overlay: <path>                         (a new file of this repository)
+    stage: <path>                           (an earlier version of one)
+
+A new file too large for one patch grows over several: a step that
+names it in a stage line gives it the content of
+qemu/stages/<step file's name without .step>/<path>, and a later step of
+the same series names it in its overlay line, which gives it its final
+content.  Each stage must build with the steps before it
+(series.py --build --each).
 
 Each series has a cover letter in qemu/covers/<name>.txt: its subject,
 a blank line, "Based-on: <series>" lines for the series it needs, and
@@ -29,6 +37,8 @@ the text.
   series.py --export --lone-only   only that
   series.py --build               build each series alone too
   series.py --build --only NAME   that series only
+  series.py --build --each [--only NAME]   build every patch of each
+                                  series, not only its last
 
 One series per capability: each is exported alone to
 build/series-lone/NN-<name>/, replayed on the base with only the series
@@ -55,6 +65,7 @@ BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
 SRC = os.path.join(BUILD, "qemu")
 QEMU_DIR = os.path.join(TOP, "qemu")
 STEPS_DIR = os.path.join(QEMU_DIR, "steps")
+STAGES_DIR = os.path.join(QEMU_DIR, "stages")
 PATCHES_DIR = os.path.join(QEMU_DIR, "patches")
 SERIES_TREE = os.path.join(BUILD, "series-tree")
 OUT = os.path.join(BUILD, "series")
@@ -88,6 +99,7 @@ class Step:
         self.series = None
         self.glue = []
         self.overlay = []
+        self.stage = []
         for n, line in enumerate(manifest.splitlines(), 1):
             line = line.split("#", 1)[0].strip()
             if not line:
@@ -102,9 +114,31 @@ class Step:
                 self.glue.append(item)
             elif kind == "overlay":
                 self.overlay.append(item)
+            elif kind == "stage":
+                self.stage.append(item)
             else:
                 raise ValueError(f"{self.name}: manifest line {n}: "
                                  f"unknown item '{kind}'")
+
+
+def stage_path(step, path):
+    """Where the version of @path that @step gives it is kept."""
+    return os.path.join(STAGES_DIR, step.name[:-len(".step")], path)
+
+
+def step_files(step):
+    """(path in QEMU's tree, the file to copy there) for @step's new
+    files: its stages, then its overlay files."""
+    return [(p, stage_path(step, p)) for p in step.stage] + \
+        [(p, os.path.join(TOP, p)) for p in step.overlay]
+
+
+def copy_step_files(step, tree, cwd):
+    for path, src in step_files(step):
+        dst = os.path.join(tree, path)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(src, dst)
+        git("add", "-f", "--", path, cwd=cwd)
 
 
 def load_steps():
@@ -224,6 +258,8 @@ def checks():
     yield "every step's overlay file exists", \
         f"missing: {gone}" if gone else None
 
+    yield from stage_checks(steps)
+
     bad = []
     for s in steps:
         if len(s.subject) > 76 or not re.match(r"^[\w/.,+-]+(: | )", s.subject):
@@ -277,6 +313,38 @@ def checks():
             f"exist in the base: {copied}" if copied else None
 
 
+def stage_checks(steps):
+    """A stage is an earlier version of an overlay file that a later
+    step of the same series finishes; every file in qemu/stages is one."""
+    bad, seen = [], set()
+    for i, s in enumerate(steps):
+        for p in s.stage:
+            seen.add(os.path.relpath(stage_path(s, p), STAGES_DIR))
+            if not os.path.exists(stage_path(s, p)):
+                bad.append(f"{s.name}: no {os.path.relpath(stage_path(s, p), TOP)}")
+            later = [t for t in steps[i + 1:] if p in t.overlay]
+            if not later or later[0].series != s.series:
+                bad.append(f"{s.name}: stage {p} is not finished by an "
+                           f"overlay line of a later step of {s.series}")
+        if set(s.stage) & set(s.overlay):
+            bad.append(f"{s.name}: a stage and an overlay of one file")
+    yield "every stage is finished later in its series", \
+        "; ".join(bad) if bad else None
+    stray = []
+    if os.path.isdir(STAGES_DIR):
+        for root, _, names in os.walk(STAGES_DIR):
+            for n in names:
+                rel = os.path.relpath(os.path.join(root, n), STAGES_DIR)
+                if rel not in seen:
+                    stray.append(rel)
+                elif n.endswith(SPDX_EXT):
+                    with open(os.path.join(root, n), errors="replace") as fh:
+                        if "SPDX-License-Identifier:" not in fh.read(2048):
+                            bad.append(f"{rel}: no SPDX header")
+    yield "every file in qemu/stages is a step's stage", \
+        f"no step names: {sorted(stray)}" if stray else None
+
+
 def do_check(tap):
     results = list(checks())
     failed = 0
@@ -324,11 +392,7 @@ def do_export(lone_only=False, build=False, only=None):
     for s in load_steps():
         for g in s.glue:
             git("apply", "--index", os.path.join(PATCHES_DIR, g))
-        for o in s.overlay:
-            dst = os.path.join(SERIES_TREE, o)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copyfile(os.path.join(TOP, o), dst)
-            git("add", "-f", "--", o)
+        copy_step_files(s, SERIES_TREE, SERIES_TREE)
         git("commit", "-q", "-F", "-", input=s.message)
     shutil.rmtree(OUT, ignore_errors=True)
     git("format-patch", "-q", "--cover-letter", "--zero-commit",
@@ -384,11 +448,7 @@ def replay_lone(name, steps, covers):
             for g in s.glue:
                 merged += apply_glue_3way(os.path.join(PATCHES_DIR, g),
                                           LONE_TREE)
-            for o in s.overlay:
-                dst = os.path.join(LONE_TREE, o)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.copyfile(os.path.join(TOP, o), dst)
-                git("add", "-f", "--", o, cwd=LONE_TREE)
+            copy_step_files(s, LONE_TREE, LONE_TREE)
             git("commit", "-q", "-F", "-", input=s.message, cwd=LONE_TREE)
     return start, merged
 
@@ -445,16 +505,39 @@ def export_lone(build, only=None):
         rc |= run_checkpatch(out)
         if len(needs) == len(names) - 1:
             rc |= check_same_lines()
-        if build:
-            r = subprocess.run([os.path.join(TOP, "scripts", "build.sh"),
-                                "--lone"], text=True)
-            log = os.path.join(BUILD, "logs", "lone-tree-ninja.log")
-            if os.path.exists(log):
-                shutil.copyfile(log, os.path.join(out, "ninja.log"))
-            print(f"series {name}: builds alone: "
-                  f"{'yes' if r.returncode == 0 else 'NO'} "
-                  f"(ninja's output in {out}/ninja.log)")
-            rc |= r.returncode
+        if build == "each":
+            rc |= build_each(name, start, out)
+        elif build:
+            rc |= build_lone(name, out, "builds alone")
+    return rc
+
+
+def build_lone(name, out, what, log_name="ninja.log"):
+    """Build build/lone-tree as it is checked out; 0 when it builds."""
+    r = subprocess.run([os.path.join(TOP, "scripts", "build.sh"), "--lone"],
+                       text=True)
+    log = os.path.join(BUILD, "logs", "lone-tree-ninja.log")
+    if os.path.exists(log):
+        shutil.copyfile(log, os.path.join(out, log_name))
+    print(f"series {name}: {what}: "
+          f"{'yes' if r.returncode == 0 else 'NO'} "
+          f"(ninja's output in {out}/{log_name})")
+    return r.returncode
+
+
+def build_each(name, start, out):
+    """Build every patch of series @name in turn (build/lone-tree from
+    @start on), so that a bisection never lands on one that does not."""
+    head = git("rev-parse", "HEAD", cwd=LONE_TREE,
+               capture_output=True).stdout.strip()
+    commits = git("rev-list", "--reverse", f"{start}..HEAD", cwd=LONE_TREE,
+                  capture_output=True).stdout.split()
+    rc = 0
+    for n, c in enumerate(commits, 1):
+        git("checkout", "-q", "--detach", c, cwd=LONE_TREE)
+        rc |= build_lone(name, out, f"patch {n} of {len(commits)} builds",
+                         f"ninja-{n:04d}.log")
+    git("checkout", "-q", "--detach", head, cwd=LONE_TREE)
     return rc
 
 
@@ -542,10 +625,13 @@ def main():
     ap.add_argument("--lone-only", action="store_true")
     ap.add_argument("--only", metavar="SERIES",
                     help="with --build or --lone-only: that series only")
+    ap.add_argument("--each", action="store_true",
+                    help="with --build: build every patch, not the last")
     a = ap.parse_args()
     if a.check:
         return do_check(a.tap)
-    return do_export(a.lone_only or a.build or bool(a.only), a.build, a.only)
+    build = "each" if a.build and a.each else a.build
+    return do_export(a.lone_only or a.build or bool(a.only), build, a.only)
 
 
 if __name__ == "__main__":
