@@ -336,6 +336,12 @@ def tier_layout(logdir):
                   [sys.executable,
                    os.path.join(TOP, "tests", "scripts", "test-merge3.py")],
                   logdir=logdir))
+    # the stages of new files that grow over several patches
+    t.add(run_tap("layout/series-stages",
+                  [sys.executable,
+                   os.path.join(TOP, "tests", "scripts",
+                                "test-series-stages.py")],
+                  logdir=logdir))
     # docs/devel/migration/composition.rst against its qtest group
     t.add(run_tap("layout/composition",
                   [sys.executable,
