@@ -12,11 +12,14 @@ body, Signed-off-by), then a line "---" and the manifest, one item a line:
     stage: <path>                           (an earlier version of one)
 
 A new file too large for one patch grows over several: a step that
-names it in a stage line gives it the content of
-qemu/stages/<step file's name without .step>/<path>, and a later step of
-the same series names it in its overlay line, which gives it its final
-content.  Each stage must build with the steps before it
-(series.py --build --each).
+names it in a stage line gives it an earlier version, and a later step
+of the same series names it in its overlay line, which gives it its
+final content.  The earlier version is kept as the diff that turns the
+final file into it, qemu/stages/<step file's name without .step>/<path>
+.diff, so that it is not a second copy of the code and a change to the
+final file that it no longer fits is found at once (series.py --check).
+Each stage must build with the steps before it (series.py --build
+--each).
 
 Each series has a cover letter in qemu/covers/<name>.txt: its subject,
 a blank line, "Based-on: <series>" lines for the series it needs, and
@@ -56,6 +59,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import merge3  # noqa: E402
@@ -122,23 +126,45 @@ class Step:
 
 
 def stage_path(step, path):
-    """Where the version of @path that @step gives it is kept."""
-    return os.path.join(STAGES_DIR, step.name[:-len(".step")], path)
+    """The diff from @path's final content to the version @step gives it."""
+    return os.path.join(STAGES_DIR, step.name[:-len(".step")], path + ".diff")
+
+
+def stage_text(step, path):
+    """The version of @path that @step gives it: the final file with the
+    stage's diff applied.  Raises RuntimeError if the diff does not
+    apply."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dst = os.path.join(tmp, path)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(os.path.join(TOP, path), dst)
+        r = subprocess.run(["git", "apply", "--whitespace=nowarn",
+                            stage_path(step, path)], cwd=tmp, text=True,
+                           capture_output=True)
+        if r.returncode:
+            raise RuntimeError(f"{step.name}: the stage of {path} does not "
+                               f"apply to it: {r.stderr.strip()}")
+        with open(dst) as f:
+            return f.read()
 
 
 def step_files(step):
-    """(path in QEMU's tree, the file to copy there) for @step's new
-    files: its stages, then its overlay files."""
-    return [(p, stage_path(step, p)) for p in step.stage] + \
-        [(p, os.path.join(TOP, p)) for p in step.overlay]
+    """(path in QEMU's tree, its content) for @step's new files: its
+    stages, then its overlay files."""
+    out = [(p, stage_text(step, p)) for p in step.stage]
+    for p in step.overlay:
+        with open(os.path.join(TOP, p)) as f:
+            out.append((p, f.read()))
+    return out
 
 
-def copy_step_files(step, tree, cwd):
-    for path, src in step_files(step):
+def copy_step_files(step, tree):
+    for path, text in step_files(step):
         dst = os.path.join(tree, path)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copyfile(src, dst)
-        git("add", "-f", "--", path, cwd=cwd)
+        with open(dst, "w") as f:
+            f.write(text)
+        git("add", "-f", "--", path, cwd=tree)
 
 
 def load_steps():
@@ -315,36 +341,45 @@ def checks():
 
 def stage_checks(steps):
     """A stage is an earlier version of an overlay file that a later
-    step of the same series finishes; every file in qemu/stages is one."""
-    bad, seen = [], set()
+    step of the same series finishes, kept as a diff that still applies
+    to the final file; every file in qemu/stages is one."""
+    bad, seen, broken, nospdx = [], set(), [], []
     for i, s in enumerate(steps):
         for p in s.stage:
             seen.add(os.path.relpath(stage_path(s, p), STAGES_DIR))
-            if not os.path.exists(stage_path(s, p)):
-                bad.append(f"{s.name}: no {os.path.relpath(stage_path(s, p), TOP)}")
             later = [t for t in steps[i + 1:] if p in t.overlay]
             if not later or later[0].series != s.series:
                 bad.append(f"{s.name}: stage {p} is not finished by an "
                            f"overlay line of a later step of {s.series}")
+            if not os.path.exists(stage_path(s, p)):
+                bad.append(f"{s.name}: no "
+                           f"{os.path.relpath(stage_path(s, p), TOP)}")
+                continue
+            try:
+                text = stage_text(s, p)
+            except (RuntimeError, OSError) as e:
+                broken.append(str(e))
+                continue
+            if p.endswith(SPDX_EXT) and \
+                    "SPDX-License-Identifier:" not in text[:2048]:
+                nospdx.append(f"{s.name}: {p}")
         if set(s.stage) & set(s.overlay):
             bad.append(f"{s.name}: a stage and an overlay of one file")
     yield "every stage is finished later in its series", \
         "; ".join(bad) if bad else None
-    stray, nospdx = [], []
+    yield "every stage's diff applies to the final file", \
+        "; ".join(broken) if broken else None
+    yield "stages carry an SPDX header", \
+        f"no SPDX header: {nospdx}" if nospdx else None
+    stray = []
     if os.path.isdir(STAGES_DIR):
         for root, _, names in os.walk(STAGES_DIR):
             for n in names:
                 rel = os.path.relpath(os.path.join(root, n), STAGES_DIR)
                 if rel not in seen:
                     stray.append(rel)
-                elif n.endswith(SPDX_EXT):
-                    with open(os.path.join(root, n), errors="replace") as fh:
-                        if "SPDX-License-Identifier:" not in fh.read(2048):
-                            nospdx.append(rel)
     yield "every file in qemu/stages is a step's stage", \
         f"no step names: {sorted(stray)}" if stray else None
-    yield "stages carry an SPDX header", \
-        f"no SPDX header: {sorted(nospdx)}" if nospdx else None
 
 
 def do_check(tap):
@@ -394,7 +429,7 @@ def do_export(lone_only=False, build=False, only=None):
     for s in load_steps():
         for g in s.glue:
             git("apply", "--index", os.path.join(PATCHES_DIR, g))
-        copy_step_files(s, SERIES_TREE, SERIES_TREE)
+        copy_step_files(s, SERIES_TREE)
         git("commit", "-q", "-F", "-", input=s.message)
     shutil.rmtree(OUT, ignore_errors=True)
     git("format-patch", "-q", "--cover-letter", "--zero-commit",
@@ -450,7 +485,7 @@ def replay_lone(name, steps, covers):
             for g in s.glue:
                 merged += apply_glue_3way(os.path.join(PATCHES_DIR, g),
                                           LONE_TREE)
-            copy_step_files(s, LONE_TREE, LONE_TREE)
+            copy_step_files(s, LONE_TREE)
             git("commit", "-q", "-F", "-", input=s.message, cwd=LONE_TREE)
     return start, merged
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """TAP tests of scripts/series.py's stages: a step may give a new file an
-earlier version (stage:) that a later step of the same series finishes
+earlier version (stage:), kept as the diff that turns the final file
+into it, and a later step of the same series finishes the file
 (overlay:).  The checks refuse a stage that nothing finishes, one that
 another series finishes, a stage and an overlay of one file in one step,
-a missing stage file, a stray file in qemu/stages, and a stage without
-an SPDX header; the export copies a step's stages before its overlay
-files."""
+a missing stage, a diff that no longer applies to the final file, a
+stray file in qemu/stages, and a stage without an SPDX header; the
+export gives a step's stages, then its overlay files."""
 
+import difflib
 import os
 import sys
 import tempfile
@@ -17,18 +19,30 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import series  # noqa: E402
 
 results = []
-SPDX = "/* SPDX-License-Identifier: GPL-2.0-or-later */\n"
+FINAL = "/* SPDX-License-Identifier: GPL-2.0-or-later */\nint a;\nint b;\n"
+EARLIER = "/* SPDX-License-Identifier: GPL-2.0-or-later */\nint a;\n"
 
 
-def make(tmp, steps, files):
-    """Step files in @tmp/steps, stage files in @tmp/stages; returns the
-    loaded steps."""
+def diff(final, stage, path="m/a.c"):
+    return "".join(difflib.unified_diff(
+        final.splitlines(keepends=True), stage.splitlines(keepends=True),
+        f"a/{path}", f"b/{path}"))
+
+
+def make(tmp, steps, stages, final=FINAL):
+    """In @tmp: the final file m/a.c, the step files and the stages;
+    returns the loaded steps."""
+    series.TOP = tmp
+    series.STAGES_DIR = os.path.join(tmp, "stages")
+    os.makedirs(os.path.join(tmp, "m"), exist_ok=True)
+    with open(os.path.join(tmp, "m", "a.c"), "w") as f:
+        f.write(final)
     os.makedirs(os.path.join(tmp, "steps"), exist_ok=True)
     for name, manifest in steps.items():
         with open(os.path.join(tmp, "steps", name), "w") as f:
             f.write("s: x\n\nbody\n\nSigned-off-by: A <a@b>\n---\n" +
                     manifest)
-    for path, text in files.items():
+    for path, text in stages.items():
         p = os.path.join(tmp, "stages", path)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         with open(p, "w") as f:
@@ -37,10 +51,9 @@ def make(tmp, steps, files):
             for n in sorted(steps)]
 
 
-def case(what, steps, files, want_fail):
+def case(what, steps, stages, want_fail, final=FINAL):
     with tempfile.TemporaryDirectory() as tmp:
-        series.STAGES_DIR = os.path.join(tmp, "stages")
-        loaded = make(tmp, steps, files)
+        loaded = make(tmp, steps, stages, final)
         problems = [p for _, p in series.stage_checks(loaded) if p]
     ok = bool(problems) == bool(want_fail) and \
         all(want_fail in p for p in problems)
@@ -51,44 +64,45 @@ GOOD = {
     "01-a.step": "series: one\nstage: m/a.c\n",
     "02-b.step": "series: one\noverlay: m/a.c\n",
 }
-case("a stage finished by a later step of its series", GOOD,
-     {"01-a/m/a.c": SPDX}, None)
+STAGE = {"01-a/m/a.c.diff": diff(FINAL, EARLIER)}
+case("a stage finished by a later step of its series", GOOD, STAGE, None)
 case("a stage nothing finishes",
-     {"01-a.step": "series: one\nstage: m/a.c\n"},
-     {"01-a/m/a.c": SPDX}, "not finished")
+     {"01-a.step": "series: one\nstage: m/a.c\n"}, STAGE, "not finished")
 case("a stage another series finishes",
      {"01-a.step": "series: one\nstage: m/a.c\n",
-      "02-b.step": "series: two\noverlay: m/a.c\n"},
-     {"01-a/m/a.c": SPDX}, "not finished")
+      "02-b.step": "series: two\noverlay: m/a.c\n"}, STAGE, "not finished")
 case("a stage finished before it, not after",
      {"01-a.step": "series: one\noverlay: m/a.c\n",
       "02-b.step": "series: one\nstage: m/a.c\n"},
-     {"02-b/m/a.c": SPDX}, "not finished")
+     {"02-b/m/a.c.diff": diff(FINAL, EARLIER)}, "not finished")
 case("two stages, then the overlay",
      {"01-a.step": "series: one\nstage: m/a.c\n",
       "02-b.step": "series: one\nstage: m/a.c\n",
       "03-c.step": "series: one\noverlay: m/a.c\n"},
-     {"01-a/m/a.c": SPDX, "02-b/m/a.c": SPDX}, None)
+     {"01-a/m/a.c.diff": diff(FINAL, EARLIER),
+      "02-b/m/a.c.diff": diff(FINAL, EARLIER)}, None)
 case("a stage and an overlay of one file in one step",
      {"01-a.step": "series: one\nstage: m/a.c\noverlay: m/a.c\n",
       "02-b.step": "series: one\noverlay: m/a.c\n"},
-     {"01-a/m/a.c": SPDX}, "a stage and an overlay")
-case("a missing stage file", GOOD, {}, "no ")
+     STAGE, "a stage and an overlay")
+case("a missing stage", GOOD, {}, "no ")
+case("a diff that no longer applies to the final file", GOOD, STAGE,
+     "does not apply", final=FINAL.replace("int a;", "long a;"))
 case("a stray file in qemu/stages", GOOD,
-     {"01-a/m/a.c": SPDX, "01-a/m/b.c": SPDX}, "m/b.c")
+     dict(STAGE, **{"01-a/m/b.c.diff": ""}), "m/b.c")
 case("a stage without an SPDX header", GOOD,
-     {"01-a/m/a.c": "int x;\n"}, "no SPDX header")
+     {"01-a/m/a.c.diff": diff(FINAL, "int a;\n")}, "no SPDX header")
 
-# the export's order: stages, then overlay files
+# what the export writes: the stage's text, then the overlay file's
 with tempfile.TemporaryDirectory() as tmp:
-    series.STAGES_DIR = os.path.join(tmp, "stages")
     s = make(tmp, {"01-a.step": "series: one\nstage: m/a.c\n"
-                   "overlay: m/b.c\n"}, {"01-a/m/a.c": SPDX})[0]
-    got = [(p, os.path.relpath(src, series.TOP) if src.startswith(series.TOP)
-            else os.path.relpath(src, tmp)) for p, src in series.step_files(s)]
-    want = [("m/a.c", "stages/01-a/m/a.c"), ("m/b.c", "m/b.c")]
-    results.append((got == want, "a step's stages come from qemu/stages, "
-                    "its overlay files from the repository", got))
+                   "overlay: m/b.c\n"}, STAGE)[0]
+    with open(os.path.join(tmp, "m", "b.c"), "w") as f:
+        f.write("int c;\n")
+    got = series.step_files(s)
+    want = [("m/a.c", EARLIER), ("m/b.c", "int c;\n")]
+    results.append((got == want, "a step gives its stages' earlier "
+                    "versions, then its overlay files", got))
 
 print(f"1..{len(results)}")
 for i, (ok, what, detail) in enumerate(results, 1):
