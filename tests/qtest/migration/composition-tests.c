@@ -206,6 +206,7 @@ typedef struct Partner {
     bool tls;
     bool postcopy;
     bool file;                  /* mapped-ram: to a file and back */
+    bool virtio_blk;            /* the guest boots from virtio-blk */
 } Partner;
 
 static const Partner partners[] = {
@@ -226,7 +227,9 @@ static const Partner partners[] = {
     { .name = "shared-file-spill", .caps = { "shared-file-spill" } },
     { .name = "adaptive-compression",
       .caps = { "multifd", "adaptive-compression" }, .compression = "zstd" },
-    { .name = "inflight-io-handoff", .caps = { "inflight-io-handoff" } },
+    /* which moves the requests of virtio-blk only */
+    { .name = "inflight-io-handoff", .caps = { "inflight-io-handoff" },
+      .virtio_blk = true },
     { .name = "common-regions", .caps = { "common-regions", "return-path" } },
 };
 
@@ -445,25 +448,28 @@ static void test_works(void *name)
  * The "with" tests of one capability, run with a capability of another
  * group.  They are registered here, under the first capability's path,
  * so that each group's own file knows only its own capability.
+ *
+ * with_partner(): a partner of another series that both sides act on,
+ * described as partners[] has it, in *@mp; NULL for one that only the
+ * source acts on, which the test sets up by its name.
  */
-/* How the with/ tests set up the partners that both sides act on */
-static const MigrationPartner with_partners[] = {
-    /* no export: it must take part, and take nothing */
-    { .name = "common-regions", .caps = { "common-regions" } },
-    /* which moves the requests of virtio-blk only */
-    { .name = "inflight-io-handoff", .caps = { "inflight-io-handoff" },
-      .boot_virtio_blk = true },
-    /* multifd-zstd's channels, choosing per packet */
-    { .name = "adaptive-compression",
-      .caps = { "multifd", "adaptive-compression" }, .compression = "zstd" },
-};
-
-/* NULL: one that only the source acts on, which the test sets by name */
-static const MigrationPartner *with_partner(const char *name)
+static const MigrationPartner *with_partner(const char *name,
+                                            MigrationPartner *mp)
 {
-    for (int i = 0; i < ARRAY_SIZE(with_partners); i++) {
-        if (g_str_equal(with_partners[i].name, name)) {
-            return &with_partners[i];
+    static const char *const both_sides[] = {
+        "common-regions", "inflight-io-handoff", "adaptive-compression",
+    };
+    const Partner *p = partner(name);
+
+    for (int i = 0; i < ARRAY_SIZE(both_sides); i++) {
+        if (g_str_equal(both_sides[i], name)) {
+            *mp = (MigrationPartner) {
+                .name = p->name,
+                .caps = { p->caps[0], p->caps[1] },
+                .compression = p->compression,
+                .boot_virtio_blk = p->virtio_blk,
+            };
+            return mp;
         }
     }
     return NULL;
@@ -472,27 +478,19 @@ static const MigrationPartner *with_partner(const char *name)
 static void test_disk_backed_with(void *name)
 {
     const char *with = strrchr(name, '/') + 1;
-    const MigrationPartner *partner = with_partner(with);
+    MigrationPartner mp;
 
     /* disk-backed-pages' planted references, beside the other one */
-    if (partner) {
-        migration_test_disk_backed_with_partner(partner);
-    } else {
-        migration_test_disk_backed_with(with);
-    }
+    migration_test_disk_backed_with(with, with_partner(with, &mp));
 }
 
 static void test_spill_with(void *name)
 {
     const char *with = strrchr(name, '/') + 1;
-    const MigrationPartner *partner = with_partner(with);
+    MigrationPartner mp;
 
     /* shared-file-spill's channels tee the other one's stream; cut */
-    if (partner) {
-        migration_test_spill_with_partner(partner);
-    } else {
-        migration_test_spill_with(with);
-    }
+    migration_test_spill_with(with, with_partner(with, &mp));
 }
 
 #ifdef CONFIG_RDMA

@@ -980,7 +980,8 @@ static void test_disk_backed_multifd_refused_late(void)
  * feature on as well: @with, one with_start() knows, or @partner,
  * another series' capability.
  */
-static void do_test_with(const char *with, const MigrationPartner *partner)
+void migration_test_disk_backed_with(const char *with,
+                                     const MigrationPartner *partner)
 {
     /* with postcopy, the refusal comes late, while postcopy starts */
     g_autofree char *late_nack = g_strdup_printf("sendmsg * %zu 0 500 0 1",
@@ -1001,16 +1002,6 @@ static void do_test_with(const char *with, const MigrationPartner *partner)
             g_assert_cmpint(qdict_get_int(dst, "references-refused"), ==, 1);
         }
     }
-}
-
-void migration_test_disk_backed_with(const char *with)
-{
-    do_test_with(with, NULL);
-}
-
-void migration_test_disk_backed_with_partner(const MigrationPartner *partner)
-{
-    do_test_with(NULL, partner);
 }
 
 /*
@@ -1233,7 +1224,7 @@ static void test_disk_backed_postcopy_recover(void)
 
 static void test_disk_backed_with(void *name)
 {
-    migration_test_disk_backed_with(strrchr(name, '/') + 1);
+    migration_test_disk_backed_with(strrchr(name, '/') + 1, NULL);
 }
 
 /* A malformed map is refused whole: no reference, every page arrives */

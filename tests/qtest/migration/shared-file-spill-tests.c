@@ -853,23 +853,20 @@ static void test_spill_fault_read_retry(void)
 
 /*
  * The composition matrix (composition-tests.c): cut in the third pass
- * with another capability on both sides; the migration completes
- * through the file, every page checked.
+ * with another capability on both sides, @cap, or @partner, another
+ * series'; the migration completes through the file, every page
+ * checked.
  */
-void migration_test_spill_with(const char *cap)
-{
-    do_test_spill(0, false, true, cap, NULL);
-}
-
-void migration_test_spill_with_partner(const MigrationPartner *partner)
+void migration_test_spill_with(const char *cap,
+                               const MigrationPartner *partner)
 {
     want_partner = partner;
-    do_test_spill(0, false, true, NULL, NULL);
+    do_test_spill(0, false, true, partner ? NULL : cap, NULL);
 }
 
 static void test_spill_with(void *name)
 {
-    migration_test_spill_with(strrchr(name, '/') + 1);
+    migration_test_spill_with(strrchr(name, '/') + 1, NULL);
 }
 
 /*
@@ -2106,7 +2103,7 @@ static const MigrationPartner spill_partner = {
  */
 static void test_disk_backed_with_spill(void)
 {
-    migration_test_disk_backed_with_partner(&spill_partner);
+    migration_test_disk_backed_with(NULL, &spill_partner);
 }
 
 static void test_disk_backed_fault_read_spill(void)
