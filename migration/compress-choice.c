@@ -9,6 +9,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <math.h>
 #include "compress-choice.h"
 
 const int compress_choice_level[COMPRESS_CHOICE_ARMS] = { 0, 1, 3, 6 };
@@ -33,7 +34,8 @@ double compress_choice_cost(const CompressChoice *c, int arm, double link_ns)
     double cpu = m->compress_ns + m->ratio * c->write_ns;
     double link = m->ratio * link_ns;
 
-    return cpu > link ? cpu : link;
+    /* max(cpu, link), but for the part of each hidden behind the other */
+    return sqrt(sqrt(cpu * cpu * cpu * cpu + link * link * link * link));
 }
 
 static int compress_choice_best(const CompressChoice *c, double link_ns)
@@ -52,6 +54,26 @@ static int compress_choice_best(const CompressChoice *c, double link_ns)
     return best;
 }
 
+/*
+ * Whether @arm is worth a probe while @best is the best: a level only
+ * when the level below it is the best or near it.  A higher level
+ * compresses better but more slowly, so it can win only where the
+ * link, not the CPU, bounds the time, and there the level below is
+ * near the best too.  Where the level below loses by far, a higher
+ * one loses by more, and its probes are the costliest of all.
+ */
+static bool compress_choice_worth(const CompressChoice *c, int arm, int best)
+{
+    int below = arm - 1;
+
+    if (below <= COMPRESS_CHOICE_NONE || below == best) {
+        return true;
+    }
+    return c->arm[below].measured &&
+           compress_choice_cost(c, below, c->link_ns) * COMPRESS_CHOICE_NEAR <=
+           compress_choice_cost(c, best, c->link_ns) * 100;
+}
+
 int compress_choice_pick(CompressChoice *c, double link_ns, bool *probe)
 {
     uint64_t n = c->packet++;
@@ -61,9 +83,10 @@ int compress_choice_pick(CompressChoice *c, double link_ns, bool *probe)
     c->probing = -1;
     *probe = false;
 
-    /* an arm never measured is tried once before anything is compared */
+    best = compress_choice_best(c, link_ns);
+    /* an arm never measured is tried once, when it is worth it */
     for (int a = 0; a < COMPRESS_CHOICE_ARMS; a++) {
-        if (!c->arm[a].measured) {
+        if (!c->arm[a].measured && compress_choice_worth(c, a, best)) {
             c->probing = a;
             c->probes++;
             *probe = true;
@@ -71,7 +94,6 @@ int compress_choice_pick(CompressChoice *c, double link_ns, bool *probe)
         }
     }
 
-    best = compress_choice_best(c, link_ns);
     if (best != c->best &&
         compress_choice_cost(c, best, link_ns) * 100 >
         compress_choice_cost(c, c->best, link_ns) *
@@ -86,6 +108,7 @@ int compress_choice_pick(CompressChoice *c, double link_ns, bool *probe)
     /* the arm whose probe is most overdue, if any */
     for (int a = 0; a < COMPRESS_CHOICE_ARMS; a++) {
         if (a != best && c->arm[a].next_probe <= n &&
+            compress_choice_worth(c, a, best) &&
             (due < 0 || c->arm[a].next_probe < c->arm[due].next_probe)) {
             due = a;
         }
@@ -131,32 +154,55 @@ void compress_choice_compressed(CompressChoice *c, int arm, uint64_t in,
         double cost = compress_choice_cost(c, arm, c->link_ns);
         int best = compress_choice_best(c, c->link_ns);
         double best_cost = compress_choice_cost(c, best, c->link_ns);
+        double loss = best_cost > 0 ? (cost - best_cost) / best_cost : 0;
 
-        /* close to the best (or the best now): keep an eye on it */
-        if (best == arm ||
-            cost * COMPRESS_CHOICE_NEAR <= best_cost * 100) {
-            m->interval = COMPRESS_CHOICE_PROBE_MIN;
-        } else if (m->interval < COMPRESS_CHOICE_PROBE_MAX) {
-            m->interval *= 2;
-        }
+        /*
+         * Probe again after as many packets as make this probe's loss
+         * against the best COMPRESS_CHOICE_PROBE_COST percent of their
+         * time: an arm that loses little comes back soon, one that
+         * loses much rarely
+         */
+        m->interval = MIN(MAX(loss * 100 / COMPRESS_CHOICE_PROBE_COST,
+                              COMPRESS_CHOICE_PROBE_MIN),
+                          COMPRESS_CHOICE_PROBE_MAX);
         m->next_probe = c->packet + m->interval;
         c->probing = -1;
     }
 }
 
+static int compress_write_cmp(const void *a, const void *b)
+{
+    const CompressWrite *x = a, *y = b;
+
+    return x->ns < y->ns ? -1 : x->ns > y->ns;
+}
+
 void compress_choice_written(CompressChoice *c, uint64_t bytes, uint64_t ns)
 {
-    double keep = 1.0 - COMPRESS_CHOICE_ALPHA / 100.0;
+    CompressWrite sorted[COMPRESS_CHOICE_WRITES];
+    unsigned n;
+    uint64_t total = 0, below = 0;
 
     if (!bytes) {
         return;
     }
-    /*
-     * Weighted by bytes: a small packet that fits in the socket's buffer
-     * returns at once whatever the peer's pace, a large one waits for it
-     */
-    c->write_ns_sum = c->write_ns_sum * keep + ns;
-    c->write_bytes_sum = c->write_bytes_sum * keep + bytes;
-    c->write_ns = c->write_ns_sum / c->write_bytes_sum;
+    c->write[c->writes++ % COMPRESS_CHOICE_WRITES] = (CompressWrite) {
+        .ns = (double)ns / bytes,
+        .bytes = bytes,
+    };
+    n = MIN(c->writes, COMPRESS_CHOICE_WRITES);
+    memcpy(sorted, c->write, n * sizeof(sorted[0]));
+    qsort(sorted, n, sizeof(sorted[0]), compress_write_cmp);
+    for (unsigned i = 0; i < n; i++) {
+        total += sorted[i].bytes;
+    }
+    /* the time per byte at which half of the bytes were written */
+    for (unsigned i = 0; i < n; i++) {
+        below += sorted[i].bytes;
+        if (below * 2 >= total) {
+            c->write_ns = sorted[i].ns;
+            break;
+        }
+    }
     c->write_measured = true;
 }

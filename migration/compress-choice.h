@@ -12,33 +12,64 @@
  *
  *   cpu(a)  = compress(a) + ratio(a) * write
  *   link(a) = ratio(a) * link
- *   time(a) = max(cpu(a), link(a))
+ *   time(a) = (cpu(a)^4 + link(a)^4)^(1/4)
  *
  * where compress(a) is the channel thread's measured compression time
  * per input byte with arm a (0 without compression), ratio(a) the
  * measured output bytes per input byte (1 without compression), write
- * the channel's measured time per byte written to its socket (weighted
- * by bytes: a small packet that fits in the socket's buffer returns at
- * once whatever the peer's pace), and link
- * the time per byte that the migration's bandwidth limit gives this
- * channel (0 when the limit is off).  A channel compresses and then
- * writes, so those two add up; the limit is applied to compressed
- * bytes by the migration thread, in parallel, so it is the other bound.
- * On a fast link with a busy CPU "none" wins; on a slow link the level
- * whose ratio and speed keep the link full wins; on incompressible
- * data "none" wins because the ratio is 1 at a CPU cost.
+ * the channel's time per byte written to its socket, and link the time
+ * per byte that the migration's bandwidth limit gives this channel (0
+ * when the limit is off).  A channel compresses and then writes, so
+ * those two add up; the limit is applied to compressed bytes by the
+ * migration thread, in parallel, so it is the other bound.  On a fast
+ * link with a busy CPU "none" wins; on a slow link the level whose
+ * ratio and speed keep the link full wins; on incompressible data
+ * "none" wins because the ratio is 1 at a CPU cost.
  *
- * The measurements are exponential moving averages.  An arm never
- * measured is tried first (one packet each).  Data changes, so every
- * arm that is not the current best is probed again after an interval
- * that starts at COMPRESS_CHOICE_PROBE_MIN packets, doubles each time
- * the probe confirms that the arm loses (up to COMPRESS_CHOICE_PROBE_MAX,
- * so that a slow level costs little on a link where it never wins), and
- * returns to the minimum when the arm comes within COMPRESS_CHOICE_NEAR
- * percent of the best.  The best changes only for an arm predicted at
- * least COMPRESS_CHOICE_HYSTERESIS percent faster, so that measurements
- * disturbed by the other threads of a busy host do not flip it back and
- * forth.
+ * time(a) is the larger bound, and a part of the smaller one: the two
+ * do not overlap fully.  The limiter meters bytes per window of
+ * BUFFER_DELAY ms and what a window leaves unused is lost, while a
+ * channel's compression time varies from packet to packet with the
+ * data and with the host's other threads, so a level whose mean time is
+ * just under the link's is behind it in part of the windows.  Where one
+ * bound is well under the other it hardly counts (at half of it, 1.5%);
+ * where they are equal, time(a) is 1.19 times either.  So a slower
+ * level that saves a few percent of the bytes does not replace a faster
+ * one with CPU time to spare.
+ *
+ * write is the median, weighted by bytes, of the channel's last
+ * COMPRESS_CHOICE_WRITES writes.  Weighted by bytes, because a small
+ * packet that fits in the socket's buffer returns at once whatever the
+ * peer's pace.  A median, because the two things that slow a write look
+ * different: a slow link or peer slows every write, while a host whose
+ * CPUs are all busy stalls some writes for a scheduler slice (the
+ * receiving thread waits for a CPU) and lets the others through at
+ * memory speed.  Compressing helps against the first and makes the
+ * second worse (it takes more CPU, here and at the destination), so the
+ * stalls must not count as link time.  A mean of them did: one stall of
+ * 10 ms among 512 KiB writes of 0.1 ms weighs as much as a hundred of
+ * them, and the channel compressed.
+ *
+ * Compression times and ratios are exponential moving averages.  An
+ * arm is tried once (a probe) before it is compared.  Data changes, so
+ * every arm that is not the current best is probed again, once the
+ * packets since have cost the best COMPRESS_CHOICE_PROBE_COST percent
+ * more than the probe did: an arm 50% slower than the best comes back
+ * after 50 packets, one ten times as slow after 900, one close to the
+ * best after COMPRESS_CHOICE_PROBE_MIN (up to COMPRESS_CHOICE_PROBE_MAX).
+ * So the probes cost about COMPRESS_CHOICE_PROBE_COST percent each arm,
+ * and come soon where they cost little: on a slow link, where level 1
+ * on random data loses less than half against no compression, it is
+ * probed often enough to notice text coming back.  The best changes
+ * only for an arm predicted at least COMPRESS_CHOICE_HYSTERESIS percent
+ * faster, so that measurements disturbed by the other threads of a busy
+ * host do not flip it back and forth.  A level is tried, or probed,
+ * only while the level below it is the best or within
+ * COMPRESS_CHOICE_NEAR percent of it: a higher level compresses better
+ * but more slowly, so it wins only where the link bounds the time, and
+ * there the level below is near the best too.  Where level 1 loses by
+ * far (a busy CPU, random data), the slower levels, whose probes cost
+ * the most, are not tried at all.
  *
  * The code does not depend on the rest of QEMU, so that it can be unit
  * tested on its own; one CompressChoice belongs to one channel thread.
@@ -49,13 +80,19 @@
 
 #define COMPRESS_CHOICE_ARMS 4
 #define COMPRESS_CHOICE_NONE 0
+/* packets between two probes of an arm, at least and at most */
 #define COMPRESS_CHOICE_PROBE_MIN 16
 #define COMPRESS_CHOICE_PROBE_MAX 4096
+/* an arm's probes cost the best about this many percent */
+#define COMPRESS_CHOICE_PROBE_COST 1
+/* an arm this many percent as fast as the best is near it */
 #define COMPRESS_CHOICE_NEAR 80
 /* weight of a new measurement in the moving averages, in percent */
 #define COMPRESS_CHOICE_ALPHA 30
 /* another arm becomes the best when it is this many percent faster */
 #define COMPRESS_CHOICE_HYSTERESIS 10
+/* writes in the median of the time per byte written */
+#define COMPRESS_CHOICE_WRITES 16
 
 /* the zstd level of each arm; 0 for COMPRESS_CHOICE_NONE */
 extern const int compress_choice_level[COMPRESS_CHOICE_ARMS];
@@ -72,11 +109,17 @@ typedef struct CompressArm {
     uint64_t bytes_out;
 } CompressArm;
 
+typedef struct CompressWrite {
+    double ns;              /* per byte */
+    uint64_t bytes;
+} CompressWrite;
+
 typedef struct CompressChoice {
     CompressArm arm[COMPRESS_CHOICE_ARMS];
     double write_ns;        /* per byte written to the socket */
-    double write_ns_sum;    /* decaying sums of write time and bytes */
-    double write_bytes_sum;
+    /* the last writes, a ring; write_ns is their weighted median */
+    CompressWrite write[COMPRESS_CHOICE_WRITES];
+    unsigned writes;        /* writes seen so far */
     bool write_measured;
     uint64_t packet;        /* packets chosen so far */
     uint64_t probes;        /* of which probes */
@@ -135,8 +178,8 @@ void compress_choice_compressed(CompressChoice *c, int arm, uint64_t in,
  * @bytes: bytes written
  * @ns: time the write took
  *
- * The time per byte is a moving average weighted by bytes (decaying
- * sums of both).
+ * The channel's time per byte written becomes the median, weighted by
+ * bytes, of its last COMPRESS_CHOICE_WRITES writes.
  */
 void compress_choice_written(CompressChoice *c, uint64_t bytes, uint64_t ns);
 
