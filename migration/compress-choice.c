@@ -20,6 +20,7 @@ void compress_choice_init(CompressChoice *c)
     for (int a = 0; a < COMPRESS_CHOICE_ARMS; a++) {
         c->arm[a].interval = COMPRESS_CHOICE_PROBE_MIN;
         c->arm[a].next_probe = COMPRESS_CHOICE_PROBE_MIN;
+        c->arm[a].rel_to = -1;
     }
     /* no compression costs no CPU and keeps every byte: nothing to learn */
     c->arm[COMPRESS_CHOICE_NONE].ratio = 1.0;
@@ -28,11 +29,33 @@ void compress_choice_init(CompressChoice *c)
     c->probing = -1;
 }
 
-double compress_choice_cost(const CompressChoice *c, int arm, double link_ns)
+/*
+ * An arm other than the best is estimated from the best's averages and
+ * its own ratio and time to the best's on the same pages (its paired
+ * probes); otherwise, and for the best, from its own averages.
+ */
+static void compress_choice_estimate(const CompressChoice *c, int arm,
+                                     double *ratio, double *ns)
 {
     const CompressArm *m = &c->arm[arm];
-    double cpu = m->compress_ns + m->ratio * c->write_ns;
-    double link = m->ratio * link_ns;
+    const CompressArm *b = &c->arm[c->best];
+
+    if (arm != c->best && m->rel_to == c->best) {
+        *ratio = MIN(1.0, m->rel_ratio * b->ratio);
+        *ns = m->rel_ns * b->compress_ns;
+    } else {
+        *ratio = m->ratio;
+        *ns = m->compress_ns;
+    }
+}
+
+double compress_choice_cost(const CompressChoice *c, int arm, double link_ns)
+{
+    double ratio, ns, cpu, link;
+
+    compress_choice_estimate(c, arm, &ratio, &ns);
+    cpu = ns + ratio * c->write_ns;
+    link = ratio * link_ns;
 
     /* max(cpu, link), but for the part of each hidden behind the other */
     return sqrt(sqrt(cpu * cpu * cpu * cpu + link * link * link * link));
@@ -101,6 +124,15 @@ int compress_choice_pick(CompressChoice *c, double link_ns, bool *probe)
         best = c->best;         /* not faster enough to switch */
     }
     if (best != c->best) {
+        /* what followed the old best keeps its last estimate */
+        for (int a = 0; a < COMPRESS_CHOICE_ARMS; a++) {
+            CompressArm *m = &c->arm[a];
+
+            if (m->rel_to == c->best) {
+                compress_choice_estimate(c, a, &m->ratio, &m->compress_ns);
+                m->rel_to = -1;
+            }
+        }
         c->switches++;
         c->best = best;
     }
@@ -135,6 +167,7 @@ void compress_choice_compressed(CompressChoice *c, int arm, uint64_t in,
                                 uint64_t out, uint64_t ns)
 {
     CompressArm *m = &c->arm[arm];
+    double paired_ns = 0;
 
     m->packets++;
     m->bytes_in += in;
@@ -149,12 +182,23 @@ void compress_choice_compressed(CompressChoice *c, int arm, uint64_t in,
         ewma(&m->ratio, (double)out / in, first);
         m->measured = true;
     }
+    if (arm == c->probing && c->pair_ratio > 0 && c->pair_ns > 0 && out) {
+        bool first = m->rel_to != c->best;
+
+        ewma(&m->rel_ratio, (double)out / in / c->pair_ratio, first);
+        ewma(&m->rel_ns, (double)ns / in / c->pair_ns, first);
+        m->rel_to = c->best;
+        paired_ns = c->pair_ns;
+    }
+    c->pair_ratio = 0;
 
     if (arm == c->probing) {
         double cost = compress_choice_cost(c, arm, c->link_ns);
         int best = compress_choice_best(c, c->link_ns);
         double best_cost = compress_choice_cost(c, best, c->link_ns);
-        double loss = best_cost > 0 ? (cost - best_cost) / best_cost : 0;
+        /* what the probe cost more than the best, pairing included */
+        double loss = best_cost > 0 ?
+                      (cost + paired_ns - best_cost) / best_cost : 0;
 
         /*
          * Probe again after as many packets as make this probe's loss
@@ -167,6 +211,24 @@ void compress_choice_compressed(CompressChoice *c, int arm, uint64_t in,
                           COMPRESS_CHOICE_PROBE_MAX);
         m->next_probe = c->packet + m->interval;
         c->probing = -1;
+    }
+}
+
+int compress_choice_paired(const CompressChoice *c)
+{
+    if (c->probing > COMPRESS_CHOICE_NONE && c->best > COMPRESS_CHOICE_NONE &&
+        c->arm[c->best].measured) {
+        return c->best;
+    }
+    return -1;
+}
+
+void compress_choice_paired_sample(CompressChoice *c, uint64_t in,
+                                   uint64_t out, uint64_t ns)
+{
+    if (in && out) {
+        c->pair_ratio = (double)out / in;
+        c->pair_ns = (double)ns / in;
     }
 }
 

@@ -50,26 +50,32 @@
  * 10 ms among 512 KiB writes of 0.1 ms weighs as much as a hundred of
  * them, and the channel compressed.
  *
- * Compression times and ratios are exponential moving averages.  An
- * arm is tried once (a probe) before it is compared.  Data changes, so
- * every arm that is not the current best is probed again, once the
- * packets since have cost the best COMPRESS_CHOICE_PROBE_COST percent
- * more than the probe did: an arm 50% slower than the best comes back
- * after 50 packets, one ten times as slow after 900, one close to the
- * best after COMPRESS_CHOICE_PROBE_MIN (up to COMPRESS_CHOICE_PROBE_MAX).
- * So the probes cost about COMPRESS_CHOICE_PROBE_COST percent each arm,
- * and come soon where they cost little: on a slow link, where level 1
- * on random data loses less than half against no compression, it is
- * probed often enough to notice text coming back.  The best changes
- * only for an arm predicted at least COMPRESS_CHOICE_HYSTERESIS percent
- * faster, so that measurements disturbed by the other threads of a busy
- * host do not flip it back and forth.  A level is tried, or probed,
- * only while the level below it is the best or within
- * COMPRESS_CHOICE_NEAR percent of it: a higher level compresses better
- * but more slowly, so it wins only where the link bounds the time, and
- * there the level below is near the best too.  Where level 1 loses by
- * far (a busy CPU, random data), the slower levels, whose probes cost
- * the most, are not tried at all.
+ * Compression times and ratios are exponential moving averages.  An arm
+ * is tried once (a probe) before it is compared.  Data changes, so every
+ * arm that is not the current best is probed again, once the packets
+ * since have cost the best COMPRESS_CHOICE_PROBE_COST percent more than
+ * the probe did: an arm 50% slower than the best comes back after 50
+ * packets, one ten times as slow after 900, one close to the best after
+ * COMPRESS_CHOICE_PROBE_MIN (up to COMPRESS_CHOICE_PROBE_MAX).  So the
+ * probes cost about COMPRESS_CHOICE_PROBE_COST percent each arm, and
+ * come soon where they cost little: on a slow link, where level 1 on
+ * random data loses less than half against no compression, it is probed
+ * often enough to notice text coming back.  A probe of a level while
+ * another level is the best is paired (compress_choice_paired()): the
+ * channel compresses the same pages with the best level too, and the
+ * probed level is estimated by its ratio and time relative to the best's
+ * on those pages, applied to the best's averages.  Pages differ from
+ * packet to packet, and a probe on pages that compress well made its
+ * level look better than it is against the best's average over other
+ * pages.  The best changes only for an arm predicted at least
+ * COMPRESS_CHOICE_HYSTERESIS percent faster, so that measurements
+ * disturbed by the other threads of a busy host do not flip it back and
+ * forth.  A level is tried, or probed, only while the level below it is
+ * the best or within COMPRESS_CHOICE_NEAR percent of it: a higher level
+ * compresses better but more slowly, so it wins only where the link
+ * bounds the time, and there the level below is near the best too.
+ * Where level 1 loses by far (a busy CPU, random data), the slower
+ * levels, whose probes cost the most, are not tried at all.
  *
  * The code does not depend on the rest of QEMU, so that it can be unit
  * tested on its own; one CompressChoice belongs to one channel thread.
@@ -101,6 +107,14 @@ typedef struct CompressArm {
     double compress_ns;     /* per input byte; 0 for NONE */
     double ratio;           /* output bytes per input byte */
     bool measured;
+    /*
+     * Averages of this arm's ratio and time per byte over the best's on
+     * the same pages, from its paired probes, while rel_to (-1: none)
+     * is the best
+     */
+    double rel_ratio;
+    double rel_ns;
+    int rel_to;
     uint64_t next_probe;    /* packet number of the next probe */
     uint32_t interval;      /* current probe interval, in packets */
     /* totals, for the counters */
@@ -127,6 +141,9 @@ typedef struct CompressChoice {
     int best;               /* current best arm */
     int probing;            /* arm of the probe in flight, or -1 */
     double link_ns;         /* as given to the last pick */
+    /* the best arm on the probe's pages (0: not measured) */
+    double pair_ratio;
+    double pair_ns;
 } CompressChoice;
 
 /**
@@ -171,6 +188,33 @@ int compress_choice_pick(CompressChoice *c, double link_ns, bool *probe);
  */
 void compress_choice_compressed(CompressChoice *c, int arm, uint64_t in,
                                 uint64_t out, uint64_t ns);
+
+/**
+ * compress_choice_paired: the arm to compress a probe's pages with first
+ * @c: the channel's state
+ *
+ * Called after compress_choice_pick() returned a probe.  Compressing the
+ * same pages with the best arm as well, and discarding that, compares
+ * the two on the same data: a probe that happens on more (or less)
+ * compressible pages than the best's recent ones does not make its arm
+ * look better (or worse) than it is.
+ *
+ * Returns: the best arm, or -1 when there is nothing to compare (the
+ * probe or the best is COMPRESS_CHOICE_NONE).
+ */
+int compress_choice_paired(const CompressChoice *c);
+
+/**
+ * compress_choice_paired_sample: the best arm on the probe's pages
+ * @c: the channel's state
+ * @in: input bytes
+ * @out: output bytes that @in became
+ * @ns: time the compression took
+ *
+ * Call before compress_choice_compressed() for the probe itself.
+ */
+void compress_choice_paired_sample(CompressChoice *c, uint64_t in,
+                                   uint64_t out, uint64_t ns);
 
 /**
  * compress_choice_written: bytes were written to the channel's socket
