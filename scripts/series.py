@@ -343,7 +343,7 @@ def stage_checks(steps):
     """A stage is an earlier version of an overlay file that a later
     step of the same series finishes, kept as a diff that still applies
     to the final file; every file in qemu/stages is one."""
-    bad, seen, broken, nospdx = [], set(), [], []
+    bad, seen, broken, nospdx, blank = [], set(), [], [], []
     for i, s in enumerate(steps):
         for p in s.stage:
             seen.add(os.path.relpath(stage_path(s, p), STAGES_DIR))
@@ -363,6 +363,10 @@ def stage_checks(steps):
             if p.endswith(SPDX_EXT) and \
                     "SPDX-License-Identifier:" not in text[:2048]:
                 nospdx.append(f"{s.name}: {p}")
+            if "\n\n\n" in text:
+                # what a feature cut out of the file left behind
+                line = text[:text.index("\n\n\n")].count("\n") + 2
+                blank.append(f"{s.name}: {p}:{line}")
         if set(s.stage) & set(s.overlay):
             bad.append(f"{s.name}: a stage and an overlay of one file")
     yield "every stage is finished later in its series", \
@@ -371,6 +375,8 @@ def stage_checks(steps):
         "; ".join(broken) if broken else None
     yield "stages carry an SPDX header", \
         f"no SPDX header: {nospdx}" if nospdx else None
+    yield "no stage has two blank lines in a row", \
+        f"two blank lines: {blank}" if blank else None
     stray = []
     if os.path.isdir(STAGES_DIR):
         for root, _, names in os.walk(STAGES_DIR):

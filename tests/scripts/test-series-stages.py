@@ -6,7 +6,8 @@ into it, and a later step of the same series finishes the file
 (overlay:).  The checks refuse a stage that nothing finishes, one that
 another series finishes, a stage and an overlay of one file in one step,
 a missing stage, a diff that no longer applies to the final file, a
-stray file in qemu/stages, and a stage without an SPDX header; the
+stray file in qemu/stages, a stage without an SPDX header, and one with
+two blank lines in a row (what a feature cut out of it left behind); the
 export gives a step's stages, then its overlay files."""
 
 import difflib
@@ -92,6 +93,10 @@ case("a stray file in qemu/stages", GOOD,
      dict(STAGE, **{"01-a/m/b.c.diff": ""}), "m/b.c")
 case("a stage without an SPDX header", GOOD,
      {"01-a/m/a.c.diff": diff(FINAL, "int a;\n")}, "no SPDX header")
+case("a stage with two blank lines in a row", GOOD,
+     {"01-a/m/a.c.diff": diff(FINAL, FINAL.replace("int a;\n",
+                                                   "int a;\n\n\n"))},
+     "two blank lines: ['01-a.step: m/a.c:3']")
 
 # what the export writes: the stage's text, then the overlay file's
 with tempfile.TemporaryDirectory() as tmp:
