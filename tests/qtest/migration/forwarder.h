@@ -37,7 +37,8 @@ typedef struct Forwarder {
  * @cut_after: cut every connection once the source sent this many
  *     bytes through them all; 0: never
  *
- * Returns: the forwarder, listening on 127.0.0.1:@port.
+ * Returns: the forwarder, listening on 127.0.0.1 at its port member,
+ * where the source is to connect.
  */
 Forwarder *forwarder_start(QTestState *to, uint64_t cut_after);
 
