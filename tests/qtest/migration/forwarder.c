@@ -14,6 +14,9 @@
 #include "migration/migration-util.h"
 #include <poll.h>
 
+/* Connections a forwarder carries: main, two multifd, postcopy preempt */
+#define FW_CONNS 4
+
 static bool write_all(int fd, const char *buf, ssize_t len)
 {
     while (len > 0) {

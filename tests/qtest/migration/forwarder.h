@@ -16,9 +16,6 @@
 
 #include "libqtest.h"
 
-/* Connections a forwarder carries: main, two multifd, postcopy preempt */
-#define FW_CONNS 4
-
 typedef struct Forwarder {
     int listen_fd;
     int port;                   /* where the source is to connect */
