@@ -20,6 +20,7 @@
 #include "qapi/error.h"
 #include "exec/target_page.h"
 #include "qemu/cutils.h"
+#include "system/ramblock.h"
 #include "migration/vmstate.h"
 #include "migration.h"
 #include "ram.h"
