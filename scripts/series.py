@@ -226,6 +226,21 @@ def repeated(items):
     return sorted({i for i in items if items.count(i) > 1})
 
 
+def qapi_long_doc_lines(patch_text):
+    """The doc lines a patch adds to a QAPI schema that qapi-gen refuses:
+    over 70 columns (scripts/qapi/parser.py), a lone URL aside.  Only
+    building the patch finds them otherwise."""
+    out, cur = [], None
+    for line in patch_text.splitlines():
+        if line.startswith("+++ "):
+            cur = line[4:].strip()
+        elif cur and cur.startswith("b/qapi/") and cur.endswith(".json") \
+                and line.startswith("+#") and len(line) - 1 > 70 \
+                and not re.match(r"\+# *(https?|ftp)://[^ ]*$", line):
+            out.append(line[1:])
+    return out
+
+
 def checks():
     """Yield (description, problem or None)."""
     try:
@@ -285,6 +300,16 @@ def checks():
         f"missing: {gone}" if gone else None
 
     yield from stage_checks(steps)
+
+    long_doc = []
+    for p in series:
+        path = os.path.join(PATCHES_DIR, p)
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                long_doc += [f"{p}: {l}" for l in
+                             qapi_long_doc_lines(f.read())]
+    yield "no glue patch adds a QAPI doc line over 70 columns", \
+        "; ".join(long_doc) if long_doc else None
 
     bad = []
     for s in steps:
