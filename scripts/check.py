@@ -342,12 +342,6 @@ def tier_layout(logdir):
                    os.path.join(TOP, "tests", "scripts",
                                 "test-series-stages.py")],
                   logdir=logdir))
-    # the QAPI doc lines the glue patches add
-    t.add(run_tap("layout/series-qapi",
-                  [sys.executable,
-                   os.path.join(TOP, "tests", "scripts",
-                                "test-series-qapi.py")],
-                  logdir=logdir))
     # docs/devel/migration/composition.rst against its qtest group
     t.add(run_tap("layout/composition",
                   [sys.executable,

@@ -8,7 +8,9 @@ another series finishes, a stage and an overlay of one file in one step,
 a missing stage, a diff that no longer applies to the final file, a
 stray file in qemu/stages, a stage without an SPDX header, and one with
 two blank lines in a row (what a feature cut out of it left behind); the
-export gives a step's stages, then its overlay files."""
+export gives a step's stages, then its overlay files.  Beside them, the
+check of the QAPI doc lines a glue patch adds (over 70 columns,
+qapi-gen refuses them)."""
 
 import difflib
 import os
@@ -108,6 +110,33 @@ with tempfile.TemporaryDirectory() as tmp:
     want = [("m/a.c", EARLIER), ("m/b.c", "int c;\n")]
     results.append((got == want, "a step gives its stages' earlier "
                     "versions, then its overlay files", got))
+
+# the QAPI doc lines a glue patch adds: qapi-gen refuses one over 70
+# columns, and only a build of each patch would find it otherwise
+def patch(path, *added):
+    return (f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n"
+            "@@ -1,1 +1,2 @@\n #\n" + "".join(f"+{l}\n" for l in added))
+
+
+def qapi_case(what, text, want):
+    got = series.qapi_long_doc_lines(text)
+    results.append((got == want, what, got))
+
+
+LONG = "#" + " " * 5 + "x" * 65
+OK70 = "#" + " " * 5 + "x" * 64
+SCHEMA = "qapi/migration.json"
+qapi_case("a doc line of 71 columns in a schema", patch(SCHEMA, LONG),
+          [LONG])
+qapi_case("a doc line of 70 columns", patch(SCHEMA, OK70), [])
+qapi_case("a lone URL, however long",
+          patch(SCHEMA, "# https://" + "x" * 80), [])
+qapi_case("a long line outside a QAPI schema",
+          patch("migration/ram.c", LONG), [])
+qapi_case("a long line the patch removes",
+          patch(SCHEMA).replace(" #\n", "-" + LONG + "\n"), [])
+qapi_case("the schema after a C file in one patch",
+          patch("migration/ram.c", LONG) + patch(SCHEMA, LONG), [LONG])
 
 print(f"1..{len(results)}")
 for i, (ok, what, detail) in enumerate(results, 1):
