@@ -241,6 +241,27 @@ def qapi_long_doc_lines(patch_text):
     return out
 
 
+# What only the repository carrying the series has: its make targets,
+# benchmark files, README and issues.  A docs/devel page that goes to
+# QEMU names them only with the repository it means.
+PROJECT_REF = re.compile(r"``make (bench|demo|fuzz|series|"
+                         r"check-(fast|qemu|rdma|libvirt))|bench/|"
+                         r"README\.md|[Ii]ssue \"|issue #\d")
+PROJECT_NAMED = "migration-transport repository"
+
+
+def doc_project_refs(rst_text):
+    """The paragraphs of a docs/devel page that name the repository's
+    own tools (PROJECT_REF) without saying they are in that repository:
+    upstream's tree has none of them."""
+    out = []
+    for para in re.split(r"\n\s*\n", rst_text):
+        text = " ".join(para.split())
+        if PROJECT_REF.search(text) and PROJECT_NAMED not in text:
+            out.append(text[:100])
+    return out
+
+
 def checks():
     """Yield (description, problem or None)."""
     try:
@@ -310,6 +331,14 @@ def checks():
                              qapi_long_doc_lines(f.read())]
     yield "no glue patch adds a QAPI doc line over 70 columns", \
         "; ".join(long_doc) if long_doc else None
+
+    project = []
+    for f in files:
+        if f.startswith("docs/devel/") and f.endswith(".rst"):
+            with open(os.path.join(TOP, f), errors="replace") as fh:
+                project += [f"{f}: {p}" for p in doc_project_refs(fh.read())]
+    yield "docs/devel pages name the repository's own tools as its", \
+        "; ".join(project) if project else None
 
     bad = []
     for s in steps:

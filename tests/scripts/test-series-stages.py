@@ -138,6 +138,25 @@ qapi_case("a long line the patch removes",
 qapi_case("the schema after a C file in one patch",
           patch("migration/ram.c", LONG) + patch(SCHEMA, LONG), [LONG])
 
+# a docs/devel page names the repository's own tools only as its
+def doc_case(what, text, want):
+    got = len(series.doc_project_refs(text))
+    results.append((got == want, what, got))
+
+
+doc_case("a make target of the repository", "Run ``make bench-x``.\n", 1)
+doc_case("a benchmark file, and the repository named in the paragraph",
+         "``bench/w.c`` in the migration-transport\nrepository.\n", 0)
+doc_case("the repository named in another paragraph only",
+         "``bench/w.c`` does it.\n\nThe migration-transport "
+         "repository.\n", 1)
+doc_case("an issue of the repository", 'issue "Multifd-first" plans '
+         "it.\n", 1)
+doc_case("QEMU's own make check", "``make check-qtest`` runs it.\n", 0)
+doc_case("the README", "The figures are in README.md.\n", 1)
+doc_case("a make target split over two lines", "run in a guest (``make\n"
+         "check-rdma``).\n", 1)
+
 print(f"1..{len(results)}")
 for i, (ok, what, detail) in enumerate(results, 1):
     print(f"{'ok' if ok else 'not ok'} {i} - {what}")
