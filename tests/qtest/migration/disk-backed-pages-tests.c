@@ -382,18 +382,11 @@ static QTestState *dest_start_with(QTestState **from, const char *uri,
     return to;
 }
 
-static QTestState *dest_start_disks(QTestState **from, const char *uri,
-                                    const char *disk, const char *dst_disk,
-                                    bool dest_cap, bool hide_stderr)
-{
-    return dest_start_with(from, uri, disk, dst_disk, dest_cap, hide_stderr,
-                           NULL, NULL, NULL, NULL, NULL);
-}
-
 static QTestState *dest_start(QTestState **from, const char *uri,
                               const char *disk, bool dest_cap)
 {
-    return dest_start_disks(from, uri, disk, NULL, dest_cap, !dest_cap);
+    return dest_start_with(from, uri, disk, NULL, dest_cap, !dest_cap,
+                           NULL, NULL, NULL, NULL, NULL);
 }
 
 /*
@@ -1057,15 +1050,6 @@ static void test_disk_backed_postcopy_read_fails(void)
 }
 
 /*
- * Postcopy's table while the destination's walk through it is slow
- * (every read of 1 MiB, the walk's, takes 500 ms): a page the guest
- * needs is placed before the walk gets there, read on its own, with no
- * request to the source (which has no dirty page to answer it with: the
- * walk would place it after all others).  And the source completes
- * only once the walk is done; otherwise the pages not yet placed would
- * read as zeros when postcopy ends.
- */
-/*
  * Start a migration with postcopy's table while the destination's walk
  * through it is slow (every read of 1 MiB, the walk's, takes 500 ms),
  * and switch to postcopy in the first pass, before the planted pages.
@@ -1108,6 +1092,15 @@ static QTestState *start_slow_table(QTestState **from, const char *disk,
     return to;
 }
 
+/*
+ * Postcopy's table while the destination's walk through it is slow
+ * (every read of 1 MiB, the walk's, takes 500 ms): a page the guest
+ * needs is placed before the walk gets there, read on its own, with no
+ * request to the source (which has no dirty page to answer it with: the
+ * walk would place it after all others).  And the source completes
+ * only once the walk is done; otherwise the pages not yet placed would
+ * read as zeros when postcopy ends.
+ */
 static void test_disk_backed_postcopy_fault(void)
 {
     g_autofree char *disk = disk_create();
@@ -1586,15 +1579,6 @@ static void learn_prepare(QTestState *from)
 }
 
 /*
- * Pages the guest read from the shared disk by DMA, with no map of the
- * guest's, go as references and arrive verified; the pages the guest
- * or the disk changed since, or that a later partial read touched, go
- * in full, and the page read over by another frame goes as that one.
- * The source compares each page with its frame before it sends a
- * reference: the destination refuses none.  Without that comparison
- * the rewritten pages go as references and are refused.
- */
-/*
  * Migrate @from, the destination of a first migration, on to a third
  * QEMU: the pages it placed from the disk there go as references again,
  * from its learned map, although nothing was read meanwhile.
@@ -1646,6 +1630,15 @@ static void migrate_on(QTestState *from, const char *disk)
     migrate_end(from, to, true);
 }
 
+/*
+ * Pages the guest read from the shared disk by DMA, with no map of the
+ * guest's, go as references and arrive verified; the pages the guest
+ * or the disk changed since, or that a later partial read touched, go
+ * in full, and the page read over by another frame goes as that one.
+ * The source compares each page with its frame before it sends a
+ * reference: the destination refuses none.  Without that comparison
+ * the rewritten pages go as references and are refused.
+ */
 static void do_test_learned(const char *with)
 {
     g_autofree char *disk = disk_create();
