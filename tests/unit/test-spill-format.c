@@ -396,11 +396,6 @@ static void test_length_cap(void **state)
     }
 }
 
-/*
- * Copies of 64 pages arrive by two paths in random order, the network
- * usually first: whatever the order, the destination keeps the newest
- * copy of each page, and drops every older one.
- */
 /* A file of STREAM records: the migration stream, teed */
 static void stream_file(File *f, uint64_t total, uint32_t chunk)
 {
@@ -593,6 +588,11 @@ static void test_stream_records(void **state)
     g_free(f.buf);
 }
 
+/*
+ * Copies of 64 pages arrive by two paths in random order, the network
+ * usually first: whatever the order, the destination keeps the newest
+ * copy of each page, and drops every older one.
+ */
 static void test_freshness(void **state)
 {
     enum { PAGES = 64, COPIES = 2000 };

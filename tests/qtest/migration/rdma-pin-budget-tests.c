@@ -195,9 +195,9 @@ static void log_budget(const char *side, QDict *pb)
  * A live migration of the stock guest, 150 MiB rewritten all the time,
  * through passes of the whole RAM with 8 MiB pinned at most: both sides
  * stay within the limit, chunks are unregistered and registered again,
- * and the destination's every page is checked.
+ * and the destination's every page is checked.  @with: a capability of
+ * the composition matrix on the source too.
  */
-/* @with: a capability of the composition matrix on the source too */
 static void do_test_rdma_pin_budget_limit(const char *with)
 {
     MigrateStart args = { .caps[MIGRATION_CAPABILITY_RDMA_PIN_BUDGET] = true };

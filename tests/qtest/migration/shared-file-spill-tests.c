@@ -295,11 +295,6 @@ static void migrate_to_third_pass(QTestState *from, QTestState *to,
 }
 
 /*
- * A fault injected into one QEMU (see fault-inject.c): @rule without
- * its pid, armed at the start or at the cut; @call must then have
- * failed at least once.
- */
-/*
  * How many whole records the spill file at @path holds so far
  * (spill-format.h): after the file's header, records of a header whose
  * length field is at byte 24, and the payload padded to 8 bytes.
@@ -327,6 +322,11 @@ static int spill_file_records(const char *path)
     return n;
 }
 
+/*
+ * A fault injected into one QEMU (see fault-inject.c): @rule without
+ * its pid, armed at the start or at the cut; @call must then have
+ * failed at least once.
+ */
 typedef struct SpillFault {
     bool dst;
     bool at_cut;
@@ -1242,11 +1242,6 @@ static void test_spill_corrupt(void)
 }
 
 /*
- * Cancelled after failing over: the file ends in ABORT, and the
- * destination, which read on from it, must not start the guest; the
- * source runs on.  Never both.
- */
-/*
  * Cancel once the source has failed over to the file.  @late_ack: the
  * destination's first read of the file comes 1.5 s late, after the
  * source's cleanup removed the files, so that its first acknowledgement
@@ -1306,6 +1301,11 @@ static void do_test_spill_cancel(bool late_ack)
     }
 }
 
+/*
+ * Cancelled after failing over: the file ends in ABORT, and the
+ * destination, which read on from it, must not start the guest; the
+ * source runs on.  Never both.
+ */
 static void test_spill_cancel(void)
 {
     do_test_spill_cancel(false);
