@@ -75,7 +75,6 @@
  */
 #define SPILL_COMMIT_TIMEOUT_MS (120 * 1000)
 #define SPILL_ACK_WINDOW        (64 * 1024 * 1024)
-/* The acknowledgement file: spill_pos_encode(), SPILL_ACK_MAGIC */
 /* A destination waiting for the file looks this often whether it is gone */
 #define SPILL_GONE_CHECK_MS     100
 /* A destination scanning the spill file says so this often */

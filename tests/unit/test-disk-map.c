@@ -421,7 +421,6 @@ static void test_ref_codec(void **state)
     assert_false(disk_ref_decode(buf, 64 * MiB, &off, out));
 }
 
-/* XXH3-128 of exactly one page, in canonical big-endian form */
 /* The return path's refusal: round trip, and every malformed length */
 static void test_nack_codec(void **state)
 {
@@ -560,6 +559,7 @@ static void test_nack_valid(void **state)
     assert_false(disk_ref_nack_valid(recs, 0, unsent, used, 2 * PAGE));
 }
 
+/* XXH3-128 of exactly one page, in canonical big-endian form */
 static void test_ref_hash(void **state)
 {
     static uint8_t page[2 * PAGE];
