@@ -21,7 +21,7 @@ S := scripts
         libvirt check-libvirt \
         fuzz series series-build demo demo-all bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
-        bench-disk-postcopy bench-learn-io bench-compress bench-headline bench-handoff \
+        bench-disk-postcopy bench-learn-io bench-compress bench-compress-runs bench-headline bench-handoff \
         bench-common \
         clean distclean help
 
@@ -29,7 +29,7 @@ all: build libvirt
 
 help:
 	@sed -n '3,14p' Makefile | sed 's/^# *//'
-	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma libvirt check-libvirt demo-all bench-units bench-diskmap clean distclean"
+	@echo "Other targets: deps fetch prepare build-base check-fast check-qemu check-rdma libvirt check-libvirt demo-all bench-units bench-diskmap bench-compress-runs clean distclean"
 
 deps:
 	@$(S)/deps.sh
@@ -156,6 +156,18 @@ bench-compress: build
 	    --scenarios text-dirty,pagecache \
 	    --configs precopy,multifd,multifd-zstd,multifd-zstd-3,adaptive-compression,multifd-uncapped,multifd-zstd-uncapped,adaptive-compression-uncapped \
 	    $(BENCH_ARGS)
+
+# What a choice per run of pages inside a packet could gain over
+# adaptive-compression's choice per packet: zstd alone on the benchmark
+# guest's kind of pages, one thread, in file order and shuffled.
+# bench/results/compress-runs.md
+bench-compress-runs: deps
+	@$(PYTHON) $(S)/check.py --tier fast >/dev/null
+	@{ echo "# What a choice per run of pages could gain (make bench-compress-runs)"; \
+	   echo; echo "Run $$(date -u +%Y-%m-%dT%H:%M:%SZ) on $$(nproc) CPUs" \
+	       "($$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1))."; \
+	   echo; build/fast/bench-compress-runs -r 9; } > bench/results/compress-runs.md
+	@cat bench/results/compress-runs.md
 
 # inflight-io-handoff against upstream's drain at switchover: the guest's
 # pause with storage taking 200 ms per request, and without disk I/O

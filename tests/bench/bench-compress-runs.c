@@ -1,0 +1,457 @@
+/*
+ * bench-compress-runs: how much a choice per run of pages inside a multifd
+ * packet could gain over adaptive-compression's choice per packet.
+ *
+ * Copyright (c) 2026 The migration-transport authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ *     bench-compress-runs [-r REPS] [--tap] [FILE...]
+ *
+ * Without a file it makes 16 MiB of pages as the benchmark guest's disk
+ * files are made (scripts/guest/gen-files.py): 64 KiB of text-like
+ * lines, then 64 KiB of random bytes, and so on.  The data is cut into
+ * packets of 128 pages of 4 KiB, as multifd sends them.  For each zstd level adaptive-compression can choose (1,
+ * 3, 6), three ways of compressing a packet are timed on one thread:
+ *
+ *   packet      one zstd frame per packet: what multifd-zstd and
+ *               adaptive-compression send (zstd itself stores a block of
+ *               128 KiB that does not compress as a raw block)
+ *   runs        each page classified by a sample of 256 of its bytes;
+ *               each stretch of compressible pages one frame, each
+ *               stretch of the others sent as they are, with a header of
+ *               8 bytes per stretch: a choice per run, found cheaply
+ *   runs-ideal  the same with each page classified by compressing it
+ *               alone (that classification is not timed): the most a
+ *               choice per run can gain
+ *
+ * Each is run on the pages in file order (the generated files alternate
+ * 64 KiB of text and of random bytes, so stretches of 16 pages) and on
+ * the same pages shuffled one by one (a guest's page cache need not keep
+ * a file's pages together).  The output is a Markdown table: the
+ * thread's speed (the fastest of REPS runs: the others lost
+ * time to the host's other threads), the bytes out per byte in, and the
+ * time two channels would take per GiB of pages on a link of 128 and
+ * 256 MiB/s, bounded by the slower of their CPU and the link.
+ *
+ * Before it times anything it decodes what each way produced and
+ * compares it with the pages, so that the bytes it counts are an
+ * encoding that works.  With --tap it prints that check as TAP and no
+ * table (make check runs it so on 1 MiB).
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zstd.h>
+
+#define PAGE 4096
+#define PACKET_PAGES 128
+#define PACKET (PAGE * PACKET_PAGES)
+#define STRETCH_HEADER 8
+#define CHANNELS 2
+#define MAX_REPS 15
+#define BLOCK (64 * 1024)
+
+enum { WAY_PACKET, WAY_RUNS, WAY_IDEAL, WAYS };
+static const char *const way_name[WAYS] = { "packet", "runs", "runs-ideal" };
+static const int levels[] = { 1, 3, 6 };
+#define LEVELS (int)(sizeof(levels) / sizeof(levels[0]))
+
+static ZSTD_CCtx *cctx;
+static ZSTD_DCtx *dctx;
+static uint8_t *out;
+static size_t out_size;
+static uint8_t *back;           /* a packet decoded again */
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench-compress-runs: %s\n", what);
+    exit(1);
+}
+
+static double now(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* xorshift64*: the same data on every run */
+static uint64_t rng_state = 20261207;
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ull;
+}
+
+/* gen-files.py's blocks: text-like lines, then random bytes, by turns */
+static void make_pages(uint8_t *data, size_t len)
+{
+    static const char *const words[] = {
+        "page", "cache", "migration", "dirty", "shared", "disk", "precopy",
+        "postcopy", "bandwidth", "downtime", "guest", "ram",
+    };
+
+    for (size_t b = 0; b * BLOCK < len; b++) {
+        uint8_t *p = data + b * BLOCK;
+
+        if (b % 2 == 0) {
+            for (size_t i = 0; i < BLOCK; i += 8) {
+                uint64_t r = rng();
+
+                memcpy(p + i, &r, 8);
+            }
+            continue;
+        }
+        for (size_t i = 0, line = 0; i < BLOCK; line++) {
+            char buf[160];
+            int n = snprintf(buf, sizeof(buf), "f%03d b%05zu l%04zu", 0,
+                             b, line);
+
+            for (int w = 0; w < 8; w++) {
+                n += snprintf(buf + n, sizeof(buf) - n, " %s",
+                              words[rng() % 12]);
+            }
+            buf[n++] = '\n';
+            for (int k = 0; k < n && i < BLOCK; k++) {
+                p[i++] = buf[k];
+            }
+        }
+    }
+}
+
+/*
+ * Random bytes show most of the 256 values in a sample of 256 (about
+ * 162 distinct); text and code show far fewer.
+ */
+static bool page_looks_random(const uint8_t *p)
+{
+    uint64_t seen[4] = { 0 };
+
+    for (int s = 0; s < 4; s++) {
+        const uint8_t *q = p + s * (PAGE / 4);
+
+        for (int i = 0; i < 64; i++) {
+            seen[q[i] >> 6] |= 1ull << (q[i] & 63);
+        }
+    }
+    return __builtin_popcountll(seen[0]) + __builtin_popcountll(seen[1]) +
+           __builtin_popcountll(seen[2]) + __builtin_popcountll(seen[3]) > 128;
+}
+
+static size_t frame(uint8_t *dst, size_t cap, const uint8_t *in, size_t len,
+                    int level)
+{
+    size_t n = ZSTD_compressCCtx(cctx, dst, cap, in, len, level);
+
+    if (ZSTD_isError(n)) {
+        die(ZSTD_getErrorName(n));
+    }
+    return n;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/*
+ * One packet into out[]: a frame, or stretches each with a header of
+ * its pages (the top bit: sent as they are) and its bytes.  @cls: the
+ * pages' classes for runs-ideal, or NULL.  Returns the bytes.
+ */
+static size_t encode(int way, const uint8_t *pkt, int level, const bool *cls)
+{
+    bool mine[PACKET_PAGES];
+    size_t n = 0;
+
+    if (way == WAY_PACKET) {
+        return frame(out, out_size, pkt, PACKET, level);
+    }
+    if (!cls) {
+        for (int i = 0; i < PACKET_PAGES; i++) {
+            mine[i] = page_looks_random(pkt + i * PAGE);
+        }
+        cls = mine;
+    }
+    for (int i = 0; i < PACKET_PAGES;) {
+        int e = i + 1;
+        size_t len = 0, at = n + STRETCH_HEADER;
+
+        while (e < PACKET_PAGES && cls[e] == cls[i]) {
+            e++;
+        }
+        if (cls[i]) {
+            len = (size_t)(e - i) * PAGE;
+            memcpy(out + at, pkt + i * PAGE, len);
+        } else {
+            len = frame(out + at, out_size - at, pkt + i * PAGE,
+                        (size_t)(e - i) * PAGE, level);
+        }
+        put32(out + n, (uint32_t)(e - i) | (cls[i] ? 0x80000000u : 0));
+        put32(out + n + 4, (uint32_t)len);
+        n = at + len;
+        i = e;
+    }
+    return n;
+}
+
+/* out[0, n) decoded again must be @pkt */
+static bool decodes_to(int way, size_t n, const uint8_t *pkt)
+{
+    size_t pos = 0, pages = 0;
+
+    if (way == WAY_PACKET) {
+        size_t d = ZSTD_decompressDCtx(dctx, back, PACKET, out, n);
+
+        return !ZSTD_isError(d) && d == PACKET && !memcmp(back, pkt, PACKET);
+    }
+    while (pos < n) {
+        uint32_t count = get32(out + pos) & 0x7fffffffu;
+        bool raw = get32(out + pos) >> 31;
+        size_t len = get32(out + pos + 4), want = (size_t)count * PAGE;
+
+        pos += STRETCH_HEADER;
+        if (pos + len > n || pages + count > PACKET_PAGES) {
+            return false;
+        }
+        if (raw) {
+            if (len != want) {
+                return false;
+            }
+            memcpy(back + pages * PAGE, out + pos, len);
+        } else {
+            size_t d = ZSTD_decompressDCtx(dctx, back + pages * PAGE, want,
+                                           out + pos, len);
+
+            if (ZSTD_isError(d) || d != want) {
+                return false;
+            }
+        }
+        pos += len;
+        pages += count;
+    }
+    return pages == PACKET_PAGES && !memcmp(back, pkt, PACKET);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Every way at every level decodes to the pages: how many do not */
+static unsigned check(const uint8_t *data, size_t packets, const bool *ideal)
+{
+    unsigned bad = 0;
+
+    for (int l = 0; l < LEVELS; l++) {
+        for (int w = 0; w < WAYS; w++) {
+            for (size_t p = 0; p < packets; p++) {
+                const uint8_t *pkt = data + p * PACKET;
+                const bool *cls = w == WAY_IDEAL ?
+                    ideal + p * PACKET_PAGES : NULL;
+
+                bad += !decodes_to(w, encode(w, pkt, levels[l], cls), pkt);
+            }
+        }
+    }
+    return bad;
+}
+
+static double bound(double cpu_s, double bytes_s, double mib_s)
+{
+    double link_s = bytes_s / (mib_s * 1024 * 1024);
+
+    return cpu_s > link_s ? cpu_s : link_s;
+}
+
+static void measure(const char *layout, const uint8_t *data, size_t packets,
+                    const bool *ideal, int reps)
+{
+    size_t in = packets * PACKET;
+    double gib = 1024.0 * 1024 * 1024;
+
+    for (int l = 0; l < LEVELS; l++) {
+        for (int w = 0; w < WAYS; w++) {
+            double secs[MAX_REPS];
+            size_t bytes = 0;
+
+            for (int r = 0; r < reps; r++) {
+                double t0 = now();
+
+                bytes = 0;
+                for (size_t p = 0; p < packets; p++) {
+                    bytes += encode(w, data + p * PACKET, levels[l],
+                                    w == WAY_IDEAL ?
+                                    ideal + p * PACKET_PAGES : NULL);
+                }
+                secs[r] = now() - t0;
+            }
+            qsort(secs, reps, sizeof(secs[0]), cmp_double);
+
+            double speed = in / secs[0];            /* bytes/s, one thread */
+            double ratio = (double)bytes / in;
+            double cpu = gib / (speed * CHANNELS);
+
+            printf("| %s | %d | %s | %.0f | %.3f | %.2f | %.2f |\n",
+                   layout, levels[l], way_name[w], speed / 1e6, ratio,
+                   bound(cpu, gib * ratio, 128), bound(cpu, gib * ratio, 256));
+        }
+    }
+}
+
+static uint8_t *read_files(char **names, int count, size_t *len)
+{
+    size_t cap = 0;
+    uint8_t *data = NULL;
+
+    *len = 0;
+    for (int i = 0; i < count; i++) {
+        FILE *f = fopen(names[i], "rb");
+        size_t n;
+
+        if (!f) {
+            fprintf(stderr, "bench-compress-runs: %s: %s\n", names[i],
+                    strerror(errno));
+            exit(1);
+        }
+        do {
+            if (*len + PACKET > cap) {
+                cap = cap ? cap * 2 : 16 * PACKET;
+                data = realloc(data, cap);
+                if (!data) {
+                    die("out of memory");
+                }
+            }
+            n = fread(data + *len, 1, PACKET, f);
+            *len += n;
+        } while (n == PACKET);
+        fclose(f);
+    }
+    return data;
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 5, i = 1;
+    bool tap = false;
+    size_t len, packets, pages;
+    uint8_t *data, *shuffled;
+    bool *ideal, *ideal_shuffled;
+    size_t *order;
+    unsigned misclassified = 0, bad;
+
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--tap")) {
+            tap = true;
+        } else if (!strcmp(argv[i], "-r") && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+        } else {
+            break;
+        }
+    }
+    if (reps < 1 || reps > MAX_REPS || (i < argc && argv[i][0] == '-')) {
+        fprintf(stderr, "usage: bench-compress-runs [-r REPS(1-%d)] [--tap] "
+                "[FILE...]\n", MAX_REPS);
+        return 2;
+    }
+    if (i < argc) {
+        data = read_files(argv + i, argc - i, &len);
+    } else {
+        len = (tap ? 1 : 16) * 1024 * 1024;
+        data = malloc(len);
+        if (!data) {
+            die("out of memory");
+        }
+        make_pages(data, len);
+    }
+    packets = len / PACKET;
+    pages = packets * PACKET_PAGES;
+    if (!packets) {
+        die("less than one packet of data");
+    }
+
+    cctx = ZSTD_createCCtx();
+    dctx = ZSTD_createDCtx();
+    out_size = ZSTD_compressBound(PACKET) + PACKET_PAGES * STRETCH_HEADER;
+    out = malloc(out_size);
+    back = malloc(PACKET);
+    ideal = malloc(pages * sizeof(*ideal));
+    ideal_shuffled = malloc(pages * sizeof(*ideal));
+    shuffled = malloc(packets * PACKET);
+    order = malloc(pages * sizeof(*order));
+    if (!cctx || !dctx || !out || !back || !ideal || !ideal_shuffled ||
+        !shuffled || !order) {
+        die("out of memory");
+    }
+
+    /* a page is random for the ideal choice when level 1 cannot shrink it */
+    for (size_t k = 0; k < pages; k++) {
+        ideal[k] = frame(out, out_size, data + k * PAGE, PAGE, 1) >= PAGE;
+        misclassified += ideal[k] != page_looks_random(data + k * PAGE);
+    }
+
+    /* the same pages in an order of their own (the same on every run) */
+    for (size_t k = 0; k < pages; k++) {
+        order[k] = k;
+    }
+    for (size_t k = pages - 1; k > 0; k--) {
+        size_t j = rng() % (k + 1), t = order[k];
+
+        order[k] = order[j];
+        order[j] = t;
+    }
+    for (size_t k = 0; k < pages; k++) {
+        memcpy(shuffled + k * PAGE, data + order[k] * PAGE, PAGE);
+        ideal_shuffled[k] = ideal[order[k]];
+    }
+
+    bad = check(data, packets, ideal) +
+          check(shuffled, packets, ideal_shuffled);
+    if (tap) {
+        printf("1..2\n%s 1 - every way at every level decodes to its pages"
+               " (%u packets did not)\n", bad ? "not ok" : "ok", bad);
+        printf("%s 2 - the sample classifies the pages as level 1 does"
+               " (%u of %zu pages differ)\n",
+               misclassified * 100 > pages ? "not ok" : "ok",
+               misclassified, pages);
+        return bad || misclassified * 100 > pages;
+    }
+    if (bad) {
+        fprintf(stderr, "bench-compress-runs: %u packets do not decode to "
+                "their pages\n", bad);
+        return 1;
+    }
+
+    printf("%zu pages (%zu packets of %d pages), zstd %s, fastest of %d; "
+           "the sample classifies %zu of them as level 1 does\n\n", pages,
+           packets, PACKET_PAGES, ZSTD_versionString(), reps,
+           pages - misclassified);
+    printf("| pages | level | way | MB/s, one thread | out/in "
+           "| s/GiB, 2 channels, 128 MiB/s | s/GiB, 2 channels, 256 MiB/s |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- |\n");
+    measure("file order", data, packets, ideal, reps);
+    measure("shuffled", shuffled, packets, ideal_shuffled, reps);
+    printf("| either | - | none | - | 1.000 | %.2f | %.2f |\n",
+           1024.0 / 128, 1024.0 / 256);
+    return 0;
+}
