@@ -148,13 +148,13 @@ bench-wfg: build
 	    $(BENCH_ARGS)
 
 # adaptive-compression against multifd's fixed choices (none, zstd
-# level 1 and 3) on the 128 MiB/s link and uncapped, with compressible
+# level 1, 3 and 6) on the 128 MiB/s link and uncapped, with compressible
 # dirty pages and with a page cache half text, half random.
 # bench/results/adaptive-compression.*
 bench-compress: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name adaptive-compression \
 	    --scenarios text-dirty,pagecache \
-	    --configs precopy,multifd,multifd-zstd,multifd-zstd-3,adaptive-compression,multifd-uncapped,multifd-zstd-uncapped,adaptive-compression-uncapped \
+	    --configs precopy,multifd,multifd-zstd,multifd-zstd-3,multifd-zstd-6,adaptive-compression,multifd-uncapped,multifd-zstd-uncapped,adaptive-compression-uncapped \
 	    $(BENCH_ARGS)
 
 # What a choice per run of pages inside a packet could gain over
