@@ -21,7 +21,7 @@ S := scripts
         libvirt check-libvirt \
         fuzz series series-build demo demo-all bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
-        bench-disk-postcopy bench-learn-io bench-compress bench-compress-runs bench-headline bench-handoff \
+        bench-disk-postcopy bench-learn-io bench-compress bench-compress-256 bench-compress-runs bench-headline bench-handoff \
         bench-common \
         clean distclean help
 
@@ -156,6 +156,15 @@ bench-compress: build
 	    --scenarios text-dirty,pagecache \
 	    --configs precopy,multifd,multifd-zstd,multifd-zstd-3,multifd-zstd-6,adaptive-compression,multifd-uncapped,multifd-zstd-uncapped,adaptive-compression-uncapped \
 	    $(BENCH_ARGS)
+
+# The same at 256 MiB/s, where neither the link nor the CPU alone bounds
+# the time, with every fixed choice; 5 repetitions.
+# bench/results/adaptive-compression-256.*
+bench-compress-256: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name adaptive-compression-256 \
+	    --scenarios pagecache,text-dirty \
+	    --configs multifd-256,multifd-zstd-256,multifd-zstd-3-256,multifd-zstd-6-256,adaptive-compression-256 \
+	    --reps 5 $(BENCH_ARGS)
 
 # What a choice per run of pages inside a packet could gain over
 # adaptive-compression's choice per packet: zstd alone on the benchmark

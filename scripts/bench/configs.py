@@ -306,6 +306,23 @@ CONFIGS = [
            caps={"multifd": True, "adaptive-compression": True},
            params={"multifd-channels": 2, "multifd-compression": "zstd"},
            max_bandwidth=64 << 30),
+    # a link between the two: 256 MiB/s, where neither the link nor the
+    # CPU alone bounds the time
+    Config("multifd-256", caps={"multifd": True},
+           params={"multifd-channels": 2}, max_bandwidth=256 << 20),
+    Config("multifd-zstd-256", caps={"multifd": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd"},
+           max_bandwidth=256 << 20),
+    Config("multifd-zstd-3-256", caps={"multifd": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd",
+                   "multifd-zstd-level": 3}, max_bandwidth=256 << 20),
+    Config("multifd-zstd-6-256", caps={"multifd": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd",
+                   "multifd-zstd-level": 6}, max_bandwidth=256 << 20),
+    Config("adaptive-compression-256", kind="capability",
+           caps={"multifd": True, "adaptive-compression": True},
+           params={"multifd-channels": 2, "multifd-compression": "zstd"},
+           max_bandwidth=256 << 20),
     # make bench-handoff: the requests in flight at switchover go to the
     # destination instead of being waited for in the guest's pause
     Config("inflight-io-handoff", kind="capability",
