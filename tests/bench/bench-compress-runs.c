@@ -9,10 +9,11 @@
  *     bench-compress-runs [-r REPS] [--tap] [FILE...]
  *
  * Without a file it makes 16 MiB of pages as the benchmark guest's disk
- * files are made (scripts/guest/gen-files.py): 64 KiB of text-like
- * lines, then 64 KiB of random bytes, and so on.  The data is cut into
- * packets of 128 pages of 4 KiB, as multifd sends them.  For each zstd level adaptive-compression can choose (1,
- * 3, 6), three ways of compressing a packet are timed on one thread:
+ * files are made (scripts/guest/gen-files.py): 64 KiB of random bytes,
+ * then 64 KiB of text-like lines, and so on.  The data is cut into
+ * packets of 128 pages of 4 KiB, as multifd sends them.  For each zstd
+ * level adaptive-compression can choose (1, 3, 6), three ways of
+ * compressing a packet are timed on one thread:
  *
  *   packet      one zstd frame per packet: what multifd-zstd and
  *               adaptive-compression send (zstd itself stores a block of
@@ -22,17 +23,19 @@
  *               stretch of the others sent as they are, with a header of
  *               8 bytes per stretch: a choice per run, found cheaply
  *   runs-ideal  the same with each page classified by compressing it
- *               alone (that classification is not timed): the most a
- *               choice per run can gain
+ *               alone (that classification is not timed): about the
+ *               most a choice per run can gain
  *
  * Each is run on the pages in file order (the generated files alternate
  * 64 KiB of text and of random bytes, so stretches of 16 pages) and on
  * the same pages shuffled one by one (a guest's page cache need not keep
  * a file's pages together).  The output is a Markdown table: the
- * thread's speed (the fastest of REPS runs: the others lost
- * time to the host's other threads), the bytes out per byte in, and the
- * time two channels would take per GiB of pages on a link of 128 and
- * 256 MiB/s, bounded by the slower of their CPU and the link.
+ * thread's speed (the fastest of REPS runs: the others lost time to the
+ * host's other threads), the bytes out per byte in, and the time two
+ * channels would take per GiB of pages on a link of 128 and 256 MiB/s,
+ * bounded by the slower of their CPU and the link.  That bound gives
+ * each channel a CPU of its own, which a migration sharing its host
+ * with the guest and the destination does not have.
  *
  * Before it times anything it decodes what each way produced and
  * compares it with the pages, so that the bytes it counts are an
