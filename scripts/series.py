@@ -249,6 +249,17 @@ PROJECT_REF = re.compile(r"``make (bench|demo|fuzz|series|"
                          r"README\.md|[Ii]ssue \"|issue #\d")
 PROJECT_NAMED = "migration-transport repository"
 
+# A patent publication number (US2015089010, US 2015/0089010 A1,
+# EP 1234567) or the word itself: the series describes what the code
+# does and cites no patents.
+PATENT_REF = re.compile(r"\b(US|EP|WO|JP|CN) ?\d{4}/?\d{3,}|\b[Pp]atent")
+
+
+def patent_refs(text):
+    """The lines of @text that cite a patent."""
+    return [line.strip()[:100] for line in text.splitlines()
+            if PATENT_REF.search(line)]
+
 
 def doc_project_refs(rst_text):
     """The paragraphs of a docs/devel page that name the repository's
@@ -339,6 +350,18 @@ def checks():
                 project += [f"{f}: {p}" for p in doc_project_refs(fh.read())]
     yield "docs/devel pages name the repository's own tools as its", \
         "; ".join(project) if project else None
+
+    cited = []
+    texts = [(s.name, s.message) for s in steps]
+    texts += [(f, open(os.path.join(TOP, f), errors="replace").read())
+              for f in files if f.startswith("docs/")]
+    for d in (COVERS_DIR, QEMU_DIR):
+        texts += [(f, open(os.path.join(d, f), errors="replace").read())
+                  for f in sorted(os.listdir(d)) if f.endswith(".txt")]
+    for name, text in texts:
+        cited += [f"{name}: {line}" for line in patent_refs(text)]
+    yield "messages, cover letters and docs cite no patents", \
+        "; ".join(cited) if cited else None
 
     bad = []
     for s in steps:

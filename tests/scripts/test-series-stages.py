@@ -157,6 +157,19 @@ doc_case("the README", "The figures are in README.md.\n", 1)
 doc_case("a make target split over two lines", "run in a guest (``make\n"
          "check-rdma``).\n", 1)
 
+
+# the series cites no patents
+def patent_case(what, text, want):
+    got = len(series.patent_refs(text))
+    results.append((got == want, what, got))
+
+
+patent_case("a publication number", "the method of US2015089010: x\n", 1)
+patent_case("a spaced number with a slash", "see US 2015/0089010 A1\n", 1)
+patent_case("the word", "as the patent describes\n", 1)
+patent_case("a year and a size", "Since 2015, 4096 pages\n", 0)
+patent_case("a flag name", "USERFAULTFD 1234 and EPT 2048\n", 0)
+
 print(f"1..{len(results)}")
 for i, (ok, what, detail) in enumerate(results, 1):
     print(f"{'ok' if ok else 'not ok'} {i} - {what}")
