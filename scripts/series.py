@@ -372,6 +372,8 @@ def checks():
             bad.append(f"{s.name}: needs a blank line and a body")
         if not any(l.startswith("Signed-off-by: ") for l in lines):
             bad.append(f"{s.name}: no Signed-off-by")
+        bad += [f"{s.name}: a line of {len(l)} columns" for l in lines[2:]
+                if len(l) > 75 and " " in l.strip()]
     yield "step messages are QEMU-style", "; ".join(bad) if bad else None
 
     nospdx = []
