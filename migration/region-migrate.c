@@ -316,7 +316,6 @@ typedef struct CrDest {
     uint64_t *npages;
     uint32_t nr_blocks;
     GArray *want;                   /* CrWant, sorted by hash */
-    Error *err;
 } CrDest;
 
 static bool dest_block(const RfpHeader *h, const RfpBlock *b, void *opaque)
