@@ -19,9 +19,7 @@ CONFIGURE_FLAGS=(
 )
 
 src=$SRC bld=$BLD
-# the fault injector that migration-test preloads into QEMU
 targets=(qemu-system-x86_64 qemu-img tests/qtest/migration-test
-         tests/qtest/qtest-fault-inject.so
          tests/unit/test-xbzrle tests/unit/test-vmstate)
 if [ "${1:-}" = --base ]; then
     src=$BASE_SRC bld=$BASE_BLD
@@ -31,8 +29,12 @@ elif [ "${1:-}" = --lone ]; then
 fi
 [ -d "$src" ] || die "build: $src missing; run scripts/prepare.sh"
 
-# The migration unit tests this project adds (built when present).
+# The fault injector that migration-test preloads into QEMU and the
+# migration unit tests this project adds, once the tree has them: a
+# series replayed patch by patch has neither at its first patches.
 if [ "$src" != "$BASE_SRC" ]; then
+    [ -e "$src/tests/qtest/migration/fault-inject.c" ] &&
+        targets+=(tests/qtest/qtest-fault-inject.so)
     while read -r t; do
         [ -e "$src/tests/unit/$t.c" ] && targets+=("tests/unit/$t")
     done < <(cd "$TOP" && ls tests/unit/test-*.c 2>/dev/null |
