@@ -261,6 +261,19 @@ def patent_refs(text):
             if PATENT_REF.search(line)]
 
 
+def long_body_lines(message):
+    """The body lines of a commit @message over 75 columns, as Linux's
+    checkpatch counts them; a line without a space (a URL, a path)
+    cannot be wrapped and is left alone."""
+    return [line for line in message.splitlines()[2:]
+            if len(line) > 75 and " " in line.strip()]
+
+
+def read_text(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
 def doc_project_refs(rst_text):
     """The paragraphs of a docs/devel page that name the repository's
     own tools (PROJECT_REF) without saying they are in that repository:
@@ -353,10 +366,10 @@ def checks():
 
     cited = []
     texts = [(s.name, s.message) for s in steps]
-    texts += [(f, open(os.path.join(TOP, f), errors="replace").read())
+    texts += [(f, read_text(os.path.join(TOP, f)))
               for f in files if f.startswith("docs/")]
     for d in (COVERS_DIR, QEMU_DIR):
-        texts += [(f, open(os.path.join(d, f), errors="replace").read())
+        texts += [(f, read_text(os.path.join(d, f)))
                   for f in sorted(os.listdir(d)) if f.endswith(".txt")]
     for name, text in texts:
         cited += [f"{name}: {line}" for line in patent_refs(text)]
@@ -372,8 +385,8 @@ def checks():
             bad.append(f"{s.name}: needs a blank line and a body")
         if not any(l.startswith("Signed-off-by: ") for l in lines):
             bad.append(f"{s.name}: no Signed-off-by")
-        bad += [f"{s.name}: a line of {len(l)} columns" for l in lines[2:]
-                if len(l) > 75 and " " in l.strip()]
+        bad += [f"{s.name}: a line of {len(l)} columns"
+                for l in long_body_lines(s.message)]
     yield "step messages are QEMU-style", "; ".join(bad) if bad else None
 
     nospdx = []

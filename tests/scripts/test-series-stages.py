@@ -138,10 +138,15 @@ qapi_case("a long line the patch removes",
 qapi_case("the schema after a C file in one patch",
           patch("migration/ram.c", LONG) + patch(SCHEMA, LONG), [LONG])
 
+# how many places @check finds in @text
+def count_case(check, what, text, want):
+    got = len(check(text))
+    results.append((got == want, what, got))
+
+
 # a docs/devel page names the repository's own tools only as its
 def doc_case(what, text, want):
-    got = len(series.doc_project_refs(text))
-    results.append((got == want, what, got))
+    count_case(series.doc_project_refs, what, text, want)
 
 
 doc_case("a make target of the repository", "Run ``make bench-x``.\n", 1)
@@ -160,8 +165,7 @@ doc_case("a make target split over two lines", "run in a guest (``make\n"
 
 # the series cites no patents
 def patent_case(what, text, want):
-    got = len(series.patent_refs(text))
-    results.append((got == want, what, got))
+    count_case(series.patent_refs, what, text, want)
 
 
 patent_case("a publication number", "the method of US2015089010: x\n", 1)
@@ -169,6 +173,17 @@ patent_case("a spaced number with a slash", "see US 2015/0089010 A1\n", 1)
 patent_case("the word", "as the patent describes\n", 1)
 patent_case("a year and a size", "Since 2015, 4096 pages\n", 0)
 patent_case("a flag name", "USERFAULTFD 1234 and EPT 2048\n", 0)
+
+# commit messages wrap at 75 columns
+BODY = "subject: x\n\n"
+count_case(series.long_body_lines, "a body line of 76 columns",
+           BODY + "word " * 15 + "x\n", 1)
+count_case(series.long_body_lines, "a body line of 75 columns",
+           BODY + "word " * 15 + "\n", 0)
+count_case(series.long_body_lines, "a long line without a space",
+           BODY + "https://" + "x" * 80 + "\n", 0)
+count_case(series.long_body_lines, "a long subject (checked apart)",
+           "x" * 80 + "\n\nbody\n", 0)
 
 print(f"1..{len(results)}")
 for i, (ok, what, detail) in enumerate(results, 1):
