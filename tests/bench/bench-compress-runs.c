@@ -37,6 +37,11 @@
  * each channel a CPU of its own, which a migration sharing its host
  * with the guest and the destination does not have.
  *
+ * A second table times each level on text alone and on random bytes
+ * alone, in packets of one kind each, and the last one what the best
+ * choice for each packet would take, against every fixed choice, where
+ * the two kinds come in runs of whole packets, half of each.
+ *
  * Before it times anything it decodes what each way produced and
  * compares it with the pages, so that the bytes it counts are an
  * encoding that works.  With --tap it prints that check as TAP and no
@@ -95,8 +100,11 @@ static uint64_t rng(void)
     return rng_state * 2685821657736338717ull;
 }
 
-/* gen-files.py's blocks: random bytes, then text-like lines, by turns */
-static void make_pages(uint8_t *data, size_t len)
+/*
+ * gen-files.py's blocks: random bytes, then text-like lines, by turns;
+ * with @only 0 random bytes alone, with 1 text alone
+ */
+static void make_pages(uint8_t *data, size_t len, int only)
 {
     static const char *const words[] = {
         "page", "cache", "migration", "dirty", "shared", "disk", "precopy",
@@ -106,7 +114,7 @@ static void make_pages(uint8_t *data, size_t len)
     for (size_t b = 0; b * BLOCK < len; b++) {
         uint8_t *p = data + b * BLOCK;
 
-        if (b % 2 == 0) {
+        if (only < 0 ? b % 2 == 0 : only == 0) {
             for (size_t i = 0; i < BLOCK; i += 8) {
                 uint64_t r = rng();
 
@@ -315,6 +323,80 @@ static void measure(const char *layout, const uint8_t *data, size_t packets,
     }
 }
 
+/*
+ * Text alone and random bytes alone, in packets of one kind each: each
+ * level's speed and ratio on each, and what the best choice for each
+ * packet would gain over every fixed choice where the two kinds come in
+ * runs of whole packets, half of each.
+ */
+static void measure_kinds(int reps)
+{
+    static const char *const kind_name[2] = { "random", "text" };
+    static const int link[2] = { 128, 256 };
+    size_t packets = 16, in = packets * PACKET;
+    double gib = 1024.0 * 1024 * 1024;
+    double t[2][LEVELS + 1][2];     /* s/GiB: kind, none + levels, link */
+    uint8_t *data = malloc(in);
+
+    if (!data) {
+        die("out of memory");
+    }
+    printf("\nEach kind alone, %zu packets of it:\n\n", packets);
+    printf("| pages | level | MB/s, one thread | out/in "
+           "| s/GiB, 2 channels, 128 MiB/s | s/GiB, 2 channels, 256 MiB/s |\n");
+    printf("| --- | --- | --- | --- | --- | --- |\n");
+    for (int k = 0; k < 2; k++) {
+        make_pages(data, in, k);
+        for (int j = 0; j < 2; j++) {
+            t[k][0][j] = bound(0, gib, link[j]);
+        }
+        for (int l = 0; l < LEVELS; l++) {
+            double fastest = 0, speed, ratio;
+            size_t bytes = 0;
+
+            for (int r = 0; r < reps; r++) {
+                double t0 = now(), dt;
+
+                bytes = 0;
+                for (size_t p = 0; p < packets; p++) {
+                    bytes += frame(out, out_size, data + p * PACKET, PACKET,
+                                   levels[l]);
+                }
+                dt = now() - t0;
+                fastest = r && fastest < dt ? fastest : dt;
+            }
+            speed = in / fastest;
+            ratio = (double)bytes / in;
+            for (int j = 0; j < 2; j++) {
+                t[k][l + 1][j] = bound(gib / (speed * CHANNELS), gib * ratio,
+                                       link[j]);
+            }
+            printf("| %s | %d | %.0f | %.3f | %.2f | %.2f |\n", kind_name[k],
+                   levels[l], speed / 1e6, ratio, t[k][l + 1][0],
+                   t[k][l + 1][1]);
+        }
+    }
+    free(data);
+
+    printf("\nHalf text, half random, in runs of whole packets: "
+           "s/GiB, 2 channels\n\n");
+    printf("| link | none | level 1 | level 3 | level 6 "
+           "| the best for each packet |\n");
+    printf("| --- | --- | --- | --- | --- | --- |\n");
+    for (int j = 0; j < 2; j++) {
+        double best[2] = { t[0][0][j], t[1][0][j] };
+
+        printf("| %d MiB/s |", link[j]);
+        for (int l = 0; l <= LEVELS; l++) {
+            printf(" %.2f |", (t[0][l][j] + t[1][l][j]) / 2);
+            for (int k = 0; k < 2; k++) {
+                best[k] = best[k] < t[k][l][j] ? best[k] : t[k][l][j];
+            }
+        }
+        printf(" %.2f |\n", (best[0] + best[1]) / 2);
+    }
+}
+
 static uint8_t *read_files(char **names, int count, size_t *len)
 {
     size_t cap = 0;
@@ -378,7 +460,7 @@ int main(int argc, char **argv)
         if (!data) {
             die("out of memory");
         }
-        make_pages(data, len);
+        make_pages(data, len, -1);
     }
     packets = len / PACKET;
     pages = packets * PACKET_PAGES;
@@ -449,5 +531,6 @@ int main(int argc, char **argv)
     measure("shuffled", shuffled, packets, ideal_shuffled, reps);
     printf("| either | - | none | - | 1.000 | %.2f | %.2f |\n",
            1024.0 / 128, 1024.0 / 256);
+    measure_kinds(reps);
     return 0;
 }

@@ -31,9 +31,14 @@ static const Data text = {
     .compress_ns = { 0, 2.5, 6.0, 15.0 },
     .ratio = { 1.0, 0.30, 0.27, 0.25 },
 };
-/* random pages: nothing to gain, and the CPU is busy with the guest */
+/*
+ * random pages: nothing to gain, and little to lose below level 6: zstd
+ * passes over random bytes at 3.8 GB/s with level 1, 3.6 GB/s with
+ * level 3 and 340 MB/s with level 6 (make bench-compress-runs, this
+ * machine, one thread, 512 KiB packets)
+ */
 static const Data noise = {
-    .compress_ns = { 0, 20.0, 24.0, 30.0 },
+    .compress_ns = { 0, 0.26, 0.27, 2.9 },
     .ratio = { 1.0, 1.0, 1.0, 1.0 },
 };
 
@@ -219,11 +224,19 @@ static void test_slow_link(void **state)
     assert_true(t <= best * 1.05);
 }
 
-/* alternating runs of text and noise: better than every fixed choice */
+/*
+ * Alternating runs of text and random pages: as fast as the best fixed
+ * choice (level 1), faster than the others.  No choice per packet
+ * can beat level 1 here: on random pages it costs 2% of the link's
+ * time, hidden behind it.  Without the probes the choice stays on no
+ * compression, where the random pages left it, for most of each run of
+ * text (9% slower than level 1).
+ */
 static void test_mixed(void **state)
 {
     CompressChoice c;
-    double t;
+    double t, best = 0, ideal = 0;
+    int best_arm = 0;
 
     compress_choice_init(&c);
     t = run(&c, &text, &noise, 256, 20000, LINK_NS);
@@ -231,10 +244,31 @@ static void test_mixed(void **state)
         double f = run_fixed(a, &text, &noise, 256, 20000, LINK_NS);
 
         g_test_message("mixed: %.3f of fixed arm %d", t / f, a);
-        assert_true(t * 1.12 < f);
+        if (!best || f < best) {
+            best = f;
+            best_arm = a;
+        }
     }
-    g_test_message("mixed: %" PRIu64 " switches", c.switches);
-    assert_true(c.switches >= 20000 / 256 - 2);
+    for (int i = 0; i < 20000; i++) {
+        const Data *x = (i / 256) % 2 ? &noise : &text;
+        double p = packet_time(x, 0, LINK_NS);
+
+        for (int a = 1; a < COMPRESS_CHOICE_ARMS; a++) {
+            p = MIN(p, packet_time(x, a, LINK_NS));
+        }
+        ideal += p;
+    }
+    g_test_message("mixed: %" PRIu64 " switches; the best arm of each "
+                   "packet, known in advance: %.4f of fixed arm %d",
+                   c.switches, ideal / best, best_arm);
+    assert_int_equal(best_arm, 1);
+    assert_true(t <= best * 1.03);
+    for (int a = 0; a < COMPRESS_CHOICE_ARMS; a++) {
+        if (a != best_arm) {
+            assert_true(t * 1.05 < run_fixed(a, &text, &noise, 256, 20000,
+                                             LINK_NS));
+        }
+    }
 }
 
 /*
