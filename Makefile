@@ -21,7 +21,7 @@ S := scripts
         libvirt check-libvirt \
         fuzz series series-build demo demo-all bench bench-throttle bench-wfg bench-disk bench-spill \
         bench-spill-postcopy bench-rdma bench-units bench-diskmap bench-multifd \
-        bench-disk-postcopy bench-learn-io bench-compress bench-compress-256 bench-compress-runs bench-headline bench-handoff \
+        bench-disk-postcopy bench-learn-io bench-compress bench-compress-256 bench-compress-mix bench-compress-runs bench-headline bench-handoff \
         bench-common \
         clean distclean help
 
@@ -164,6 +164,16 @@ bench-compress-256: build
 	@PYTHON=$(PYTHON) $(S)/bench.sh --name adaptive-compression-256 \
 	    --scenarios pagecache,text-dirty \
 	    --configs multifd-256,multifd-zstd-256,multifd-zstd-3-256,multifd-zstd-6-256,adaptive-compression-256 \
+	    --reps 5 $(BENCH_ARGS)
+
+# The same choices where text and random bytes come in runs of whole
+# packets (4 MiB of each by turns), at 128 MiB/s, 256 MiB/s and uncapped:
+# where a choice per packet could gain most; 5 repetitions.
+# bench/results/adaptive-compression-mix.*
+bench-compress-mix: build
+	@PYTHON=$(PYTHON) $(S)/bench.sh --name adaptive-compression-mix \
+	    --scenarios text-runs \
+	    --configs multifd,multifd-zstd,multifd-zstd-3,multifd-zstd-6,adaptive-compression,multifd-256,multifd-zstd-256,multifd-zstd-3-256,multifd-zstd-6-256,adaptive-compression-256,multifd-uncapped,multifd-zstd-uncapped,adaptive-compression-uncapped \
 	    --reps 5 $(BENCH_ARGS)
 
 # What a choice per run of pages inside a packet could gain over

@@ -49,14 +49,6 @@ static int64_t now_ns(void)
 
 /* -t: words of 8 characters instead of random-looking ones */
 static int text_mode;
-static const char text_words[32][9] = {
-    "migrate ", "page    ", "cache   ", "dirty   ", "shared  ", "disk    ",
-    "precopy ", "postcopy", "channel ", "guest   ", "memory  ", "zstd    ",
-    "the     ", "of      ", "and     ", "a       ", "to      ", "in      ",
-    "is      ", "that    ", "with    ", "for     ", "bitmap  ", "source  ",
-    "target  ", "packet  ", "stream  ", "link    ", "qemu    ", "kernel  ",
-    "file\n   ", "block\n  ",
-};
 
 static uint64_t page_word(uint64_t base, int j)
 {
@@ -65,7 +57,7 @@ static uint64_t page_word(uint64_t base, int j)
     if (!text_mode) {
         return base ^ ((uint64_t)j * 0x9e3779b97f4a7c15ULL);
     }
-    memcpy(&w, text_words[splitmix64(base + j) & 31], 8);
+    memcpy(&w, workload_text_words[splitmix64(base + j) & 31], 8);
     return w;
 }
 

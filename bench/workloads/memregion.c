@@ -4,9 +4,11 @@
  * memregion: hold a named memory region with a seeded pattern, for
  * verifying that guest memory arrived intact after a migration.
  *
- *     memregion -n NAME -m MiB [-s SEED] -d DIR
+ *     memregion -n NAME -m MiB [-s SEED] [-t RUN_MiB] -d DIR
  *
  * fills -m MiB of anonymous memory with a pattern derived from SEED,
+ * bytes that look random (with -t, RUN_MiB of them, then RUN_MiB of
+ * words of text, and so on, for compression to tell apart),
  * writes its pid to DIR/NAME.pid and waits.  On SIGUSR1 it checksums the
  * memory it holds and writes
  *
@@ -32,10 +34,18 @@
 
 #include "workload.h"
 
+/* -t: words in a run of random bytes, then as many of text; 0: no text */
+static uint64_t text_run_words;
+
 static inline uint64_t pattern(uint64_t seed, uint64_t i)
 {
     /* One expensive mix per 4 KiB page, a cheap one per word. */
-    return splitmix64(seed ^ (i >> 9)) ^ (i * 0x9e3779b97f4a7c15ULL);
+    uint64_t w = splitmix64(seed ^ (i >> 9)) ^ (i * 0x9e3779b97f4a7c15ULL);
+
+    if (text_run_words && (i / text_run_words) % 2) {
+        memcpy(&w, workload_text_words[splitmix64(w) & 31], 8);
+    }
+    return w;
 }
 
 int main(int argc, char **argv)
@@ -47,7 +57,7 @@ int main(int argc, char **argv)
     uint64_t *mem;
     int opt;
 
-    while ((opt = getopt(argc, argv, "n:m:s:d:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:m:s:t:d:")) != -1) {
         switch (opt) {
         case 'n':
             name = optarg;
@@ -57,6 +67,9 @@ int main(int argc, char **argv)
             break;
         case 's':
             seed = parse_u64(optarg);
+            break;
+        case 't':
+            text_run_words = parse_u64(optarg) * 1024 * 1024 / 8;
             break;
         case 'd':
             dir = optarg;
@@ -113,6 +126,7 @@ int main(int argc, char **argv)
     return 0;
 
 usage:
-    fprintf(stderr, "usage: memregion -n NAME -m MiB [-s SEED] -d DIR\n");
+    fprintf(stderr, "usage: memregion -n NAME -m MiB [-s SEED] [-t RUN_MiB] "
+            "-d DIR\n");
     return 2;
 }

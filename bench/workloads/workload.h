@@ -63,6 +63,19 @@ static inline uint64_t splitmix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/*
+ * Words of 8 characters, for pages of text: a page of them, picked at
+ * random, compresses to about a sixth with zstd.
+ */
+static const char workload_text_words[32][9] = {
+    "migrate ", "page    ", "cache   ", "dirty   ", "shared  ", "disk    ",
+    "precopy ", "postcopy", "channel ", "guest   ", "memory  ", "zstd    ",
+    "the     ", "of      ", "and     ", "a       ", "to      ", "in      ",
+    "is      ", "that    ", "with    ", "for     ", "bitmap  ", "source  ",
+    "target  ", "packet  ", "stream  ", "link    ", "qemu    ", "kernel  ",
+    "file\n   ", "block\n  ",
+};
+
 /* One step of the running checksum of a region or a file. */
 static inline uint64_t mix(uint64_t h, uint64_t w)
 {

@@ -79,9 +79,10 @@ class Config:
     postcopy_early: bool = False
 
 
-# make bench-compress's scenarios: the configurations only it needs run
-# in no other, so that make bench does not grow by them
-COMPRESS_SCENARIOS = ("text-dirty", "pagecache")
+# make bench-compress's scenarios (and -256's and -mix's): the
+# configurations only they need run in no other, so that make bench does
+# not grow by them
+COMPRESS_SCENARIOS = ("text-dirty", "pagecache", "text-runs")
 
 CONFIGS = [
     Config("precopy"),
@@ -422,6 +423,9 @@ class Scenario:
     description: str
     cache_mib: int = 0          # MiB of disk files read into the page cache
     region_mib: int = 32        # verified static region
+    # > 0: the region is random bytes and words of text by turns, in runs
+    # of this many MiB (memregion -t)
+    region_text_run_mib: int = 0
     dirty_mib: int = 0          # dirtier working set (0: no dirtier)
     dirty_rate: float = 0       # MB/s (0 with dirty_mib: unthrottled)
     dirty_order: str = "rand"   # seq | rand
@@ -463,6 +467,11 @@ SCENARIOS = [
     Scenario("text-dirty", "dirtier: 128 MiB working set of text, 100 MB/s "
              "sequential", dirty_mib=128, dirty_rate=100, dirty_order="seq",
              dirty_text=True),
+    # Text and random bytes in runs of whole packets (make
+    # bench-compress-mix): where a choice per packet could gain most.
+    Scenario("text-runs", "160 MiB of memory: 4 MiB of random bytes, then "
+             "4 MiB of words of text, by turns", region_mib=160,
+             region_text_run_mib=4, default=False),
     # CPU-bound dirtier (GB/s under TCG): plain precopy cannot converge;
     # the throttling configurations are what this one measures.
     Scenario("dirty-heavy", "dirtier: 128 MiB working set, sequential, "

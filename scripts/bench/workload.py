@@ -32,8 +32,9 @@ def start_workload(con, sc):
         _, txt = con.run("pagecache -M %d -c /mnt/MANIFEST /mnt/data/f*" %
                          sc.cache_mib, timeout=cache_timeout(sc))
         out["cache_fill"] = txt.strip().splitlines()[-1]
-    con.run("memregion -n region0 -m %d -s 12345 -d %s >%s/region0.out 2>&1 &"
-            % (sc.region_mib, WL, WL))
+    con.run("memregion -n region0 -m %d -s 12345%s -d %s >%s/region0.out "
+            "2>&1 &" % (sc.region_mib, " -t %d" % sc.region_text_run_mib
+                        if sc.region_text_run_mib else "", WL, WL))
     con.run(wait_file_cmd("%s/region0.pid" % WL), timeout=60)
     if sc.slow_disk_jobs:
         # one request at a time each, at random 4 KiB blocks of the 1 GiB

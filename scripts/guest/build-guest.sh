@@ -90,7 +90,7 @@ inputs_hash() {
     {
         echo "$KPKG $DISK_FILES $DISK_FILE_MIB $MODULES"
         busybox | head -n1
-        cat "$here/init" "$here/gen-files.py" "$0" "$TOP"/bench/workloads/*.c
+        cat "$here/init" "$here/gen-files.py" "$0" "$TOP"/bench/workloads/*.[ch]
     } | sha256sum | cut -c1-16
 }
 HASH=$(inputs_hash)
