@@ -288,32 +288,43 @@ static double bound(double cpu_s, double bytes, double mib_s)
     return cpu_s > link_s ? cpu_s : link_s;
 }
 
+/*
+ * The fastest of @reps passes of @way at @level over @packets packets
+ * of @data: its speed in bytes/s on one thread, and its bytes out per
+ * byte in in @ratio.
+ */
+static double timed(int way, const uint8_t *data, size_t packets,
+                    int level, const bool *ideal, int reps, double *ratio)
+{
+    double fastest = 0;
+    size_t bytes = 0;
+
+    for (int r = 0; r < reps; r++) {
+        double t0 = now(), t;
+
+        bytes = 0;
+        for (size_t p = 0; p < packets; p++) {
+            bytes += encode(way, data + p * PACKET, level,
+                            way == WAY_IDEAL ?
+                            ideal + p * PACKET_PAGES : NULL);
+        }
+        t = now() - t0;
+        fastest = r && fastest < t ? fastest : t;
+    }
+    *ratio = (double)bytes / (packets * PACKET);
+    return packets * PACKET / fastest;
+}
+
 static void measure(const char *layout, const uint8_t *data, size_t packets,
                     const bool *ideal, int reps)
 {
-    size_t in = packets * PACKET;
     double gib = 1024.0 * 1024 * 1024;
 
     for (int l = 0; l < LEVELS; l++) {
         for (int w = 0; w < WAYS; w++) {
-            double fastest = 0;
-            size_t bytes = 0;
-
-            for (int r = 0; r < reps; r++) {
-                double t0 = now(), t;
-
-                bytes = 0;
-                for (size_t p = 0; p < packets; p++) {
-                    bytes += encode(w, data + p * PACKET, levels[l],
-                                    w == WAY_IDEAL ?
-                                    ideal + p * PACKET_PAGES : NULL);
-                }
-                t = now() - t0;
-                fastest = r && fastest < t ? fastest : t;
-            }
-
-            double speed = in / fastest;            /* bytes/s, one thread */
-            double ratio = (double)bytes / in;
+            double ratio;
+            double speed = timed(w, data, packets, levels[l], ideal, reps,
+                                 &ratio);
             double cpu = gib / (speed * CHANNELS);
 
             printf("| %s | %d | %s | %.0f | %.3f | %.2f | %.2f |\n",
@@ -351,22 +362,10 @@ static void measure_kinds(int reps)
             t[k][0][j] = bound(0, gib, link[j]);
         }
         for (int l = 0; l < LEVELS; l++) {
-            double fastest = 0, speed, ratio;
-            size_t bytes = 0;
+            double ratio;
+            double speed = timed(WAY_PACKET, data, packets, levels[l], NULL,
+                                 reps, &ratio);
 
-            for (int r = 0; r < reps; r++) {
-                double t0 = now(), dt;
-
-                bytes = 0;
-                for (size_t p = 0; p < packets; p++) {
-                    bytes += frame(out, out_size, data + p * PACKET, PACKET,
-                                   levels[l]);
-                }
-                dt = now() - t0;
-                fastest = r && fastest < dt ? fastest : dt;
-            }
-            speed = in / fastest;
-            ratio = (double)bytes / in;
             for (int j = 0; j < 2; j++) {
                 t[k][l + 1][j] = bound(gib / (speed * CHANNELS), gib * ratio,
                                        link[j]);
