@@ -41,6 +41,15 @@ static const Data noise = {
     .compress_ns = { 0, 0.26, 0.27, 2.9 },
     .ratio = { 1.0, 1.0, 1.0, 1.0 },
 };
+/*
+ * pages on which compression costs more than the link and gains
+ * nothing: not random bytes with zstd, as above, but what a busier CPU
+ * or a slower compressor would make of them
+ */
+static const Data costly = {
+    .compress_ns = { 0, 20.0, 24.0, 30.0 },
+    .ratio = { 1.0, 1.0, 1.0, 1.0 },
+};
 
 /* for the float comparisons (checkpatch reads 1e-9 as a subtraction) */
 #define EPSILON 0.000000001
@@ -269,6 +278,28 @@ static void test_mixed(void **state)
                                              LINK_NS));
         }
     }
+}
+
+/*
+ * Alternating runs of text and of pages that compression only slows
+ * down: the best choice changes at each run, and the chooser follows it,
+ * faster than every fixed choice.
+ */
+static void test_mixed_costly(void **state)
+{
+    CompressChoice c;
+    double t;
+
+    compress_choice_init(&c);
+    t = run(&c, &text, &costly, 256, 20000, LINK_NS);
+    for (int a = 0; a < COMPRESS_CHOICE_ARMS; a++) {
+        double f = run_fixed(a, &text, &costly, 256, 20000, LINK_NS);
+
+        g_test_message("mixed, costly: %.3f of fixed arm %d", t / f, a);
+        assert_true(t * 1.12 < f);
+    }
+    g_test_message("mixed, costly: %" PRIu64 " switches", c.switches);
+    assert_true(c.switches >= 20000 / 256 - 2);
 }
 
 /*
@@ -551,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_fast_link),
         cmocka_unit_test(test_slow_link),
         cmocka_unit_test(test_mixed),
+        cmocka_unit_test(test_mixed_costly),
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_probe_interval),
         cmocka_unit_test(test_near_limit),
